@@ -1,0 +1,54 @@
+# Thin wrapper over CMake. `make run` builds and runs the demo, `make test`
+# builds and runs every test. Build trees: build/ (RelWithDebInfo),
+# build-asan/ (ASan+UBSan), build-tsan/ (TSan), build-release/ (benchmarks).
+CMAKE      ?= cmake
+CTEST      ?= ctest
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+PREFIX     ?= /usr/local
+CTEST_ARGS ?= --output-on-failure -j$(JOBS)
+
+.PHONY: all build run test test-sanitize test-asan test-tsan test-valgrind bench install clean
+
+all: build
+
+build:
+	@$(CMAKE) -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@$(CMAKE) --build build -j$(JOBS)
+
+run: build
+	./build/examples/first
+
+test: build
+	cd build && $(CTEST) $(CTEST_ARGS)
+
+test-sanitize: test-asan test-tsan
+
+test-asan:
+	@$(CMAKE) -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DHERD_SANITIZE=address \
+		-DHERD_BUILD_BENCH=OFF >/dev/null
+	@$(CMAKE) --build build-asan -j$(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(CTEST) $(CTEST_ARGS)
+
+test-tsan:
+	@$(CMAKE) -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DHERD_SANITIZE=thread \
+		-DHERD_BUILD_BENCH=OFF >/dev/null
+	@$(CMAKE) --build build-tsan -j$(JOBS)
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+		$(CTEST) $(CTEST_ARGS)
+
+# Every test under Valgrind's memcheck (slow; not part of `make test`).
+test-valgrind: build
+	cd build && $(CTEST) $(CTEST_ARGS) -LE long -T memcheck \
+		--overwrite MemoryCheckCommandOptions="--error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite"
+
+bench:
+	@$(CMAKE) -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DHERD_BUILD_TESTS=OFF >/dev/null
+	@$(CMAKE) --build build-release -j$(JOBS)
+	./bench/run.sh build-release
+
+install: build
+	$(CMAKE) --install build --prefix $(PREFIX)
+
+clean:
+	rm -rf build build-asan build-tsan build-release

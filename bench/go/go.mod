@@ -1,0 +1,3 @@
+module herdbench
+
+go 1.19

@@ -1,0 +1,151 @@
+#!/bin/sh
+# run.sh - runs herd's core benchmarks next to their Go twins.
+#
+# Usage: bench/run.sh <build-dir>
+#
+# Runs <build-dir>/bench/bench-core and its Go twin (bench/go/, built here into
+# <build-dir>/bench/go-bench when `go` is on PATH), herd first, benchmark by
+# benchmark, and prints one line per benchmark on stdout, nothing else:
+#     bench NAME: herd X UNIT, go Y UNIT, ratio R        (R = X / Y)
+# with "go -" and "ratio -" when there is no Go figure ("herd -" when the
+# herd benchmark failed). Diagnostics go to stderr. Exits 1 if a herd
+# benchmark failed (the others still run), 2 on bad usage. BENCH_TIMEOUT
+# (seconds, default 600) bounds each run when timeout(1) is available.
+#
+# Targets (from the issue); missing one is reported on stderr, not an error:
+#     spawn        spawn+join <= 0.5 x Go             (ratio <= 0.50)
+#     skynet       <= 0.7 x Go                        (ratio <= 0.70)
+#     yield        a task switch <= 20 ns             (herd <= 20 ns/switch)
+#     mem-parked   a parked task <= 4.5 KiB of RSS    (herd <= 4608 bytes/task)
+#     mem-spawned  a spawned task not yet run <= 512 bytes (herd <= 512)
+set -u
+
+log() {
+	printf 'run.sh: %s\n' "$*" >&2
+}
+
+if [ $# -ne 1 ] || [ ! -d "$1" ]; then
+	echo "usage: $0 <build-dir>" >&2
+	exit 2
+fi
+src=$(cd "$(dirname "$0")" && pwd)
+build=$(cd "$1" && pwd)
+herd_bin=$build/bench/bench-core
+go_bin=$build/bench/go-bench
+
+# Whether Go can use its cache directory $1 (which it would create anyway).
+cache_ok() {
+	[ -n "$1" ] && [ "$1" != off ] && mkdir -p "$1" 2>/dev/null && [ -w "$1" ]
+}
+
+# Whether directory $1, which a std-only build need not create, could be.
+dir_ok() {
+	d=$1
+	while [ -n "$d" ] && [ ! -e "$d" ]; do
+		d=$(dirname "$d")
+	done
+	[ -n "$d" ] && [ -d "$d" ] && [ -w "$d" ]
+}
+
+# Builds the Go twin into $go_bin; fails if go is missing or the build fails.
+build_go() {
+	if ! command -v go >/dev/null 2>&1; then
+		log "go is not on PATH: no Go figures"
+		return 1
+	fi
+	mkdir -p "$build/bench" || return 1
+	# Without a writable HOME, Go keeps its caches in the build tree.
+	cache_ok "$(go env GOCACHE 2>/dev/null)" ||
+		export GOCACHE="$build/bench/go-cache"
+	dir_ok "$(go env GOPATH 2>/dev/null)" ||
+		export GOPATH="$build/bench/go-path"
+	if ! (cd "$src/go" && GOFLAGS=-mod=mod GO111MODULE=on GOPROXY=off \
+		GOTOOLCHAIN=local go build -o "$go_bin" .) >&2; then
+		log "cannot build the Go twin: no Go figures"
+		return 1
+	fi
+	log "$(go version), $(nproc 2>/dev/null || echo '?') cpus, kernel $(uname -r)"
+}
+
+# Runs one benchmark of one binary, bounded in time when timeout(1) exists.
+run_limited() {
+	if command -v timeout >/dev/null 2>&1; then
+		timeout "${BENCH_TIMEOUT:-600}" "$@" </dev/null
+	else
+		"$@" </dev/null
+	fi
+}
+
+# measure BIN NAME UNIT: prints the figure of `BIN NAME`, or fails.
+measure() {
+	if [ ! -x "$1" ]; then
+		log "$1: not found"
+		return 1
+	fi
+	out=$(run_limited "$1" "$2") || {
+		log "$1 $2 failed (exit status $?)"
+		return 1
+	}
+	value=${out% "$3"}
+	case $value in
+	"$out" | '' | *[!0-9.-]*)
+		log "$1 $2: expected '<number> $3', got: $out"
+		return 1
+		;;
+	esac
+	printf '%s\n' "$value"
+}
+
+# ratio X Y: X / Y to two decimals, or "-".
+ratio() {
+	awk -v x="$1" -v y="$2" 'BEGIN {
+		if (x == "-" || y == "-" || y + 0 == 0) print "-"
+		else printf "%.2f\n", x / y
+	}'
+}
+
+# target NAME FIGURE LIMIT: reports on stderr whether FIGURE <= LIMIT.
+target() {
+	[ "$2" = - ] && return
+	if awk -v v="$2" -v l="$3" 'BEGIN { exit !(v + 0 <= l + 0) }'; then
+		log "target $1: $2 <= $3: met"
+	else
+		log "target $1: $2 > $3: MISSED"
+	fi
+}
+
+have_go=0
+build_go && have_go=1
+env | grep -E '^(HERD_[A-Z_]*|GOMAXPROCS|GOGC|GODEBUG|GOMEMLIMIT)=' |
+	while read -r v; do log "environment: $v"; done
+
+status=0
+# name, unit, what the target bounds (the ratio or herd's figure), the bound
+while read -r name unit kind limit; do
+	log "--- $name"
+	x=$(measure "$herd_bin" "$name" "$unit") || {
+		x=-
+		status=1
+	}
+	y=-
+	if [ $have_go = 1 ]; then
+		y=$(measure "$go_bin" "$name" "$unit") || y=-
+	fi
+	r=$(ratio "$x" "$y")
+	hx="$x $unit"
+	[ "$x" = - ] && hx=-
+	gy="$y $unit"
+	[ "$y" = - ] && gy=-
+	echo "bench $name: herd $hx, go $gy, ratio $r"
+	case $kind in
+	ratio) target "$name" "$r" "$limit" ;;
+	herd) target "$name" "$x" "$limit" ;;
+	esac
+done <<EOF
+spawn ns/task ratio 0.50
+skynet ms ratio 0.70
+yield ns/switch herd 20
+mem-parked bytes/task herd 4608
+mem-spawned bytes/task herd 512
+EOF
+exit $status

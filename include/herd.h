@@ -1,0 +1,410 @@
+/*
+ * herd.h - Go-style parallelism for C, where nothing strays.
+ *
+ * This is the only public header of libherd. It declares:
+ *   - the runtime entry points (herd_main, herd_run) and their configuration;
+ *   - tasks: cheap stackful coroutines that an M:N work-stealing scheduler
+ *     runs on every core (herd_go, HERD_GO, herd_yield);
+ *   - scopes: every task belongs to one; a scope is never freed while one of
+ *     its tasks runs, and cancelling it makes the blocking calls of its tasks
+ *     (and of the scopes nested in it) return HERD_ECANCELED;
+ *   - wait groups for code ported from Go (herd_wg_*);
+ *   - time: herd_now, deadlines, herd_sleep;
+ *   - errors (herd_strerror) and statistics (herd_stats_get).
+ *
+ * Conventions, which hold for every function unless its comment says otherwise:
+ *   - Functions return int: 0 (or more) on success, a negative code on
+ *     failure: either -errno (-ENOMEM, -EINVAL, ...) or a HERD_E* code below.
+ *     herd_strerror() names every code. A failed call changes nothing.
+ *   - Blocking calls take an absolute deadline on the monotonic clock, in
+ *     nanoseconds (see herd_now): HERD_FOREVER (-1) waits without limit,
+ *     HERD_NOWAIT (0) never blocks, any other value is the instant at which
+ *     the call gives up and returns HERD_ETIMEDOUT.
+ *   - A call that may block is a cancellation point: if the calling task's
+ *     scope (or any scope it is nested in) is cancelled, the call returns
+ *     HERD_ECANCELED at once, or as soon as the cancellation happens while it
+ *     waits. Calls with deadline HERD_NOWAIT are not cancellation points.
+ *   - Blocking calls may only be made from a task; from any other thread they
+ *     return -EPERM.
+ *
+ * Thread-local storage and errno: a task can resume on another worker thread
+ * after any call that may block or yield, so it must not keep the address of
+ * a thread-local variable (errno included) across such a call.
+ */
+#ifndef HERD_H
+#define HERD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define HERD_API __attribute__((visibility("default")))
+#else
+#define HERD_API
+#endif
+
+#define HERD_VERSION_MAJOR 0
+#define HERD_VERSION_MINOR 1
+#define HERD_VERSION_PATCH 0
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * herd's own codes. They lie below every -errno value, so a code is either
+ * one of these or the negation of an errno, never both.
+ */
+enum {
+	/* The calling task's scope, or a scope it is nested in, was cancelled. */
+	HERD_ECANCELED = -10001,
+	/* The deadline passed before the call could complete. */
+	HERD_ETIMEDOUT = -10002,
+	/* The object (a channel, for example) was closed. */
+	HERD_ECLOSED = -10003,
+};
+
+/*
+ * Returns a short English description of a code returned by any herd call:
+ * a HERD_E* code, a negated errno, or 0 ("success"). Never returns NULL; the
+ * string is static and must not be freed. Does not block.
+ */
+HERD_API const char *herd_strerror(int code);
+
+/* ------------------------------------------------------------------------ */
+/* Time and deadlines                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Deadline values with a special meaning (see the conventions above). */
+#define HERD_FOREVER ((int64_t)-1)
+#define HERD_NOWAIT ((int64_t)0)
+
+/* Nanoseconds per unit, to write durations: 250 * HERD_MSEC. */
+#define HERD_USEC ((int64_t)1000)
+#define HERD_MSEC ((int64_t)1000000)
+#define HERD_SEC ((int64_t)1000000000)
+
+/*
+ * The monotonic clock (CLOCK_MONOTONIC) in nanoseconds. Always positive.
+ * Callable from any thread, inside or outside the runtime. Does not block.
+ */
+HERD_API int64_t herd_now(void);
+
+/*
+ * The deadline that lies `timeout` nanoseconds from now: herd_now() + timeout,
+ * saturated so that it never overflows. A negative timeout gives
+ * HERD_FOREVER. Does not block.
+ */
+HERD_API int64_t herd_deadline(int64_t timeout);
+
+/*
+ * Parks the calling task until `deadline` has passed (never earlier); other
+ * tasks run meanwhile and a sleeping task costs no CPU.
+ * Returns 0 once the deadline has passed, HERD_ECANCELED if the task's scope is
+ * cancelled first, -EINVAL for HERD_FOREVER (a task that must wait for ever
+ * should wait for something), -EPERM outside a task.
+ * Blocks; cancellation point (except for deadline HERD_NOWAIT, which returns
+ * 0 at once).
+ */
+HERD_API int herd_sleep(int64_t deadline);
+
+/* ------------------------------------------------------------------------ */
+/* The runtime                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* The function a task runs. `arg` is described at herd_go. */
+typedef void (*herd_fn)(void *arg);
+
+/* Values of herd_config.debug. */
+enum {
+	HERD_DEBUG_DEFAULT = 0, /* the HERD_DEBUG variable, else on in debug builds */
+	HERD_DEBUG_OFF = 1,
+	HERD_DEBUG_ON = 2,
+};
+
+/*
+ * Runtime settings. A zero field takes its default, which an environment
+ * variable may change; a non-zero field overrides both.
+ */
+typedef struct herd_config {
+	/*
+	 * Worker threads. Default: HERD_WORKERS if set, else one per CPU that
+	 * the process may run on (sched_getaffinity). At most 1024.
+	 */
+	unsigned workers;
+	/*
+	 * Usable bytes of each task's stack, rounded up to the page size; at
+	 * least 16 KiB, at most 1 GiB. Default: HERD_STACK_SIZE if set (bytes,
+	 * or with a K, M or G suffix), else 64 KiB. Stacks are committed lazily:
+	 * a task pays in memory only for the pages it touches.
+	 */
+	size_t stack_size;
+	/*
+	 * Debug checks, see HERD_DEBUG_*. When on, herd_go warns (once per call
+	 * site) when the bytes it copies hold a pointer into the spawning task's
+	 * own stack.
+	 */
+	int debug;
+} herd_config;
+
+/*
+ * Starts the runtime, runs fn(arg) as the first task, and returns when every
+ * task has ended. The calling thread becomes one of the workers. The first
+ * task runs in the root scope; see herd_scope_*.
+ * Returns 0 when all tasks have ended; -EINVAL if fn is NULL or a field of
+ * `config` is out of range; -EBUSY if a runtime is already running in this
+ * process; -ENOMEM or -EAGAIN if memory or threads could not be obtained (in
+ * which case nothing was started). An environment variable that cannot be
+ * parsed is reported on stderr in one line and ignored.
+ * Blocks the calling thread until the end. Not callable from a task.
+ */
+HERD_API int herd_run(const herd_config *config, herd_fn fn, void *arg);
+
+/* herd_run with the default configuration. */
+HERD_API int herd_main(herd_fn fn, void *arg);
+
+/*
+ * The number of worker threads of the running runtime, or -ESRCH if none is
+ * running. Does not block.
+ */
+HERD_API int herd_workers(void);
+
+/*
+ * The index (0 .. herd_workers() - 1) of the worker thread running the
+ * caller, or -EPERM when called from a thread that is not a worker. A task
+ * may move to another worker at any call that may block or yield. Does not
+ * block.
+ */
+HERD_API int herd_worker_id(void);
+
+/*
+ * The calling task's id: unique among the tasks of one herd_run, never 0.
+ * Returns 0 when the caller is not a task. Does not block.
+ */
+HERD_API uint64_t herd_task_id(void);
+
+/* ------------------------------------------------------------------------ */
+/* Scopes                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A scope groups tasks. Every task belongs to exactly one. Scopes nest: a
+ * scope opened by a task is a child of that task's scope, and the first task
+ * runs in the root scope that herd_run creates.
+ *
+ * Lifetime: the task that opens a scope owns it and must close it with
+ * herd_scope_close before it returns; if it returns without doing so, herd
+ * closes the scope for it (waiting for the scope's tasks) as the task ends.
+ * Any task may spawn into, wait for or cancel a scope it has a pointer to,
+ * as long as the owner has not closed it.
+ */
+typedef struct herd_scope herd_scope;
+
+/*
+ * Opens a new scope, a child of the calling task's scope, and stores it in
+ * *out. If the parent is already cancelled, the new scope starts cancelled.
+ * Returns 0, -ENOMEM, -EINVAL (out is NULL) or -EPERM (not called from a
+ * task). Does not block.
+ */
+HERD_API int herd_scope_open(herd_scope **out);
+
+/*
+ * The scope of the calling task, or NULL when the caller is not a task.
+ * Does not block.
+ */
+HERD_API herd_scope *herd_scope_current(void);
+
+/*
+ * Waits until the scope is empty: every task spawned into it has ended, and
+ * so has every scope nested in it. A scope can be waited for several times
+ * and by several tasks; tasks can be spawned into it again afterwards.
+ * Returns 0 when the scope is empty; HERD_ETIMEDOUT if the deadline passes
+ * first; HERD_ECANCELED if the calling task's scope is cancelled first (a
+ * scope's own cancellation does not end the wait: its tasks are expected to
+ * return); -EDEADLK if the calling task belongs to the scope or to a scope
+ * nested in it (it would wait for itself); -EINVAL if scope is NULL; -EPERM
+ * outside a task.
+ * Blocks; cancellation point.
+ */
+HERD_API int herd_scope_wait(herd_scope *scope, int64_t deadline);
+
+/*
+ * Cancels the scope and every scope nested in it, now and later opened:
+ * every blocking call of their tasks, those waiting now and those made
+ * later, returns HERD_ECANCELED, and spawning into them fails with
+ * HERD_ECANCELED. Tasks are not stopped otherwise: a task that computes
+ * without blocking should check herd_canceled() now and then.
+ * Cancelling twice is harmless. Callable from any task. Does not block.
+ * Returns 0, or -EINVAL if scope is NULL.
+ */
+HERD_API int herd_scope_cancel(herd_scope *scope);
+
+/*
+ * Closes a scope: waits, without a deadline and without being interrupted by
+ * cancellation, until the scope is empty, then frees it. To bound the time,
+ * wait with a deadline first and cancel the scope if it passes.
+ * Returns 0; -EPERM if the calling task is not the scope's owner; -EDEADLK
+ * if the calling task belongs to the scope or to a scope nested in it;
+ * -EINVAL if scope is NULL. On error the scope is left as it was.
+ * Blocks (uninterruptibly), but only for as long as the scope's tasks run.
+ */
+HERD_API int herd_scope_close(herd_scope *scope);
+
+/*
+ * 1 if the calling task's scope, or a scope it is nested in, has been
+ * cancelled; 0 if not or when the caller is not a task. Does not block.
+ */
+HERD_API int herd_canceled(void);
+
+/* ------------------------------------------------------------------------ */
+/* Tasks                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Spawns a task that runs fn(p) in `scope` (NULL: the calling task's scope).
+ *
+ * The argument is copied before herd_go returns, the way `go f(v)` evaluates
+ * v at once: herd_go copies `size` bytes from `arg` into memory owned by the
+ * new task, and p points to that copy, valid until fn returns (aligned for
+ * any type, as malloc's memory is). The caller may then change or free its
+ * own copy: a loop that spawns a task per value gives every task its own
+ * value. With size 0, p is `arg` itself, unchanged; the caller then keeps
+ * what it points to alive and unchanged for as long as the task uses it.
+ *
+ * The new task may run at once on another worker, or later. Returns 0;
+ * HERD_ECANCELED if the scope is cancelled (no task is started);
+ * -EINVAL if fn is NULL, if size is not 0 and arg is NULL, or if scope is NULL
+ * outside a task; -ENOMEM. Does not block.
+ *
+ * With debug checks on (see herd_config.debug), spawning warns on stderr,
+ * once per call site, when the copied bytes (or, with size 0, arg itself)
+ * hold a pointer into the spawning task's own stack: the task would read a
+ * variable that the spawner goes on changing, or leaves, which is the
+ * loop-variable bug of the Go post-mortem.
+ */
+HERD_API int herd_go(herd_scope *scope, herd_fn fn, const void *arg, size_t size);
+
+/*
+ * herd_go, with the call site named for the debug warning: `site` is a
+ * string literal, normally "file:line". The herd_go and HERD_GO macros below
+ * call this; call it directly only from wrappers that pass their own site.
+ */
+HERD_API int herd_go_at(const char *site, herd_scope *scope, herd_fn fn,
+			const void *arg, size_t size);
+
+#define HERD__STR2(x) #x
+#define HERD__STR(x) HERD__STR2(x)
+#define HERD__SITE __FILE__ ":" HERD__STR(__LINE__)
+
+/* Calls of herd_go name their site; (herd_go)(...) reaches the function. */
+#define herd_go(scope, fn, arg, size) \
+	herd_go_at(HERD__SITE, (scope), (fn), (arg), (size))
+
+/*
+ * HERD_GO(scope, fn, value): spawns fn with a copy of `value`, an expression
+ * of any non-array type evaluated once, as Go's `go fn(value)` does. fn
+ * receives a pointer to the copy: `T v = *(T *)p;`. Returns as herd_go.
+ * (Uses a GNU statement expression, which gcc and clang accept.)
+ */
+#define HERD_GO(scope, fn, value)                                          \
+	__extension__({                                                    \
+		__typeof__(value) herd__value_ = (value);                  \
+		herd_go_at(HERD__SITE, (scope), (fn), &herd__value_,       \
+			   sizeof herd__value_);                           \
+	})
+
+/*
+ * Lets other tasks run: the calling task goes to the back of its worker's
+ * queue if any other task is ready there. A task that computes for a long
+ * time without blocking should call it now and then.
+ * Returns 0, HERD_ECANCELED if the task's scope is cancelled (it still
+ * yields; the code is a convenient place to stop), or -EPERM outside a task.
+ */
+HERD_API int herd_yield(void);
+
+/* ------------------------------------------------------------------------ */
+/* Wait groups                                                              */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A counter that tasks can wait on until it is zero, as Go's
+ * sync.WaitGroup. Prefer scopes in new code: they cannot be miscounted.
+ */
+typedef struct herd_wg herd_wg;
+
+/*
+ * Creates a wait group with counter 0 and stores it in *out.
+ * Returns 0, -EINVAL (out is NULL) or -ENOMEM. Callable from any thread.
+ */
+HERD_API int herd_wg_new(herd_wg **out);
+
+/*
+ * Frees a wait group. Returns 0, or -EBUSY if a task is waiting on it (then
+ * nothing is freed). NULL is accepted and ignored. Does not block.
+ */
+HERD_API int herd_wg_free(herd_wg *wg);
+
+/*
+ * Adds delta (which may be negative) to the counter. When the counter
+ * reaches zero, every waiting task is woken.
+ * Returns the new counter value (0 or more); -ERANGE if the counter would
+ * become negative or exceed INT32_MAX (Go panics; here the counter is left
+ * unchanged); -EINVAL if wg is NULL. Callable from any thread. Does not
+ * block.
+ */
+HERD_API int herd_wg_add(herd_wg *wg, int delta);
+
+/* herd_wg_add(wg, -1). */
+HERD_API int herd_wg_done(herd_wg *wg);
+
+/*
+ * Waits until the counter is zero. Returns 0 then; HERD_ETIMEDOUT if the
+ * deadline passes first; HERD_ECANCELED; -EINVAL if wg is NULL; -EPERM
+ * outside a task. Blocks; cancellation point.
+ */
+HERD_API int herd_wg_wait(herd_wg *wg, int64_t deadline);
+
+/* ------------------------------------------------------------------------ */
+/* Statistics                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* How task stacks are guarded against overflow (herd_stats.stack_guard). */
+enum {
+	/* Guard pages installed with MADV_GUARD_INSTALL (Linux 6.13+): every
+	 * stack has one, and they cost no memory mapping. */
+	HERD_GUARD_MADVISE = 1,
+	/* PROT_NONE guard pages, one mapping each: only the first stacks get
+	 * one (see docs/design.md), the others a canary checked at each switch. */
+	HERD_GUARD_MPROTECT = 2,
+	/* No guard pages; a canary checked at each switch (HERD_GUARD=canary). */
+	HERD_GUARD_CANARY = 3,
+};
+
+typedef struct herd_stats {
+	uint64_t tasks;         /* tasks alive: spawned and not yet ended */
+	uint64_t tasks_parked;  /* tasks blocked in a herd call */
+	uint64_t tasks_spawned; /* tasks spawned since herd_run started */
+	uint64_t stacks;        /* task stacks made: in use or kept for reuse */
+	uint64_t stacks_guarded;/* of those, how many have a guard page */
+	size_t stack_size;      /* usable bytes of each stack */
+	unsigned workers;       /* worker threads */
+	int stack_guard;        /* HERD_GUARD_* */
+} herd_stats;
+
+/*
+ * Fills *out with figures of the running runtime. The counters are read
+ * without stopping the workers, so each may be a moment old.
+ * Returns 0, -EINVAL (out is NULL) or -ESRCH (no runtime is running).
+ * Callable from any thread. Does not block.
+ */
+HERD_API int herd_stats_get(herd_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HERD_H */

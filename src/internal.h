@@ -1,0 +1,422 @@
+/*
+ * internal.h - what the subsystems of libherd share, and nothing public.
+ *
+ * Names: internal non-static symbols are herd__*; everything here is hidden
+ * (the library is built with -fvisibility=hidden; HERD_API marks exports).
+ *
+ * Lock order, across files (a lock may be taken while holding the ones
+ * above it, never the other way round):
+ *   1. scope locks, parent before child            (scope.c)
+ *   2. object locks: wait groups, later channels    (wg.c, ...)
+ *   3. the timer heap lock                          (timer.c)
+ *   4. the stack depot lock, the task depot lock    (stack.c, task.c)
+ *   5. the global run queue lock, the idle lock     (sched.c; leaves)
+ * herd__ready() may be called with any of 1-3 held: it takes only leaves.
+ * No herd lock is ever held across a context switch.
+ */
+#ifndef HERD_INTERNAL_H
+#define HERD_INTERNAL_H
+
+#include <herd.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------------ */
+/* Build environment                                                  */
+/* ------------------------------------------------------------------ */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define HERD_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HERD_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define HERD_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define HERD_TSAN 1
+#endif
+#endif
+#ifndef HERD_ASAN
+#define HERD_ASAN 0
+#endif
+#ifndef HERD_TSAN
+#define HERD_TSAN 0
+#endif
+
+#define herd__likely(x) __builtin_expect(!!(x), 1)
+#define herd__unlikely(x) __builtin_expect(!!(x), 0)
+#define HERD__CACHELINE 64
+#define HERD__NORETURN __attribute__((noreturn))
+
+/* Short names for the memory orders, used everywhere in src/. */
+#define mo_relaxed memory_order_relaxed
+#define mo_acquire memory_order_acquire
+#define mo_release memory_order_release
+#define mo_acq_rel memory_order_acq_rel
+#define mo_seq_cst memory_order_seq_cst
+
+static inline void herd__cpu_relax(void)
+{
+#if defined(__x86_64__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield" ::: "memory");
+#endif
+}
+
+typedef struct herd__worker herd__worker;
+typedef struct herd__task herd__task;
+typedef struct herd__rt herd__rt;
+
+/* ------------------------------------------------------------------ */
+/* OS seam (os-linux.c): everything platform-specific but the switch.  */
+/* ------------------------------------------------------------------ */
+
+/* Waits while *addr == val, until woken or the monotonic deadline (-1: none). */
+void herd__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t deadline);
+void herd__futex_wake(_Atomic uint32_t *addr, int n);
+int herd__os_ncpu(void);                /* CPUs this process may use */
+long herd__os_max_map_count(void);      /* vm.max_map_count, or 65530 */
+size_t herd__os_page_size(void);
+/* Makes [addr, addr+len) fault on access without a new mapping; -errno. */
+int herd__os_guard_light(void *addr, size_t len);
+/* Same with mprotect(PROT_NONE): one more mapping or two. */
+int herd__os_guard_mprotect(void *addr, size_t len);
+void *herd__os_reserve(size_t len);     /* lazily committed, no THP; NULL */
+void herd__os_release(void *addr, size_t len);
+void herd__os_discard(void *addr, size_t len); /* drop pages, keep mapping */
+void herd__os_set_thread_name(const char *name);
+
+/* ------------------------------------------------------------------ */
+/* Mutex: a futex lock for short critical sections (Drepper's mutex2,  */
+/* with a brief spin). 0 free, 1 locked, 2 locked with sleepers.       */
+/* ------------------------------------------------------------------ */
+
+typedef struct herd__mutex {
+	_Atomic uint32_t state;
+} herd__mutex;
+
+void herd__mutex_lock_slow(herd__mutex *m);
+
+static inline void herd__mutex_lock(herd__mutex *m)
+{
+	uint32_t c = 0;
+	if (herd__likely(atomic_compare_exchange_strong_explicit(
+		    &m->state, &c, 1, mo_acquire, mo_relaxed)))
+		return;
+	herd__mutex_lock_slow(m);
+}
+
+static inline void herd__mutex_unlock(herd__mutex *m)
+{
+	if (herd__unlikely(atomic_exchange_explicit(&m->state, 0, mo_release) == 2))
+		herd__futex_wake(&m->state, 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* Context switch (switch-<arch>.S)                                    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * An execution context that can be suspended: a task, or a worker's
+ * scheduler loop on its thread's own stack ("g0", as Go calls it).
+ */
+typedef struct herd__ctx {
+	void *sp;          /* saved stack pointer while suspended */
+	char *stack_lo;    /* lowest usable byte of its stack */
+	size_t stack_size; /* usable bytes */
+#if HERD_ASAN
+	void *asan_fake;
+#endif
+#if HERD_TSAN
+	void *tsan_fiber;
+#endif
+} herd__ctx;
+
+/*
+ * Saves the callee-saved registers and FP control words on the current
+ * stack, stores the stack pointer in *save_sp, loads load_sp and restores
+ * the registers found there. Returns `w` in the context it resumes: the
+ * context that switches back tells the resumed one which worker it is on.
+ */
+herd__worker *herd__ctx_switch(void **save_sp, void *load_sp, herd__worker *w);
+/* First code of a new task: calls herd__task_main(w). */
+void herd__ctx_trampoline(void);
+/* Builds the first frame of a context on a fresh stack (stack.c). */
+void herd__ctx_init(herd__ctx *c, char *lo, size_t size, const herd__rt *rt);
+/* Captures the calling thread's FP control words for new tasks. */
+void herd__ctx_capture_fp(herd__rt *rt);
+
+/* ------------------------------------------------------------------ */
+/* Tasks                                                              */
+/* ------------------------------------------------------------------ */
+
+/* herd__task.wait: the wake protocol of a parked task (see wait.c). */
+enum {
+	HERD__WAIT_NONE = 0,    /* running, or runnable */
+	HERD__WAIT_CANCELLABLE = 1, /* parked; cancellation may claim it */
+	HERD__WAIT_WOKEN = 2,   /* a waker claimed it and will ready it */
+	HERD__WAIT_FIRM = 3,    /* parked; cancellation may not claim it */
+};
+
+/* herd__task.flags */
+enum {
+	HERD__TASK_BIG_ARG = 1u << 0,  /* allocated with malloc, not cached */
+	HERD__TASK_UNGUARDED = 1u << 1,/* its stack has a canary, no guard */
+};
+
+struct herd__task {
+	herd__ctx ctx;
+	/*
+	 * 1 while a worker runs the task or is still switching away from it.
+	 * A worker about to run the task waits for 0 (acquire), which the
+	 * worker that switched away stores (release) once the task's registers
+	 * are saved: so a task may be made runnable before it has finished
+	 * parking. (The kernel's task_struct.on_cpu plays the same part.)
+	 */
+	_Atomic uint32_t on_cpu;
+	_Atomic uint32_t wait;  /* HERD__WAIT_*; see wait.c */
+	int wake_result;        /* written by whoever wins the wake */
+	uint8_t flags;
+	herd__task *next;       /* global run queue, free lists */
+	herd_fn fn;
+	void *arg;
+	herd_scope *scope;
+	herd__task *sprev, *snext; /* the scope's list of tasks */
+	herd_scope *owned;      /* scopes it opened and has not closed */
+	uint64_t id;
+	alignas(16) unsigned char argbuf[]; /* the copied argument */
+};
+
+/* Task objects come in one size, which holds small arguments inline. */
+#define HERD__TASK_SIZE 192u
+#define HERD__TASK_INLINE (HERD__TASK_SIZE - offsetof(struct herd__task, argbuf))
+
+herd__task *herd__task_alloc(herd__worker *w, size_t argsize);
+void herd__task_free(herd__worker *w, herd__task *t);
+/* Gives a runnable task that has never run its stack; -ENOMEM. */
+int herd__task_start(herd__worker *w, herd__task *t);
+HERD__NORETURN void herd__task_main(herd__worker *w);
+void herd__task_cache_drain(herd__worker *w);
+void herd__task_depot_free(herd__rt *rt);
+
+/* ------------------------------------------------------------------ */
+/* Stacks (stack.c)                                                    */
+/* ------------------------------------------------------------------ */
+
+typedef struct herd__stacks {
+	size_t size;   /* usable bytes */
+	size_t guard;  /* guard bytes below each stack */
+	size_t stride; /* guard + size */
+	int mode;      /* HERD_GUARD_* */
+	herd__mutex lock;
+	struct herd__slab *slabs;
+	char *carve;           /* next unused stack of the newest slab */
+	size_t carve_left;     /* stacks left in it */
+	size_t next_slab;      /* stacks in the next slab */
+	void *depot;           /* free stacks, linked through their headers */
+	size_t depot_n;
+	_Atomic uint64_t made, guarded;
+	uint64_t guard_budget; /* mprotect guards still allowed */
+} herd__stacks;
+
+int herd__stacks_init(herd__rt *rt, size_t size, int mode);
+void herd__stacks_fini(herd__rt *rt);
+/* A free stack (its lowest usable byte), or NULL. *guarded tells its kind. */
+char *herd__stack_get(herd__worker *w, bool *guarded);
+void herd__stack_put(herd__worker *w, char *lo);
+void herd__stack_cache_drain(herd__worker *w);
+/* Checks an unguarded stack's canary; reports and aborts if it is gone. */
+void herd__stack_check(const herd__task *t);
+int herd__overflow_handler_install(void);
+void herd__overflow_handler_remove(void);
+int herd__altstack_install(herd__worker *w);
+void herd__altstack_remove(herd__worker *w);
+
+/* ------------------------------------------------------------------ */
+/* Workers and the scheduler (sched.c)                                 */
+/* ------------------------------------------------------------------ */
+
+#define HERD__RUNQ 256u /* slots of a worker's local run queue */
+
+struct herd__worker {
+	/* Touched by the owner only (but for stats, read racily). */
+	herd__rt *rt;
+	unsigned index;
+	herd__task *cur;        /* the running task, NULL on g0 */
+	herd__ctx g0;           /* the scheduler loop's context */
+	herd__task *prev;       /* switched away from; see finish_switch */
+	bool prev_dead;         /* prev has ended: free it after the switch */
+	bool spinning;          /* counted in rt->nspinning */
+	uint32_t tick;          /* scheduling rounds, for fairness checks */
+	uint32_t next_streak;   /* consecutive runs from runnext */
+	uint64_t rand;
+	uint64_t id_next, id_end; /* block of task ids */
+	herd__task *task_cache;
+	unsigned task_cache_n;
+	void *stack_cache;
+	unsigned stack_cache_n;
+	pthread_t thread;
+	void *altstack;
+	herd__worker *idle_next; /* rt->idle_list, under rt->idle_lock */
+	bool idle;               /* in rt->idle_list */
+	/* Statistics, written by the owner with relaxed stores. */
+	_Atomic int64_t st_live, st_parked, st_spawned;
+	/* 0 while asleep; a waker stores HERD__WAKE_* and wakes the futex. */
+	alignas(HERD__CACHELINE) _Atomic uint32_t wake_token;
+	/* The local run queue: the owner pushes at tail; the owner and thieves
+	 * take from head with a CAS. runnext is the slot of the task readied
+	 * last, which runs next (the ping-pong case). */
+	alignas(HERD__CACHELINE) _Atomic uint32_t rq_head;
+	alignas(HERD__CACHELINE) _Atomic uint32_t rq_tail;
+	_Atomic(herd__task *) runnext;
+	_Atomic(herd__task *) rq[HERD__RUNQ];
+};
+
+enum { HERD__WAKE_SPIN = 1, HERD__WAKE_CHECK = 2 };
+
+struct herd__rt {
+	unsigned nworkers;
+	herd__worker **workers;
+	bool debug;
+	herd_scope *root;
+	herd__stacks stacks;
+	uint64_t fp_control;     /* FP control words new tasks start with */
+	_Atomic uint64_t id_block;
+	_Atomic int shutdown;
+	_Atomic int timer_sleeper;
+	_Atomic int64_t st_foreign_spawned; /* by threads that are not workers */  /* 1 + index of the worker waiting on timers */
+	/* The global run queue: batches (arrays of task pointers, from full
+	 * rings) and single tasks (linked through ->next). */
+	alignas(HERD__CACHELINE) herd__mutex gq_lock;
+	struct herd__batch *gq_batches, *gq_batches_tail;
+	herd__task *gq_head, *gq_tail;
+	_Atomic uint32_t gq_size; /* tasks in both */
+	/* Idle and spinning workers. */
+	alignas(HERD__CACHELINE) herd__mutex idle_lock;
+	herd__worker *idle_list;
+	_Atomic uint32_t nidle;
+	_Atomic uint32_t nspinning;
+	/* Tasks waiting for a stack after an allocation failed. */
+	herd__mutex stackless_lock;
+	herd__task *stackless;
+	_Atomic uint32_t nstackless;
+	/* Task objects beyond the workers' caches. */
+	herd__mutex task_depot_lock;
+	herd__task *task_depot;
+	size_t task_depot_n;
+	/* Timers (timer.c). */
+	alignas(HERD__CACHELINE) herd__mutex timer_lock;
+	struct herd__timer **timer_heap;
+	size_t timer_n, timer_cap;
+	_Atomic int64_t timer_next; /* earliest deadline, INT64_MAX if none */
+};
+
+extern herd__rt *_Atomic herd__runtime;
+
+/* Worker statistics are written by their owner only: a plain
+ * read-modify-write is enough, and readers sum them racily. */
+static inline void herd__stat_add(_Atomic int64_t *c, int64_t d)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, mo_relaxed) + d, mo_relaxed);
+}
+
+/*
+ * The worker running the calling thread, or NULL (see sched.c). Read it only
+ * through herd__self(), which the compiler cannot cache across a switch: a
+ * task that parks may resume on another thread. The signal handler reads the
+ * variable directly (initial-exec TLS is async-signal-safe).
+ */
+extern __thread herd__worker *herd__tls_worker
+	__attribute__((tls_model("initial-exec")));
+herd__worker *herd__self(void);
+void herd__self_set(herd__worker *w);
+
+/* Makes a parked or new task runnable. w: the calling worker, or NULL. */
+void herd__ready(herd__worker *w, herd__task *t);
+/* Parks the running task; returns the worker it resumes on. */
+herd__worker *herd__park(herd__worker *w);
+/* Ends the running task: switches away for good. */
+HERD__NORETURN void herd__exit_switch(herd__worker *w);
+/* Runs after every switch, on the new context: releases the previous one. */
+void herd__finish_switch(herd__worker *w);
+void herd__worker_loop(herd__worker *w);
+void herd__shutdown(herd__rt *rt);
+void herd__wake_worker(herd__rt *rt, herd__worker *v, uint32_t token);
+void herd__wake_for_timers(herd__rt *rt);
+uint64_t herd__next_id(herd__worker *w);
+
+/* ------------------------------------------------------------------ */
+/* Waiting (wait.c) and timers (timer.c)                               */
+/* ------------------------------------------------------------------ */
+
+/* A parked task in an object's queue; lives on the parked task's stack. */
+typedef struct herd__waiter {
+	herd__task *task;
+	struct herd__waiter *prev, *next;
+	bool linked;
+} herd__waiter;
+
+typedef struct herd__waitq {
+	herd__waiter *head, *tail;
+} herd__waitq;
+
+void herd__waitq_push(herd__waitq *q, herd__waiter *wt);
+void herd__waitq_remove(herd__waitq *q, herd__waiter *wt);
+/* Wakes every waiter with result 0 (caller holds the object's lock). */
+void herd__waitq_wake_all(herd__waitq *q);
+/* Claims a parked task's wake and readies it with `result`; false if
+ * somebody else claimed it first. */
+bool herd__wake(herd__task *t, int result);
+/* The same for cancellation: only a cancellable wait is claimed. */
+bool herd__wake_canceled(herd__task *t);
+/*
+ * Parks the calling task, which is already findable by its wakers (queued
+ * under `lock`, which this releases). Returns the wake's result: 0, or
+ * HERD_ETIMEDOUT at `deadline`, or HERD_ECANCELED if the task's scope is
+ * cancelled and `cancellable`. *wp is updated to the worker it resumes on.
+ */
+int herd__wait(herd__worker **wp, herd__mutex *lock, int64_t deadline,
+	       bool cancellable);
+/* The worker and task of the caller, or -EPERM outside a task. */
+int herd__current(herd__worker **wp, herd__task **tp);
+
+typedef struct herd__timer {
+	int64_t when;
+	size_t index;       /* in the heap; SIZE_MAX when not in it */
+	herd__task *task;
+} herd__timer;
+
+int herd__timer_add(herd__rt *rt, herd__timer *tm);
+void herd__timer_del(herd__rt *rt, herd__timer *tm);
+/* Fires the timers due at `now`; returns how many tasks it readied. */
+int herd__timers_run(herd__worker *w, int64_t now);
+void herd__timers_fini(herd__rt *rt);
+
+/* ------------------------------------------------------------------ */
+/* Scopes (scope.c) and debug checks (debug.c)                         */
+/* ------------------------------------------------------------------ */
+
+herd_scope *herd__scope_root_new(herd__rt *rt);
+void herd__scope_root_free(herd_scope *s);
+/* Adds a new task to a scope; HERD_ECANCELED if it is cancelled. */
+int herd__scope_attach(herd_scope *s, herd__task *t);
+/* Removes an ending task; closes the scopes it still owns first. */
+void herd__scope_detach(herd__worker **wp, herd__task *t);
+bool herd__scope_canceled(const herd_scope *s);
+
+void herd__debug_check_spawn(herd__worker *w, const char *site, void *ret,
+			     const void *arg, size_t size);
+void herd__debug_fini(void);
+
+#endif /* HERD_INTERNAL_H */

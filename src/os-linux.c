@@ -1,0 +1,129 @@
+/*
+ * os-linux.c - the platform seam: futexes, CPU count, memory mappings and
+ * guard pages, the mutex's slow path. Everything else in src/ is portable
+ * C plus the context switch; a BSD or macOS port replaces this file (with
+ * _umtx_op / __ulock_wait, kqueue-era equivalents) and keeps the interface
+ * declared in internal.h.
+ *
+ * No locks of its own. herd__mutex_lock_slow is here because it is the
+ * futex's only user besides worker parking.
+ */
+#include "internal.h"
+
+#include <linux/futex.h>
+#include <sched.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13 */
+#endif
+
+void herd__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t deadline)
+{
+	struct timespec ts, *tsp = NULL;
+	if (deadline >= 0) {
+		ts.tv_sec = deadline / 1000000000;
+		ts.tv_nsec = deadline % 1000000000;
+		tsp = &ts;
+	}
+	/* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline. */
+	syscall(SYS_futex, addr, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, val,
+		tsp, NULL, FUTEX_BITSET_MATCH_ANY);
+}
+
+void herd__futex_wake(_Atomic uint32_t *addr, int n)
+{
+	syscall(SYS_futex, addr, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, n, NULL, NULL, 0);
+}
+
+void herd__mutex_lock_slow(herd__mutex *m)
+{
+	/* Critical sections are a few dozen instructions: spin a little
+	 * before paying for a system call. */
+	for (int i = 0; i < 100; i++) {
+		uint32_t c = 0;
+		if (atomic_load_explicit(&m->state, mo_relaxed) == 0 &&
+		    atomic_compare_exchange_weak_explicit(&m->state, &c, 1,
+							  mo_acquire, mo_relaxed))
+			return;
+		herd__cpu_relax();
+	}
+	while (atomic_exchange_explicit(&m->state, 2, mo_acquire) != 0)
+		herd__futex_wait(&m->state, 2, -1);
+}
+
+int herd__os_ncpu(void)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof set, &set) == 0) {
+		int n = CPU_COUNT(&set);
+		if (n > 0)
+			return n;
+	}
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)n : 1;
+}
+
+long herd__os_max_map_count(void)
+{
+	long v = 65530; /* the kernel's default */
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = 65530;
+		fclose(f);
+	}
+	return v;
+}
+
+size_t herd__os_page_size(void)
+{
+	static size_t page;
+	if (!page)
+		page = (size_t)sysconf(_SC_PAGESIZE);
+	return page;
+}
+
+int herd__os_guard_light(void *addr, size_t len)
+{
+	return madvise(addr, len, MADV_GUARD_INSTALL) == 0 ? 0 : -errno;
+}
+
+int herd__os_guard_mprotect(void *addr, size_t len)
+{
+	return mprotect(addr, len, PROT_NONE) == 0 ? 0 : -errno;
+}
+
+void *herd__os_reserve(size_t len)
+{
+	/* MAP_NORESERVE: stacks are committed page by page as tasks touch
+	 * them, so do not charge the whole reservation against overcommit. */
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	/* A transparent huge page would make a task that touched 4 KiB of
+	 * its stack cost 2 MiB. */
+	madvise(p, len, MADV_NOHUGEPAGE);
+	return p;
+}
+
+void herd__os_release(void *addr, size_t len)
+{
+	munmap(addr, len);
+}
+
+void herd__os_discard(void *addr, size_t len)
+{
+	madvise(addr, len, MADV_DONTNEED);
+}
+
+void herd__os_set_thread_name(const char *name)
+{
+	prctl(PR_SET_NAME, name, 0, 0, 0);
+}

@@ -1,0 +1,344 @@
+/*
+ * runtime.c - starting and stopping the runtime: configuration, worker
+ * threads, the first task, statistics.
+ *
+ * One runtime runs at a time per process; herd__runtime points to it while
+ * it runs (set by a CAS, so a second herd_run gets -EBUSY). The thread that
+ * calls herd_run becomes worker 0; the others are started before the first
+ * task is queued, so a failure to start them leaves nothing behind. The run
+ * ends when the root scope empties (scope.c calls herd__shutdown); worker 0
+ * then joins the others and frees everything.
+ *
+ * Worker threads block asynchronous signals, so that a process's signals
+ * are handled by the thread that called herd_run, as before it did.
+ *
+ * No locks of its own: setup and teardown happen while no other worker
+ * runs. Statistics are read racily from the workers' own counters.
+ */
+#include "internal.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#if HERD_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+#define MAX_WORKERS 1024u
+#define STACK_MIN (16u * 1024)
+#define STACK_MAX ((size_t)1 << 30)
+#define STACK_DEFAULT (64u * 1024)
+
+struct settings {
+	unsigned workers;
+	size_t stack_size;
+	bool debug;
+	int guard;
+};
+
+static void env_warn(const char *name, const char *value, const char *want)
+{
+	fprintf(stderr, "herd: ignoring %s=%s: %s\n", name, value, want);
+}
+
+/* Parses "65536", "64K", "1m"...; 0 if it is not such a size. */
+static size_t parse_size(const char *s)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (end == s || *s == '-')
+		return 0;
+	unsigned shift = 0;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	}
+	if (*end || v > (STACK_MAX >> shift))
+		return 0;
+	return (size_t)v << shift;
+}
+
+static void settings_from_env(struct settings *st)
+{
+	const char *v;
+	if ((v = getenv("HERD_WORKERS")) && *v) {
+		char *end;
+		long n = strtol(v, &end, 10);
+		if (*end || n < 1 || n > (long)MAX_WORKERS)
+			env_warn("HERD_WORKERS", v, "expected a number of workers from 1 to 1024");
+		else
+			st->workers = (unsigned)n;
+	}
+	if ((v = getenv("HERD_STACK_SIZE")) && *v) {
+		size_t n = parse_size(v);
+		if (n < STACK_MIN || n > STACK_MAX)
+			env_warn("HERD_STACK_SIZE", v, "expected a size from 16K to 1G");
+		else
+			st->stack_size = n;
+	}
+	if ((v = getenv("HERD_DEBUG")) && *v) {
+		if (strcmp(v, "0") && strcmp(v, "1"))
+			env_warn("HERD_DEBUG", v, "expected 0 or 1");
+		else
+			st->debug = *v == '1';
+	}
+	if ((v = getenv("HERD_GUARD")) && *v) {
+		if (!strcasecmp(v, "madvise"))
+			st->guard = HERD_GUARD_MADVISE;
+		else if (!strcasecmp(v, "mprotect"))
+			st->guard = HERD_GUARD_MPROTECT;
+		else if (!strcasecmp(v, "canary"))
+			st->guard = HERD_GUARD_CANARY;
+		else
+			env_warn("HERD_GUARD", v, "expected madvise, mprotect or canary");
+	}
+}
+
+static int settings_get(const herd_config *cfg, struct settings *st)
+{
+	size_t page = herd__os_page_size();
+	st->workers = (unsigned)herd__os_ncpu();
+	if (st->workers > MAX_WORKERS)
+		st->workers = MAX_WORKERS;
+	st->stack_size = STACK_DEFAULT;
+#ifdef HERD_DEBUG_BUILD
+	st->debug = true;
+#else
+	st->debug = false;
+#endif
+	st->guard = HERD_GUARD_MADVISE;
+	settings_from_env(st);
+	if (cfg) {
+		if (cfg->workers > MAX_WORKERS ||
+		    (cfg->stack_size && (cfg->stack_size < STACK_MIN ||
+					 cfg->stack_size > STACK_MAX)) ||
+		    cfg->debug < HERD_DEBUG_DEFAULT || cfg->debug > HERD_DEBUG_ON)
+			return -EINVAL;
+		if (cfg->workers)
+			st->workers = cfg->workers;
+		if (cfg->stack_size)
+			st->stack_size = cfg->stack_size;
+		if (cfg->debug != HERD_DEBUG_DEFAULT)
+			st->debug = cfg->debug == HERD_DEBUG_ON;
+	}
+	st->stack_size = (st->stack_size + page - 1) & ~(page - 1);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Workers                                                            */
+/* ------------------------------------------------------------------ */
+
+/* The scheduler loop's own context: the thread's stack, for sanitizers. */
+static void g0_init(herd__worker *w)
+{
+	pthread_attr_t attr;
+	void *addr = NULL;
+	size_t size = 0;
+	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+		pthread_attr_getstack(&attr, &addr, &size);
+		pthread_attr_destroy(&attr);
+	}
+	w->g0.stack_lo = addr;
+	w->g0.stack_size = size;
+#if HERD_TSAN
+	w->g0.tsan_fiber = __tsan_get_current_fiber();
+#endif
+}
+
+static void worker_run(herd__worker *w)
+{
+	herd__self_set(w);
+	g0_init(w);
+	herd__altstack_install(w); /* without it, overflows are plain SIGSEGVs */
+	herd__worker_loop(w);
+	herd__stack_cache_drain(w);
+	herd__task_cache_drain(w);
+	herd__altstack_remove(w);
+	herd__self_set(NULL);
+}
+
+static void *worker_thread(void *arg)
+{
+	herd__worker *w = arg;
+	char name[16];
+	snprintf(name, sizeof name, "herd-%u", w->index);
+	herd__os_set_thread_name(name);
+	worker_run(w);
+	return NULL;
+}
+
+static void rt_free(herd__rt *rt)
+{
+	if (rt->workers)
+		for (unsigned i = 0; i < rt->nworkers; i++)
+			free(rt->workers[i]);
+	free(rt->workers);
+	herd__stacks_fini(rt);
+	herd__task_depot_free(rt);
+	herd__timers_fini(rt);
+	herd__scope_root_free(rt->root);
+	free(rt);
+}
+
+static herd__rt *rt_new(const struct settings *st)
+{
+	herd__rt *rt = calloc(1, sizeof *rt);
+	if (!rt)
+		return NULL;
+	rt->nworkers = st->workers;
+	rt->debug = st->debug;
+	atomic_init(&rt->id_block, 1);
+	atomic_init(&rt->timer_next, INT64_MAX);
+	herd__ctx_capture_fp(rt);
+	herd__stacks_init(rt, st->stack_size, st->guard);
+	rt->workers = calloc(st->workers, sizeof *rt->workers);
+	rt->root = herd__scope_root_new(rt);
+	if (!rt->workers || !rt->root) {
+		rt_free(rt);
+		return NULL;
+	}
+	for (unsigned i = 0; i < st->workers; i++) {
+		herd__worker *w;
+		if (posix_memalign((void **)&w, HERD__CACHELINE, sizeof *w)) {
+			rt_free(rt);
+			return NULL;
+		}
+		memset(w, 0, sizeof *w);
+		w->rt = rt;
+		w->index = i;
+		w->rand = 0x9E3779B97F4A7C15ull * (i + 1);
+		rt->workers[i] = w;
+	}
+	return rt;
+}
+
+/* Starts workers 1..n-1 with asynchronous signals blocked; on failure,
+ * stops those already started. */
+static int start_threads(herd__rt *rt)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGFPE);
+	sigdelset(&all, SIGILL);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	unsigned started = 1;
+	int rc = 0;
+	for (; started < rt->nworkers; started++) {
+		herd__worker *w = rt->workers[started];
+		if ((rc = -pthread_create(&w->thread, NULL, worker_thread, w)))
+			break;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc) {
+		herd__shutdown(rt);
+		for (unsigned i = 1; i < started; i++)
+			pthread_join(rt->workers[i]->thread, NULL);
+	}
+	return rc;
+}
+
+/* Queues the first task on worker 0 (the calling thread). */
+static int first_task(herd__rt *rt, herd_fn fn, void *arg)
+{
+	herd__worker *w = rt->workers[0];
+	herd__task *t = herd__task_alloc(w, 0);
+	if (!t)
+		return -ENOMEM;
+	t->fn = fn;
+	t->arg = arg;
+	t->id = herd__next_id(w);
+	herd__scope_attach(rt->root, t);
+	herd__stat_add(&w->st_live, 1);
+	herd__stat_add(&w->st_spawned, 1);
+	herd__ready(w, t);
+	return 0;
+}
+
+int herd_run(const herd_config *config, herd_fn fn, void *arg)
+{
+	struct settings st;
+	if (!fn)
+		return -EINVAL;
+	if (herd__self())
+		return -EBUSY;
+	int rc = settings_get(config, &st);
+	if (rc)
+		return rc;
+	herd__rt *rt = rt_new(&st);
+	if (!rt)
+		return -ENOMEM;
+	herd__rt *none = NULL;
+	if (!atomic_compare_exchange_strong(&herd__runtime, &none, rt)) {
+		rt_free(rt);
+		return -EBUSY;
+	}
+	herd__overflow_handler_install();
+	herd__self_set(rt->workers[0]);
+	if ((rc = start_threads(rt)) == 0) {
+		if ((rc = first_task(rt, fn, arg)) != 0)
+			herd__shutdown(rt); /* the loop below then returns at once */
+		worker_run(rt->workers[0]);
+		for (unsigned i = 1; i < rt->nworkers; i++)
+			pthread_join(rt->workers[i]->thread, NULL);
+	}
+	herd__self_set(NULL);
+	herd__overflow_handler_remove();
+	herd__debug_fini();
+	atomic_store(&herd__runtime, NULL);
+	rt_free(rt);
+	return rc;
+}
+
+int herd_main(herd_fn fn, void *arg)
+{
+	return herd_run(NULL, fn, arg);
+}
+
+int herd_workers(void)
+{
+	herd__rt *rt = atomic_load_explicit(&herd__runtime, mo_acquire);
+	return rt ? (int)rt->nworkers : -ESRCH;
+}
+
+int herd_worker_id(void)
+{
+	herd__worker *w = herd__self();
+	return w ? (int)w->index : -EPERM;
+}
+
+int herd_stats_get(herd_stats *out)
+{
+	if (!out)
+		return -EINVAL;
+	herd__rt *rt = atomic_load_explicit(&herd__runtime, mo_acquire);
+	if (!rt)
+		return -ESRCH;
+	int64_t live = 0, parked = 0;
+	int64_t spawned = atomic_load_explicit(&rt->st_foreign_spawned, mo_relaxed);
+	for (unsigned i = 0; i < rt->nworkers; i++) {
+		herd__worker *w = rt->workers[i];
+		live += atomic_load_explicit(&w->st_live, mo_relaxed);
+		parked += atomic_load_explicit(&w->st_parked, mo_relaxed);
+		spawned += atomic_load_explicit(&w->st_spawned, mo_relaxed);
+	}
+	live += atomic_load_explicit(&rt->st_foreign_spawned, mo_relaxed);
+	memset(out, 0, sizeof *out);
+	out->tasks = live > 0 ? (uint64_t)live : 0;
+	out->tasks_parked = parked > 0 ? (uint64_t)parked : 0;
+	out->tasks_spawned = (uint64_t)spawned;
+	out->stacks = atomic_load_explicit(&rt->stacks.made, mo_relaxed);
+	out->stacks_guarded = atomic_load_explicit(&rt->stacks.guarded, mo_relaxed);
+	out->stack_size = rt->stacks.size;
+	out->workers = rt->nworkers;
+	herd__mutex_lock(&rt->stacks.lock);
+	out->stack_guard = rt->stacks.mode;
+	herd__mutex_unlock(&rt->stacks.lock);
+	return 0;
+}
