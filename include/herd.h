@@ -26,6 +26,13 @@
  *     waits. Calls with deadline HERD_NOWAIT are not cancellation points.
  *   - Blocking calls may only be made from a task; from any other thread they
  *     return -EPERM.
+ *   - Memory: what a task wrote before it ended is visible to whoever sees
+ *     it end: a herd_scope_wait or herd_scope_close that returns 0, and the
+ *     caller of herd_run once it returns. What a task wrote before
+ *     herd_wg_add (or herd_wg_done) is visible to a herd_wg_wait that
+ *     returns 0 because of it. Other data shared by tasks needs atomics or
+ *     a lock, as between threads.
+ *   - A task may call exit(), which ends the process as from any thread.
  *
  * Thread-local storage and errno: a task can resume on another worker thread
  * after any call that may block or yield, so it must not keep the address of
@@ -154,7 +161,8 @@ typedef struct herd_config {
 /*
  * Starts the runtime, runs fn(arg) as the first task, and returns when every
  * task has ended. The calling thread becomes one of the workers. The first
- * task runs in the root scope; see herd_scope_*.
+ * task runs in the root scope; see herd_scope_*. `config` may be NULL (all
+ * defaults).
  * Returns 0 when all tasks have ended; -EINVAL if fn is NULL or a field of
  * `config` is out of range; -EBUSY if a runtime is already running in this
  * process; -ENOMEM or -EAGAIN if memory or threads could not be obtained (in
@@ -247,9 +255,9 @@ HERD_API int herd_scope_cancel(herd_scope *scope);
  * Closes a scope: waits, without a deadline and without being interrupted by
  * cancellation, until the scope is empty, then frees it. To bound the time,
  * wait with a deadline first and cancel the scope if it passes.
- * Returns 0; -EPERM if the calling task is not the scope's owner; -EDEADLK
- * if the calling task belongs to the scope or to a scope nested in it;
- * -EINVAL if scope is NULL. On error the scope is left as it was.
+ * Returns 0; -EPERM if the calling task is not the scope's owner (which a
+ * task inside the scope never is), or outside a task; -EINVAL if scope is
+ * NULL. On error the scope is left as it was.
  * Blocks (uninterruptibly), but only for as long as the scope's tasks run.
  */
 HERD_API int herd_scope_close(herd_scope *scope);
@@ -268,17 +276,20 @@ HERD_API int herd_canceled(void);
  * Spawns a task that runs fn(p) in `scope` (NULL: the calling task's scope).
  *
  * The argument is copied before herd_go returns, the way `go f(v)` evaluates
- * v at once: herd_go copies `size` bytes from `arg` into memory owned by the
- * new task, and p points to that copy, valid until fn returns (aligned for
- * any type, as malloc's memory is). The caller may then change or free its
- * own copy: a loop that spawns a task per value gives every task its own
- * value. With size 0, p is `arg` itself, unchanged; the caller then keeps
- * what it points to alive and unchanged for as long as the task uses it.
+ * v at once: herd_go copies `size` bytes from `arg` into the new task's own
+ * object (on the heap, not on any stack), and p points to that copy, valid
+ * until fn returns, aligned for any type as malloc's memory is. The caller
+ * may then change or free its own copy: a loop that spawns a task per value
+ * gives every task its own value. With size 0, p is `arg` itself, unchanged;
+ * the caller then keeps what it points to alive and unchanged for as long as
+ * the task uses it.
  *
- * The new task may run at once on another worker, or later. Returns 0;
- * HERD_ECANCELED if the scope is cancelled (no task is started);
- * -EINVAL if fn is NULL, if size is not 0 and arg is NULL, or if scope is NULL
- * outside a task; -ENOMEM. Does not block.
+ * The new task may run at once on another worker, or later; run queues have
+ * no limit but memory. Returns 0; HERD_ECANCELED if the scope is cancelled
+ * (no task is started); -EINVAL if fn is NULL, if size is not 0 and arg is
+ * NULL, or if scope is NULL outside a task; -EPERM if no runtime is running;
+ * -ENOMEM. Does not block, and is callable from threads that are not
+ * workers while the runtime runs (with an explicit scope).
  *
  * With debug checks on (see herd_config.debug), spawning warns on stderr,
  * once per call site, when the copied bytes (or, with size 0, arg itself)
@@ -385,14 +396,17 @@ enum {
 };
 
 typedef struct herd_stats {
-	uint64_t tasks;         /* tasks alive: spawned and not yet ended */
-	uint64_t tasks_parked;  /* tasks blocked in a herd call */
+	uint64_t tasks;         /* tasks alive: spawned and not yet ended,
+				 * the first task included */
+	uint64_t tasks_parked;  /* tasks blocked in any herd call that parks
+				 * (waits, herd_sleep, herd_scope_close) */
 	uint64_t tasks_spawned; /* tasks spawned since herd_run started */
 	uint64_t stacks;        /* task stacks made: in use or kept for reuse */
 	uint64_t stacks_guarded;/* of those, how many have a guard page */
 	size_t stack_size;      /* usable bytes of each stack */
 	unsigned workers;       /* worker threads */
 	int stack_guard;        /* HERD_GUARD_* */
+	int debug;              /* 1 if debug checks are on */
 } herd_stats;
 
 /*

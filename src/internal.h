@@ -9,9 +9,10 @@
  *   1. scope locks, parent before child            (scope.c)
  *   2. object locks: wait groups, later channels    (wg.c, ...)
  *   3. the timer heap lock                          (timer.c)
- *   4. the stack depot lock, the task depot lock    (stack.c, task.c)
- *   5. the global run queue lock, the idle lock     (sched.c; leaves)
- * herd__ready() may be called with any of 1-3 held: it takes only leaves.
+ *   4. the workers' registry locks (one at a time)  (wait.c)
+ *   5. the stacks' lock, depot locks                (stack.c, cache.c)
+ *   6. the global run queue lock, the idle lock     (sched.c; leaves)
+ * herd__ready() may be called with any of 1-4 held: it takes only leaves.
  * No herd lock is ever held across a context switch.
  */
 #ifndef HERD_INTERNAL_H
@@ -124,6 +125,37 @@ static inline void herd__mutex_unlock(herd__mutex *m)
 }
 
 /* ------------------------------------------------------------------ */
+/* Object caches (cache.c): per-worker arrays, a depot of magazines     */
+/* ------------------------------------------------------------------ */
+
+#define HERD__MAG 64u            /* objects per magazine */
+#define HERD__CACHE (2 * HERD__MAG) /* objects a worker keeps */
+
+typedef struct herd__cache {
+	unsigned n;
+	void *obj[HERD__CACHE];
+} herd__cache;
+
+typedef struct herd__depot {
+	herd__mutex lock;
+	struct herd__mag *full, *empty;
+	size_t nfull;
+	_Atomic size_t nfull_hint; /* nfull, readable without the lock */
+} herd__depot;
+
+/* An object from the worker's cache or the depot; NULL if both are empty. */
+void *herd__cache_get(herd__cache *c, herd__depot *d);
+/* Keeps obj for reuse; false (obj not kept) if a magazine could not be
+ * allocated. */
+bool herd__cache_put(herd__cache *c, herd__depot *d, void *obj);
+/* Moves the whole cache to the depot; returns an object it could not move
+ * (the caller disposes of it and calls again), NULL when done. */
+void *herd__cache_drain(herd__cache *c, herd__depot *d);
+/* Frees the depot's magazines, passing every object it holds to release. */
+void herd__depot_fini(herd__depot *d, void (*release)(void *obj, void *arg),
+		      void *arg);
+
+/* ------------------------------------------------------------------ */
 /* Context switch (switch-<arch>.S)                                    */
 /* ------------------------------------------------------------------ */
 
@@ -192,7 +224,10 @@ struct herd__task {
 	herd_fn fn;
 	void *arg;
 	herd_scope *scope;
-	herd__task *sprev, *snext; /* the scope's list of tasks */
+	/* The registry of tasks that have parked (see wait.c): the worker
+	 * whose list holds the task, or NULL. */
+	herd__worker *reg;
+	herd__task *reg_prev, *reg_next;
 	herd_scope *owned;      /* scopes it opened and has not closed */
 	uint64_t id;
 	alignas(16) unsigned char argbuf[]; /* the copied argument */
@@ -219,13 +254,14 @@ typedef struct herd__stacks {
 	size_t guard;  /* guard bytes below each stack */
 	size_t stride; /* guard + size */
 	int mode;      /* HERD_GUARD_* */
-	herd__mutex lock;
+	herd__mutex lock;      /* slabs, carving, orphans, mode */
 	struct herd__slab *slabs;
 	char *carve;           /* next unused stack of the newest slab */
 	size_t carve_left;     /* stacks left in it */
 	size_t next_slab;      /* stacks in the next slab */
-	void *depot;           /* free stacks, linked through their headers */
-	size_t depot_n;
+	void *orphans;         /* free stacks no magazine could take, linked
+				* through their headers */
+	herd__depot depot;
 	_Atomic uint64_t made, guarded;
 	uint64_t guard_budget; /* mprotect guards still allowed */
 } herd__stacks;
@@ -262,14 +298,16 @@ struct herd__worker {
 	uint32_t next_streak;   /* consecutive runs from runnext */
 	uint64_t rand;
 	uint64_t id_next, id_end; /* block of task ids */
-	herd__task *task_cache;
-	unsigned task_cache_n;
-	void *stack_cache;
-	unsigned stack_cache_n;
+	herd__cache task_cache;
+	herd__cache stack_cache;
 	pthread_t thread;
 	void *altstack;
 	herd__worker *idle_next; /* rt->idle_list, under rt->idle_lock */
 	bool idle;               /* in rt->idle_list */
+	/* Tasks that parked on this worker at least once and are alive; walked
+	 * by cancellation. reg_lock is a leaf but for herd__ready's locks. */
+	herd__mutex reg_lock;
+	herd__task *reg_head;
 	/* Statistics, written by the owner with relaxed stores. */
 	_Atomic int64_t st_live, st_parked, st_spawned;
 	/* 0 while asleep; a waker stores HERD__WAKE_* and wakes the futex. */
@@ -299,7 +337,7 @@ struct herd__rt {
 	/* The global run queue: batches (arrays of task pointers, from full
 	 * rings) and single tasks (linked through ->next). */
 	alignas(HERD__CACHELINE) herd__mutex gq_lock;
-	struct herd__batch *gq_batches, *gq_batches_tail;
+	struct herd__batch *gq_batches, *gq_batches_tail, *gq_free_batches;
 	herd__task *gq_head, *gq_tail;
 	_Atomic uint32_t gq_size; /* tasks in both */
 	/* Idle and spinning workers. */
@@ -312,9 +350,7 @@ struct herd__rt {
 	herd__task *stackless;
 	_Atomic uint32_t nstackless;
 	/* Task objects beyond the workers' caches. */
-	herd__mutex task_depot_lock;
-	herd__task *task_depot;
-	size_t task_depot_n;
+	herd__depot task_depot;
 	/* Timers (timer.c). */
 	alignas(HERD__CACHELINE) herd__mutex timer_lock;
 	struct herd__timer **timer_heap;
@@ -351,6 +387,7 @@ HERD__NORETURN void herd__exit_switch(herd__worker *w);
 /* Runs after every switch, on the new context: releases the previous one. */
 void herd__finish_switch(herd__worker *w);
 void herd__worker_loop(herd__worker *w);
+void herd__batches_free(herd__rt *rt);
 void herd__shutdown(herd__rt *rt);
 void herd__wake_worker(herd__rt *rt, herd__worker *v, uint32_t token);
 void herd__wake_for_timers(herd__rt *rt);
@@ -373,8 +410,10 @@ typedef struct herd__waitq {
 
 void herd__waitq_push(herd__waitq *q, herd__waiter *wt);
 void herd__waitq_remove(herd__waitq *q, herd__waiter *wt);
-/* Wakes every waiter with result 0 (caller holds the object's lock). */
-void herd__waitq_wake_all(herd__waitq *q);
+/* Wakes every waiter with result 0 (caller holds the object's lock) and
+ * unqueues it; returns how many. A waiter already claimed by its timer or
+ * by cancellation stays queued: it unqueues itself. */
+unsigned herd__waitq_wake_all(herd__waitq *q);
 /* Claims a parked task's wake and readies it with `result`; false if
  * somebody else claimed it first. */
 bool herd__wake(herd__task *t, int result);
@@ -388,6 +427,10 @@ bool herd__wake_canceled(herd__task *t);
  */
 int herd__wait(herd__worker **wp, herd__mutex *lock, int64_t deadline,
 	       bool cancellable);
+/* Wakes every parked task whose scope is cancelled (herd_scope_cancel). */
+void herd__cancel_parked(herd__rt *rt);
+/* Removes an ending task from the registry of parked tasks. */
+void herd__registry_leave(herd__task *t);
 /* The worker and task of the caller, or -EPERM outside a task. */
 int herd__current(herd__worker **wp, herd__task **tp);
 

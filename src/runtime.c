@@ -180,6 +180,7 @@ static void rt_free(herd__rt *rt)
 	free(rt->workers);
 	herd__stacks_fini(rt);
 	herd__task_depot_free(rt);
+	herd__batches_free(rt);
 	herd__timers_fini(rt);
 	herd__scope_root_free(rt->root);
 	free(rt);
@@ -337,6 +338,7 @@ int herd_stats_get(herd_stats *out)
 	out->stacks_guarded = atomic_load_explicit(&rt->stacks.guarded, mo_relaxed);
 	out->stack_size = rt->stacks.size;
 	out->workers = rt->nworkers;
+	out->debug = rt->debug;
 	herd__mutex_lock(&rt->stacks.lock);
 	out->stack_guard = rt->stacks.mode;
 	herd__mutex_unlock(&rt->stacks.lock);

@@ -79,6 +79,12 @@ herd__rt *_Atomic herd__runtime;
  * a turn, so two tasks waking each other cannot starve the rest. */
 #define NEXT_STREAK_MAX 64u
 #define STEAL_ROUNDS 4
+/* How long a spinning worker watches the queues before it sleeps, how
+ * many queued tasks are worth stealing at once, and how long it waits for
+ * that many before it takes fewer. */
+#define SPIN_NS (20 * HERD_USEC)
+#define STEAL_BATCH 8u
+#define STEAL_PATIENCE_NS (4 * HERD_USEC)
 
 /*
  * noinline and an opaque asm: the compiler may otherwise keep the address
@@ -139,6 +145,33 @@ static void global_put_list(herd__rt *rt, herd__task *first, herd__task *last,
 	herd__mutex_unlock(&rt->gq_lock);
 }
 
+/* Batches are recycled under gq_lock: malloc'ing one on a worker and
+ * freeing it on another would contend on malloc's arena locks. */
+static struct herd__batch *batch_alloc(herd__rt *rt)
+{
+	herd__mutex_lock(&rt->gq_lock);
+	struct herd__batch *b = rt->gq_free_batches;
+	if (b)
+		rt->gq_free_batches = b->next;
+	herd__mutex_unlock(&rt->gq_lock);
+	return b ? b : malloc(sizeof *b);
+}
+
+static void batch_recycle_locked(herd__rt *rt, struct herd__batch *b)
+{
+	b->next = rt->gq_free_batches;
+	rt->gq_free_batches = b;
+}
+
+void herd__batches_free(herd__rt *rt)
+{
+	struct herd__batch *b;
+	while ((b = rt->gq_free_batches)) {
+		rt->gq_free_batches = b->next;
+		free(b);
+	}
+}
+
 static void global_put_batch(herd__rt *rt, struct herd__batch *b)
 {
 	b->next = NULL;
@@ -153,8 +186,7 @@ static void global_put_batch(herd__rt *rt, struct herd__batch *b)
 }
 
 /* Takes up to max tasks into out[], batches first; gq_lock held. */
-static uint32_t global_take_locked(herd__rt *rt, herd__task **out, uint32_t max,
-				   struct herd__batch **done)
+static uint32_t global_take_locked(herd__rt *rt, herd__task **out, uint32_t max)
 {
 	uint32_t n = 0;
 	struct herd__batch *b = rt->gq_batches;
@@ -165,7 +197,7 @@ static uint32_t global_take_locked(herd__rt *rt, herd__task **out, uint32_t max,
 			rt->gq_batches = b->next;
 			if (!rt->gq_batches)
 				rt->gq_batches_tail = NULL;
-			*done = b;
+			batch_recycle_locked(rt, b);
 		}
 		return n;
 	}
@@ -192,13 +224,11 @@ static herd__task *global_get(herd__worker *w)
 			atomic_load_explicit(&w->rq_head, mo_acquire);
 	herd__task *buf[HERD__RUNQ / 2 + 1];
 	uint32_t max = (HERD__RUNQ - used) / 2 + 1;
-	struct herd__batch *done = NULL;
 	herd__mutex_lock(&rt->gq_lock);
-	uint32_t n = global_take_locked(rt, buf, max, &done);
+	uint32_t n = global_take_locked(rt, buf, max);
 	if (n)
 		gq_size_add(rt, -(int32_t)n);
 	herd__mutex_unlock(&rt->gq_lock);
-	free(done);
 	for (uint32_t i = 1; i < n; i++)
 		runq_put(w, buf[i]);
 	return n ? buf[0] : NULL;
@@ -213,7 +243,7 @@ static herd__task *global_get(herd__worker *w)
 static bool runq_put_slow(herd__worker *w, herd__task *t, uint32_t h)
 {
 	const uint32_t n = HERD__RUNQ / 2;
-	struct herd__batch *b = malloc(sizeof *b);
+	struct herd__batch *b = batch_alloc(w->rt);
 	herd__task *stack_batch[HERD__RUNQ / 2 + 1];
 	herd__task **batch = b ? b->t : stack_batch;
 	for (uint32_t i = 0; i < n; i++)
@@ -221,7 +251,11 @@ static bool runq_put_slow(herd__worker *w, herd__task *t, uint32_t h)
 						mo_relaxed);
 	if (!atomic_compare_exchange_strong_explicit(&w->rq_head, &h, h + n,
 						     mo_acq_rel, mo_relaxed)) {
-		free(b);
+		if (b) {
+			herd__mutex_lock(&w->rt->gq_lock);
+			batch_recycle_locked(w->rt, b);
+			herd__mutex_unlock(&w->rt->gq_lock);
+		}
 		return false;
 	}
 	batch[n] = t;
@@ -536,6 +570,44 @@ static herd__task *steal_work(herd__worker *w)
 	return NULL;
 }
 
+/*
+ * A spinning worker that found nothing watches the queues a little longer
+ * before it sleeps: work often comes back within microseconds (a task
+ * spawning in a loop), and a sleeping worker costs its waker a system call.
+ * It does not pounce on a lone task at once, though: a busy worker that
+ * spawns in a loop would then lose every task to a steal, one contended
+ * transfer per task. Small queues count as work after STEAL_PATIENCE_NS,
+ * when stealing them is worth it (Go waits 3 us before taking runnext).
+ * True if work appeared.
+ */
+static bool spin_for_work(herd__worker *w)
+{
+	herd__rt *rt = w->rt;
+	int64_t start = herd_now(), now = start;
+	uint32_t enough = STEAL_BATCH;
+	for (unsigned i = 1; w->spinning; i++) {
+		if (atomic_load_explicit(&rt->gq_size, mo_relaxed) ||
+		    atomic_load_explicit(&rt->shutdown, mo_relaxed))
+			return true;
+		for (unsigned k = 0; k < rt->nworkers; k++) {
+			herd__worker *v = rt->workers[k];
+			if (atomic_load_explicit(&v->rq_tail, mo_relaxed) -
+				    atomic_load_explicit(&v->rq_head, mo_relaxed) >= enough ||
+			    (enough == 1 && atomic_load_explicit(&v->runnext, mo_relaxed)))
+				return true;
+		}
+		herd__cpu_relax();
+		if (i % 32 == 0) {
+			now = herd_now();
+			if (now - start >= SPIN_NS)
+				return false;
+			if (now - start >= STEAL_PATIENCE_NS)
+				enough = 1;
+		}
+	}
+	return false;
+}
+
 /* The scheduler loop's search: NULL only when the runtime shuts down. */
 static herd__task *find_runnable(herd__worker *w)
 {
@@ -552,6 +624,8 @@ static herd__task *find_runnable(herd__worker *w)
 			continue;
 		if (atomic_load_explicit(&w->rt->shutdown, mo_seq_cst))
 			return NULL;
+		if (spin_for_work(w))
+			continue;
 		worker_sleep(w);
 	}
 }
@@ -729,6 +803,8 @@ int herd_yield(void)
 	herd__task *t;
 	if (herd__current(&w, &t))
 		return -EPERM;
+	if (herd__unlikely(t->flags & HERD__TASK_UNGUARDED))
+		herd__stack_check(t); /* even when there is nothing to switch to */
 	herd__task *next = pick_local(w);
 	if (next) {
 		runq_put(w, t);

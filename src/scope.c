@@ -2,39 +2,55 @@
  * scope.c - scopes: the tree that every task belongs to, waiting for it to
  * empty, cancelling it, and closing it.
  *
+ * The state word. A scope's `state` packs, as Go's sync.WaitGroup does, a
+ * count (high 32 bits: live tasks of the scope + its open child scopes) and
+ * the number of waiters queued on it (low 32 bits). Spawning adds to the
+ * count and ending subtracts from it, with one atomic operation and no
+ * lock, so tasks of one scope on different workers do not contend on a
+ * lock. Only the ending that brings the count to zero while waiters are
+ * queued takes the lock, to wake them.
+ *
  * Invariants.
- *   - count = the scope's live tasks + its open child scopes. A child holds
- *     one count on its parent from herd_scope_open to the end of its close,
- *     and closing waits for count == 0, so a scope's count is 0 exactly when
- *     no task of it or of any scope nested in it is alive.
+ *   - A child holds one count on its parent from herd_scope_open to the end
+ *     of its close, and closing waits for the child's count to reach 0: a
+ *     scope's count is 0 exactly when no task of it or of any scope nested
+ *     in it is alive.
  *   - A scope is owned by the task that opened it; only that task closes it,
- *     and it does so at the latest as it ends (herd__scope_detach). So a
- *     scope outlives every task of its own, and a parent outlives its
- *     children: parent pointers may be followed without locks.
- *   - A scope is freed only when count == 0 and no waiter is queued on it:
- *     a waiter woken by its deadline or by cancellation unqueues itself
- *     under the scope's lock, so the scope must still be there.
+ *     at the latest as it ends (herd__scope_detach). So a scope outlives its
+ *     tasks, a parent outlives its children, and parent pointers may be
+ *     followed without locks.
+ *   - Close frees the scope once state == 0: no task, and no waiter that
+ *     could still touch it. A task whose decrement leaves waiters queued
+ *     takes the lock to wake them, and the scope cannot be freed before the
+ *     woken waiters (the closer among them) are unqueued, which happens
+ *     under that lock. A task whose decrement leaves no waiter never touches
+ *     the scope again. A waiter claimed by its deadline or by cancellation
+ *     stays queued (and counted) until it unqueues itself.
+ *   - Registering a waiter is a CAS from a state whose count is non-zero, so
+ *     it is ordered against the decrement that would reach zero: either the
+ *     decrement sees the waiter, or the waiter sees the zero.
  *   - `canceled` only goes from 0 to 1. A cancelled scope's children are
  *     cancelled too, and a child opened later starts cancelled (it copies
- *     the flag under the parent's lock).
+ *     the flag under the parent's lock). Parked tasks of cancelled scopes
+ *     are woken through the registries (wait.c).
  *   - The root scope (herd_run's) has no owner; when its count reaches 0
  *     every task has ended and the runtime shuts down.
  *
- * Locks. `lock` protects count, the task list, the children list and the
- * wait queue. Lock order: parent before child (cancellation walks down
- * holding each lock); a closing child takes its parent's lock only after
- * releasing its own. Under a scope lock, herd__wake may ready tasks (leaf
- * locks only).
+ * Locks. `lock` protects the children list and the wait queue (and the
+ * waiter half of `state` changes only under it). Lock order: parent before
+ * child (cancellation walks down holding each lock); a closing child takes
+ * its parent's lock only after releasing its own.
  */
 #include "internal.h"
 
 #include <stdlib.h>
 
+#define COUNT_ONE ((uint64_t)1 << 32)
+
 struct herd_scope {
-	herd__mutex lock;
+	_Atomic uint64_t state;     /* count << 32 | queued waiters */
 	_Atomic uint32_t canceled;
-	uint32_t count;
-	herd__task *tasks;          /* linked through sprev/snext */
+	herd__mutex lock;
 	herd_scope *parent;
 	herd_scope *children;       /* open children, through sib_prev/next */
 	herd_scope *sib_prev, *sib_next;
@@ -43,6 +59,11 @@ struct herd_scope {
 	herd__waitq waiters;
 	herd__rt *rt;
 };
+
+static inline uint32_t count_of(uint64_t state)
+{
+	return (uint32_t)(state >> 32);
+}
 
 bool herd__scope_canceled(const herd_scope *s)
 {
@@ -62,31 +83,40 @@ void herd__scope_root_free(herd_scope *s)
 	free(s);
 }
 
-/* Drops one count; called with s->lock held. True if the root emptied. */
-static bool scope_put_locked(herd_scope *s)
+/* Wakes the queued waiters; s->lock held. */
+static void wake_waiters_locked(herd_scope *s)
 {
-	if (--s->count == 0) {
-		herd__waitq_wake_all(&s->waiters);
-		return s->parent == NULL;
+	unsigned n = herd__waitq_wake_all(&s->waiters);
+	atomic_fetch_sub_explicit(&s->state, n, mo_relaxed);
+}
+
+/*
+ * Drops one count. If that empties the scope, wakes its waiters, and if it
+ * is the root, shuts the runtime down. Unless waiters are queued, s is not
+ * touched after the decrement: its owner may free it at once.
+ */
+static void scope_put(herd_scope *s)
+{
+	bool root = s->parent == NULL;
+	herd__rt *rt = s->rt;
+	uint64_t old = atomic_fetch_sub_explicit(&s->state, COUNT_ONE, mo_acq_rel);
+	if (herd__likely(count_of(old) != 1))
+		return;
+	if ((uint32_t)old) {
+		herd__mutex_lock(&s->lock);
+		wake_waiters_locked(s);
+		herd__mutex_unlock(&s->lock);
 	}
-	return false;
+	if (root)
+		herd__shutdown(rt);
 }
 
 int herd__scope_attach(herd_scope *s, herd__task *t)
 {
-	herd__mutex_lock(&s->lock);
-	if (herd__unlikely(atomic_load_explicit(&s->canceled, mo_relaxed))) {
-		herd__mutex_unlock(&s->lock);
+	if (herd__unlikely(atomic_load_explicit(&s->canceled, mo_acquire)))
 		return HERD_ECANCELED;
-	}
+	atomic_fetch_add_explicit(&s->state, COUNT_ONE, mo_relaxed);
 	t->scope = s;
-	t->sprev = NULL;
-	t->snext = s->tasks;
-	if (s->tasks)
-		s->tasks->sprev = t;
-	s->tasks = t;
-	s->count++;
-	herd__mutex_unlock(&s->lock);
 	return 0;
 }
 
@@ -96,19 +126,8 @@ void herd__scope_detach(herd__worker **wp, herd__task *t)
 {
 	while (t->owned)
 		scope_close(wp, t, t->owned);
-	herd_scope *s = t->scope;
-	herd__mutex_lock(&s->lock);
-	if (t->sprev)
-		t->sprev->snext = t->snext;
-	else
-		s->tasks = t->snext;
-	if (t->snext)
-		t->snext->sprev = t->sprev;
-	bool root_empty = scope_put_locked(s);
-	herd__rt *rt = s->rt;
-	herd__mutex_unlock(&s->lock);
-	if (root_empty)
-		herd__shutdown(rt);
+	herd__registry_leave(t);
+	scope_put(t->scope);
 }
 
 int herd_scope_open(herd_scope **out)
@@ -133,7 +152,7 @@ int herd_scope_open(herd_scope **out)
 	if (p->children)
 		p->children->sib_prev = s;
 	p->children = s;
-	p->count++;
+	atomic_fetch_add_explicit(&p->state, COUNT_ONE, mo_relaxed);
 	herd__mutex_unlock(&p->lock);
 	s->owned_next = t->owned;
 	t->owned = s;
@@ -156,6 +175,35 @@ static bool scope_within(const herd_scope *inner, const herd_scope *s)
 	return false;
 }
 
+/*
+ * Queues wt as a waiter unless the scope is empty (then false); s->lock
+ * held. For a closer, empty means no task and no other waiter (state 0);
+ * for others, a zero count.
+ */
+static bool waiter_register(herd_scope *s, herd__waiter *wt, bool closing)
+{
+	uint64_t v = atomic_load_explicit(&s->state, mo_acquire);
+	do {
+		if (closing ? v == 0 : count_of(v) == 0)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(&s->state, &v, v + 1,
+							mo_acq_rel, mo_acquire));
+	herd__waitq_push(&s->waiters, wt);
+	return true;
+}
+
+/* After a wait: unqueues wt if its waker did not; s->lock held. */
+static void waiter_unregister(herd_scope *s, herd__waiter *wt)
+{
+	if (!wt->linked)
+		return;
+	herd__waitq_remove(&s->waiters, wt);
+	uint64_t v = atomic_fetch_sub_explicit(&s->state, 1, mo_acq_rel) - 1;
+	/* A closer may be waiting for the last waiter to leave. */
+	if (count_of(v) == 0 && (uint32_t)v)
+		wake_waiters_locked(s);
+}
+
 int herd_scope_wait(herd_scope *s, int64_t deadline)
 {
 	herd__worker *w;
@@ -168,37 +216,32 @@ int herd_scope_wait(herd_scope *s, int64_t deadline)
 		return -EDEADLK;
 	if (deadline != HERD_NOWAIT && herd__scope_canceled(t->scope))
 		return HERD_ECANCELED;
+	herd__waiter wt = {.task = t};
 	herd__mutex_lock(&s->lock);
-	if (s->count == 0) {
+	if (!waiter_register(s, &wt, false)) {
 		herd__mutex_unlock(&s->lock);
 		return 0;
 	}
-	herd__waiter wt = {.task = t};
-	herd__waitq_push(&s->waiters, &wt);
 	int rc = herd__wait(&w, &s->lock, deadline, true);
 	if (rc != 0) {
 		herd__mutex_lock(&s->lock);
-		herd__waitq_remove(&s->waiters, &wt);
-		/* A closer may be waiting for the queue to drain. */
-		if (s->count == 0)
-			herd__waitq_wake_all(&s->waiters);
+		waiter_unregister(s, &wt);
 		herd__mutex_unlock(&s->lock);
 	}
 	return rc;
 }
 
-static void cancel_locked(herd_scope *s)
+static bool cancel_locked(herd_scope *s)
 {
 	if (atomic_load_explicit(&s->canceled, mo_relaxed))
-		return;
+		return false;
 	atomic_store_explicit(&s->canceled, 1, mo_seq_cst);
-	for (herd__task *t = s->tasks; t; t = t->snext)
-		herd__wake_canceled(t);
 	for (herd_scope *c = s->children; c; c = c->sib_next) {
 		herd__mutex_lock(&c->lock);
 		cancel_locked(c);
 		herd__mutex_unlock(&c->lock);
 	}
+	return true;
 }
 
 int herd_scope_cancel(herd_scope *s)
@@ -206,21 +249,24 @@ int herd_scope_cancel(herd_scope *s)
 	if (!s)
 		return -EINVAL;
 	herd__mutex_lock(&s->lock);
-	cancel_locked(s);
+	bool newly = cancel_locked(s);
 	herd__mutex_unlock(&s->lock);
+	if (newly)
+		herd__cancel_parked(s->rt);
 	return 0;
 }
 
-/* Waits (firmly) until s is empty and unwatched, then frees it. */
+/* Waits (firmly) until s has no task and no waiter, then frees it. */
 static void scope_close(herd__worker **wp, herd__task *t, herd_scope *s)
 {
 	herd__mutex_lock(&s->lock);
-	while (s->count > 0 || s->waiters.head) {
+	for (;;) {
 		herd__waiter wt = {.task = t};
-		herd__waitq_push(&s->waiters, &wt);
+		if (!waiter_register(s, &wt, true))
+			break;
 		herd__wait(wp, &s->lock, HERD_FOREVER, false);
 		herd__mutex_lock(&s->lock);
-		herd__waitq_remove(&s->waiters, &wt);
+		waiter_unregister(s, &wt);
 	}
 	herd__mutex_unlock(&s->lock);
 
@@ -237,9 +283,9 @@ static void scope_close(herd__worker **wp, herd__task *t, herd_scope *s)
 		p->children = s->sib_next;
 	if (s->sib_next)
 		s->sib_next->sib_prev = s->sib_prev;
-	scope_put_locked(p); /* the owner lives in p: p cannot empty here */
 	herd__mutex_unlock(&p->lock);
 	free(s);
+	scope_put(p); /* the owner lives in p: p cannot empty here */
 }
 
 int herd_scope_close(herd_scope *s)

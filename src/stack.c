@@ -29,9 +29,10 @@
  * "herd: task N overflowed its stack (size S)" and lets the signal kill the
  * process. Other faults go to the handler that was there before.
  *
- * Caching: a worker keeps up to 64 free stacks (no lock); beyond that,
- * batches of 32 move to the depot. Locks: stacks.lock protects the slabs,
- * the carving position and the depot; it is a leaf.
+ * Caching: free stacks go to the worker's cache and move between workers in
+ * magazines (cache.c). Locks: stacks.lock protects the slabs, the carving
+ * position, the guard mode and the orphans (free stacks that no magazine
+ * could take, for want of memory); it is a leaf.
  */
 #include "internal.h"
 
@@ -58,8 +59,6 @@
 
 #define HDR_SIZE 16u
 #define GUARD_SIZE (16u * 1024)
-#define CACHE_MAX 64u
-#define CACHE_BATCH 32u
 #define SLAB_FIRST 16u
 #define SLAB_MAX 4096u
 #define CANARY 0x6865726473746b21ull /* "herdstk!" */
@@ -105,6 +104,7 @@ int herd__stacks_init(herd__rt *rt, size_t size, int mode)
 void herd__stacks_fini(herd__rt *rt)
 {
 	herd__stacks *s = &rt->stacks;
+	herd__depot_fini(&s->depot, NULL, NULL); /* the slabs hold the stacks */
 	struct herd__slab *sl = s->slabs;
 	while (sl) {
 		struct herd__slab *next = sl->next;
@@ -180,42 +180,26 @@ static char *stack_carve(herd__stacks *s)
 	return lo;
 }
 
-/* Refills an empty worker cache from the depot, or carves one stack. */
-static void stack_refill(herd__worker *w)
+/* A stack no magazine could take, or a new one; NULL without memory. */
+static char *stack_slow_get(herd__stacks *s)
 {
-	herd__stacks *s = &w->rt->stacks;
 	herd__mutex_lock(&s->lock);
-	while (s->depot && w->stack_cache_n < CACHE_BATCH) {
-		char *lo = s->depot;
-		s->depot = hdr_of(s, lo)->next;
-		s->depot_n--;
-		hdr_of(s, lo)->next = w->stack_cache;
-		w->stack_cache = lo;
-		w->stack_cache_n++;
-	}
-	if (!w->stack_cache) {
-		char *lo = stack_carve(s);
-		if (lo) {
-			hdr_of(s, lo)->next = NULL;
-			w->stack_cache = lo;
-			w->stack_cache_n = 1;
-		}
-	}
+	char *lo = s->orphans;
+	if (lo)
+		s->orphans = hdr_of(s, lo)->next;
+	else
+		lo = stack_carve(s);
 	herd__mutex_unlock(&s->lock);
+	return lo;
 }
 
 char *herd__stack_get(herd__worker *w, bool *guarded)
 {
 	herd__stacks *s = &w->rt->stacks;
-	if (herd__unlikely(!w->stack_cache))
-		stack_refill(w);
-	char *lo = w->stack_cache;
-	if (herd__unlikely(!lo))
+	char *lo = herd__cache_get(&w->stack_cache, &s->depot);
+	if (herd__unlikely(!lo) && !(lo = stack_slow_get(s)))
 		return NULL;
-	struct herd__stack_hdr *h = hdr_of(s, lo);
-	w->stack_cache = h->next;
-	w->stack_cache_n--;
-	*guarded = h->flags & HDR_GUARDED;
+	*guarded = hdr_of(s, lo)->flags & HDR_GUARDED;
 #if HERD_ASAN
 	/* A task that ended never returned from its frames: their redzones
 	 * are still poisoned. */
@@ -224,34 +208,27 @@ char *herd__stack_get(herd__worker *w, bool *guarded)
 	return lo;
 }
 
-/* Moves `n` stacks from the worker's cache to the depot. */
-static void stack_spill(herd__worker *w, unsigned n)
+static void stack_orphan(herd__stacks *s, char *lo)
 {
-	herd__stacks *s = &w->rt->stacks;
 	herd__mutex_lock(&s->lock);
-	while (n-- && w->stack_cache) {
-		char *lo = w->stack_cache;
-		w->stack_cache = hdr_of(s, lo)->next;
-		w->stack_cache_n--;
-		hdr_of(s, lo)->next = s->depot;
-		s->depot = lo;
-		s->depot_n++;
-	}
+	hdr_of(s, lo)->next = s->orphans;
+	s->orphans = lo;
 	herd__mutex_unlock(&s->lock);
 }
 
 void herd__stack_put(herd__worker *w, char *lo)
 {
 	herd__stacks *s = &w->rt->stacks;
-	hdr_of(s, lo)->next = w->stack_cache;
-	w->stack_cache = lo;
-	if (++w->stack_cache_n > CACHE_MAX)
-		stack_spill(w, CACHE_BATCH);
+	if (herd__unlikely(!herd__cache_put(&w->stack_cache, &s->depot, lo)))
+		stack_orphan(s, lo);
 }
 
 void herd__stack_cache_drain(herd__worker *w)
 {
-	stack_spill(w, UINT_MAX);
+	herd__stacks *s = &w->rt->stacks;
+	char *lo;
+	while ((lo = herd__cache_drain(&w->stack_cache, &s->depot)))
+		stack_orphan(s, lo);
 }
 
 /* ------------------------------------------------------------------ */

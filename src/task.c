@@ -6,9 +6,8 @@
  * own size from malloc. A spawned task has no stack until it first runs
  * (herd__task_start), so a task that has not run yet costs only its object.
  *
- * Objects are cached per worker (up to 256, no lock); beyond that, batches
- * of 128 go to a depot under task_depot_lock (a leaf). A task allocated on
- * one worker is usually freed on another: the depot balances them.
+ * Objects are cached per worker and moved between workers in magazines
+ * (cache.c): a task allocated on one worker is usually freed on another.
  *
  * Invariant: herd_go copies the argument before it returns, so nothing the
  * caller does afterwards can change what the task sees.
@@ -25,38 +24,18 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
-#define TASK_CACHE_MAX 256u
-#define TASK_CACHE_BATCH 128u
-
-static herd__task *task_refill(herd__worker *w)
-{
-	herd__rt *rt = w->rt;
-	herd__mutex_lock(&rt->task_depot_lock);
-	while (rt->task_depot && w->task_cache_n < TASK_CACHE_BATCH) {
-		herd__task *t = rt->task_depot;
-		rt->task_depot = t->next;
-		rt->task_depot_n--;
-		t->next = w->task_cache;
-		w->task_cache = t;
-		w->task_cache_n++;
-	}
-	herd__mutex_unlock(&rt->task_depot_lock);
-	return w->task_cache;
-}
-
 herd__task *herd__task_alloc(herd__worker *w, size_t argsize)
 {
-	herd__task *t;
+	herd__task *t = NULL;
 	uint8_t flags = 0;
 	if (argsize > HERD__TASK_INLINE) {
 		t = malloc(offsetof(herd__task, argbuf) + argsize);
 		flags = HERD__TASK_BIG_ARG;
-	} else if (w && (w->task_cache || task_refill(w))) {
-		t = w->task_cache;
-		w->task_cache = t->next;
-		w->task_cache_n--;
 	} else {
-		t = malloc(HERD__TASK_SIZE);
+		if (w)
+			t = herd__cache_get(&w->task_cache, &w->rt->task_depot);
+		if (!t)
+			t = malloc(HERD__TASK_SIZE);
 	}
 	if (!t)
 		return NULL;
@@ -65,48 +44,29 @@ herd__task *herd__task_alloc(herd__worker *w, size_t argsize)
 	return t;
 }
 
-static void task_spill(herd__worker *w, unsigned n)
-{
-	herd__rt *rt = w->rt;
-	herd__mutex_lock(&rt->task_depot_lock);
-	while (n-- && w->task_cache) {
-		herd__task *t = w->task_cache;
-		w->task_cache = t->next;
-		w->task_cache_n--;
-		t->next = rt->task_depot;
-		rt->task_depot = t;
-		rt->task_depot_n++;
-	}
-	herd__mutex_unlock(&rt->task_depot_lock);
-}
-
 void herd__task_free(herd__worker *w, herd__task *t)
 {
-	if (!w || (t->flags & HERD__TASK_BIG_ARG)) {
+	if (!w || (t->flags & HERD__TASK_BIG_ARG) ||
+	    !herd__cache_put(&w->task_cache, &w->rt->task_depot, t))
 		free(t);
-		return;
-	}
-	t->next = w->task_cache;
-	w->task_cache = t;
-	if (++w->task_cache_n > TASK_CACHE_MAX)
-		task_spill(w, TASK_CACHE_BATCH);
 }
 
 void herd__task_cache_drain(herd__worker *w)
 {
-	task_spill(w, UINT_MAX);
+	void *t;
+	while ((t = herd__cache_drain(&w->task_cache, &w->rt->task_depot)))
+		free(t);
+}
+
+static void task_release(void *t, void *arg)
+{
+	(void)arg;
+	free(t);
 }
 
 void herd__task_depot_free(herd__rt *rt)
 {
-	herd__task *t = rt->task_depot;
-	while (t) {
-		herd__task *next = t->next;
-		free(t);
-		t = next;
-	}
-	rt->task_depot = NULL;
-	rt->task_depot_n = 0;
+	herd__depot_fini(&rt->task_depot, task_release, NULL);
 }
 
 int herd__task_start(herd__worker *w, herd__task *t)

@@ -16,11 +16,22 @@
  * A waker finds the task only while it is certainly in this wait: the
  * object's waker holds the object's lock with the waiter still queued; the
  * timer code holds the timer lock with the timer still in the heap; the
- * canceller holds the scope's lock (so the task cannot end) and may claim
- * only a CANCELLABLE wait (so it cannot cut short a firm one, such as
- * closing a scope). A task woken by its timer or by cancellation unqueues
- * its waiter itself, under the object's lock; the object must not be freed
- * while a waiter is queued (herd_wg_free refuses, scopes wait for it).
+ * canceller holds the registry lock of the task (so the task cannot end)
+ * and may claim only a CANCELLABLE wait (so it cannot cut short a firm one,
+ * such as closing a scope). A task woken by its timer or by cancellation
+ * unqueues its waiter itself, under the object's lock; so an object's waker
+ * leaves such a waiter queued, and the object must not be freed while a
+ * waiter is queued (herd_wg_free refuses, a closing scope waits).
+ *
+ * The registry. Cancellation must find the parked tasks of a scope, but
+ * keeping a list of every task in its scope would cost a contended lock at
+ * every spawn and every exit. Instead, a task joins its worker's registry
+ * the first time it parks, and leaves it when it ends: tasks that never
+ * block (most short ones) never touch it, and a task usually parks and ends
+ * on the worker it started on, so the registry locks are rarely contended.
+ * herd_scope_cancel marks the scopes, then walks every registry and wakes
+ * the tasks parked in a cancelled scope: O(tasks that have parked), which
+ * is fine for something as rare as a cancellation.
  *
  * Ordering. The task stores its wait state (seq_cst) before it releases the
  * object's lock, then reads its scope's `canceled` flag (seq_cst); the
@@ -59,39 +70,57 @@ void herd__waitq_remove(herd__waitq *q, herd__waiter *wt)
 	wt->linked = false;
 }
 
-void herd__waitq_wake_all(herd__waitq *q)
+/* Claims the wake of a parked task: true if this caller won it. */
+static bool claim(herd__task *t, uint32_t from)
 {
-	herd__waiter *wt;
-	while ((wt = q->head)) {
-		herd__waitq_remove(q, wt);
-		/* Losing the race is fine: the winner readies the task. */
-		herd__wake(wt->task, 0);
-	}
+	return atomic_compare_exchange_strong_explicit(&t->wait, &from, HERD__WAIT_WOKEN,
+						       mo_acq_rel, mo_relaxed);
 }
 
-static bool claim_wake(herd__task *t, uint32_t from, int result)
+static bool claim_any(herd__task *t)
 {
-	if (!atomic_compare_exchange_strong_explicit(&t->wait, &from, HERD__WAIT_WOKEN,
-						     mo_acq_rel, mo_relaxed))
-		return false;
+	uint32_t s = atomic_load_explicit(&t->wait, mo_seq_cst);
+	return (s == HERD__WAIT_CANCELLABLE || s == HERD__WAIT_FIRM) && claim(t, s);
+}
+
+/* Hands a claimed task its result and makes it runnable. After this, the
+ * task may run at once on another worker: its waiter is gone. */
+static void finish(herd__task *t, int result)
+{
 	t->wake_result = result;
 	herd__ready(herd__self(), t);
-	return true;
+}
+
+unsigned herd__waitq_wake_all(herd__waitq *q)
+{
+	unsigned n = 0;
+	for (herd__waiter *wt = q->head, *next; wt; wt = next) {
+		next = wt->next;
+		herd__task *t = wt->task;
+		if (claim_any(t)) {
+			herd__waitq_remove(q, wt); /* before the task can run */
+			finish(t, 0);
+			n++;
+		}
+	}
+	return n;
 }
 
 bool herd__wake(herd__task *t, int result)
 {
-	uint32_t s = atomic_load_explicit(&t->wait, mo_seq_cst);
-	if (s != HERD__WAIT_CANCELLABLE && s != HERD__WAIT_FIRM)
+	if (!claim_any(t))
 		return false;
-	return claim_wake(t, s, result);
+	finish(t, result);
+	return true;
 }
 
 bool herd__wake_canceled(herd__task *t)
 {
-	if (atomic_load_explicit(&t->wait, mo_seq_cst) != HERD__WAIT_CANCELLABLE)
+	if (atomic_load_explicit(&t->wait, mo_seq_cst) != HERD__WAIT_CANCELLABLE ||
+	    !claim(t, HERD__WAIT_CANCELLABLE))
 		return false;
-	return claim_wake(t, HERD__WAIT_CANCELLABLE, HERD_ECANCELED);
+	finish(t, HERD_ECANCELED);
+	return true;
 }
 
 /* Takes back a wait nobody has claimed: the task never parks. */
@@ -101,12 +130,54 @@ static bool unclaim(herd__task *t, uint32_t state)
 						       mo_acq_rel, mo_relaxed);
 }
 
+static void registry_join(herd__worker *w, herd__task *t)
+{
+	herd__mutex_lock(&w->reg_lock);
+	t->reg = w;
+	t->reg_prev = NULL;
+	t->reg_next = w->reg_head;
+	if (w->reg_head)
+		w->reg_head->reg_prev = t;
+	w->reg_head = t;
+	herd__mutex_unlock(&w->reg_lock);
+}
+
+void herd__registry_leave(herd__task *t)
+{
+	herd__worker *w = t->reg;
+	if (!w)
+		return;
+	herd__mutex_lock(&w->reg_lock);
+	if (t->reg_prev)
+		t->reg_prev->reg_next = t->reg_next;
+	else
+		w->reg_head = t->reg_next;
+	if (t->reg_next)
+		t->reg_next->reg_prev = t->reg_prev;
+	herd__mutex_unlock(&w->reg_lock);
+	t->reg = NULL;
+}
+
+void herd__cancel_parked(herd__rt *rt)
+{
+	for (unsigned i = 0; i < rt->nworkers; i++) {
+		herd__worker *w = rt->workers[i];
+		herd__mutex_lock(&w->reg_lock);
+		for (herd__task *t = w->reg_head; t; t = t->reg_next)
+			if (herd__scope_canceled(t->scope))
+				herd__wake_canceled(t);
+		herd__mutex_unlock(&w->reg_lock);
+	}
+}
+
 int herd__wait(herd__worker **wp, herd__mutex *lock, int64_t deadline,
 	       bool cancellable)
 {
 	herd__worker *w = *wp;
 	herd__task *t = w->cur;
 	uint32_t state = cancellable ? HERD__WAIT_CANCELLABLE : HERD__WAIT_FIRM;
+	if (herd__unlikely(!t->reg))
+		registry_join(w, t);
 	t->wake_result = 0;
 	atomic_store_explicit(&t->wait, state, mo_seq_cst);
 	if (lock)
@@ -115,9 +186,11 @@ int herd__wait(herd__worker **wp, herd__mutex *lock, int64_t deadline,
 	/* Already cancelled, or already past the deadline: take the wait
 	 * back unless a waker has claimed it (then it readies us; park). */
 	int early = 0;
-	if (cancellable && herd__scope_canceled(t->scope))
+	if (deadline == HERD_NOWAIT)
+		early = HERD_ETIMEDOUT; /* a poll: not a cancellation point */
+	else if (cancellable && herd__scope_canceled(t->scope))
 		early = HERD_ECANCELED;
-	else if (deadline == 0 || (deadline > 0 && herd_now() >= deadline))
+	else if (deadline > 0 && herd_now() >= deadline)
 		early = HERD_ETIMEDOUT;
 	herd__timer tm = {.when = deadline, .index = SIZE_MAX, .task = t};
 	if (!early && deadline > 0 && herd__timer_add(w->rt, &tm) < 0)
