@@ -300,6 +300,7 @@ struct herd__worker {
 	uint64_t id_next, id_end; /* block of task ids */
 	herd__cache task_cache;
 	herd__cache stack_cache;
+	herd__cache scope_cache;
 	pthread_t thread;
 	void *altstack;
 	herd__worker *idle_next; /* rt->idle_list, under rt->idle_lock */
@@ -349,8 +350,9 @@ struct herd__rt {
 	herd__mutex stackless_lock;
 	herd__task *stackless;
 	_Atomic uint32_t nstackless;
-	/* Task objects beyond the workers' caches. */
+	/* Task objects and scopes beyond the workers' caches. */
 	herd__depot task_depot;
+	herd__depot scope_depot;
 	/* Timers (timer.c). */
 	alignas(HERD__CACHELINE) herd__mutex timer_lock;
 	struct herd__timer **timer_heap;
@@ -457,6 +459,8 @@ int herd__scope_attach(herd_scope *s, herd__task *t);
 /* Removes an ending task; closes the scopes it still owns first. */
 void herd__scope_detach(herd__worker **wp, herd__task *t);
 bool herd__scope_canceled(const herd_scope *s);
+void herd__scope_cache_drain(herd__worker *w);
+void herd__scope_depot_free(herd__rt *rt);
 
 void herd__debug_check_spawn(herd__worker *w, const char *site, void *ret,
 			     const void *arg, size_t size);

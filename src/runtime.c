@@ -158,6 +158,7 @@ static void worker_run(herd__worker *w)
 	herd__worker_loop(w);
 	herd__stack_cache_drain(w);
 	herd__task_cache_drain(w);
+	herd__scope_cache_drain(w);
 	herd__altstack_remove(w);
 	herd__self_set(NULL);
 }
@@ -180,6 +181,7 @@ static void rt_free(herd__rt *rt)
 	free(rt->workers);
 	herd__stacks_fini(rt);
 	herd__task_depot_free(rt);
+	herd__scope_depot_free(rt);
 	herd__batches_free(rt);
 	herd__timers_fini(rt);
 	herd__scope_root_free(rt->root);

@@ -79,12 +79,8 @@ herd__rt *_Atomic herd__runtime;
  * a turn, so two tasks waking each other cannot starve the rest. */
 #define NEXT_STREAK_MAX 64u
 #define STEAL_ROUNDS 4
-/* How long a spinning worker watches the queues before it sleeps, how
- * many queued tasks are worth stealing at once, and how long it waits for
- * that many before it takes fewer. */
+/* How long a spinning worker watches the queues before it sleeps. */
 #define SPIN_NS (20 * HERD_USEC)
-#define STEAL_BATCH 8u
-#define STEAL_PATIENCE_NS (4 * HERD_USEC)
 
 /*
  * noinline and an opaque asm: the compiler may otherwise keep the address
@@ -574,36 +570,25 @@ static herd__task *steal_work(herd__worker *w)
  * A spinning worker that found nothing watches the queues a little longer
  * before it sleeps: work often comes back within microseconds (a task
  * spawning in a loop), and a sleeping worker costs its waker a system call.
- * It does not pounce on a lone task at once, though: a busy worker that
- * spawns in a loop would then lose every task to a steal, one contended
- * transfer per task. Small queues count as work after STEAL_PATIENCE_NS,
- * when stealing them is worth it (Go waits 3 us before taking runnext).
  * True if work appeared.
  */
 static bool spin_for_work(herd__worker *w)
 {
 	herd__rt *rt = w->rt;
-	int64_t start = herd_now(), now = start;
-	uint32_t enough = STEAL_BATCH;
+	int64_t until = herd_now() + SPIN_NS;
 	for (unsigned i = 1; w->spinning; i++) {
 		if (atomic_load_explicit(&rt->gq_size, mo_relaxed) ||
 		    atomic_load_explicit(&rt->shutdown, mo_relaxed))
 			return true;
 		for (unsigned k = 0; k < rt->nworkers; k++) {
 			herd__worker *v = rt->workers[k];
-			if (atomic_load_explicit(&v->rq_tail, mo_relaxed) -
-				    atomic_load_explicit(&v->rq_head, mo_relaxed) >= enough ||
-			    (enough == 1 && atomic_load_explicit(&v->runnext, mo_relaxed)))
+			if (atomic_load_explicit(&v->rq_tail, mo_relaxed) !=
+			    atomic_load_explicit(&v->rq_head, mo_relaxed))
 				return true;
 		}
 		herd__cpu_relax();
-		if (i % 32 == 0) {
-			now = herd_now();
-			if (now - start >= SPIN_NS)
-				return false;
-			if (now - start >= STEAL_PATIENCE_NS)
-				enough = 1;
-		}
+		if (i % 32 == 0 && herd_now() >= until)
+			return false;
 	}
 	return false;
 }

@@ -44,11 +44,15 @@
 #include "internal.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #define COUNT_ONE ((uint64_t)1 << 32)
 
+/* Cache-line aligned and padded: `state` is written by every spawn and
+ * every exit, from all workers, and must not share its line with anything
+ * else that is hot. */
 struct herd_scope {
-	_Atomic uint64_t state;     /* count << 32 | queued waiters */
+	alignas(HERD__CACHELINE) _Atomic uint64_t state; /* count << 32 | waiters */
 	_Atomic uint32_t canceled;
 	herd__mutex lock;
 	herd_scope *parent;
@@ -58,7 +62,45 @@ struct herd_scope {
 	herd_scope *owned_next;     /* the owner's list of open scopes */
 	herd__waitq waiters;
 	herd__rt *rt;
-};
+} __attribute__((aligned(HERD__CACHELINE)));
+
+/* Scopes come from the worker's cache (a task that opens many, as a tree
+ * of tasks does, would otherwise spend its time in aligned_alloc). */
+static herd_scope *scope_new(herd__worker *w, herd__rt *rt)
+{
+	herd_scope *s = w ? herd__cache_get(&w->scope_cache, &rt->scope_depot) : NULL;
+	if (!s)
+		s = aligned_alloc(HERD__CACHELINE, sizeof *s);
+	if (s) {
+		memset(s, 0, sizeof *s);
+		s->rt = rt;
+	}
+	return s;
+}
+
+static void scope_free(herd__worker *w, herd_scope *s)
+{
+	if (!herd__cache_put(&w->scope_cache, &s->rt->scope_depot, s))
+		free(s);
+}
+
+static void scope_release(void *s, void *arg)
+{
+	(void)arg;
+	free(s);
+}
+
+void herd__scope_cache_drain(herd__worker *w)
+{
+	void *s;
+	while ((s = herd__cache_drain(&w->scope_cache, &w->rt->scope_depot)))
+		free(s);
+}
+
+void herd__scope_depot_free(herd__rt *rt)
+{
+	herd__depot_fini(&rt->scope_depot, scope_release, NULL);
+}
 
 static inline uint32_t count_of(uint64_t state)
 {
@@ -72,10 +114,7 @@ bool herd__scope_canceled(const herd_scope *s)
 
 herd_scope *herd__scope_root_new(herd__rt *rt)
 {
-	herd_scope *s = calloc(1, sizeof *s);
-	if (s)
-		s->rt = rt;
-	return s;
+	return scope_new(NULL, rt);
 }
 
 void herd__scope_root_free(herd_scope *s)
@@ -138,11 +177,10 @@ int herd_scope_open(herd_scope **out)
 		return -EINVAL;
 	if (herd__current(&w, &t))
 		return -EPERM;
-	herd_scope *s = calloc(1, sizeof *s);
+	herd_scope *s = scope_new(w, w->rt);
 	if (!s)
 		return -ENOMEM;
 	herd_scope *p = t->scope;
-	s->rt = w->rt;
 	s->parent = p;
 	s->owner = t;
 	herd__mutex_lock(&p->lock);
@@ -284,7 +322,7 @@ static void scope_close(herd__worker **wp, herd__task *t, herd_scope *s)
 	if (s->sib_next)
 		s->sib_next->sib_prev = s->sib_prev;
 	herd__mutex_unlock(&p->lock);
-	free(s);
+	scope_free(*wp, s);
 	scope_put(p); /* the owner lives in p: p cannot empty here */
 }
 
