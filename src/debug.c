@@ -53,8 +53,8 @@ void herd__debug_check_spawn(herd__worker *w, const char *site, void *ret,
 			     const void *arg, size_t size)
 {
 	const herd__task *cur = w->cur;
-	uintptr_t lo = (uintptr_t)cur->ctx.stack_lo;
-	uintptr_t hi = lo + cur->ctx.stack_size;
+	uintptr_t lo = (uintptr_t)cur->stack;
+	uintptr_t hi = lo + herd__stack_size(w->rt);
 	bool hit = size == 0 && points_into((uintptr_t)arg, lo, hi);
 	for (size_t i = 0; !hit && i + sizeof(uintptr_t) <= size; i += sizeof(uintptr_t)) {
 		uintptr_t v;

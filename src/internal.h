@@ -165,9 +165,9 @@ void herd__depot_fini(herd__depot *d, void (*release)(void *obj, void *arg),
  */
 typedef struct herd__ctx {
 	void *sp;          /* saved stack pointer while suspended */
-	char *stack_lo;    /* lowest usable byte of its stack */
-	size_t stack_size; /* usable bytes */
 #if HERD_ASAN
+	const void *stack_lo; /* the stack's bounds, for ASan */
+	size_t stack_size;
 	void *asan_fake;
 #endif
 #if HERD_TSAN
@@ -186,6 +186,8 @@ herd__worker *herd__ctx_switch(void **save_sp, void *load_sp, herd__worker *w);
 void herd__ctx_trampoline(void);
 /* Builds the first frame of a context on a fresh stack (stack.c). */
 void herd__ctx_init(herd__ctx *c, char *lo, size_t size, const herd__rt *rt);
+/* The usable size of task stacks. */
+static inline size_t herd__stack_size(const herd__rt *rt);
 /* Captures the calling thread's FP control words for new tasks. */
 void herd__ctx_capture_fp(herd__rt *rt);
 
@@ -207,8 +209,20 @@ enum {
 	HERD__TASK_UNGUARDED = 1u << 1,/* its stack has a canary, no guard */
 };
 
+/*
+ * A task object, laid out by who writes it: the first cache line is written
+ * by the spawner (arguments of up to 8 bytes included), the second by the
+ * worker that first runs the task, the rest holds larger arguments. A spawn
+ * and the task's first run on another worker then move as few cache lines
+ * between cores as can be.
+ */
 struct herd__task {
+	/* Line 1: written at spawn. */
 	herd__ctx ctx;
+	herd_fn fn;
+	void *arg;
+	herd_scope *scope;
+	herd__task *next;       /* global run queue */
 	/*
 	 * 1 while a worker runs the task or is still switching away from it.
 	 * A worker about to run the task waits for 0 (acquire), which the
@@ -218,29 +232,39 @@ struct herd__task {
 	 */
 	_Atomic uint32_t on_cpu;
 	_Atomic uint32_t wait;  /* HERD__WAIT_*; see wait.c */
-	int wake_result;        /* written by whoever wins the wake */
+	/* Arguments of up to 8 bytes; aligned as malloc's memory is. */
+	alignas(16) unsigned char smallarg[8];
 	uint8_t flags;
-	herd__task *next;       /* global run queue, free lists */
-	herd_fn fn;
-	void *arg;
-	herd_scope *scope;
+	/* Line 2: written when the task first runs (herd__task_start). */
+	alignas(HERD__CACHELINE) uint64_t id;
+	char *stack;            /* lowest usable byte of its stack */
 	/* The registry of tasks that have parked (see wait.c): the worker
 	 * whose list holds the task, or NULL. */
 	herd__worker *reg;
 	herd__task *reg_prev, *reg_next;
 	herd_scope *owned;      /* scopes it opened and has not closed */
-	uint64_t id;
-	alignas(16) unsigned char argbuf[]; /* the copied argument */
+	/* Counts taken ahead on a scope this task spawns into (scope.c);
+	 * given back before the task parks, yields or ends. */
+	herd_scope *credit_scope;
+	uint32_t credits;
+	int wake_result;        /* written by whoever wins the wake */
+	/* Then: arguments of more than 8 bytes. */
+	alignas(HERD__CACHELINE) unsigned char argbuf[];
 };
 
-/* Task objects come in one size, which holds small arguments inline. */
-#define HERD__TASK_SIZE 192u
-#define HERD__TASK_INLINE (HERD__TASK_SIZE - offsetof(struct herd__task, argbuf))
+/* Task objects come in one size, which holds arguments up to 64 bytes
+ * (192 bytes in all, more in sanitizer builds). */
+#define HERD__TASK_INLINE 64u
+#define HERD__TASK_SIZE (offsetof(struct herd__task, argbuf) + HERD__TASK_INLINE)
+#define HERD__TASK_SPAWN_BYTES offsetof(struct herd__task, id)
 
 herd__task *herd__task_alloc(herd__worker *w, size_t argsize);
 void herd__task_free(herd__worker *w, herd__task *t);
 /* Gives a runnable task that has never run its stack; -ENOMEM. */
 int herd__task_start(herd__worker *w, herd__task *t);
+/* Gives a task that has never run the stack of `dead`, which has ended,
+ * and frees `dead`. */
+void herd__task_inherit(herd__worker *w, herd__task *dead, herd__task *t);
 HERD__NORETURN void herd__task_main(herd__worker *w);
 void herd__task_cache_drain(herd__worker *w);
 void herd__task_depot_free(herd__rt *rt);
@@ -362,6 +386,11 @@ struct herd__rt {
 
 extern herd__rt *_Atomic herd__runtime;
 
+static inline size_t herd__stack_size(const herd__rt *rt)
+{
+	return rt->stacks.size;
+}
+
 /* Worker statistics are written by their owner only: a plain
  * read-modify-write is enough, and readers sum them racily. */
 static inline void herd__stat_add(_Atomic int64_t *c, int64_t d)
@@ -384,8 +413,12 @@ void herd__self_set(herd__worker *w);
 void herd__ready(herd__worker *w, herd__task *t);
 /* Parks the running task; returns the worker it resumes on. */
 herd__worker *herd__park(herd__worker *w);
-/* Ends the running task: switches away for good. */
-HERD__NORETURN void herd__exit_switch(herd__worker *w);
+/*
+ * Ends the running task. If the next task of the worker has never run, it
+ * takes over the stack and is returned: the caller runs it in place, with
+ * no switch. Otherwise this switches away for good and does not return.
+ */
+herd__task *herd__exit_next(herd__worker *w);
 /* Runs after every switch, on the new context: releases the previous one. */
 void herd__finish_switch(herd__worker *w);
 void herd__worker_loop(herd__worker *w);
@@ -454,8 +487,11 @@ void herd__timers_fini(herd__rt *rt);
 
 herd_scope *herd__scope_root_new(herd__rt *rt);
 void herd__scope_root_free(herd_scope *s);
-/* Adds a new task to a scope; HERD_ECANCELED if it is cancelled. */
-int herd__scope_attach(herd_scope *s, herd__task *t);
+/* Adds a new task to a scope; HERD_ECANCELED if it is cancelled.
+ * spawner: the task spawning it, or NULL from another thread. */
+int herd__scope_attach(herd_scope *s, herd__task *t, herd__task *spawner);
+/* Gives back the counts a task took ahead on a scope it spawns into. */
+void herd__credits_return(herd__task *t);
 /* Removes an ending task; closes the scopes it still owns first. */
 void herd__scope_detach(herd__worker **wp, herd__task *t);
 bool herd__scope_canceled(const herd_scope *s);

@@ -143,8 +143,12 @@ static void g0_init(herd__worker *w)
 		pthread_attr_getstack(&attr, &addr, &size);
 		pthread_attr_destroy(&attr);
 	}
+#if HERD_ASAN
 	w->g0.stack_lo = addr;
 	w->g0.stack_size = size;
+#endif
+	(void)addr;
+	(void)size;
 #if HERD_TSAN
 	w->g0.tsan_fiber = __tsan_get_current_fiber();
 #endif
@@ -256,8 +260,7 @@ static int first_task(herd__rt *rt, herd_fn fn, void *arg)
 		return -ENOMEM;
 	t->fn = fn;
 	t->arg = arg;
-	t->id = herd__next_id(w);
-	herd__scope_attach(rt->root, t);
+	herd__scope_attach(rt->root, t, NULL);
 	herd__stat_add(&w->st_live, 1);
 	herd__stat_add(&w->st_spawned, 1);
 	herd__ready(w, t);

@@ -710,7 +710,7 @@ void herd__finish_switch(herd__worker *w)
 #if HERD_TSAN
 	__tsan_destroy_fiber(p->ctx.tsan_fiber);
 #endif
-	herd__stack_put(w, p->ctx.stack_lo);
+	herd__stack_put(w, p->stack);
 	herd__task_free(w, p);
 	if (herd__unlikely(atomic_load_explicit(&w->rt->nstackless, mo_relaxed)))
 		retry_stackless(w->rt);
@@ -751,12 +751,20 @@ herd__worker *herd__park(herd__worker *w)
 	return w;
 }
 
-void herd__exit_switch(herd__worker *w)
+herd__task *herd__exit_next(herd__worker *w)
 {
 	herd__task *t = w->cur;
 	herd__stat_add(&w->st_live, -1);
-	switch_away(w, t, pick_local(w), true);
-	__builtin_unreachable();
+	if (herd__unlikely(t->flags & HERD__TASK_UNGUARDED))
+		herd__stack_check(t);
+	herd__task *next = pick_local(w);
+	if (!next || next->ctx.sp)
+		switch_away(w, t, next, true); /* does not return */
+	/* The next task has never run: it inherits this task's stack. */
+	herd__task_inherit(w, t, next);
+	claim(next);
+	w->cur = next;
+	return next;
 }
 
 void herd__ready(herd__worker *w, herd__task *t)
@@ -790,6 +798,7 @@ int herd_yield(void)
 		return -EPERM;
 	if (herd__unlikely(t->flags & HERD__TASK_UNGUARDED))
 		herd__stack_check(t); /* even when there is nothing to switch to */
+	herd__credits_return(t);
 	herd__task *next = pick_local(w);
 	if (next) {
 		runq_put(w, t);

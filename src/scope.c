@@ -11,6 +11,11 @@
  * queued takes the lock, to wake them.
  *
  * Invariants.
+ *   - A task that spawns into a scope may hold spare counts on it, its
+ *     credits, which it gives back before it blocks, yields, ends, or
+ *     spawns into another scope: so the count exceeds the live tasks only
+ *     while such a spawner is running, and never while anyone it could be
+ *     waiting for is.
  *   - A child holds one count on its parent from herd_scope_open to the end
  *     of its close, and closing waits for the child's count to reach 0: a
  *     scope's count is 0 exactly when no task of it or of any scope nested
@@ -47,21 +52,24 @@
 #include <string.h>
 
 #define COUNT_ONE ((uint64_t)1 << 32)
+#define CREDITS 64u
 
-/* Cache-line aligned and padded: `state` is written by every spawn and
- * every exit, from all workers, and must not share its line with anything
- * else that is hot. */
+/*
+ * Two cache lines: the first is read by every spawn and exit and written
+ * rarely (opening, closing, cancelling, waiting); `state`, written by every
+ * exit and every 64th spawn, has the second to itself.
+ */
 struct herd_scope {
-	alignas(HERD__CACHELINE) _Atomic uint64_t state; /* count << 32 | waiters */
-	_Atomic uint32_t canceled;
+	alignas(HERD__CACHELINE) _Atomic uint32_t canceled;
 	herd__mutex lock;
 	herd_scope *parent;
-	herd_scope *children;       /* open children, through sib_prev/next */
-	herd_scope *sib_prev, *sib_next;
+	herd__rt *rt;
 	herd__task *owner;          /* NULL for the root */
 	herd_scope *owned_next;     /* the owner's list of open scopes */
+	herd_scope *children;       /* open children, through sib_prev/next */
+	herd_scope *sib_prev, *sib_next;
 	herd__waitq waiters;
-	herd__rt *rt;
+	alignas(HERD__CACHELINE) _Atomic uint64_t state; /* count << 32 | waiters */
 } __attribute__((aligned(HERD__CACHELINE)));
 
 /* Scopes come from the worker's cache (a task that opens many, as a tree
@@ -130,16 +138,16 @@ static void wake_waiters_locked(herd_scope *s)
 }
 
 /*
- * Drops one count. If that empties the scope, wakes its waiters, and if it
+ * Drops n counts. If that empties the scope, wakes its waiters, and if it
  * is the root, shuts the runtime down. Unless waiters are queued, s is not
  * touched after the decrement: its owner may free it at once.
  */
-static void scope_put(herd_scope *s)
+static void scope_put_n(herd_scope *s, uint32_t n)
 {
 	bool root = s->parent == NULL;
 	herd__rt *rt = s->rt;
-	uint64_t old = atomic_fetch_sub_explicit(&s->state, COUNT_ONE, mo_acq_rel);
-	if (herd__likely(count_of(old) != 1))
+	uint64_t old = atomic_fetch_sub_explicit(&s->state, n * COUNT_ONE, mo_acq_rel);
+	if (herd__likely(count_of(old) != n))
 		return;
 	if ((uint32_t)old) {
 		herd__mutex_lock(&s->lock);
@@ -150,12 +158,45 @@ static void scope_put(herd_scope *s)
 		herd__shutdown(rt);
 }
 
-int herd__scope_attach(herd_scope *s, herd__task *t)
+static void scope_put(herd_scope *s)
+{
+	scope_put_n(s, 1);
+}
+
+void herd__credits_return(herd__task *t)
+{
+	if (t->credits) {
+		herd_scope *s = t->credit_scope;
+		uint32_t n = t->credits;
+		t->credits = 0;
+		t->credit_scope = NULL;
+		scope_put_n(s, n);
+	}
+}
+
+/*
+ * Counts a new task in s. A task spawning into s takes CREDITS counts at
+ * once and keeps the spare ones (see herd__task.credits), so that a loop of
+ * spawns does not write the scope's state line at every iteration while
+ * the workers running those tasks write it at every exit.
+ */
+int herd__scope_attach(herd_scope *s, herd__task *t, herd__task *spawner)
 {
 	if (herd__unlikely(atomic_load_explicit(&s->canceled, mo_acquire)))
 		return HERD_ECANCELED;
-	atomic_fetch_add_explicit(&s->state, COUNT_ONE, mo_relaxed);
 	t->scope = s;
+	if (spawner && spawner->credit_scope == s && spawner->credits) {
+		spawner->credits--;
+		return 0;
+	}
+	if (!spawner) {
+		atomic_fetch_add_explicit(&s->state, COUNT_ONE, mo_relaxed);
+		return 0;
+	}
+	herd__credits_return(spawner);
+	atomic_fetch_add_explicit(&s->state, CREDITS * COUNT_ONE, mo_relaxed);
+	spawner->credit_scope = s;
+	spawner->credits = CREDITS - 1;
 	return 0;
 }
 
@@ -163,6 +204,7 @@ static void scope_close(herd__worker **wp, herd__task *t, herd_scope *s);
 
 void herd__scope_detach(herd__worker **wp, herd__task *t)
 {
+	herd__credits_return(t);
 	while (t->owned)
 		scope_close(wp, t, t->owned);
 	herd__registry_leave(t);
@@ -297,6 +339,7 @@ int herd_scope_cancel(herd_scope *s)
 /* Waits (firmly) until s has no task and no waiter, then frees it. */
 static void scope_close(herd__worker **wp, herd__task *t, herd_scope *s)
 {
+	herd__credits_return(t);
 	herd__mutex_lock(&s->lock);
 	for (;;) {
 		herd__waiter wt = {.task = t};

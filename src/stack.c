@@ -242,7 +242,7 @@ static void overflow_report(const herd__task *t, const char *how)
 	char buf[160], *p = buf;
 	const char *parts[] = {"herd: task ", NULL, " overflowed its stack (size ",
 			       NULL, ")", how, "\n"};
-	uint64_t nums[] = {t->id, t->ctx.stack_size};
+	uint64_t nums[] = {t->id, herd__stack_size(atomic_load(&herd__runtime))};
 	int ni = 0;
 	for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
 		if (parts[i]) {
@@ -266,9 +266,9 @@ static void overflow_report(const herd__task *t, const char *how)
 
 void herd__stack_check(const herd__task *t)
 {
-	const uint64_t *c = (const uint64_t *)(const void *)t->ctx.stack_lo;
-	if (herd__likely(c[0] == canary_of(t->ctx.stack_lo) &&
-			 c[1] == canary_of(t->ctx.stack_lo)))
+	const uint64_t *c = (const uint64_t *)(const void *)t->stack;
+	if (herd__likely(c[0] == canary_of(t->stack) &&
+			 c[1] == canary_of(t->stack)))
 		return;
 	overflow_report(t, "; found at a switch, memory below the stack "
 			   "may be damaged; set HERD_STACK_SIZE for larger stacks");
@@ -296,9 +296,9 @@ static const herd__task *overflowed_task(siginfo_t *si, void *uctx)
 {
 	herd__worker *w = herd__tls_worker;
 	const herd__task *t = w ? w->cur : NULL;
-	if (!t || !t->ctx.stack_lo)
+	if (!t || !t->stack)
 		return NULL;
-	uintptr_t lo = (uintptr_t)t->ctx.stack_lo;
+	uintptr_t lo = (uintptr_t)t->stack;
 	uintptr_t guard = w->rt->stacks.guard;
 	uintptr_t addr = (uintptr_t)si->si_addr;
 	uintptr_t sp = fault_sp(uctx);
@@ -430,6 +430,8 @@ void herd__ctx_init(herd__ctx *c, char *lo, size_t size, const herd__rt *rt)
 #error "herd: no first frame for this architecture"
 #endif
 	c->sp = f;
+#if HERD_ASAN
 	c->stack_lo = lo;
 	c->stack_size = size;
+#endif
 }

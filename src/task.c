@@ -24,6 +24,12 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
+#if !HERD_ASAN && !HERD_TSAN && defined(__x86_64__)
+_Static_assert(HERD__TASK_SPAWN_BYTES == HERD__CACHELINE,
+	       "the spawner's part of a task is one cache line");
+_Static_assert(HERD__TASK_SIZE == 192, "a task object is 192 bytes");
+#endif
+
 herd__task *herd__task_alloc(herd__worker *w, size_t argsize)
 {
 	herd__task *t = NULL;
@@ -39,7 +45,9 @@ herd__task *herd__task_alloc(herd__worker *w, size_t argsize)
 	}
 	if (!t)
 		return NULL;
-	memset(t, 0, offsetof(herd__task, argbuf));
+	/* Only the spawner's line: herd__task_start clears the next one on the
+	 * worker that runs the task. */
+	memset(t, 0, HERD__TASK_SPAWN_BYTES);
 	t->flags = flags;
 	return t;
 }
@@ -69,19 +77,44 @@ void herd__task_depot_free(herd__rt *rt)
 	herd__depot_fini(&rt->task_depot, task_release, NULL);
 }
 
+/* Clears the runner's line of a task that starts on stack lo. */
+static void task_begin(herd__worker *w, herd__task *t, char *lo, bool guarded)
+{
+	memset(&t->id, 0, offsetof(herd__task, argbuf) - offsetof(herd__task, id));
+	t->id = herd__next_id(w);
+	t->stack = lo;
+	if (!guarded)
+		t->flags |= HERD__TASK_UNGUARDED;
+}
+
 int herd__task_start(herd__worker *w, herd__task *t)
 {
 	bool guarded;
 	char *lo = herd__stack_get(w, &guarded);
 	if (!lo)
 		return -ENOMEM;
-	if (!guarded)
-		t->flags |= HERD__TASK_UNGUARDED;
+	task_begin(w, t, lo, guarded);
 	herd__ctx_init(&t->ctx, lo, w->rt->stacks.size, w->rt);
 #if HERD_TSAN
 	t->ctx.tsan_fiber = __tsan_create_fiber(0);
 #endif
 	return 0;
+}
+
+void herd__task_inherit(herd__worker *w, herd__task *dead, herd__task *t)
+{
+	task_begin(w, t, dead->stack, !(dead->flags & HERD__TASK_UNGUARDED));
+	/* Not NULL: the task counts as started. Its registers are never
+	 * loaded from here: it is started by a call, not by a switch. */
+	t->ctx.sp = dead->ctx.sp;
+#if HERD_ASAN
+	t->ctx.stack_lo = dead->ctx.stack_lo;
+	t->ctx.stack_size = dead->ctx.stack_size;
+#endif
+#if HERD_TSAN
+	t->ctx.tsan_fiber = dead->ctx.tsan_fiber; /* the same stack, the same fiber */
+#endif
+	herd__task_free(w, dead);
 }
 
 void herd__task_main(herd__worker *w)
@@ -90,11 +123,14 @@ void herd__task_main(herd__worker *w)
 	__sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
 	herd__finish_switch(w);
-	herd__task *t = w->cur;
-	t->fn(t->arg);
-	w = herd__self();
-	herd__scope_detach(&w, t);
-	herd__exit_switch(w);
+	/* A task that ends hands its stack to the next one if that one has
+	 * never run (spawned tasks usually have not): then the next task runs
+	 * here, without a context switch. */
+	for (herd__task *t = w->cur;; t = herd__exit_next(w)) {
+		t->fn(t->arg);
+		w = herd__self();
+		herd__scope_detach(&w, t);
+	}
 }
 
 static int go(const char *site, void *ret, herd_scope *scope, herd_fn fn,
@@ -113,10 +149,12 @@ static int go(const char *site, void *ret, herd_scope *scope, herd_fn fn,
 	if (!t)
 		return -ENOMEM;
 	t->fn = fn;
-	t->arg = size ? memcpy(t->argbuf, arg, size) : (void *)(uintptr_t)arg;
-	t->id = w ? herd__next_id(w)
-		  : atomic_fetch_add_explicit(&rt->id_block, 1, mo_relaxed);
-	int rc = herd__scope_attach(scope, t);
+	if (size == 0)
+		t->arg = (void *)(uintptr_t)arg;
+	else
+		t->arg = memcpy(size <= sizeof t->smallarg ? t->smallarg : t->argbuf,
+				arg, size);
+	int rc = herd__scope_attach(scope, t, cur);
 	if (rc) {
 		herd__task_free(w, t);
 		return rc;
