@@ -10,7 +10,11 @@
  */
 #include "internal.h"
 
+#if defined(__has_include)
+#if __has_include(<linux/futex.h>)
 #include <linux/futex.h>
+#endif
+#endif
 #include <sched.h>
 #include <stdio.h>
 #include <sys/mman.h>
@@ -19,6 +23,20 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The kernel ABI's values, for C libraries built without kernel headers
+ * (musl-gcc). */
+#ifndef FUTEX_WAKE
+#define FUTEX_WAKE 1
+#endif
+#ifndef FUTEX_WAIT_BITSET
+#define FUTEX_WAIT_BITSET 9
+#endif
+#ifndef FUTEX_PRIVATE_FLAG
+#define FUTEX_PRIVATE_FLAG 128
+#endif
+#ifndef FUTEX_BITSET_MATCH_ANY
+#define FUTEX_BITSET_MATCH_ANY 0xffffffff
+#endif
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102 /* Linux 6.13 */
 #endif
