@@ -49,10 +49,11 @@ test-valgrind:
 	@$(CMAKE) --build build-valgrind -j$(JOBS)
 	cd build-valgrind && $(CTEST) $(CTEST_ARGS)
 
+# Prints one line per benchmark on stdout; the build and details go to stderr.
 bench:
-	@$(CMAKE) -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DHERD_BUILD_TESTS=OFF >/dev/null
-	@$(CMAKE) --build build-release -j$(JOBS)
-	./bench/run.sh build-release
+	@$(CMAKE) -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DHERD_BUILD_TESTS=OFF >&2
+	@$(CMAKE) --build build-release -j$(JOBS) >&2
+	@./bench/run.sh build-release
 
 install: build
 	$(CMAKE) --install build --prefix $(PREFIX)
