@@ -95,7 +95,6 @@ int herd__os_guard_light(void *addr, size_t len);
 int herd__os_guard_mprotect(void *addr, size_t len);
 void *herd__os_reserve(size_t len);     /* lazily committed, no THP; NULL */
 void herd__os_release(void *addr, size_t len);
-void herd__os_discard(void *addr, size_t len); /* drop pages, keep mapping */
 void herd__os_set_thread_name(const char *name);
 
 /* ------------------------------------------------------------------ */
@@ -186,8 +185,7 @@ herd__worker *herd__ctx_switch(void **save_sp, void *load_sp, herd__worker *w);
 void herd__ctx_trampoline(void);
 /* Builds the first frame of a context on a fresh stack (stack.c). */
 void herd__ctx_init(herd__ctx *c, char *lo, size_t size, const herd__rt *rt);
-/* The usable size of task stacks. */
-static inline size_t herd__stack_size(const herd__rt *rt);
+
 /* Captures the calling thread's FP control words for new tasks. */
 void herd__ctx_capture_fp(herd__rt *rt);
 
@@ -386,6 +384,7 @@ struct herd__rt {
 
 extern herd__rt *_Atomic herd__runtime;
 
+/* The usable size of task stacks. */
 static inline size_t herd__stack_size(const herd__rt *rt)
 {
 	return rt->stacks.size;
@@ -424,7 +423,6 @@ void herd__finish_switch(herd__worker *w);
 void herd__worker_loop(herd__worker *w);
 void herd__batches_free(herd__rt *rt);
 void herd__shutdown(herd__rt *rt);
-void herd__wake_worker(herd__rt *rt, herd__worker *v, uint32_t token);
 void herd__wake_for_timers(herd__rt *rt);
 uint64_t herd__next_id(herd__worker *w);
 

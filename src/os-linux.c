@@ -136,11 +136,6 @@ void herd__os_release(void *addr, size_t len)
 	munmap(addr, len);
 }
 
-void herd__os_discard(void *addr, size_t len)
-{
-	madvise(addr, len, MADV_DONTNEED);
-}
-
 void herd__os_set_thread_name(const char *name)
 {
 	prctl(PR_SET_NAME, name, 0, 0, 0);

@@ -7,8 +7,15 @@
  * readied last, which runs next: a task that wakes another and then blocks
  * hands over its time slice (the ping-pong case). A mutex-protected global
  * queue takes the overflow of full rings (as batches: arrays of pointers)
- * and tasks readied by threads that are not workers. A worker that runs dry looks at the global queue, then
- * steals half of another worker's ring, then parks on a futex.
+ * and tasks readied by threads that are not workers. A worker that runs
+ * dry looks at the global queue, then steals half of another worker's
+ * ring, then watches the queues for up to 20 us (work often comes right
+ * back, and waking a sleeping worker costs its waker a system call), then
+ * parks on a futex.
+ *
+ * A task that ends runs the next task of its worker in place when that task
+ * has never run (task.c, herd__exit_next): it inherits the stack, and no
+ * context is saved or restored.
  *
  * Switching. A task switches directly to the next runnable task when its
  * worker has one; otherwise to its worker's scheduler loop, which runs on
@@ -427,9 +434,8 @@ static herd__worker *idle_pop(herd__rt *rt)
 	return w;
 }
 
-void herd__wake_worker(herd__rt *rt, herd__worker *v, uint32_t token)
+static void wake_worker(herd__worker *v, uint32_t token)
 {
-	(void)rt;
 	atomic_store_explicit(&v->wake_token, token, mo_release);
 	herd__futex_wake(&v->wake_token, 1);
 }
@@ -449,7 +455,7 @@ static void wakep(herd__rt *rt)
 		atomic_fetch_sub_explicit(&rt->nspinning, 1, mo_seq_cst);
 		return;
 	}
-	herd__wake_worker(rt, v, HERD__WAKE_SPIN);
+	wake_worker(v, HERD__WAKE_SPIN);
 }
 
 void herd__wake_for_timers(herd__rt *rt)
@@ -466,7 +472,7 @@ void herd__wake_for_timers(herd__rt *rt)
 		if (!(v = idle_pop(rt)))
 			return;
 	}
-	herd__wake_worker(rt, v, HERD__WAKE_CHECK);
+	wake_worker(v, HERD__WAKE_CHECK);
 }
 
 static bool work_visible(herd__rt *rt)
@@ -620,7 +626,7 @@ void herd__shutdown(herd__rt *rt)
 	atomic_store_explicit(&rt->shutdown, 1, mo_seq_cst);
 	herd__worker *v;
 	while ((v = idle_pop(rt)))
-		herd__wake_worker(rt, v, HERD__WAKE_CHECK);
+		wake_worker(v, HERD__WAKE_CHECK);
 }
 
 /* ------------------------------------------------------------------ */
