@@ -661,7 +661,7 @@ static void idle_main(void *arg)
 }
 
 /* With every task blocked, the workers sleep instead of spinning. */
-TEST(idle_workers_sleep)
+SERIAL_TEST(idle_workers_sleep)
 {
 	test_run(4, idle_main, NULL);
 }

@@ -170,7 +170,7 @@ static void smo_main(void *arg)
 }
 
 /* Many sleepers wake in deadline order, none before its deadline. */
-TEST(sleep_many_order)
+SERIAL_TEST(sleep_many_order)
 {
 	test_run(4, smo_main, NULL);
 }

@@ -1,7 +1,8 @@
 /*
  * test.h - the tests' small harness.
  *
- * A test file declares cases with TEST(name) or LONG_TEST(name); CMake finds
+ * A test file declares cases with TEST(name), LONG_TEST(name) or
+ * SERIAL_TEST(name) (for cases that measure time); CMake finds
  * them in the source and runs each as `test-<area> <name>` in its own process
  * (see test/CMakeLists.txt). Run a test binary without arguments to list its
  * cases. CHECK* macros print where and why, then exit with status 1.
@@ -47,6 +48,7 @@ static inline void test_register(const char *name, test_fn fn)
 	}                                                                 \
 	static void test_##name(void)
 #define LONG_TEST(name) TEST(name)
+#define SERIAL_TEST(name) TEST(name)
 
 #define CHECK(cond)                                                       \
 	do {                                                              \
