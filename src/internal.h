@@ -117,6 +117,12 @@ static inline void herd__mutex_lock(herd__mutex *m)
 	herd__mutex_lock_slow(m);
 }
 
+/*
+ * The futex wake after the release may reach a lock that the woken thread
+ * has already freed with its object (a closed scope, a freed wait group):
+ * a FUTEX_WAKE on a private address dereferences nothing in user space, and
+ * every futex wait here tolerates spurious wakes.
+ */
 static inline void herd__mutex_unlock(herd__mutex *m)
 {
 	if (herd__unlikely(atomic_exchange_explicit(&m->state, 0, mo_release) == 2))
@@ -241,10 +247,6 @@ struct herd__task {
 	herd__worker *reg;
 	herd__task *reg_prev, *reg_next;
 	herd_scope *owned;      /* scopes it opened and has not closed */
-	/* Counts taken ahead on a scope this task spawns into (scope.c);
-	 * given back before the task parks, yields or ends. */
-	herd_scope *credit_scope;
-	uint32_t credits;
 	int wake_result;        /* written by whoever wins the wake */
 	/* Then: arguments of more than 8 bytes. */
 	alignas(HERD__CACHELINE) unsigned char argbuf[];
@@ -314,6 +316,7 @@ struct herd__worker {
 	herd__task *cur;        /* the running task, NULL on g0 */
 	herd__ctx g0;           /* the scheduler loop's context */
 	herd__task *prev;       /* switched away from; see finish_switch */
+	herd__task *handoff;    /* for g0 to run next (see switch_away) */
 	bool prev_dead;         /* prev has ended: free it after the switch */
 	bool spinning;          /* counted in rt->nspinning */
 	uint32_t tick;          /* scheduling rounds, for fairness checks */
@@ -485,11 +488,8 @@ void herd__timers_fini(herd__rt *rt);
 
 herd_scope *herd__scope_root_new(herd__rt *rt);
 void herd__scope_root_free(herd_scope *s);
-/* Adds a new task to a scope; HERD_ECANCELED if it is cancelled.
- * spawner: the task spawning it, or NULL from another thread. */
-int herd__scope_attach(herd_scope *s, herd__task *t, herd__task *spawner);
-/* Gives back the counts a task took ahead on a scope it spawns into. */
-void herd__credits_return(herd__task *t);
+/* Adds a new task to a scope; HERD_ECANCELED if it is cancelled. */
+int herd__scope_attach(herd_scope *s, herd__task *t);
 /* Removes an ending task; closes the scopes it still owns first. */
 void herd__scope_detach(herd__worker **wp, herd__task *t);
 bool herd__scope_canceled(const herd_scope *s);

@@ -260,7 +260,7 @@ static int first_task(herd__rt *rt, herd_fn fn, void *arg)
 		return -ENOMEM;
 	t->fn = fn;
 	t->arg = arg;
-	herd__scope_attach(rt->root, t, NULL);
+	herd__scope_attach(rt->root, t);
 	herd__stat_add(&w->st_live, 1);
 	herd__stat_add(&w->st_spawned, 1);
 	herd__ready(w, t);

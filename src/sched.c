@@ -28,7 +28,12 @@
  * so a waker may ready it while its registers are still being saved. The
  * worker that picks it up waits until on_cpu is 0 (acquire), which the old
  * worker stores only after the switch (release): the saved context is then
- * visible. The window is a few dozen instructions.
+ * visible. The window can be long (the parking task may still take locks,
+ * fire timers, allocate a stack), and in it the parking task may ready the
+ * very task whose worker is waiting for it: two workers each switching
+ * away from the task the other wants. So only a worker's scheduler loop,
+ * which holds no task, ever waits on on_cpu; a task that finds its next
+ * task still on a CPU hands it to the loop (worker.handoff) instead.
  *
  * Run queue ordering. The ring has head and tail counters. Only the owner
  * writes slots and tail: slot (relaxed), then tail (release). Takers, the
@@ -735,6 +740,13 @@ static herd__worker *switch_away(herd__worker *w, herd__task *from,
 		return w;
 	if (next && !start_if_new(w, next))
 		next = NULL;
+	/* Never wait for next's old worker while `from` is still ours: that
+	 * worker may be waiting for `from` in turn (each task readied the
+	 * other as it parked). The scheduler loop holds no task: it waits. */
+	if (next && atomic_load_explicit(&next->on_cpu, mo_acquire)) {
+		w->handoff = next;
+		next = NULL;
+	}
 	w->prev = from;
 	w->prev_dead = dying;
 	herd__ctx *to = &w->g0;
@@ -804,7 +816,6 @@ int herd_yield(void)
 		return -EPERM;
 	if (herd__unlikely(t->flags & HERD__TASK_UNGUARDED))
 		herd__stack_check(t); /* even when there is nothing to switch to */
-	herd__credits_return(t);
 	herd__task *next = pick_local(w);
 	if (next) {
 		runq_put(w, t);
@@ -826,7 +837,11 @@ static void run(herd__worker *w, herd__task *t)
 
 void herd__worker_loop(herd__worker *w)
 {
-	herd__task *t;
-	while ((t = find_runnable(w)))
+	for (;;) {
+		herd__task *t = w->handoff;
+		w->handoff = NULL;
+		if (!t && !(t = find_runnable(w)))
+			return;
 		run(w, t);
+	}
 }

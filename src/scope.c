@@ -11,11 +11,6 @@
  * queued takes the lock, to wake them.
  *
  * Invariants.
- *   - A task that spawns into a scope may hold spare counts on it, its
- *     credits, which it gives back before it blocks, yields, ends, or
- *     spawns into another scope: so the count exceeds the live tasks only
- *     while such a spawner is running, and never while anyone it could be
- *     waiting for is.
  *   - A child holds one count on its parent from herd_scope_open to the end
  *     of its close, and closing waits for the child's count to reach 0: a
  *     scope's count is 0 exactly when no task of it or of any scope nested
@@ -25,12 +20,12 @@
  *     tasks, a parent outlives its children, and parent pointers may be
  *     followed without locks.
  *   - Close frees the scope once state == 0: no task, and no waiter that
- *     could still touch it. A task whose decrement leaves waiters queued
- *     takes the lock to wake them, and the scope cannot be freed before the
- *     woken waiters (the closer among them) are unqueued, which happens
- *     under that lock. A task whose decrement leaves no waiter never touches
- *     the scope again. A waiter claimed by its deadline or by cancellation
- *     stays queued (and counted) until it unqueues itself.
+ *     could still touch it. A decrement that empties the scope while
+ *     waiters are queued is made under the lock (see scope_put_n): until
+ *     it is made the count is not zero, so the scope cannot be freed. Any
+ *     other decrement never touches the scope afterwards. A waiter claimed
+ *     by its deadline or by cancellation stays queued (and counted) until
+ *     it unqueues itself, under the lock.
  *   - Registering a waiter is a CAS from a state whose count is non-zero, so
  *     it is ordered against the decrement that would reach zero: either the
  *     decrement sees the waiter, or the waiter sees the zero.
@@ -52,12 +47,11 @@
 #include <string.h>
 
 #define COUNT_ONE ((uint64_t)1 << 32)
-#define CREDITS 64u
 
 /*
  * Two cache lines: the first is read by every spawn and exit and written
  * rarely (opening, closing, cancelling, waiting); `state`, written by every
- * exit and every 64th spawn, has the second to itself.
+ * spawn and every exit, has the second to itself.
  */
 struct herd_scope {
 	alignas(HERD__CACHELINE) _Atomic uint32_t canceled;
@@ -139,22 +133,36 @@ static void wake_waiters_locked(herd_scope *s)
 
 /*
  * Drops n counts. If that empties the scope, wakes its waiters, and if it
- * is the root, shuts the runtime down. Unless waiters are queued, s is not
- * touched after the decrement: its owner may free it at once.
+ * is the root, shuts the runtime down.
+ *
+ * A decrement that would empty the scope while waiters are queued is made
+ * under the lock: the scope cannot be freed before it (the count is not yet
+ * zero, so a closer keeps waiting), waiters cannot come or go during it,
+ * and the wake sees the count the decrement left. Any other decrement is a
+ * lock-free CAS, after which s is not touched: its owner may free it.
  */
 static void scope_put_n(herd_scope *s, uint32_t n)
 {
 	bool root = s->parent == NULL;
 	herd__rt *rt = s->rt;
-	uint64_t old = atomic_fetch_sub_explicit(&s->state, n * COUNT_ONE, mo_acq_rel);
-	if (herd__likely(count_of(old) != n))
-		return;
-	if ((uint32_t)old) {
-		herd__mutex_lock(&s->lock);
-		wake_waiters_locked(s);
-		herd__mutex_unlock(&s->lock);
+	uint64_t old = atomic_load_explicit(&s->state, mo_relaxed);
+	for (;;) {
+		if (count_of(old) == n && (uint32_t)old)
+			break; /* empties it with waiters queued: the slow way */
+		if (atomic_compare_exchange_weak_explicit(&s->state, &old,
+							  old - n * COUNT_ONE,
+							  mo_acq_rel, mo_relaxed)) {
+			if (count_of(old) == n && root)
+				herd__shutdown(rt);
+			return;
+		}
 	}
-	if (root)
+	herd__mutex_lock(&s->lock);
+	old = atomic_fetch_sub_explicit(&s->state, n * COUNT_ONE, mo_acq_rel);
+	if (count_of(old) == n)
+		wake_waiters_locked(s);
+	herd__mutex_unlock(&s->lock);
+	if (count_of(old) == n && root)
 		herd__shutdown(rt);
 }
 
@@ -163,40 +171,13 @@ static void scope_put(herd_scope *s)
 	scope_put_n(s, 1);
 }
 
-void herd__credits_return(herd__task *t)
-{
-	if (t->credits) {
-		herd_scope *s = t->credit_scope;
-		uint32_t n = t->credits;
-		t->credits = 0;
-		t->credit_scope = NULL;
-		scope_put_n(s, n);
-	}
-}
-
-/*
- * Counts a new task in s. A task spawning into s takes CREDITS counts at
- * once and keeps the spare ones (see herd__task.credits), so that a loop of
- * spawns does not write the scope's state line at every iteration while
- * the workers running those tasks write it at every exit.
- */
-int herd__scope_attach(herd_scope *s, herd__task *t, herd__task *spawner)
+/* Counts a new task in s; HERD_ECANCELED if s is cancelled. */
+int herd__scope_attach(herd_scope *s, herd__task *t)
 {
 	if (herd__unlikely(atomic_load_explicit(&s->canceled, mo_acquire)))
 		return HERD_ECANCELED;
 	t->scope = s;
-	if (spawner && spawner->credit_scope == s && spawner->credits) {
-		spawner->credits--;
-		return 0;
-	}
-	if (!spawner) {
-		atomic_fetch_add_explicit(&s->state, COUNT_ONE, mo_relaxed);
-		return 0;
-	}
-	herd__credits_return(spawner);
-	atomic_fetch_add_explicit(&s->state, CREDITS * COUNT_ONE, mo_relaxed);
-	spawner->credit_scope = s;
-	spawner->credits = CREDITS - 1;
+	atomic_fetch_add_explicit(&s->state, COUNT_ONE, mo_relaxed);
 	return 0;
 }
 
@@ -204,7 +185,6 @@ static void scope_close(herd__worker **wp, herd__task *t, herd_scope *s);
 
 void herd__scope_detach(herd__worker **wp, herd__task *t)
 {
-	herd__credits_return(t);
 	while (t->owned)
 		scope_close(wp, t, t->owned);
 	herd__registry_leave(t);
@@ -328,18 +308,18 @@ int herd_scope_cancel(herd_scope *s)
 {
 	if (!s)
 		return -EINVAL;
+	herd__rt *rt = s->rt; /* s may be closed and freed once unlocked */
 	herd__mutex_lock(&s->lock);
 	bool newly = cancel_locked(s);
 	herd__mutex_unlock(&s->lock);
 	if (newly)
-		herd__cancel_parked(s->rt);
+		herd__cancel_parked(rt);
 	return 0;
 }
 
 /* Waits (firmly) until s has no task and no waiter, then frees it. */
 static void scope_close(herd__worker **wp, herd__task *t, herd_scope *s)
 {
-	herd__credits_return(t);
 	herd__mutex_lock(&s->lock);
 	for (;;) {
 		herd__waiter wt = {.task = t};

@@ -154,7 +154,7 @@ static int go(const char *site, void *ret, herd_scope *scope, herd_fn fn,
 	else
 		t->arg = memcpy(size <= sizeof t->smallarg ? t->smallarg : t->argbuf,
 				arg, size);
-	int rc = herd__scope_attach(scope, t, cur);
+	int rc = herd__scope_attach(scope, t);
 	if (rc) {
 		herd__task_free(w, t);
 		return rc;

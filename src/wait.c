@@ -182,10 +182,6 @@ int herd__wait(herd__worker **wp, herd__mutex *lock, int64_t deadline,
 	atomic_store_explicit(&t->wait, state, mo_seq_cst);
 	if (lock)
 		herd__mutex_unlock(lock);
-	/* Counts held ahead could keep a scope that someone waits for from
-	 * emptying while this task sleeps. */
-	if (herd__unlikely(t->credits))
-		herd__credits_return(t);
 
 	/* Already cancelled, or already past the deadline: take the wait
 	 * back unless a waker has claimed it (then it readies us; park). */

@@ -9,6 +9,8 @@
  */
 #include "test.h"
 
+#include <sched.h>
+
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -775,4 +777,49 @@ TEST(scope_open_outside_task)
 	test_run(2, soo_main, NULL);
 	CHECK_EQ(herd_scope_open(&s), -EPERM);
 	CHECK(herd_scope_current() == NULL);
+}
+
+/* ------------------------------------------------------------------ */
+
+static herd_scope *ee_scope;
+static atomic_int ee_seen_empty, ee_child_done, ee_wait_rc;
+
+static void ee_child(void *p)
+{
+	atomic_store(&ee_child_done, 1);
+}
+
+/* Spawns into the scope, then keeps running without any herd call. */
+static void ee_spawner(void *p)
+{
+	CHECK_OK(herd_go(ee_scope, ee_child, NULL, 0));
+	while (!atomic_load(&ee_seen_empty))
+		sched_yield(); /* holds its worker, as a blocking syscall would */
+}
+
+static void ee_waiter(void *p)
+{
+	while (!atomic_load(&ee_child_done))
+		herd_yield();
+	atomic_store(&ee_wait_rc, herd_scope_wait(ee_scope, herd_deadline(5 * HERD_SEC)));
+	atomic_store(&ee_seen_empty, 1);
+}
+
+static void ee_main(void *arg)
+{
+	herd_scope *o;
+	CHECK_OK(herd_scope_open(&ee_scope));
+	CHECK_OK(herd_scope_open(&o));
+	CHECK_OK(herd_go(o, ee_spawner, NULL, 0));
+	CHECK_OK(herd_go(o, ee_waiter, NULL, 0));
+	CHECK_OK(herd_scope_close(o));
+	CHECK_OK(herd_scope_close(ee_scope));
+	CHECK_EQ(atomic_load(&ee_wait_rc), 0);
+}
+
+/* A scope whose tasks have all ended is empty at once, even while the task
+ * that spawned them is still running (the spawner holds no count on it). */
+TEST(empty_while_spawner_runs)
+{
+	test_run(4, ee_main, NULL);
 }
