@@ -288,8 +288,10 @@ HERD_API int herd_canceled(void);
  * no limit but memory. Returns 0; HERD_ECANCELED if the scope is cancelled
  * (no task is started); -EINVAL if fn is NULL, if size is not 0 and arg is
  * NULL, or if scope is NULL outside a task; -EPERM if no runtime is running;
- * -ENOMEM. Does not block, and is callable from threads that are not
- * workers while the runtime runs (with an explicit scope).
+ * -ENOMEM. Does not block. A thread that is not a worker may call it too,
+ * with an explicit scope, while that scope is certainly alive (a task of it
+ * is running and will not end first): not into the root scope once every
+ * task may have ended, as the runtime may then be shutting down.
  *
  * With debug checks on (see herd_config.debug), spawning warns on stderr,
  * once per call site, when the copied bytes (or, with size 0, arg itself)
