@@ -10,7 +10,10 @@
  * and freed on another, so magazines are how objects flow back.
  *
  * Empty magazines are kept for reuse in the depot; memory is freed only by
- * herd__depot_fini. Locks: depot.lock, a leaf.
+ * herd__depot_fini. Locks: depot.lock, a leaf. nfull_hint mirrors nfull
+ * (relaxed) so that a worker can see an empty depot without the lock: a
+ * stale zero only sends it to malloc (or to carve a stack) once more, a
+ * stale non-zero only costs it the lock.
  */
 #include "internal.h"
 

@@ -731,8 +731,6 @@ void herd__finish_switch(herd__worker *w)
 static herd__worker *switch_away(herd__worker *w, herd__task *from,
 				 herd__task *next, bool dying)
 {
-	if (herd__unlikely(from->flags & HERD__TASK_UNGUARDED))
-		herd__stack_check(from);
 	/* A parking task can find itself readied already (its own timer
 	 * fired while it looked for work, or a thread queued it globally):
 	 * then it simply goes on running. */
@@ -760,9 +758,18 @@ static herd__worker *switch_away(herd__worker *w, herd__task *from,
 	return w;
 }
 
+/* An unguarded stack's canary is checked wherever a task switches away
+ * or yields: parking, yielding, ending. */
+static inline void check_canary(const herd__task *t)
+{
+	if (herd__unlikely(t->flags & HERD__TASK_UNGUARDED))
+		herd__stack_check(t);
+}
+
 herd__worker *herd__park(herd__worker *w)
 {
 	herd__task *t = w->cur;
+	check_canary(t);
 	herd__stat_add(&w->st_parked, 1);
 	w = switch_away(w, t, pick_local(w), false);
 	herd__stat_add(&w->st_parked, -1);
@@ -773,8 +780,7 @@ herd__task *herd__exit_next(herd__worker *w)
 {
 	herd__task *t = w->cur;
 	herd__stat_add(&w->st_live, -1);
-	if (herd__unlikely(t->flags & HERD__TASK_UNGUARDED))
-		herd__stack_check(t);
+	check_canary(t);
 	herd__task *next = pick_local(w);
 	if (!next || next->ctx.sp)
 		switch_away(w, t, next, true); /* does not return */
@@ -814,8 +820,7 @@ int herd_yield(void)
 	herd__task *t;
 	if (herd__current(&w, &t))
 		return -EPERM;
-	if (herd__unlikely(t->flags & HERD__TASK_UNGUARDED))
-		herd__stack_check(t); /* even when there is nothing to switch to */
+	check_canary(t); /* even when there is nothing to switch to */
 	herd__task *next = pick_local(w);
 	if (next) {
 		runq_put(w, t);

@@ -39,7 +39,9 @@
  * sees the other. The task may be readied before it has finished switching
  * away; sched.c's on_cpu flag makes its new worker wait for the switch.
  *
- * No lock of its own: wait queues are protected by their object's lock.
+ * Locks: wait queues are protected by their object's lock; each worker's
+ * reg_lock protects its registry (joined under an object's lock, walked
+ * with no other lock held; herd__ready's leaf locks may be taken under it).
  */
 #include "internal.h"
 
