@@ -9,7 +9,8 @@
  *     its tasks runs, and cancelling it makes the blocking calls of its tasks
  *     (and of the scopes nested in it) return HERD_ECANCELED;
  *   - wait groups for code ported from Go (herd_wg_*);
- *   - time: herd_now, deadlines, herd_sleep;
+ *   - channels, HERD_RANGE and select, as Go's (herd_chan_*, herd_select);
+ *   - time: herd_now, deadlines, herd_sleep, timers and tickers;
  *   - errors (herd_strerror) and statistics (herd_stats_get).
  *
  * Conventions, which hold for every function unless its comment says otherwise:
@@ -380,6 +381,226 @@ HERD_API int herd_wg_done(herd_wg *wg);
  * outside a task. Blocks; cancellation point.
  */
 HERD_API int herd_wg_wait(herd_wg *wg, int64_t deadline);
+
+/* ------------------------------------------------------------------------ */
+/* Channels                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A channel carries values of one fixed size (elem_size bytes, copied in and
+ * out with memcpy semantics) from senders to receivers, as Go's channels do.
+ * With capacity 0 it is a rendezvous: a send completes only when a receiver
+ * takes the value. With capacity N it buffers up to N values. Values from
+ * one sender arrive in the order it sent them.
+ *
+ * Closing a channel (herd_chan_close) says no more values will come: the
+ * values still buffered are delivered, after which every receive returns
+ * HERD_ECLOSED at once. Unlike Go, sending on a closed channel and closing
+ * it twice return HERD_ECLOSED instead of panicking.
+ *
+ * Memory: a send happens before the receive that takes its value completes;
+ * a close happens before a receive that returns HERD_ECLOSED because of it.
+ *
+ * Threads: the calls that do not block (HERD_NOWAIT, the try variants,
+ * close, len) may be made from any thread while the runtime runs, so a
+ * plain thread can feed tasks through a buffered channel. Blocking calls
+ * need a task (-EPERM elsewhere).
+ *
+ * Lifetime: a channel is freed explicitly, by herd_chan_free, and only once
+ * no task can still use it; typically the owner frees it after closing the
+ * scope of the tasks that use it (herd_scope_close). herd_chan_free refuses
+ * (-EBUSY) while a task is blocked on the channel, but it cannot know about
+ * a task that is about to call it: that is the caller's to rule out.
+ */
+typedef struct herd_chan herd_chan;
+
+/* The largest element size and capacity herd_chan_make accepts. */
+#define HERD_CHAN_ELEM_MAX ((size_t)1 << 16)
+#define HERD_CHAN_CAP_MAX ((size_t)1 << 30)
+
+/*
+ * Makes a channel of values of elem_size bytes (0 is allowed: a channel
+ * of signals, Go's chan struct{}) buffering up to `capacity` of them, and
+ * stores it in *out. Returns 0; -EINVAL if out is NULL, elem_size exceeds
+ * HERD_CHAN_ELEM_MAX or capacity HERD_CHAN_CAP_MAX; -ENOMEM. Callable from
+ * any thread. Does not block.
+ */
+HERD_API int herd_chan_make(herd_chan **out, size_t elem_size, size_t capacity);
+
+/*
+ * Frees a channel and the values still buffered in it. Returns 0; -EBUSY if
+ * a task is blocked sending or receiving on it (nothing is freed then).
+ * NULL is accepted and ignored. Does not block.
+ */
+HERD_API int herd_chan_free(herd_chan *ch);
+
+/*
+ * Sends the elem_size bytes at `elem`, waiting until a receiver takes them
+ * (capacity 0) or there is room in the buffer.
+ * Returns 0 once the value is in the channel (or, unbuffered, in the
+ * receiver's hands); HERD_ECLOSED if the channel is or becomes closed
+ * (nothing was sent); HERD_ETIMEDOUT at the deadline (nothing was sent);
+ * HERD_ECANCELED; -EINVAL if ch is NULL, or elem is NULL while elem_size
+ * is not 0; -EPERM if it would block outside a task.
+ * Blocks; cancellation point.
+ */
+HERD_API int herd_chan_send(herd_chan *ch, const void *elem, int64_t deadline);
+
+/*
+ * Receives a value into the elem_size bytes at `elem` (NULL discards it),
+ * waiting until one is available.
+ * Returns 0 with a value; HERD_ECLOSED when the channel is closed and every
+ * value sent before the close has been received (elem is then zeroed);
+ * HERD_ETIMEDOUT at the deadline; HERD_ECANCELED; -EINVAL if ch is NULL;
+ * -EPERM if it would block outside a task.
+ * Blocks; cancellation point.
+ */
+HERD_API int herd_chan_recv(herd_chan *ch, void *elem, int64_t deadline);
+
+/* herd_chan_send and herd_chan_recv with deadline HERD_NOWAIT: they return
+ * HERD_ETIMEDOUT instead of blocking. Callable from any thread. */
+HERD_API int herd_chan_try_send(herd_chan *ch, const void *elem);
+HERD_API int herd_chan_try_recv(herd_chan *ch, void *elem);
+
+/*
+ * Closes the channel: wakes every blocked receiver (which returns
+ * HERD_ECLOSED once the buffer is drained) and every blocked sender (which
+ * returns HERD_ECLOSED, its value unsent). Returns 0; HERD_ECLOSED if it was
+ * closed already; -EINVAL if ch is NULL. Callable from any thread. Does not
+ * block.
+ */
+HERD_API int herd_chan_close(herd_chan *ch);
+
+/* Values buffered now (len), the capacity (cap), the element size; -EINVAL
+ * if ch is NULL. The length may change as soon as it is read. Callable from
+ * any thread. Do not block. */
+HERD_API int herd_chan_len(herd_chan *ch);
+HERD_API int herd_chan_cap(const herd_chan *ch);
+HERD_API int herd_chan_elem_size(const herd_chan *ch);
+
+/*
+ * Go's `for v := range ch`: runs the statement that follows once for every
+ * value received into the variable `var` (whose size must be the channel's
+ * element size), until the channel is closed and drained:
+ *
+ *     int job;
+ *     HERD_RANGE(job, jobs) {
+ *             process(job);
+ *     }
+ *
+ * The loop also ends if the receive fails otherwise (the task's scope is
+ * cancelled, for example); HERD_RANGE_RC stores the code that ended it in
+ * the int lvalue `rc` (HERD_ECLOSED after a normal end), so that the two
+ * can be told apart. `break` and `continue` work as in any loop.
+ */
+#define HERD_RANGE(var, ch) \
+	for (; herd_chan_recv((ch), &(var), HERD_FOREVER) == 0;)
+#define HERD_RANGE_RC(var, ch, rc) \
+	for (; ((rc) = herd_chan_recv((ch), &(var), HERD_FOREVER)) == 0;)
+
+/* ------------------------------------------------------------------------ */
+/* Select                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* herd_case.op */
+enum { HERD_SEND = 1, HERD_RECV = 2 };
+
+/* One case of a select: a send or a receive on a channel. */
+typedef struct herd_case {
+	herd_chan *chan; /* NULL: a case that is never ready (as a nil
+			  * channel in Go), to turn a case off */
+	int op;          /* HERD_SEND or HERD_RECV */
+	void *elem;      /* SEND: the value to send; RECV: where to store
+			  * the value received, or NULL to discard it */
+	int result;      /* set in the chosen case: 0, or HERD_ECLOSED if
+			  * its channel is closed (a receive then got no
+			  * value and elem is zeroed; a send sent nothing) */
+} herd_case;
+
+/* Case initialisers: herd_case cs[] = { HERD_CASE_RECV(a, &x), ... }; */
+#define HERD_CASE_SEND(ch, ptr) \
+	{ .chan = (ch), .op = HERD_SEND, .elem = (void *)(ptr), .result = 0 }
+#define HERD_CASE_RECV(ch, ptr) \
+	{ .chan = (ch), .op = HERD_RECV, .elem = (ptr), .result = 0 }
+
+/* The largest number of cases herd_select accepts. */
+#define HERD_SELECT_MAX 65536
+
+/*
+ * Go's select: waits until one of the n cases can proceed, performs it, and
+ * returns its index. When several can proceed, one is chosen uniformly at
+ * random, so that none starves. A case whose channel is closed can always
+ * proceed, with its `result` set to HERD_ECLOSED. Go's `default:` is
+ * deadline HERD_NOWAIT: HERD_ETIMEDOUT is then returned at once if no case
+ * is ready. A channel may appear in several cases.
+ * Returns the index of the case performed (0 to n-1); HERD_ETIMEDOUT at the
+ * deadline (no case was performed); HERD_ECANCELED; -EINVAL if cases is
+ * NULL while n > 0, n exceeds HERD_SELECT_MAX, an op is not HERD_SEND or
+ * HERD_RECV, or a send case's elem is NULL while its element size is not 0;
+ * -ENOMEM (more than 16 cases need memory); -EPERM if it would block
+ * outside a task.
+ * Blocks; cancellation point. With HERD_NOWAIT, callable from any thread.
+ */
+HERD_API int herd_select(herd_case *cases, size_t n, int64_t deadline);
+
+/* ------------------------------------------------------------------------ */
+/* Timers and tickers                                                       */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A timer delivers the time (herd_now(), an int64_t) on its channel, once
+ * at its deadline, or, as a ticker, at the deadline and then every `period`
+ * nanoseconds. The channel has capacity 1: a tick that finds it full (its
+ * reader is slow) is dropped, as Go's tickers drop ticks, and a ticker
+ * keeps its phase. Use the channel in herd_select to wait for the first of
+ * several things. To bound a single wait, pass a deadline to the call
+ * instead: it costs less.
+ *
+ * Unlike Go before 1.23, stopping or resetting a timer also empties its
+ * channel: no stale tick is received afterwards.
+ *
+ * A timer belongs to the runtime that made it and needs it running. Free it
+ * (herd_timer_free) before herd_run returns: the channel must not be used
+ * by any task after that.
+ */
+typedef struct herd_timer herd_timer;
+
+/*
+ * Makes a timer that fires at `deadline` (an absolute monotonic time; one
+ * in the past fires at once) and, if period > 0, every `period` nanoseconds
+ * after it; stores it in *out. Returns 0; -EINVAL if out is NULL, deadline
+ * is negative (HERD_FOREVER) or period negative; -ESRCH if no runtime is
+ * running; -ENOMEM. Callable from any thread. Does not block.
+ */
+HERD_API int herd_timer_new(herd_timer **out, int64_t deadline, int64_t period);
+
+/* The timer's channel, to receive from or select on. Do not close or free
+ * it. Returns NULL if t is NULL. */
+HERD_API herd_chan *herd_timer_chan(herd_timer *t);
+
+/*
+ * Stops the timer and empties its channel. Returns 1 if the timer was
+ * pending (it had not fired yet, or is a ticker), 0 if it had already fired
+ * or was stopped; -EINVAL if t is NULL. A tick being delivered as this is
+ * called is either received before it returns or removed. Callable from any
+ * thread. Does not block (it may wait for a delivery in progress, which
+ * takes no more than a channel operation).
+ */
+HERD_API int herd_timer_stop(herd_timer *t);
+
+/*
+ * Stops the timer, empties its channel and starts it again with a new
+ * deadline and period. Returns what herd_timer_stop would have; -EINVAL as
+ * herd_timer_new. Callable from any thread. Does not block.
+ */
+HERD_API int herd_timer_reset(herd_timer *t, int64_t deadline, int64_t period);
+
+/*
+ * Stops and frees a timer and its channel. Returns 0; -EBUSY if a task is
+ * blocked on its channel (the timer is then stopped, not freed). NULL is
+ * accepted and ignored. Does not block.
+ */
+HERD_API int herd_timer_free(herd_timer *t);
 
 /* ------------------------------------------------------------------------ */
 /* Statistics                                                               */

@@ -7,7 +7,8 @@
  * Lock order, across files (a lock may be taken while holding the ones
  * above it, never the other way round):
  *   1. scope locks, parent before child            (scope.c)
- *   2. object locks: wait groups, later channels    (wg.c, ...)
+ *   2. object locks: wait groups, channels (several
+ *      channels in order of address: select.c)     (wg.c, chan.c, ...)
  *   3. the timer heap lock                          (timer.c)
  *   4. the workers' registry locks (one at a time)  (wait.c)
  *   5. the stacks' lock, depot locks                (stack.c, cache.c)
@@ -343,13 +344,14 @@ struct herd__worker {
 	 * last, which runs next (the ping-pong case). */
 	alignas(HERD__CACHELINE) _Atomic uint32_t rq_head;
 	alignas(HERD__CACHELINE) _Atomic uint32_t rq_tail;
-	_Atomic(herd__task *) runnext;
-	_Atomic(herd__task *) rq[HERD__RUNQ];
+	alignas(HERD__CACHELINE) _Atomic(herd__task *) runnext;
+	alignas(HERD__CACHELINE) _Atomic(herd__task *) rq[HERD__RUNQ];
 };
 
 enum { HERD__WAKE_SPIN = 1, HERD__WAKE_CHECK = 2 };
 
 struct herd__rt {
+	uint64_t serial;         /* tells this runtime from later ones */
 	unsigned nworkers;
 	herd__worker **workers;
 	bool debug;
@@ -411,8 +413,13 @@ extern __thread herd__worker *herd__tls_worker
 herd__worker *herd__self(void);
 void herd__self_set(herd__worker *w);
 
-/* Makes a parked or new task runnable. w: the calling worker, or NULL. */
+/* Makes a parked or new task runnable. w: the calling worker, or NULL.
+ * The task runs next on w (runnext); ready_tail queues it behind the
+ * others instead. */
 void herd__ready(herd__worker *w, herd__task *t);
+void herd__ready_tail(herd__worker *w, herd__task *t);
+/* Free slots in w's local run queue. */
+uint32_t herd__runq_room(herd__worker *w);
 /* Parks the running task; returns the worker it resumes on. */
 herd__worker *herd__park(herd__worker *w);
 /*
@@ -455,6 +462,22 @@ unsigned herd__waitq_wake_all(herd__waitq *q);
 bool herd__wake(herd__task *t, int result);
 /* The same for cancellation: only a cancellable wait is claimed. */
 bool herd__wake_canceled(herd__task *t);
+/* The two halves of a wake, for wakers that must know they won before they
+ * touch the waiter (channels copy a value into or out of it): claim, then,
+ * if it returned true, finish with the result. */
+bool herd__wait_claim(herd__task *t);
+void herd__wait_finish(herd__task *t, int result);
+/* A timer's wake: HERD_ETIMEDOUT, readied behind the runnable tasks, so
+ * that tasks woken by timers run in deadline order. */
+bool herd__wake_timeout(herd__task *t);
+/*
+ * herd__wait in two halves, for a task queued under several locks (select):
+ * prepare makes the wait claimable (call it with the locks held, before it
+ * is findable by a waker that does not hold one of them); park releases
+ * nothing, and does the rest.
+ */
+void herd__wait_prepare(herd__worker *w, herd__task *t, bool cancellable);
+int herd__wait_park(herd__worker **wp, int64_t deadline, bool cancellable);
 /*
  * Parks the calling task, which is already findable by its wakers (queued
  * under `lock`, which this releases). Returns the wake's result: 0, or
@@ -470,6 +493,8 @@ void herd__registry_leave(herd__task *t);
 /* The worker and task of the caller, or -EPERM outside a task. */
 int herd__current(herd__worker **wp, herd__task **tp);
 
+/* A deadline in the timer heap: a parked task's (task set), or, with task
+ * NULL, the first member of a public herd_timer. */
 typedef struct herd__timer {
 	int64_t when;
 	size_t index;       /* in the heap; SIZE_MAX when not in it */
@@ -478,9 +503,44 @@ typedef struct herd__timer {
 
 int herd__timer_add(herd__rt *rt, herd__timer *tm);
 void herd__timer_del(herd__rt *rt, herd__timer *tm);
-/* Fires the timers due at `now`; returns how many tasks it readied. */
+/* Fires the timers due at `now`, as many as w's run queue has room for;
+ * returns how many it fired. */
 int herd__timers_run(herd__worker *w, int64_t now);
 void herd__timers_fini(herd__rt *rt);
+
+/* ------------------------------------------------------------------ */
+/* Channels (chan.c), shared with select.c and timer.c                 */
+/* ------------------------------------------------------------------ */
+
+/* A task blocked in a channel operation: in the channel's sendq or recvq,
+ * on the task's stack. A select queues one per case. */
+typedef struct herd__chan_waiter {
+	herd__waiter base;      /* first: a queue's herd__waiter is one */
+	void *elem;             /* the value to send, or where to receive */
+	uint32_t index;         /* the select case; 0 for a plain call */
+	bool closed;            /* set by the waker: woken by a close */
+} herd__chan_waiter;
+
+struct herd_chan {
+	herd__mutex lock;       /* everything below but the constants */
+	bool closed;
+	uint32_t elem_size;     /* constant */
+	uint32_t cap;           /* constant */
+	uint32_t count;         /* values buffered */
+	uint32_t recvx, sendx;  /* buffer slots to receive from, send to */
+	herd__waitq recvq, sendq;
+	unsigned char *buf;     /* cap * elem_size bytes; constant */
+};
+
+/* What the *_locked operations return when they would have to wait. */
+#define HERD__WOULD_BLOCK 1
+
+/* With ch->lock held: sends or receives if that can be done at once.
+ * Returns 0, HERD_ECLOSED, or HERD__WOULD_BLOCK. */
+int herd__chan_send_locked(herd_chan *ch, const void *elem);
+int herd__chan_recv_locked(herd_chan *ch, void *elem);
+/* With ch->lock held: drops every buffered value (a timer's reset). */
+void herd__chan_drain_locked(herd_chan *ch);
 
 /* ------------------------------------------------------------------ */
 /* Scopes (scope.c) and debug checks (debug.c)                         */

@@ -197,6 +197,8 @@ static herd__rt *rt_new(const struct settings *st)
 	herd__rt *rt = calloc(1, sizeof *rt);
 	if (!rt)
 		return NULL;
+	static _Atomic uint64_t serials;
+	rt->serial = atomic_fetch_add(&serials, 1) + 1;
 	rt->nworkers = st->workers;
 	rt->debug = st->debug;
 	atomic_init(&rt->id_block, 1);

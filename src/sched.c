@@ -93,6 +93,9 @@ herd__rt *_Atomic herd__runtime;
 #define STEAL_ROUNDS 4
 /* How long a spinning worker watches the queues before it sleeps. */
 #define SPIN_NS (20 * HERD_USEC)
+/* How long a task may sit in a worker's runnext before another worker
+ * steals it (see runnext_stays). */
+#define RUNNEXT_GRACE_NS (5 * HERD_USEC)
 
 /*
  * noinline and an opaque asm: the compiler may otherwise keep the address
@@ -327,6 +330,38 @@ static herd__task *runq_get(herd__worker *w)
 	return atomic_exchange_explicit(&w->runnext, NULL, mo_acquire);
 }
 
+/*
+ * Whether task t stays in v's runnext for RUNNEXT_GRACE_NS. Thieves wait
+ * that long before they take a worker's only queued task (its runnext, or a
+ * ring holding one task): that task was usually just readied by the task
+ * running there, which is about to block and hand it its worker (a
+ * channel's ping-pong, a select's senders), and stealing it would only move
+ * the tasks' data to another core. Go sleeps 3 us before it steals a
+ * running P's runnext for the same reason.
+ */
+static bool runnext_stays(herd__worker *v, herd__task *t)
+{
+	int64_t until = herd_now() + RUNNEXT_GRACE_NS;
+	for (unsigned i = 1; atomic_load_explicit(&v->runnext, mo_relaxed) == t; i++) {
+		herd__cpu_relax();
+		if (i % 32 == 0 && herd_now() >= until)
+			return true;
+	}
+	return false;
+}
+
+/* The same for a ring holding one task, at head h. */
+static bool ring_stays(herd__worker *v, uint32_t h)
+{
+	int64_t until = herd_now() + RUNNEXT_GRACE_NS;
+	for (unsigned i = 1; atomic_load_explicit(&v->rq_head, mo_relaxed) == h; i++) {
+		herd__cpu_relax();
+		if (i % 32 == 0 && herd_now() >= until)
+			return true;
+	}
+	return false;
+}
+
 /* Takes half of v's ring into buf (or, if take_next, its runnext when the
  * ring is empty). Returns how many. */
 static uint32_t runq_grab(herd__worker *v, herd__task **buf, bool take_next)
@@ -338,7 +373,7 @@ static uint32_t runq_grab(herd__worker *v, herd__task **buf, bool take_next)
 		n -= n / 2;
 		if (n == 0) {
 			herd__task *nx = atomic_load_explicit(&v->runnext, mo_relaxed);
-			if (!take_next || !nx)
+			if (!take_next || !nx || !runnext_stays(v, nx))
 				return 0;
 			if (atomic_compare_exchange_strong_explicit(
 				    &v->runnext, &nx, NULL, mo_acq_rel, mo_relaxed)) {
@@ -349,6 +384,8 @@ static uint32_t runq_grab(herd__worker *v, herd__task **buf, bool take_next)
 		}
 		if (n > HERD__RUNQ / 2)
 			continue; /* head and tail read at different times */
+		if (tl - h == 1 && !ring_stays(v, h))
+			return 0;
 		for (uint32_t i = 0; i < n; i++)
 			buf[i] = atomic_load_explicit(&v->rq[(h + i) % HERD__RUNQ],
 						      mo_relaxed);
@@ -802,6 +839,23 @@ void herd__ready(herd__worker *w, herd__task *t)
 		global_put_list(rt, t, t, 1);
 	}
 	wakep(rt);
+}
+
+uint32_t herd__runq_room(herd__worker *w)
+{
+	uint32_t h = atomic_load_explicit(&w->rq_head, mo_acquire);
+	uint32_t tl = atomic_load_explicit(&w->rq_tail, mo_relaxed);
+	return HERD__RUNQ - (tl - h);
+}
+
+void herd__ready_tail(herd__worker *w, herd__task *t)
+{
+	if (!w) {
+		herd__ready(w, t);
+		return;
+	}
+	runq_put(w, t);
+	wakep(w->rt);
 }
 
 int herd__current(herd__worker **wp, herd__task **tp)

@@ -79,7 +79,7 @@ static bool claim(herd__task *t, uint32_t from)
 						       mo_acq_rel, mo_relaxed);
 }
 
-static bool claim_any(herd__task *t)
+bool herd__wait_claim(herd__task *t)
 {
 	uint32_t s = atomic_load_explicit(&t->wait, mo_seq_cst);
 	return (s == HERD__WAIT_CANCELLABLE || s == HERD__WAIT_FIRM) && claim(t, s);
@@ -87,10 +87,19 @@ static bool claim_any(herd__task *t)
 
 /* Hands a claimed task its result and makes it runnable. After this, the
  * task may run at once on another worker: its waiter is gone. */
-static void finish(herd__task *t, int result)
+void herd__wait_finish(herd__task *t, int result)
 {
 	t->wake_result = result;
 	herd__ready(herd__self(), t);
+}
+
+bool herd__wake_timeout(herd__task *t)
+{
+	if (!herd__wait_claim(t))
+		return false;
+	t->wake_result = HERD_ETIMEDOUT;
+	herd__ready_tail(herd__self(), t);
+	return true;
 }
 
 unsigned herd__waitq_wake_all(herd__waitq *q)
@@ -99,9 +108,9 @@ unsigned herd__waitq_wake_all(herd__waitq *q)
 	for (herd__waiter *wt = q->head, *next; wt; wt = next) {
 		next = wt->next;
 		herd__task *t = wt->task;
-		if (claim_any(t)) {
+		if (herd__wait_claim(t)) {
 			herd__waitq_remove(q, wt); /* before the task can run */
-			finish(t, 0);
+			herd__wait_finish(t, 0);
 			n++;
 		}
 	}
@@ -110,9 +119,9 @@ unsigned herd__waitq_wake_all(herd__waitq *q)
 
 bool herd__wake(herd__task *t, int result)
 {
-	if (!claim_any(t))
+	if (!herd__wait_claim(t))
 		return false;
-	finish(t, result);
+	herd__wait_finish(t, result);
 	return true;
 }
 
@@ -121,7 +130,7 @@ bool herd__wake_canceled(herd__task *t)
 	if (atomic_load_explicit(&t->wait, mo_seq_cst) != HERD__WAIT_CANCELLABLE ||
 	    !claim(t, HERD__WAIT_CANCELLABLE))
 		return false;
-	finish(t, HERD_ECANCELED);
+	herd__wait_finish(t, HERD_ECANCELED);
 	return true;
 }
 
@@ -172,18 +181,21 @@ void herd__cancel_parked(herd__rt *rt)
 	}
 }
 
-int herd__wait(herd__worker **wp, herd__mutex *lock, int64_t deadline,
-	       bool cancellable)
+void herd__wait_prepare(herd__worker *w, herd__task *t, bool cancellable)
+{
+	if (herd__unlikely(!t->reg))
+		registry_join(w, t);
+	t->wake_result = 0;
+	atomic_store_explicit(&t->wait,
+			      cancellable ? HERD__WAIT_CANCELLABLE : HERD__WAIT_FIRM,
+			      mo_seq_cst);
+}
+
+int herd__wait_park(herd__worker **wp, int64_t deadline, bool cancellable)
 {
 	herd__worker *w = *wp;
 	herd__task *t = w->cur;
 	uint32_t state = cancellable ? HERD__WAIT_CANCELLABLE : HERD__WAIT_FIRM;
-	if (herd__unlikely(!t->reg))
-		registry_join(w, t);
-	t->wake_result = 0;
-	atomic_store_explicit(&t->wait, state, mo_seq_cst);
-	if (lock)
-		herd__mutex_unlock(lock);
 
 	/* Already cancelled, or already past the deadline: take the wait
 	 * back unless a waker has claimed it (then it readies us; park). */
@@ -208,4 +220,13 @@ int herd__wait(herd__worker **wp, herd__mutex *lock, int64_t deadline,
 	if (deadline > 0)
 		herd__timer_del(w->rt, &tm);
 	return result;
+}
+
+int herd__wait(herd__worker **wp, herd__mutex *lock, int64_t deadline,
+	       bool cancellable)
+{
+	herd__wait_prepare(*wp, (*wp)->cur, cancellable);
+	if (lock)
+		herd__mutex_unlock(lock);
+	return herd__wait_park(wp, deadline, cancellable);
 }

@@ -1,0 +1,297 @@
+/*
+ * chan.c - channels, with Go's semantics: rendezvous when unbuffered, a
+ * ring buffer otherwise, close, and a deadline on every blocking call.
+ *
+ * Shape (after Go's runtime/chan.go). A channel has one lock, a ring of
+ * `cap` values, and two queues of blocked tasks (herd__chan_waiter, on the
+ * blocked task's stack): senders with the value they offer, receivers with
+ * where the value goes. The invariants, under the lock:
+ *   - if sendq is not empty, the buffer is full (or cap is 0);
+ *   - if recvq is not empty, the buffer is empty;
+ *   - if closed, sendq is empty (close woke them all), and recvq is empty
+ *     once close has run.
+ * A sender that finds a receiver queued copies its value straight into the
+ * receiver's variable; a receiver that finds a sender queued takes the
+ * value at the buffer's head and moves the sender's value to its tail, so
+ * that values keep their order; with cap 0 it copies straight from the
+ * sender. The blocked party is readied with the value in place.
+ *
+ * Waking a queued waiter. A queued task may be woken by someone else as
+ * well: its deadline, its scope's cancellation, or (a select) another
+ * channel. The waker must win the task's wake before it touches the
+ * waiter (herd__wait_claim; see wait.c); a waiter it cannot claim is
+ * unqueued and skipped, and its task, when it runs, unqueues its other
+ * waiters itself, under each channel's lock. A waiter stays valid while it
+ * is queued: its task cannot return before it has unqueued it under the
+ * lock.
+ *
+ * Memory: every value passes under the channel's lock, or from a waker
+ * that holds it to a task that it readies (a release through the run
+ * queue). So a send happens before the receive it feeds completes.
+ *
+ * Locks: ch->lock, an object lock (level 2 in internal.h). select.c holds
+ * several, taken in order of channel address. Under it, a waker takes the
+ * scheduler's leaf locks (herd__ready) and, preparing a wait, a registry
+ * lock. The timer heap's lock is never held when a channel's is taken.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int herd_chan_make(herd_chan **out, size_t elem_size, size_t capacity)
+{
+	if (!out || elem_size > HERD_CHAN_ELEM_MAX || capacity > HERD_CHAN_CAP_MAX)
+		return -EINVAL;
+	/* One allocation: the ring follows the channel, 16-byte aligned. */
+	size_t head = (sizeof(herd_chan) + 15) & ~(size_t)15;
+	size_t bytes = elem_size * capacity;
+	if ((capacity && bytes / capacity != elem_size) || bytes > SIZE_MAX - head)
+		return -EINVAL;
+	herd_chan *ch = calloc(1, head + bytes);
+	if (!ch)
+		return -ENOMEM;
+	ch->elem_size = (uint32_t)elem_size;
+	ch->cap = (uint32_t)capacity;
+	ch->buf = (unsigned char *)ch + head;
+	*out = ch;
+	return 0;
+}
+
+int herd_chan_free(herd_chan *ch)
+{
+	if (!ch)
+		return 0;
+	herd__mutex_lock(&ch->lock);
+	bool busy = ch->recvq.head || ch->sendq.head;
+	herd__mutex_unlock(&ch->lock);
+	if (busy)
+		return -EBUSY;
+	free(ch);
+	return 0;
+}
+
+/* memcpy, with the common word-sized value copied inline. */
+static inline void copy_elem(void *dst, const void *src, uint32_t size)
+{
+	if (herd__likely(size == 8))
+		memcpy(dst, src, 8);
+	else
+		memcpy(dst, src, size);
+}
+
+static inline unsigned char *slot(herd_chan *ch, uint32_t i)
+{
+	return ch->buf + (size_t)i * ch->elem_size;
+}
+
+/* The first queued waiter whose task this caller wins, unqueued; NULL if
+ * none. Waiters it cannot win are unqueued and skipped (see above). */
+static herd__chan_waiter *dequeue(herd__waitq *q)
+{
+	herd__waiter *wt;
+	while ((wt = q->head)) {
+		herd__waitq_remove(q, wt);
+		if (herd__wait_claim(wt->task))
+			return (herd__chan_waiter *)wt;
+	}
+	return NULL;
+}
+
+static inline uint32_t next_slot(const herd_chan *ch, uint32_t i)
+{
+	return ++i == ch->cap ? 0 : i;
+}
+
+int herd__chan_send_locked(herd_chan *ch, const void *elem)
+{
+	if (herd__unlikely(ch->closed))
+		return HERD_ECLOSED;
+	herd__chan_waiter *r = dequeue(&ch->recvq);
+	if (r) {
+		if (r->elem)
+			copy_elem(r->elem, elem, ch->elem_size);
+		herd__wait_finish(r->base.task, (int)r->index);
+		return 0;
+	}
+	if (ch->count < ch->cap) {
+		copy_elem(slot(ch, ch->sendx), elem, ch->elem_size);
+		ch->sendx = next_slot(ch, ch->sendx);
+		ch->count++;
+		return 0;
+	}
+	return HERD__WOULD_BLOCK;
+}
+
+int herd__chan_recv_locked(herd_chan *ch, void *elem)
+{
+	if (ch->count == 0 || ch->sendq.head) {
+		herd__chan_waiter *s = dequeue(&ch->sendq);
+		if (s) {
+			if (ch->cap == 0) {
+				if (elem)
+					copy_elem(elem, s->elem, ch->elem_size);
+			} else {
+				/* Full: take the head, the sender's value
+				 * goes to the tail, which is the same slot. */
+				unsigned char *p = slot(ch, ch->recvx);
+				if (elem)
+					copy_elem(elem, p, ch->elem_size);
+				copy_elem(p, s->elem, ch->elem_size);
+				ch->recvx = next_slot(ch, ch->recvx);
+				ch->sendx = ch->recvx;
+			}
+			herd__wait_finish(s->base.task, (int)s->index);
+			return 0;
+		}
+	}
+	if (ch->count > 0) {
+		if (elem)
+			copy_elem(elem, slot(ch, ch->recvx), ch->elem_size);
+		ch->recvx = next_slot(ch, ch->recvx);
+		ch->count--;
+		return 0;
+	}
+	if (ch->closed) {
+		if (elem)
+			memset(elem, 0, ch->elem_size);
+		return HERD_ECLOSED;
+	}
+	return HERD__WOULD_BLOCK;
+}
+
+void herd__chan_drain_locked(herd_chan *ch)
+{
+	ch->count = 0;
+	ch->recvx = ch->sendx = 0;
+}
+
+/*
+ * Blocks the calling task in q until a waker hands it a result, with
+ * ch->lock held on entry and released on return. Returns 0, HERD_ECLOSED,
+ * or the wait's own failure (HERD_ETIMEDOUT, HERD_ECANCELED, -ENOMEM).
+ */
+static int block(herd_chan *ch, herd__waitq *q, void *elem, herd__worker *w,
+		 int64_t deadline)
+{
+	herd__chan_waiter wt = {.base.task = w->cur, .elem = elem};
+	herd__waitq_push(q, &wt.base);
+	int rc = herd__wait(&w, &ch->lock, deadline, true);
+	if (rc >= 0)
+		return wt.closed ? HERD_ECLOSED : 0; /* the waker unqueued us */
+	herd__mutex_lock(&ch->lock);
+	herd__waitq_remove(q, &wt.base);
+	herd__mutex_unlock(&ch->lock);
+	return rc;
+}
+
+/* The caller's worker if it is a task that may block now; NULL with *rc
+ * set if it may not (outside a task, or cancelled: the entry check). */
+static herd__worker *may_block(int64_t deadline, int *rc)
+{
+	*rc = 0;
+	if (deadline == HERD_NOWAIT)
+		return NULL;
+	herd__worker *w = herd__self();
+	if (!w || !w->cur) {
+		*rc = -EPERM;
+		return NULL;
+	}
+	if (herd__scope_canceled(w->cur->scope)) {
+		*rc = HERD_ECANCELED;
+		return NULL;
+	}
+	return w;
+}
+
+int herd_chan_send(herd_chan *ch, const void *elem, int64_t deadline)
+{
+	if (herd__unlikely(!ch || (!elem && ch->elem_size)))
+		return -EINVAL;
+	int why;
+	herd__worker *w = may_block(deadline, &why);
+	if (why == HERD_ECANCELED)
+		return why;
+	herd__mutex_lock(&ch->lock);
+	int rc = herd__chan_send_locked(ch, elem);
+	if (herd__likely(rc != HERD__WOULD_BLOCK) || !w) {
+		herd__mutex_unlock(&ch->lock);
+		return rc != HERD__WOULD_BLOCK ? rc : why ? why : HERD_ETIMEDOUT;
+	}
+	return block(ch, &ch->sendq, (void *)elem, w, deadline);
+}
+
+int herd_chan_recv(herd_chan *ch, void *elem, int64_t deadline)
+{
+	if (herd__unlikely(!ch))
+		return -EINVAL;
+	int why;
+	herd__worker *w = may_block(deadline, &why);
+	if (why == HERD_ECANCELED)
+		return why;
+	herd__mutex_lock(&ch->lock);
+	int rc = herd__chan_recv_locked(ch, elem);
+	if (herd__likely(rc != HERD__WOULD_BLOCK) || !w) {
+		herd__mutex_unlock(&ch->lock);
+		return rc != HERD__WOULD_BLOCK ? rc : why ? why : HERD_ETIMEDOUT;
+	}
+	return block(ch, &ch->recvq, elem, w, deadline);
+}
+
+int herd_chan_try_send(herd_chan *ch, const void *elem)
+{
+	return herd_chan_send(ch, elem, HERD_NOWAIT);
+}
+
+int herd_chan_try_recv(herd_chan *ch, void *elem)
+{
+	return herd_chan_recv(ch, elem, HERD_NOWAIT);
+}
+
+/* Wakes every waiter of q with `closed` set; receivers get a zero value. */
+static void wake_closed(herd_chan *ch, herd__waitq *q, bool zero)
+{
+	herd__chan_waiter *wt;
+	while ((wt = dequeue(q))) {
+		if (zero && wt->elem)
+			memset(wt->elem, 0, ch->elem_size);
+		wt->closed = true;
+		herd__wait_finish(wt->base.task, (int)wt->index);
+	}
+}
+
+int herd_chan_close(herd_chan *ch)
+{
+	if (!ch)
+		return -EINVAL;
+	herd__mutex_lock(&ch->lock);
+	if (ch->closed) {
+		herd__mutex_unlock(&ch->lock);
+		return HERD_ECLOSED;
+	}
+	ch->closed = true;
+	wake_closed(ch, &ch->recvq, true);
+	wake_closed(ch, &ch->sendq, false);
+	herd__mutex_unlock(&ch->lock);
+	return 0;
+}
+
+int herd_chan_len(herd_chan *ch)
+{
+	if (!ch)
+		return -EINVAL;
+	herd__mutex_lock(&ch->lock);
+	int n = (int)ch->count;
+	herd__mutex_unlock(&ch->lock);
+	return n;
+}
+
+int herd_chan_cap(const herd_chan *ch)
+{
+	return ch ? (int)ch->cap : -EINVAL;
+}
+
+int herd_chan_elem_size(const herd_chan *ch)
+{
+	return ch ? (int)ch->elem_size : -EINVAL;
+}

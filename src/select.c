@@ -1,0 +1,234 @@
+/*
+ * select.c - Go's select: wait until one of several channel operations can
+ * proceed, and perform exactly one.
+ *
+ * The algorithm is Go's (runtime/select.go):
+ *   1. Order the cases twice: a random permutation to poll them in (so that
+ *      when several are ready each is equally likely: no case starves), and
+ *      by channel address to lock them in.
+ *   2. Lock every channel, in address order, each once.
+ *   3. Poll the cases in random order; perform the first that can proceed.
+ *   4. If none can and the call may block, queue a waiter (on this stack)
+ *      on every channel, make the wait claimable (herd__wait_prepare) while
+ *      all the locks are still held, unlock, and park. Whichever waker wins
+ *      the task's wake (wait.c) performs its case and records its index as
+ *      the wake's result; a deadline or a cancellation may win instead.
+ *   5. Lock every channel again and unqueue the waiters still queued.
+ *
+ * Lock order: channel locks in increasing order of address. A plain send or
+ * receive holds one channel lock only, and nothing that holds a channel
+ * lock takes another's but select, which takes them in that order: so no
+ * cycle can form. Timers deliver to channels with no other herd lock held.
+ *
+ * A channel may appear in several cases; it is locked once. Its waiters may
+ * then include both a send and a receive of this task: a waker claims the
+ * task before it touches a waiter, so only one of them can be performed.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+/* Cases handled without allocating. */
+#define INLINE_CASES 16
+
+/* A per-thread generator for the poll order (xorshift64*): a task may move
+ * between threads, which does not matter for a random number. */
+static __thread uint64_t rand_state;
+
+static uint32_t rand_below(uint32_t n)
+{
+	uint64_t x = rand_state;
+	if (herd__unlikely(x == 0)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		x = (uint64_t)ts.tv_nsec ^ ((uint64_t)(uintptr_t)&ts << 16) ^
+		    0x9e3779b97f4a7c15ull;
+		x |= 1;
+	}
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	rand_state = x;
+	uint32_t r = (uint32_t)((x * 0x2545f4914f6cdd1dull) >> 32);
+	return (uint32_t)(((uint64_t)r * n) >> 32);
+}
+
+static inline uintptr_t key(const herd_case *cs, uint16_t i)
+{
+	return (uintptr_t)cs[i].chan;
+}
+
+static void sift_down(const herd_case *cs, uint16_t *order, size_t r, size_t n)
+{
+	for (size_t c; (c = 2 * r + 1) < n; r = c) {
+		if (c + 1 < n && key(cs, order[c + 1]) > key(cs, order[c]))
+			c++;
+		if (key(cs, order[r]) >= key(cs, order[c]))
+			return;
+		uint16_t t = order[r];
+		order[r] = order[c];
+		order[c] = t;
+	}
+}
+
+/* Sorts order[0..n) by channel address: insertion sort for the usual few
+ * cases, heapsort beyond (no allocation, no quadratic worst case). */
+static void sort_by_chan(const herd_case *cs, uint16_t *order, size_t n)
+{
+	if (n <= 16) {
+		for (size_t i = 1; i < n; i++) {
+			uint16_t v = order[i];
+			size_t j = i;
+			for (; j > 0 && key(cs, order[j - 1]) > key(cs, v); j--)
+				order[j] = order[j - 1];
+			order[j] = v;
+		}
+		return;
+	}
+	for (size_t r = n / 2; r-- > 0;)
+		sift_down(cs, order, r, n);
+	for (size_t end = n; --end > 0;) {
+		uint16_t t = order[0];
+		order[0] = order[end];
+		order[end] = t;
+		sift_down(cs, order, 0, end);
+	}
+}
+
+static void lock_all(const herd_case *cs, const uint16_t *order, size_t n)
+{
+	herd_chan *last = NULL;
+	for (size_t k = 0; k < n; k++) {
+		herd_chan *ch = cs[order[k]].chan;
+		if (ch != last)
+			herd__mutex_lock(&ch->lock);
+		last = ch;
+	}
+}
+
+static void unlock_all(const herd_case *cs, const uint16_t *order, size_t n)
+{
+	for (size_t k = n; k-- > 0;) {
+		herd_chan *ch = cs[order[k]].chan;
+		if (k == 0 || cs[order[k - 1]].chan != ch)
+			herd__mutex_unlock(&ch->lock);
+	}
+}
+
+static int check_cases(const herd_case *cs, size_t n)
+{
+	if (n > HERD_SELECT_MAX || (n && !cs))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (cs[i].op != HERD_SEND && cs[i].op != HERD_RECV)
+			return -EINVAL;
+		if (cs[i].op == HERD_SEND && cs[i].chan && !cs[i].elem &&
+		    cs[i].chan->elem_size)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* Queues a waiter per case, parks, and unqueues them again. Called with
+ * every channel locked; returns with none locked. */
+static int block(herd_case *cs, const uint16_t *lockorder, size_t n,
+		 herd__chan_waiter *wt, herd__worker *w, int64_t deadline)
+{
+	herd__task *t = w->cur;
+	for (size_t k = 0; k < n; k++) {
+		uint16_t i = lockorder[k];
+		herd_chan *ch = cs[i].chan;
+		wt[k] = (herd__chan_waiter){.base.task = t, .elem = cs[i].elem, .index = i};
+		herd__waitq_push(cs[i].op == HERD_SEND ? &ch->sendq : &ch->recvq,
+				 &wt[k].base);
+	}
+	herd__wait_prepare(w, t, true);
+	unlock_all(cs, lockorder, n);
+	int rc = herd__wait_park(&w, deadline, true);
+
+	bool closed = false;
+	lock_all(cs, lockorder, n);
+	for (size_t k = 0; k < n; k++) {
+		herd_chan *ch = cs[lockorder[k]].chan;
+		herd__waitq_remove(cs[lockorder[k]].op == HERD_SEND ? &ch->sendq
+								    : &ch->recvq,
+				   &wt[k].base);
+		if (rc >= 0 && wt[k].index == (uint32_t)rc)
+			closed = wt[k].closed;
+	}
+	unlock_all(cs, lockorder, n);
+	if (rc >= 0)
+		cs[rc].result = closed ? HERD_ECLOSED : 0;
+	return rc;
+}
+
+int herd_select(herd_case *cs, size_t n, int64_t deadline)
+{
+	int rc = check_cases(cs, n);
+	if (rc)
+		return rc;
+	herd__worker *w = NULL;
+	if (deadline != HERD_NOWAIT) {
+		w = herd__self();
+		if (!w || !w->cur)
+			w = NULL;
+		else if (herd__scope_canceled(w->cur->scope))
+			return HERD_ECANCELED;
+	}
+
+	struct {
+		uint16_t poll[INLINE_CASES], lock[INLINE_CASES];
+		herd__chan_waiter wt[INLINE_CASES];
+	} local;
+	uint16_t *pollorder = local.poll, *lockorder = local.lock;
+	herd__chan_waiter *wt = local.wt;
+	void *mem = NULL;
+	if (n > INLINE_CASES) {
+		mem = malloc(n * (2 * sizeof(uint16_t) + sizeof(herd__chan_waiter)));
+		if (!mem)
+			return -ENOMEM;
+		wt = mem;
+		pollorder = (uint16_t *)(wt + n);
+		lockorder = pollorder + n;
+	}
+
+	/* The live cases (a NULL channel is never ready), shuffled. */
+	size_t live = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!cs[i].chan)
+			continue;
+		uint32_t j = rand_below((uint32_t)live + 1);
+		pollorder[live] = pollorder[j];
+		pollorder[j] = (uint16_t)i;
+		live++;
+	}
+	for (size_t k = 0; k < live; k++)
+		lockorder[k] = pollorder[k];
+	sort_by_chan(cs, lockorder, live);
+
+	lock_all(cs, lockorder, live);
+	for (size_t k = 0; k < live; k++) {
+		uint16_t i = pollorder[k];
+		herd_chan *ch = cs[i].chan;
+		rc = cs[i].op == HERD_SEND ? herd__chan_send_locked(ch, cs[i].elem)
+					   : herd__chan_recv_locked(ch, cs[i].elem);
+		if (rc != HERD__WOULD_BLOCK) {
+			unlock_all(cs, lockorder, live);
+			cs[i].result = rc;
+			free(mem);
+			return i;
+		}
+	}
+	if (deadline == HERD_NOWAIT || !w) {
+		unlock_all(cs, lockorder, live);
+		free(mem);
+		return deadline == HERD_NOWAIT ? HERD_ETIMEDOUT : -EPERM;
+	}
+	if (live == 0) /* nothing to wait for but the deadline */
+		rc = herd__wait(&w, NULL, deadline, true);
+	else
+		rc = block(cs, lockorder, live, wt, w, deadline);
+	free(mem);
+	return rc;
+}
