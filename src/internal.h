@@ -552,7 +552,17 @@ void herd__scope_root_free(herd_scope *s);
 int herd__scope_attach(herd_scope *s, herd__task *t);
 /* Removes an ending task; closes the scopes it still owns first. */
 void herd__scope_detach(herd__worker **wp, herd__task *t);
-bool herd__scope_canceled(const herd_scope *s);
+/* The first member of every scope: what the hot paths read without a call.
+ * `canceled` goes from 0 to 1 once (see scope.c). */
+typedef struct herd__scope_head {
+	_Atomic uint32_t canceled;
+} herd__scope_head;
+
+static inline bool herd__scope_canceled(const herd_scope *s)
+{
+	return atomic_load_explicit(&((const herd__scope_head *)(const void *)s)->canceled,
+				    mo_seq_cst) != 0;
+}
 void herd__scope_cache_drain(herd__worker *w);
 void herd__scope_depot_free(herd__rt *rt);
 

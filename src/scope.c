@@ -54,7 +54,7 @@
  * spawn and every exit, has the second to itself.
  */
 struct herd_scope {
-	alignas(HERD__CACHELINE) _Atomic uint32_t canceled;
+	alignas(HERD__CACHELINE) herd__scope_head head; /* first: see internal.h */
 	herd__mutex lock;
 	herd_scope *parent;
 	herd__rt *rt;
@@ -107,11 +107,6 @@ void herd__scope_depot_free(herd__rt *rt)
 static inline uint32_t count_of(uint64_t state)
 {
 	return (uint32_t)(state >> 32);
-}
-
-bool herd__scope_canceled(const herd_scope *s)
-{
-	return atomic_load_explicit(&s->canceled, mo_seq_cst) != 0;
 }
 
 herd_scope *herd__scope_root_new(herd__rt *rt)
@@ -174,7 +169,7 @@ static void scope_put(herd_scope *s)
 /* Counts a new task in s; HERD_ECANCELED if s is cancelled. */
 int herd__scope_attach(herd_scope *s, herd__task *t)
 {
-	if (herd__unlikely(atomic_load_explicit(&s->canceled, mo_acquire)))
+	if (herd__unlikely(atomic_load_explicit(&s->head.canceled, mo_acquire)))
 		return HERD_ECANCELED;
 	t->scope = s;
 	atomic_fetch_add_explicit(&s->state, COUNT_ONE, mo_relaxed);
@@ -206,8 +201,8 @@ int herd_scope_open(herd_scope **out)
 	s->parent = p;
 	s->owner = t;
 	herd__mutex_lock(&p->lock);
-	atomic_store_explicit(&s->canceled,
-			      atomic_load_explicit(&p->canceled, mo_relaxed), mo_relaxed);
+	atomic_store_explicit(&s->head.canceled,
+			      atomic_load_explicit(&p->head.canceled, mo_relaxed), mo_relaxed);
 	s->sib_next = p->children;
 	if (p->children)
 		p->children->sib_prev = s;
@@ -293,9 +288,9 @@ int herd_scope_wait(herd_scope *s, int64_t deadline)
 
 static bool cancel_locked(herd_scope *s)
 {
-	if (atomic_load_explicit(&s->canceled, mo_relaxed))
+	if (atomic_load_explicit(&s->head.canceled, mo_relaxed))
 		return false;
-	atomic_store_explicit(&s->canceled, 1, mo_seq_cst);
+	atomic_store_explicit(&s->head.canceled, 1, mo_seq_cst);
 	for (herd_scope *c = s->children; c; c = c->sib_next) {
 		herd__mutex_lock(&c->lock);
 		cancel_locked(c);

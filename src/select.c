@@ -32,24 +32,26 @@
 /* Cases handled without allocating. */
 #define INLINE_CASES 16
 
-/* A per-thread generator for the poll order (xorshift64*): a task may move
- * between threads, which does not matter for a random number. */
-static __thread uint64_t rand_state;
+/*
+ * A random number below n (multiply-shift; n <= 2^16), from the worker's
+ * generator, or a thread's own outside the runtime. xorshift64*: cheap,
+ * and plenty for choosing among ready cases.
+ */
+static __thread uint64_t thread_rand __attribute__((tls_model("initial-exec")));
 
-static uint32_t rand_below(uint32_t n)
+static uint32_t rand_below(uint64_t *state, uint32_t n)
 {
-	uint64_t x = rand_state;
+	uint64_t x = *state;
 	if (herd__unlikely(x == 0)) {
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
-		x = (uint64_t)ts.tv_nsec ^ ((uint64_t)(uintptr_t)&ts << 16) ^
-		    0x9e3779b97f4a7c15ull;
-		x |= 1;
+		x = ((uint64_t)ts.tv_nsec ^ ((uint64_t)(uintptr_t)state << 16) ^
+		     0x9e3779b97f4a7c15ull) | 1;
 	}
 	x ^= x >> 12;
 	x ^= x << 25;
 	x ^= x >> 27;
-	rand_state = x;
+	*state = x;
 	uint32_t r = (uint32_t)((x * 0x2545f4914f6cdd1dull) >> 32);
 	return (uint32_t)(((uint64_t)r * n) >> 32);
 }
@@ -96,7 +98,7 @@ static void sort_by_chan(const herd_case *cs, uint16_t *order, size_t n)
 	}
 }
 
-static void lock_all(const herd_case *cs, const uint16_t *order, size_t n)
+static inline void lock_all(const herd_case *cs, const uint16_t *order, size_t n)
 {
 	herd_chan *last = NULL;
 	for (size_t k = 0; k < n; k++) {
@@ -107,7 +109,7 @@ static void lock_all(const herd_case *cs, const uint16_t *order, size_t n)
 	}
 }
 
-static void unlock_all(const herd_case *cs, const uint16_t *order, size_t n)
+static inline void unlock_all(const herd_case *cs, const uint16_t *order, size_t n)
 {
 	for (size_t k = n; k-- > 0;) {
 		herd_chan *ch = cs[order[k]].chan;
@@ -168,14 +170,12 @@ int herd_select(herd_case *cs, size_t n, int64_t deadline)
 	int rc = check_cases(cs, n);
 	if (rc)
 		return rc;
-	herd__worker *w = NULL;
-	if (deadline != HERD_NOWAIT) {
-		w = herd__self();
-		if (!w || !w->cur)
-			w = NULL;
-		else if (herd__scope_canceled(w->cur->scope))
-			return HERD_ECANCELED;
-	}
+	herd__worker *w = herd__self();
+	uint64_t *rand_state = w ? &w->rand : &thread_rand;
+	if (w && !w->cur)
+		w = NULL; /* a worker's scheduler loop: not a task */
+	if (deadline != HERD_NOWAIT && w && herd__scope_canceled(w->cur->scope))
+		return HERD_ECANCELED;
 
 	struct {
 		uint16_t poll[INLINE_CASES], lock[INLINE_CASES];
@@ -198,7 +198,7 @@ int herd_select(herd_case *cs, size_t n, int64_t deadline)
 	for (size_t i = 0; i < n; i++) {
 		if (!cs[i].chan)
 			continue;
-		uint32_t j = rand_below((uint32_t)live + 1);
+		uint32_t j = rand_below(rand_state, (uint32_t)live + 1);
 		pollorder[live] = pollorder[j];
 		pollorder[j] = (uint16_t)i;
 		live++;
@@ -220,7 +220,7 @@ int herd_select(herd_case *cs, size_t n, int64_t deadline)
 			return i;
 		}
 	}
-	if (deadline == HERD_NOWAIT || !w) {
+	if (deadline == HERD_NOWAIT || !w) { /* Go's default case */
 		unlock_all(cs, lockorder, live);
 		free(mem);
 		return deadline == HERD_NOWAIT ? HERD_ETIMEDOUT : -EPERM;
