@@ -1,10 +1,12 @@
 /*
- * first.c - a first herd program: tasks, scopes, a deadline, cancellation.
+ * first.c - a first herd program: tasks, a channel, scopes, a deadline,
+ * cancellation.
  *
- * It does, in C, what the Go post-mortem's loop meant to do: start a task
- * for every value of a loop, each with its own copy of the value, and wait
- * for all of them. Then it starts workers that would run for ever, and
- * cancels them when a deadline passes. Build and run it with `make run`.
+ * It does, in C, what the Go post-mortem's loop meant to do: receive jobs
+ * from a channel (`for v := range ch`) and start a task for each, with its
+ * own copy of the value, then wait for all of them. Then it starts workers
+ * that would run for ever, and cancels them when a deadline passes. Build
+ * and run it with `make run`.
  */
 #include <herd.h>
 
@@ -36,17 +38,34 @@ static void forever(void *p)
 	printf("  worker task %d stopped: %s\n", n, herd_strerror(rc));
 }
 
-static void first(void *arg)
+/* Sends eight jobs on the channel, then closes it. */
+static void produce(void *p)
 {
+	herd_chan *ch = *(herd_chan **)p;
 	const char *names[] = {"ant", "bee", "cat", "dog", "eel", "fox", "gnu", "hen"};
-	herd_scope *jobs;
-	herd_scope_open(&jobs);
-	printf("starting 8 jobs, one task each, on %d workers\n", herd_workers());
 	for (int i = 0; i < 8; i++) {
 		struct job j = {i, names[i]};
+		herd_chan_send(ch, &j, HERD_FOREVER);
+	}
+	herd_chan_close(ch);
+}
+
+static void first(void *arg)
+{
+	herd_chan *ch;
+	if (herd_chan_make(&ch, sizeof(struct job), 0) < 0)
+		return;
+	herd_scope *jobs;
+	herd_scope_open(&jobs);
+	HERD_GO(jobs, produce, ch);
+	printf("starting 8 jobs from a channel, one task each, on %d workers\n",
+	       herd_workers());
+	struct job j;
+	HERD_RANGE(j, ch) {                /* for j := range ch */
 		HERD_GO(jobs, start_job, j); /* copies j: the loop may move on */
 	}
-	herd_scope_close(jobs); /* waits for all eight */
+	herd_scope_close(jobs); /* waits for the producer and all eight */
+	herd_chan_free(ch);
 	for (int i = 0; i < 8; i++)
 		if (atomic_load(&started[i]) != 1)
 			printf("job %d started %d times!\n", i, atomic_load(&started[i]));
