@@ -71,12 +71,13 @@ int herd_chan_free(herd_chan *ch)
 	return 0;
 }
 
-/* memcpy, with the common word-sized value copied inline. */
+/* memcpy, with the common word-sized value copied inline. A channel of
+ * empty values may be given NULL pointers, which memcpy may not. */
 static inline void copy_elem(void *dst, const void *src, uint32_t size)
 {
 	if (herd__likely(size == 8))
 		memcpy(dst, src, 8);
-	else
+	else if (size)
 		memcpy(dst, src, size);
 }
 

@@ -1,0 +1,317 @@
+/*
+ * test-timer.c - timers and tickers (herd_timer_*), and sleeping tasks:
+ * a one-shot timer fires once and never early, a ticker keeps its phase and
+ * drops ticks for a slow reader, stop and reset leave no stale tick, a timer
+ * in a select, bad arguments; 100,000 sleeping tasks wake in deadline order
+ * and none early; sleeping tasks cost no CPU.
+ */
+#include "test.h"
+
+#include <stdatomic.h>
+
+/* ------------------------------------------------------------------ */
+
+static void oneshot_main(void *arg)
+{
+	int64_t d = herd_deadline(20 * HERD_MSEC);
+	herd_timer *t;
+	CHECK_OK(herd_timer_new(&t, d, 0));
+	herd_chan *ch = herd_timer_chan(t);
+	CHECK(ch != NULL);
+	CHECK_EQ(herd_chan_elem_size(ch), sizeof(int64_t));
+	int64_t v = 0;
+	CHECK_EQ(herd_chan_try_recv(ch, &v), HERD_ETIMEDOUT);
+	CHECK_EQ(herd_chan_recv(ch, &v, HERD_FOREVER), 0);
+	CHECK(herd_now() >= d);
+	CHECK(v >= d);
+	/* Once only. */
+	CHECK_EQ(herd_chan_recv(ch, &v, herd_deadline(30 * HERD_MSEC)), HERD_ETIMEDOUT);
+	CHECK_EQ(herd_timer_stop(t), 0); /* it had fired */
+	CHECK_OK(herd_timer_free(t));
+	/* A deadline in the past fires at once. */
+	CHECK_OK(herd_timer_new(&t, 1, 0));
+	CHECK_EQ(herd_chan_recv(herd_timer_chan(t), &v, herd_deadline(HERD_SEC)), 0);
+	CHECK_OK(herd_timer_free(t));
+	(void)arg;
+}
+
+/* A one-shot timer delivers the time once, at its deadline, never before. */
+TEST(oneshot)
+{
+	test_run(0, oneshot_main, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+
+#define TICK (5 * HERD_MSEC)
+
+static void ticker_main(void *arg)
+{
+	int64_t d = herd_deadline(TICK);
+	herd_timer *t;
+	CHECK_OK(herd_timer_new(&t, d, TICK));
+	herd_chan *ch = herd_timer_chan(t);
+	int64_t last = 0;
+	for (int k = 0; k < 10; k++) {
+		int64_t v;
+		CHECK_EQ(herd_chan_recv(ch, &v, HERD_FOREVER), 0);
+		/* Never early: the k-th tick received is at least the k-th
+		 * tick's time (ticks may be dropped, never advanced). */
+		CHECK(v >= d + k * TICK);
+		CHECK(v > last);
+		CHECK(herd_now() >= v);
+		last = v;
+	}
+	/* A slow reader: ticks that find the channel full are dropped. */
+	CHECK_OK(herd_sleep(herd_deadline(20 * TICK)));
+	int64_t v;
+	CHECK_EQ(herd_chan_try_recv(ch, &v), 0);
+	CHECK_EQ(herd_chan_try_recv(ch, &v), HERD_ETIMEDOUT);
+	CHECK_EQ(herd_timer_stop(t), 1); /* a ticker is pending until stopped */
+	CHECK_EQ(herd_chan_recv(ch, &v, herd_deadline(4 * TICK)), HERD_ETIMEDOUT);
+	CHECK_OK(herd_timer_free(t));
+	(void)arg;
+}
+
+/* A ticker delivers at deadline + k * period, and drops ticks rather than
+ * queue them for a slow reader. */
+TEST(ticker)
+{
+	test_run(0, ticker_main, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void stop_reset_main(void *arg)
+{
+	herd_timer *t;
+	int64_t d = herd_deadline(20 * HERD_MSEC);
+	CHECK_OK(herd_timer_new(&t, d, 0));
+	CHECK_EQ(herd_timer_stop(t), 1);
+	CHECK_EQ(herd_timer_stop(t), 0);
+	int64_t v;
+	CHECK_EQ(herd_chan_recv(herd_timer_chan(t), &v, d + 30 * HERD_MSEC), HERD_ETIMEDOUT);
+
+	/* A tick delivered but not received is removed by stop and reset. */
+	CHECK_OK(herd_timer_reset(t, 1, 0));
+	CHECK_OK(herd_sleep(herd_deadline(10 * HERD_MSEC)));
+	CHECK_EQ(herd_chan_len(herd_timer_chan(t)), 1);
+	CHECK_EQ(herd_timer_stop(t), 0);
+	CHECK_EQ(herd_chan_try_recv(herd_timer_chan(t), &v), HERD_ETIMEDOUT);
+
+	/* Reset moves the deadline: nothing before the new one. */
+	d = herd_deadline(30 * HERD_MSEC);
+	CHECK_EQ(herd_timer_reset(t, herd_deadline(5 * HERD_MSEC), 0), 0);
+	CHECK_EQ(herd_timer_reset(t, d, 0), 1);
+	CHECK_EQ(herd_chan_recv(herd_timer_chan(t), &v, HERD_FOREVER), 0);
+	CHECK(herd_now() >= d);
+	CHECK(v >= d);
+	CHECK_OK(herd_timer_free(t));
+	(void)arg;
+}
+
+/* Stopping reports whether the timer was pending; stop and reset leave no
+ * stale tick behind. */
+TEST(stop_reset)
+{
+	test_run(0, stop_reset_main, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void select_main(void *arg)
+{
+	herd_chan *data;
+	CHECK_OK(herd_chan_make(&data, sizeof(long), 0));
+	herd_timer *t;
+	int64_t d = herd_deadline(15 * HERD_MSEC);
+	CHECK_OK(herd_timer_new(&t, d, 0));
+	long x;
+	int64_t when;
+	herd_case cs[] = {HERD_CASE_RECV(data, &x), HERD_CASE_RECV(herd_timer_chan(t), &when)};
+	CHECK_EQ(herd_select(cs, 2, HERD_FOREVER), 1);
+	CHECK(herd_now() >= d);
+	CHECK(when >= d);
+	CHECK_OK(herd_timer_free(t));
+	CHECK_OK(herd_chan_free(data));
+	(void)arg;
+}
+
+/* A timer's channel works in a select: time.After's use. */
+TEST(in_select)
+{
+	test_run(0, select_main, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void invalid_main(void *arg)
+{
+	herd_timer *t = NULL;
+	CHECK_EQ(herd_timer_new(NULL, 0, 0), -EINVAL);
+	CHECK_EQ(herd_timer_new(&t, HERD_FOREVER, 0), -EINVAL);
+	CHECK_EQ(herd_timer_new(&t, 0, -1), -EINVAL);
+	CHECK(t == NULL);
+	CHECK_OK(herd_timer_new(&t, herd_deadline(HERD_SEC), 0));
+	CHECK_EQ(herd_timer_reset(t, -5, 0), -EINVAL);
+	CHECK_EQ(herd_timer_reset(NULL, 0, 0), -EINVAL);
+	CHECK_EQ(herd_timer_stop(NULL), -EINVAL);
+	CHECK(herd_timer_chan(NULL) == NULL);
+	CHECK_EQ(herd_timer_free(NULL), 0);
+	CHECK_EQ(herd_timer_stop(t), 1); /* the failed reset changed nothing */
+	CHECK_OK(herd_timer_free(t));
+	(void)arg;
+}
+
+/* Bad arguments give -EINVAL; without a runtime, -ESRCH. */
+TEST(invalid)
+{
+	herd_timer *t = NULL;
+	CHECK_EQ(herd_timer_new(&t, 0, 0), -ESRCH);
+	test_run(0, invalid_main, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+
+/* TSan keeps at most a few thousand fibers alive. */
+#define SLEEPERS (TEST_UNDER_TSAN ? 2000 : 100000 / TEST_SCALE)
+#define SLEEP_SPREAD (500 * HERD_MSEC)
+
+struct sleeper {
+	int64_t deadline;
+	int64_t woke;
+	long seq;
+};
+
+static struct sleeper *sleepers;
+static atomic_long wake_seq;
+static herd_wg *gate;
+static int64_t sleep_base;
+
+static void sleeper_task(void *p)
+{
+	struct sleeper *s = &sleepers[*(long *)p];
+	/* Wait until every task exists, so that none starts late. */
+	CHECK_OK(herd_wg_wait(gate, HERD_FOREVER));
+	CHECK_OK(herd_sleep(sleep_base + s->deadline));
+	s->woke = herd_now();
+	s->seq = atomic_fetch_add(&wake_seq, 1);
+}
+
+static void sleepers_main(void *arg)
+{
+	long n = *(long *)arg;
+	/* Distinct deadlines over SLEEP_SPREAD, in a shuffled order. */
+	for (long i = 0; i < n; i++)
+		sleepers[i].deadline = i * (SLEEP_SPREAD / n);
+	uint64_t r = 88172645463325252ull;
+	for (long i = n - 1; i > 0; i--) {
+		r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+		long j = (long)(r % (uint64_t)(i + 1));
+		int64_t t = sleepers[i].deadline;
+		sleepers[i].deadline = sleepers[j].deadline;
+		sleepers[j].deadline = t;
+	}
+	CHECK_OK(herd_wg_new(&gate));
+	CHECK_OK(herd_wg_add(gate, 1));
+	herd_scope *s;
+	CHECK_OK(herd_scope_open(&s));
+	for (long i = 0; i < n; i++)
+		CHECK_OK(HERD_GO(s, sleeper_task, i));
+	test_wait_parked((uint64_t)n);
+	/* Starts well after every task has had time to go back to sleep. */
+	sleep_base = herd_deadline(300 * HERD_MSEC * TEST_SCALE);
+	CHECK_OK(herd_wg_done(gate));
+	CHECK_OK(herd_scope_close(s));
+	CHECK_OK(herd_wg_free(gate));
+}
+
+static int by_deadline(const void *a, const void *b)
+{
+	const struct sleeper *x = a, *y = b;
+	return x->deadline < y->deadline ? -1 : x->deadline > y->deadline;
+}
+
+static void check_sleepers(long n, int workers)
+{
+	for (long i = 0; i < n; i++) {
+		/* None early. */
+		if (sleepers[i].woke < sleep_base + sleepers[i].deadline) {
+			fprintf(stderr, "task %ld woke %" PRId64 " ns early\n", i,
+				sleep_base + sleepers[i].deadline - sleepers[i].woke);
+			exit(1);
+		}
+	}
+	if (workers != 1)
+		return;
+	/* On one worker, in deadline order. */
+	qsort(sleepers, (size_t)n, sizeof *sleepers, by_deadline);
+	for (long i = 1; i < n; i++) {
+		if (sleepers[i].seq < sleepers[i - 1].seq) {
+			fprintf(stderr, "deadline %" PRId64 " woke as %ld, after deadline "
+				"%" PRId64 " woke as %ld\n", sleepers[i - 1].deadline,
+				sleepers[i - 1].seq, sleepers[i].deadline, sleepers[i].seq);
+			exit(1);
+		}
+	}
+}
+
+/* 100,000 tasks sleeping on distinct deadlines wake in deadline order (one
+ * worker, so that the order of waking is the order of running), none early. */
+LONG_TEST(sleepers_deadline_order)
+{
+	long n = SLEEPERS;
+	sleepers = calloc((size_t)n, sizeof *sleepers);
+	CHECK(sleepers);
+	test_run(1, sleepers_main, &n);
+	CHECK_EQ(atomic_load(&wake_seq), n);
+	check_sleepers(n, 1);
+	free(sleepers);
+}
+
+/* The same on every worker: none early, all woken. */
+LONG_TEST(sleepers_all_workers)
+{
+	long n = SLEEPERS / 10;
+	sleepers = calloc((size_t)n, sizeof *sleepers);
+	CHECK(sleepers);
+	test_run(0, sleepers_main, &n);
+	CHECK_EQ(atomic_load(&wake_seq), n);
+	check_sleepers(n, 0);
+	free(sleepers);
+}
+
+/* ------------------------------------------------------------------ */
+
+#define IDLE_SLEEPERS (TEST_UNDER_TSAN ? 1000 : 10000)
+
+static void idle_sleeper(void *p)
+{
+	CHECK_OK(herd_sleep(*(int64_t *)p));
+}
+
+static void idle_main(void *arg)
+{
+	herd_scope *s;
+	int64_t until = herd_deadline(HERD_SEC);
+	CHECK_OK(herd_scope_open(&s));
+	for (int i = 0; i < IDLE_SLEEPERS; i++)
+		CHECK_OK(HERD_GO(s, idle_sleeper, until));
+	test_wait_parked(IDLE_SLEEPERS);
+	int64_t cpu0 = test_cpu_ns(), t0 = herd_now();
+	CHECK_OK(herd_sleep(until));
+	int64_t cpu = test_cpu_ns() - cpu0, wall = herd_now() - t0;
+	CHECK_OK(herd_scope_close(s));
+	printf("%d sleeping tasks: %.1f ms of CPU in %.1f ms\n", IDLE_SLEEPERS,
+	       cpu / 1e6, wall / 1e6);
+	/* Idle workers sleep until the next deadline instead of polling:
+	 * a generous bound of 5% of the time asleep (on any worker). */
+	CHECK(cpu < wall / 20);
+	(void)arg;
+}
+
+/* Sleeping tasks cost no CPU: the workers sleep until the next deadline. */
+SERIAL_TEST(sleepers_cost_no_cpu)
+{
+	test_run(0, idle_main, NULL);
+}
