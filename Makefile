@@ -41,7 +41,7 @@ test-tsan:
 # Every test under Valgrind's memcheck (slow; not part of `make test`), but
 # the long ones, and those Valgrind cannot host: stack overflows (Valgrind
 # catches them itself) and measurements of time (Valgrind runs 50x slower).
-VALGRIND_SKIP = stack[.]overflow|idle_workers_sleep|sleep_many_order|million
+VALGRIND_SKIP = stack[.]overflow|idle_workers_sleep|sleep_many_order|million|sleepers_deadline_order|sleepers_cost_no_cpu
 test-valgrind:
 	@$(CMAKE) -S . -B build-valgrind -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERD_BUILD_BENCH=OFF \
 		"-DHERD_TEST_WRAPPER=valgrind;-q;--error-exitcode=99;--leak-check=full;--errors-for-leak-kinds=definite" \
