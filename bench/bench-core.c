@@ -16,6 +16,16 @@
  *                            100,000 tasks; all cores.
  *   mem-spawned  bytes/task  VmRSS growth per spawned task that has not run
  *                            yet: one worker, 100,000 spawns without yielding.
+ *   chan-pingpong ns/roundtrip  two tasks bounce a long over two unbuffered
+ *                            channels, 1,000,000 round trips; all cores.
+ *   chan-buffered ns/msg     one producer, one consumer, a channel of 128
+ *                            longs, 10,000,000 messages; all cores.
+ *   chan-2x2     ns/msg      two producers, two consumers, one channel of 128
+ *                            longs, 10,000,000 messages; all cores.
+ *   select       ns/op       two senders, each on its own unbuffered channel;
+ *                            one receiver selects over both, 2,000,000
+ *                            times; all cores.
+ * The channel benchmarks check the sum of what was received.
  *
  * Timings run once to warm up (threads started, stacks made), then 5 times,
  * and print the median. Memory is measured once, after a 1,000-task warm-up
@@ -41,6 +51,10 @@
 #define MEM_TASKS 100000L
 #define MEM_WARMUP 1000L
 #define PARK_TIMEOUT (60 * HERD_SEC)
+#define PINGPONG_TRIPS 1000000L
+#define CHAN_MSGS 10000000L
+#define CHAN_CAP 128
+#define SELECT_OPS 2000000L
 
 /* The figure that a benchmark's first task hands to main. */
 static double result;
@@ -395,6 +409,172 @@ static void mem_spawned_main(void *arg)
 	result = (double)m.rss / MEM_TASKS;
 }
 
+/* ------------------------------------------------------------ channels */
+
+static herd_chan *make_chan(size_t cap)
+{
+	herd_chan *ch;
+
+	OK(herd_chan_make(&ch, sizeof(long), cap));
+	return ch;
+}
+
+/* The sum 0 + 1 + ... + (n - 1). */
+static long sum_below(long n)
+{
+	return n * (n - 1) / 2;
+}
+
+struct pong_arg {
+	herd_chan *in, *out;
+};
+
+static void pong_task(void *p)
+{
+	struct pong_arg *a = p;
+	long v;
+
+	HERD_RANGE(v, a->in)
+		OK(herd_chan_send(a->out, &v, HERD_FOREVER));
+}
+
+static double pingpong_once(int run)
+{
+	struct pong_arg a = { make_chan(0), make_chan(0) };
+	herd_scope *s;
+	long sum = 0;
+	int64_t t0 = herd_now(), t;
+
+	OK(herd_scope_open(&s));
+	OK(herd_go(s, pong_task, &a, sizeof a));
+	for (long i = 0; i < PINGPONG_TRIPS; i++) {
+		long v;
+
+		OK(herd_chan_send(a.in, &i, HERD_FOREVER));
+		OK(herd_chan_recv(a.out, &v, HERD_FOREVER));
+		sum += v;
+	}
+	t = herd_now() - t0;
+	OK(herd_chan_close(a.in));
+	OK(herd_scope_close(s));
+	OK(herd_chan_free(a.in));
+	OK(herd_chan_free(a.out));
+	if (sum != sum_below(PINGPONG_TRIPS))
+		fail("chan-pingpong: sum %ld, expected %ld", sum,
+		     sum_below(PINGPONG_TRIPS));
+	return (double)t / PINGPONG_TRIPS;
+}
+
+static void pingpong_main(void *arg)
+{
+	result = median_of("chan-pingpong", pingpong_once);
+}
+
+/* Producers send first, first + 1, ..., first + n - 1. */
+struct producer {
+	herd_chan *ch;
+	long first, n;
+};
+
+static void producer_task(void *p)
+{
+	struct producer *a = p;
+
+	for (long i = a->first; i < a->first + a->n; i++)
+		OK(herd_chan_send(a->ch, &i, HERD_FOREVER));
+}
+
+static _Atomic long consumed_sum;
+
+static void consumer_task(void *p)
+{
+	long v, sum = 0;
+
+	HERD_RANGE(v, *(herd_chan **)p)
+		sum += v;
+	atomic_fetch_add(&consumed_sum, sum);
+}
+
+/* n producers and n consumers on one buffered channel; ns per message. */
+static double producers_consumers(const char *name, int n)
+{
+	herd_chan *ch = make_chan(CHAN_CAP);
+	herd_scope *prod, *cons;
+	int64_t t0 = herd_now(), t;
+
+	atomic_store(&consumed_sum, 0);
+	OK(herd_scope_open(&cons));
+	OK(herd_scope_open(&prod));
+	for (int i = 0; i < n; i++) {
+		struct producer a = { ch, i * (CHAN_MSGS / n), CHAN_MSGS / n };
+
+		OK(HERD_GO(cons, consumer_task, ch));
+		OK(herd_go(prod, producer_task, &a, sizeof a));
+	}
+	OK(herd_scope_close(prod));
+	OK(herd_chan_close(ch));
+	OK(herd_scope_close(cons));
+	t = herd_now() - t0;
+	OK(herd_chan_free(ch));
+	if (atomic_load(&consumed_sum) != sum_below(CHAN_MSGS))
+		fail("%s: sum %ld, expected %ld", name,
+		     atomic_load(&consumed_sum), sum_below(CHAN_MSGS));
+	return (double)t / CHAN_MSGS;
+}
+
+static double buffered_once(int run)
+{
+	return producers_consumers("chan-buffered", 1);
+}
+
+static void buffered_main(void *arg)
+{
+	result = median_of("chan-buffered", buffered_once);
+}
+
+static double two_by_two_once(int run)
+{
+	return producers_consumers("chan-2x2", 2);
+}
+
+static void two_by_two_main(void *arg)
+{
+	result = median_of("chan-2x2", two_by_two_once);
+}
+
+static double select_once(int run)
+{
+	herd_chan *a = make_chan(0), *b = make_chan(0);
+	herd_scope *s;
+	long v, sum = 0, count[2] = { 0, 0 };
+	herd_case cs[] = { HERD_CASE_RECV(a, &v), HERD_CASE_RECV(b, &v) };
+	int64_t t0 = herd_now(), t;
+
+	OK(herd_scope_open(&s));
+	for (int i = 0; i < 2; i++) {
+		struct producer p = { i ? b : a, i * (SELECT_OPS / 2), SELECT_OPS / 2 };
+
+		OK(herd_go(s, producer_task, &p, sizeof p));
+	}
+	for (long i = 0; i < SELECT_OPS; i++) {
+		count[OK(herd_select(cs, 2, HERD_FOREVER))]++;
+		sum += v;
+	}
+	t = herd_now() - t0;
+	OK(herd_scope_close(s));
+	OK(herd_chan_free(a));
+	OK(herd_chan_free(b));
+	if (sum != sum_below(SELECT_OPS) || count[0] != count[1])
+		fail("select: sum %ld (expected %ld), cases %ld and %ld", sum,
+		     sum_below(SELECT_OPS), count[0], count[1]);
+	return (double)t / SELECT_OPS;
+}
+
+static void select_main(void *arg)
+{
+	result = median_of("select", select_once);
+}
+
 /* ------------------------------------------------------------ main */
 
 struct bench {
@@ -411,6 +591,10 @@ static const struct bench benches[] = {
 	{ "yield", "ns/switch", 1, 1, yield_main },
 	{ "mem-parked", "bytes/task", 0, 0, mem_parked_main },
 	{ "mem-spawned", "bytes/task", 0, 1, mem_spawned_main },
+	{ "chan-pingpong", "ns/roundtrip", 1, 0, pingpong_main },
+	{ "chan-buffered", "ns/msg", 1, 0, buffered_main },
+	{ "chan-2x2", "ns/msg", 1, 0, two_by_two_main },
+	{ "select", "ns/op", 1, 0, select_main },
 };
 
 #define NBENCHES (sizeof benches / sizeof benches[0])

@@ -1,5 +1,5 @@
 #!/bin/sh
-# run.sh - runs herd's core benchmarks next to their Go twins.
+# run.sh - runs herd's benchmarks next to their Go twins.
 #
 # Usage: bench/run.sh <build-dir>
 #
@@ -18,6 +18,10 @@
 #     yield        a task switch <= 20 ns             (herd <= 20 ns/switch)
 #     mem-parked   a parked task <= 4.5 KiB of RSS    (herd <= 4608 bytes/task)
 #     mem-spawned  a spawned task not yet run <= 512 bytes (herd <= 512)
+#     chan-pingpong  unbuffered round trip <= 0.5 x Go    (ratio <= 0.50)
+#     chan-buffered  1 producer, 1 consumer <= 0.8 x Go   (ratio <= 0.80)
+#     chan-2x2       2 producers, 2 consumers <= 0.8 x Go (ratio <= 0.80)
+#     select         2-case select <= 0.6 x Go            (ratio <= 0.60)
 set -u
 
 log() {
@@ -147,5 +151,9 @@ skynet ms ratio 0.70
 yield ns/switch herd 20
 mem-parked bytes/task herd 4608
 mem-spawned bytes/task herd 512
+chan-pingpong ns/roundtrip ratio 0.50
+chan-buffered ns/msg ratio 0.80
+chan-2x2 ns/msg ratio 0.80
+select ns/op ratio 0.60
 EOF
 exit $status

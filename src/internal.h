@@ -451,8 +451,33 @@ typedef struct herd__waitq {
 	herd__waiter *head, *tail;
 } herd__waitq;
 
-void herd__waitq_push(herd__waitq *q, herd__waiter *wt);
-void herd__waitq_remove(herd__waitq *q, herd__waiter *wt);
+static inline void herd__waitq_push(herd__waitq *q, herd__waiter *wt)
+{
+	wt->next = NULL;
+	wt->prev = q->tail;
+	if (q->tail)
+		q->tail->next = wt;
+	else
+		q->head = wt;
+	q->tail = wt;
+	wt->linked = true;
+}
+
+/* Unqueues wt if it is queued. */
+static inline void herd__waitq_remove(herd__waitq *q, herd__waiter *wt)
+{
+	if (!wt->linked)
+		return;
+	if (wt->prev)
+		wt->prev->next = wt->next;
+	else
+		q->head = wt->next;
+	if (wt->next)
+		wt->next->prev = wt->prev;
+	else
+		q->tail = wt->prev;
+	wt->linked = false;
+}
 /* Wakes every waiter with result 0 (caller holds the object's lock) and
  * unqueues it; returns how many. A waiter already claimed by its timer or
  * by cancellation stays queued: it unqueues itself. */

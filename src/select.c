@@ -98,22 +98,28 @@ static void sort_by_chan(const herd_case *cs, uint16_t *order, size_t n)
 	}
 }
 
-static inline void lock_all(const herd_case *cs, const uint16_t *order, size_t n)
+/*
+ * Locks the channels of cases order[0..n) but the one at position `skip`
+ * (n: none), each once: equal channels are adjacent in lock order.
+ */
+static inline void lock_all(const herd_case *cs, const uint16_t *order, size_t n,
+			    size_t skip)
 {
 	herd_chan *last = NULL;
 	for (size_t k = 0; k < n; k++) {
 		herd_chan *ch = cs[order[k]].chan;
-		if (ch != last)
+		if (ch != last && k != skip)
 			herd__mutex_lock(&ch->lock);
 		last = ch;
 	}
 }
 
-static inline void unlock_all(const herd_case *cs, const uint16_t *order, size_t n)
+static inline void unlock_all(const herd_case *cs, const uint16_t *order, size_t n,
+			      size_t skip)
 {
 	for (size_t k = n; k-- > 0;) {
 		herd_chan *ch = cs[order[k]].chan;
-		if (k == 0 || cs[order[k - 1]].chan != ch)
+		if (k != skip && (k == 0 || cs[order[k - 1]].chan != ch))
 			herd__mutex_unlock(&ch->lock);
 	}
 }
@@ -146,22 +152,35 @@ static int block(herd_case *cs, const uint16_t *lockorder, size_t n,
 				 &wt[k].base);
 	}
 	herd__wait_prepare(w, t, true);
-	unlock_all(cs, lockorder, n);
+	unlock_all(cs, lockorder, n, n);
 	int rc = herd__wait_park(&w, deadline, true);
 
-	bool closed = false;
-	lock_all(cs, lockorder, n);
+	/*
+	 * Unqueue the waiters still queued. The winning case's waker unqueued
+	 * its waiter before it touched it, and was done with it before it
+	 * readied us: if no other case uses that channel, it needs no lock.
+	 */
+	size_t win = n, skip = n; /* the winner's lock-order position */
+	for (size_t k = 0; rc >= 0 && k < n; k++)
+		if (wt[k].index == (uint32_t)rc)
+			win = skip = k;
+	if (win < n) {
+		herd_chan *ch = cs[rc].chan;
+		if ((win > 0 && cs[lockorder[win - 1]].chan == ch) ||
+		    (win + 1 < n && cs[lockorder[win + 1]].chan == ch))
+			skip = n; /* shared: lock it as the others */
+	}
+	lock_all(cs, lockorder, n, skip);
 	for (size_t k = 0; k < n; k++) {
 		herd_chan *ch = cs[lockorder[k]].chan;
-		herd__waitq_remove(cs[lockorder[k]].op == HERD_SEND ? &ch->sendq
-								    : &ch->recvq,
-				   &wt[k].base);
-		if (rc >= 0 && wt[k].index == (uint32_t)rc)
-			closed = wt[k].closed;
+		if (k != win)
+			herd__waitq_remove(cs[lockorder[k]].op == HERD_SEND ? &ch->sendq
+									    : &ch->recvq,
+					   &wt[k].base);
 	}
-	unlock_all(cs, lockorder, n);
-	if (rc >= 0)
-		cs[rc].result = closed ? HERD_ECLOSED : 0;
+	unlock_all(cs, lockorder, n, skip);
+	if (win < n)
+		cs[rc].result = wt[win].closed ? HERD_ECLOSED : 0;
 	return rc;
 }
 
@@ -207,21 +226,21 @@ int herd_select(herd_case *cs, size_t n, int64_t deadline)
 		lockorder[k] = pollorder[k];
 	sort_by_chan(cs, lockorder, live);
 
-	lock_all(cs, lockorder, live);
+	lock_all(cs, lockorder, live, live);
 	for (size_t k = 0; k < live; k++) {
 		uint16_t i = pollorder[k];
 		herd_chan *ch = cs[i].chan;
 		rc = cs[i].op == HERD_SEND ? herd__chan_send_locked(ch, cs[i].elem)
 					   : herd__chan_recv_locked(ch, cs[i].elem);
 		if (rc != HERD__WOULD_BLOCK) {
-			unlock_all(cs, lockorder, live);
+			unlock_all(cs, lockorder, live, live);
 			cs[i].result = rc;
 			free(mem);
 			return i;
 		}
 	}
 	if (deadline == HERD_NOWAIT || !w) { /* Go's default case */
-		unlock_all(cs, lockorder, live);
+		unlock_all(cs, lockorder, live, live);
 		free(mem);
 		return deadline == HERD_NOWAIT ? HERD_ETIMEDOUT : -EPERM;
 	}

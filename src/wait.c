@@ -45,33 +45,6 @@
  */
 #include "internal.h"
 
-void herd__waitq_push(herd__waitq *q, herd__waiter *wt)
-{
-	wt->next = NULL;
-	wt->prev = q->tail;
-	if (q->tail)
-		q->tail->next = wt;
-	else
-		q->head = wt;
-	q->tail = wt;
-	wt->linked = true;
-}
-
-void herd__waitq_remove(herd__waitq *q, herd__waiter *wt)
-{
-	if (!wt->linked)
-		return;
-	if (wt->prev)
-		wt->prev->next = wt->next;
-	else
-		q->head = wt->next;
-	if (wt->next)
-		wt->next->prev = wt->prev;
-	else
-		q->tail = wt->prev;
-	wt->linked = false;
-}
-
 /* Claims the wake of a parked task: true if this caller won it. */
 static bool claim(herd__task *t, uint32_t from)
 {

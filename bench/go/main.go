@@ -1,6 +1,7 @@
 // Command go-bench is the Go twin of bench/bench-core.c: the same benchmarks
-// (spawn, skynet, yield, mem-parked, mem-spawned; see bench.go), doing the
-// same work with goroutines, so that bench/run.sh can compare herd with Go.
+// (spawn, skynet, yield, mem-parked, mem-spawned in bench.go; chan-pingpong,
+// chan-buffered, chan-2x2, select in chan.go), doing the same work with
+// goroutines, so that bench/run.sh can compare herd with Go.
 //
 // Usage: go-bench <benchmark>. A benchmark prints one line, "<value> <unit>",
 // on stdout, and its diagnostics on stderr. Timings run once to warm up, then
@@ -32,6 +33,10 @@ var benches = []bench{
 	{"yield", "ns/switch", 1, benchYield},
 	{"mem-parked", "bytes/task", 0, benchMemParked},
 	{"mem-spawned", "bytes/task", 0, benchMemSpawned},
+	{"chan-pingpong", "ns/roundtrip", 1, benchPingpong},
+	{"chan-buffered", "ns/msg", 1, benchBuffered},
+	{"chan-2x2", "ns/msg", 1, benchTwoByTwo},
+	{"select", "ns/op", 1, benchSelect},
 }
 
 func main() {
