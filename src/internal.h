@@ -482,9 +482,6 @@ static inline void herd__waitq_remove(herd__waitq *q, herd__waiter *wt)
  * unqueues it; returns how many. A waiter already claimed by its timer or
  * by cancellation stays queued: it unqueues itself. */
 unsigned herd__waitq_wake_all(herd__waitq *q);
-/* Claims a parked task's wake and readies it with `result`; false if
- * somebody else claimed it first. */
-bool herd__wake(herd__task *t, int result);
 /* The same for cancellation: only a cancellable wait is claimed. */
 bool herd__wake_canceled(herd__task *t);
 /* The two halves of a wake, for wakers that must know they won before they

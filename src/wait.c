@@ -3,9 +3,10 @@
  * wakes it, and wait queues.
  *
  * The protocol. A parked task can be woken by three parties: the object it
- * waits on (a wait group reaching zero, a scope emptying), its timer, or the
- * cancellation of its scope. Exactly one must win, and the winner alone
- * readies the task. The task's `wait` word decides it:
+ * waits on (a wait group reaching zero, a scope emptying, a channel; in a
+ * select, any of several channels), its timer, or the cancellation of its
+ * scope. Exactly one must win, and the winner alone readies the task. The
+ * task's `wait` word decides it:
  *
  *   NONE --(task, before parking)--> CANCELLABLE or FIRM
  *   CANCELLABLE or FIRM --(CAS by a waker)--> WOKEN  (the winner writes
@@ -20,8 +21,9 @@
  * and may claim only a CANCELLABLE wait (so it cannot cut short a firm one,
  * such as closing a scope). A task woken by its timer or by cancellation
  * unqueues its waiter itself, under the object's lock; so an object's waker
- * leaves such a waiter queued, and the object must not be freed while a
- * waiter is queued (herd_wg_free refuses, a closing scope waits).
+ * leaves such a waiter queued (or unqueues it without touching anything
+ * else: chan.c), and the object must not be freed while a waiter is queued
+ * (herd_wg_free and herd_chan_free refuse, a closing scope waits).
  *
  * The registry. Cancellation must find the parked tasks of a scope, but
  * keeping a list of every task in its scope would cost a contended lock at
@@ -88,14 +90,6 @@ unsigned herd__waitq_wake_all(herd__waitq *q)
 		}
 	}
 	return n;
-}
-
-bool herd__wake(herd__task *t, int result)
-{
-	if (!herd__wait_claim(t))
-		return false;
-	herd__wait_finish(t, result);
-	return true;
 }
 
 bool herd__wake_canceled(herd__task *t)

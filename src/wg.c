@@ -3,8 +3,9 @@
  * until it is zero.
  *
  * `lock` protects the counter and the wait queue. Reaching zero wakes every
- * queued waiter (herd__wake under the lock; see wait.c). A waiter woken by
- * its deadline or by cancellation unqueues itself under the lock, which is
+ * queued waiter (herd__waitq_wake_all, under the lock; see wait.c). A
+ * waiter woken by its deadline or by cancellation unqueues itself under the
+ * lock, which is
  * why herd_wg_free refuses while the queue is not empty. Unlike Go, a
  * counter that would go negative is an error code, not a panic, and the
  * counter is left as it was.
