@@ -39,21 +39,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+_Static_assert(sizeof(herd_chan) == HERD__CACHELINE, "a channel's state is one line");
+
 int herd_chan_make(herd_chan **out, size_t elem_size, size_t capacity)
 {
 	if (!out || elem_size > HERD_CHAN_ELEM_MAX || capacity > HERD_CHAN_CAP_MAX)
 		return -EINVAL;
-	/* One allocation: the ring follows the channel, 16-byte aligned. */
-	size_t head = (sizeof(herd_chan) + 15) & ~(size_t)15;
+	/* One allocation: the ring follows the channel's cache line. */
 	size_t bytes = elem_size * capacity;
-	if ((capacity && bytes / capacity != elem_size) || bytes > SIZE_MAX - head)
+	if ((capacity && bytes / capacity != elem_size) ||
+	    bytes > SIZE_MAX - 2 * sizeof(herd_chan))
 		return -EINVAL;
-	herd_chan *ch = calloc(1, head + bytes);
+	size_t size = (sizeof(herd_chan) + bytes + HERD__CACHELINE - 1) &
+		      ~(size_t)(HERD__CACHELINE - 1);
+	herd_chan *ch = aligned_alloc(HERD__CACHELINE, size);
 	if (!ch)
 		return -ENOMEM;
+	memset(ch, 0, sizeof *ch);
 	ch->elem_size = (uint32_t)elem_size;
 	ch->cap = (uint32_t)capacity;
-	ch->buf = (unsigned char *)ch + head;
 	*out = ch;
 	return 0;
 }
@@ -83,7 +87,7 @@ static inline void copy_elem(void *dst, const void *src, uint32_t size)
 
 static inline unsigned char *slot(herd_chan *ch, uint32_t i)
 {
-	return ch->buf + (size_t)i * ch->elem_size;
+	return (unsigned char *)(ch + 1) + (size_t)i * ch->elem_size;
 }
 
 /* The first queued waiter whose task this caller wins, unqueued; NULL if

@@ -543,6 +543,9 @@ typedef struct herd__chan_waiter {
 	bool closed;            /* set by the waker: woken by a close */
 } herd__chan_waiter;
 
+/* One cache line; the ring of cap * elem_size bytes follows it, from the
+ * next line on, so that writing a value does not evict the channel's state
+ * from the other side's cache. */
 struct herd_chan {
 	herd__mutex lock;       /* everything below but the constants */
 	bool closed;
@@ -551,8 +554,7 @@ struct herd_chan {
 	uint32_t count;         /* values buffered */
 	uint32_t recvx, sendx;  /* buffer slots to receive from, send to */
 	herd__waitq recvq, sendq;
-	unsigned char *buf;     /* cap * elem_size bytes; constant */
-};
+} __attribute__((aligned(HERD__CACHELINE)));
 
 /* What the *_locked operations return when they would have to wait. */
 #define HERD__WOULD_BLOCK 1
