@@ -574,8 +574,9 @@ typedef struct herd_timer herd_timer;
  */
 HERD_API int herd_timer_new(herd_timer **out, int64_t deadline, int64_t period);
 
-/* The timer's channel, to receive from or select on. Do not close or free
- * it. Returns NULL if t is NULL. */
+/* The timer's channel, to receive from or select on. Do not send on it,
+ * close it or free it: it belongs to the timer (Go's is receive-only).
+ * Returns NULL if t is NULL. */
 HERD_API herd_chan *herd_timer_chan(herd_timer *t);
 
 /*

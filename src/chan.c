@@ -8,8 +8,8 @@
  * where the value goes. The invariants, under the lock:
  *   - if sendq is not empty, the buffer is full (or cap is 0);
  *   - if recvq is not empty, the buffer is empty;
- *   - if closed, sendq is empty (close woke them all), and recvq is empty
- *     once close has run.
+ *   - if closed, no sender is queued (close woke them all), nor, once
+ *     close has run, any receiver.
  * A sender that finds a receiver queued copies its value straight into the
  * receiver's variable; a receiver that finds a sender queued takes the
  * value at the buffer's head and moves the sender's value to its tail, so
@@ -19,11 +19,13 @@
  * Waking a queued waiter. A queued task may be woken by someone else as
  * well: its deadline, its scope's cancellation, or (a select) another
  * channel. The waker must win the task's wake before it touches the
- * waiter (herd__wait_claim; see wait.c); a waiter it cannot claim is
- * unqueued and skipped, and its task, when it runs, unqueues its other
- * waiters itself, under each channel's lock. A waiter stays valid while it
- * is queued: its task cannot return before it has unqueued it under the
- * lock.
+ * waiter (herd__wait_claim; see wait.c), and unqueues only a waiter it
+ * won. A waiter it cannot claim is skipped and left queued: its task, when
+ * it runs, unqueues it under the channel's lock, so the channel stays busy
+ * (herd_chan_free refuses) until no task can touch it again. A waiter stays
+ * valid while it is queued: its task cannot return before it has unqueued
+ * it under the lock. So the invariants above hold for the waiters that can
+ * still be claimed; stale ones may sit in either queue for a moment.
  *
  * Memory: every value passes under the channel's lock, or from a waker
  * that holds it to a task that it readies (a release through the run
@@ -91,14 +93,16 @@ static inline unsigned char *slot(herd_chan *ch, uint32_t i)
 }
 
 /* The first queued waiter whose task this caller wins, unqueued; NULL if
- * none. Waiters it cannot win are unqueued and skipped (see above). */
+ * none. Waiters it cannot win stay queued for their tasks (see above):
+ * unqueueing them here would let the channel be freed under a task that
+ * was woken but has not yet run. */
 static herd__chan_waiter *dequeue(herd__waitq *q)
 {
-	herd__waiter *wt;
-	while ((wt = q->head)) {
-		herd__waitq_remove(q, wt);
-		if (herd__wait_claim(wt->task))
+	for (herd__waiter *wt = q->head; wt; wt = wt->next) {
+		if (herd__wait_claim(wt->task)) {
+			herd__waitq_remove(q, wt);
 			return (herd__chan_waiter *)wt;
+		}
 	}
 	return NULL;
 }
@@ -167,8 +171,12 @@ int herd__chan_recv_locked(herd_chan *ch, void *elem)
 
 void herd__chan_drain_locked(herd_chan *ch)
 {
-	ch->count = 0;
-	ch->recvx = ch->sendx = 0;
+	/* Receive until nothing is left rather than reset the ring: a task
+	 * that (against the header's advice) blocked sending on a timer's
+	 * channel is then completed, and no sender stays queued beside an
+	 * empty buffer. */
+	while (herd__chan_recv_locked(ch, NULL) == 0)
+		;
 }
 
 /*

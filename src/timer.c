@@ -187,8 +187,13 @@ int herd__timers_run(herd__worker *w, int64_t now)
 	unsigned nfire = 0;
 	int n = 0;
 	/* Tasks go to the back of w's ring, in deadline order; no more than
-	 * fit, or the overflow would reorder them (sched.c). */
+	 * fit, or the overflow would reorder them (sched.c). But at least one:
+	 * a ring that is full at every poll must not hold timers back for
+	 * ever. Its overflow moves half the ring to the global queue, so the
+	 * next poll has room again. */
 	int room = (int)herd__runq_room(w);
+	if (room < 1)
+		room = 1;
 	herd__mutex_lock(&rt->timer_lock);
 	while (n < room && nfire < FIRE_BATCH && rt->timer_n &&
 	       rt->timer_heap[0]->when <= now) {
