@@ -1,17 +1,21 @@
 /*
- * first.c - a first herd program: tasks, a channel, scopes, a deadline,
- * cancellation.
+ * first.c - a first herd program: tasks, a channel, scopes, child
+ * processes, a deadline, cancellation.
  *
  * It does, in C, what the Go post-mortem's loop meant to do: receive jobs
  * from a channel (`for v := range ch`) and start a task for each, with its
- * own copy of the value, then wait for all of them. Then it starts workers
- * that would run for ever, and cancels them when a deadline passes. Build
- * and run it with `make run`.
+ * own copy of the value; each task runs a child process and reads its
+ * output; then wait for all of them. Then it starts workers whose children
+ * would run for ever, and cancels them when a deadline passes: the children
+ * end with their scope, and nothing is left behind. Build and run it with
+ * `make run`.
  */
 #include <herd.h>
 
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <string.h>
 
 struct job {
 	int id;
@@ -20,22 +24,55 @@ struct job {
 
 static atomic_int started[8];
 
+/* Runs `echo <name>` with its stdout on a pipe; returns what it printed. */
+static int run_echo(const char *name, char *out, size_t size)
+{
+	char *argv[] = {"echo", (char *)name, NULL};
+	herd_proc_opts o = {.argv = argv};
+	o.stdio[1].mode = HERD_STDIO_PIPE;
+	herd_proc *p;
+	int rc = herd_proc_start(&p, NULL, &o, HERD_FOREVER);
+	if (rc < 0)
+		return rc;
+	size_t n = 0;
+	ssize_t r;
+	while (n + 1 < size &&
+	       (r = herd_read(herd_proc_fd(p, 1), out + n, size - 1 - n, HERD_FOREVER)) > 0)
+		n += (size_t)r;
+	out[n] = 0;
+	out[strcspn(out, "\n")] = 0;
+	rc = herd_proc_wait(p, HERD_FOREVER);
+	herd_proc_free(p);
+	return rc;
+}
+
 static void start_job(void *p)
 {
 	struct job j = *(struct job *)p; /* herd copied it for this task */
 	atomic_fetch_add(&started[j.id], 1);
-	herd_sleep(herd_deadline(10 * HERD_MSEC)); /* pretend to work */
-	printf("  job %d (%s) finished on worker %d\n", j.id, j.name,
+	char out[64];
+	int rc = run_echo(j.name, out, sizeof out);
+	printf("  job %d: child said \"%s\" (exit %d), on worker %d\n", j.id, out, rc,
 	       herd_worker_id());
 }
+
+static atomic_int child_pids[3];
 
 static void forever(void *p)
 {
 	int n = *(int *)p;
-	/* Blocks until its scope is cancelled: herd_sleep then returns
-	 * HERD_ECANCELED instead of waiting out its deadline. */
-	int rc = herd_sleep(herd_deadline(3600 * HERD_SEC));
+	/* A child that would run for an hour. When the scope is cancelled,
+	 * herd_proc_wait returns HERD_ECANCELED, and the child gets SIGTERM;
+	 * closing the scope waits until it is gone. */
+	char *argv[] = {"sleep", "3600", NULL};
+	herd_proc_opts o = {.argv = argv};
+	herd_proc *proc;
+	if (herd_proc_start(&proc, NULL, &o, HERD_FOREVER) < 0)
+		return;
+	atomic_store(&child_pids[n], herd_proc_pid(proc));
+	int rc = herd_proc_wait(proc, herd_deadline(3600 * HERD_SEC));
 	printf("  worker task %d stopped: %s\n", n, herd_strerror(rc));
+	herd_proc_free(proc);
 }
 
 /* Sends eight jobs on the channel, then closes it. */
@@ -80,7 +117,10 @@ static void first(void *arg)
 	       herd_strerror(rc));
 	herd_scope_cancel(workers);
 	herd_scope_close(workers);
-	printf("all tasks ended; nothing strays\n");
+	int alive = 0;
+	for (int i = 0; i < 3; i++)
+		alive += atomic_load(&child_pids[i]) > 0 && kill(atomic_load(&child_pids[i]), 0) == 0;
+	printf("all tasks ended; %d of their 3 child processes left; nothing strays\n", alive);
 }
 
 int main(void)

@@ -11,6 +11,11 @@
  *   - wait groups for code ported from Go (herd_wg_*);
  *   - channels, HERD_RANGE and select, as Go's (herd_chan_*, herd_select);
  *   - time: herd_now, deadlines, herd_sleep, timers and tickers;
+ *   - descriptors: waiting for readiness, task-aware read, write, accept and
+ *     connect, and a budget of descriptors (herd_fd_*, herd_read, ...);
+ *   - blocking calls run on helper threads (herd_blocking);
+ *   - child processes bound to scopes: a process and everything it starts
+ *     never outlive the scope that started it (herd_proc_*);
  *   - errors (herd_strerror) and statistics (herd_stats_get).
  *
  * Conventions, which hold for every function unless its comment says otherwise:
@@ -44,6 +49,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -157,6 +164,18 @@ typedef struct herd_config {
 	 * own stack.
 	 */
 	int debug;
+	/*
+	 * How long a worker may run one task without switching before the
+	 * monitor hands the tasks queued behind it to other workers, in
+	 * nanoseconds; at least 1 ms. Default: HERD_STALL_MS if set
+	 * (milliseconds), else 10 ms.
+	 */
+	int64_t stall_ns;
+	/*
+	 * Helper threads for herd_blocking, at most; 1 to 1024. Default:
+	 * HERD_BLOCKING_THREADS if set, else 64. They start when needed.
+	 */
+	unsigned blocking_threads;
 } herd_config;
 
 /*
@@ -602,6 +621,276 @@ HERD_API int herd_timer_reset(herd_timer *t, int64_t deadline, int64_t period);
  * accepted and ignored. Does not block.
  */
 HERD_API int herd_timer_free(herd_timer *t);
+
+/* ------------------------------------------------------------------------ */
+/* Descriptors and I/O                                                      */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A task that waits for a descriptor parks; its worker runs other tasks, and
+ * an idle worker sleeps in the poller (epoll on Linux) until a descriptor is
+ * ready or a timer is due.
+ *
+ * The descriptor budget. When the runtime starts it raises the soft limit
+ * on open descriptors (RLIMIT_NOFILE) to the hard limit, as Go does;
+ * children get the original soft limit back. herd counts the descriptors it
+ * creates (pipes, accepted sockets, the parent's ends of a child's pipes,
+ * pidfds); herd_fd_stats_get reports them. Every descriptor herd creates is
+ * close-on-exec, and a child receives only those it is given.
+ *
+ * When a descriptor cannot be created because the process has reached its
+ * limit (EMFILE), the call that wanted it waits, up to its deadline, until
+ * herd closes one of its own (or a moment passes: the program may close its
+ * own too), and tries again; the first such wait prints one line on stderr
+ * naming the limit. With deadline HERD_NOWAIT the call returns -EMFILE at
+ * once instead.
+ */
+
+/* Readiness, for herd_fd_wait (and its result). */
+enum { HERD_READABLE = 1, HERD_WRITABLE = 2 };
+
+/*
+ * Waits until fd is ready for one of `events` (HERD_READABLE, HERD_WRITABLE
+ * or both). Returns the events that are ready (> 0); an error or hang-up on
+ * the descriptor reports every event asked for, so that the next read or
+ * write reports it. HERD_ETIMEDOUT, HERD_ECANCELED; -EINVAL (no event, or
+ * fd < 0), -EBADF (fd is not open), -EPERM (not a task; or fd is a regular
+ * file or directory, which is always ready: use herd_blocking); -ENOMEM.
+ * Blocks (a cancellation point). With HERD_NOWAIT, reports readiness
+ * without blocking (as poll(2) does: a regular file is ready),
+ * HERD_ETIMEDOUT when none.
+ */
+HERD_API int herd_fd_wait(int fd, int events, int64_t deadline);
+
+/*
+ * read(2) and write(2) for tasks: they wait (up to the deadline) until fd is
+ * ready instead of blocking the worker. Returns what read or write returns
+ * (bytes, possibly fewer than n; 0 is end of file for read), or a negative
+ * code: -errno from the call, HERD_ETIMEDOUT, HERD_ECANCELED, -EPERM (not a
+ * task). fd must be non-blocking (herd's own descriptors are; see
+ * herd_fd_nonblock), as in Go: the call tries the system call first and
+ * waits only when it reports EAGAIN. On a blocking descriptor the system
+ * call blocks the worker thread, past the deadline (the monitor then moves
+ * the worker's other tasks away). EINTR is retried.
+ */
+HERD_API ssize_t herd_read(int fd, void *buf, size_t n, int64_t deadline);
+HERD_API ssize_t herd_write(int fd, const void *buf, size_t n, int64_t deadline);
+
+/*
+ * Writes all n bytes, waiting as needed. Returns n, or a negative code as
+ * herd_write; bytes written before a failure are not reported (use
+ * herd_write to know them).
+ */
+HERD_API ssize_t herd_write_all(int fd, const void *buf, size_t n, int64_t deadline);
+
+/*
+ * accept4(2) for tasks: waits for a connection on the listening socket fd.
+ * The new socket is non-blocking and close-on-exec, and counts against the
+ * budget (close it with herd_close). Returns it (>= 0), or -errno,
+ * HERD_ETIMEDOUT, HERD_ECANCELED, -EMFILE (limit reached and deadline
+ * HERD_NOWAIT; otherwise it waits, see above), -EPERM (not a task).
+ */
+HERD_API int herd_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
+			 int64_t deadline);
+
+/*
+ * connect(2) for tasks, on a non-blocking socket: starts the connection and
+ * waits until it is made. Returns 0, or -errno (the connection's error, such
+ * as -ECONNREFUSED), HERD_ETIMEDOUT (the attempt goes on in the kernel:
+ * close the socket), HERD_ECANCELED, -EPERM (not a task).
+ */
+HERD_API int herd_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
+			  int64_t deadline);
+
+/*
+ * socket(2) for herd: the socket is non-blocking, close-on-exec and counted.
+ * Returns it, or -errno; -EMFILE as herd_accept. Blocks only while waiting
+ * for a descriptor (see the budget above).
+ */
+HERD_API int herd_socket(int domain, int type, int protocol, int64_t deadline);
+
+/*
+ * pipe2(2) for herd: fds[0] reads, fds[1] writes; both non-blocking,
+ * close-on-exec and counted. Returns 0, -EINVAL (fds is NULL), -errno;
+ * -EMFILE as herd_accept. Blocks only while waiting for descriptors.
+ */
+HERD_API int herd_pipe(int fds[2], int64_t deadline);
+
+/*
+ * Closes fd. If herd created it (and counts it), the count goes down and a
+ * task waiting for a descriptor may go on. Returns 0 or -errno (-EBADF).
+ * Do not close a descriptor while a task waits on it. Callable from any
+ * thread. Does not block.
+ */
+HERD_API int herd_close(int fd);
+
+/* Puts fd in non-blocking mode. Returns 0 or -errno. Does not block. */
+HERD_API int herd_fd_nonblock(int fd);
+
+typedef struct herd_fd_stats {
+	long open;     /* descriptors herd created and has not closed */
+	long peak;     /* the most open at once */
+	long limit;    /* the process's soft RLIMIT_NOFILE now */
+	long limit_at_start; /* and before herd raised it */
+	long waits;    /* times a call waited for a descriptor */
+} herd_fd_stats;
+
+/*
+ * Fills *out. Returns 0, -EINVAL (out is NULL) or -ESRCH (no runtime).
+ * Callable from any thread. Does not block.
+ */
+HERD_API int herd_fd_stats_get(herd_fd_stats *out);
+
+/* ------------------------------------------------------------------------ */
+/* Blocking calls                                                           */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Runs fn(arg) on a helper thread while the calling task parks, and returns
+ * what fn returned: for calls that cannot be made non-blocking (regular
+ * files, getaddrinfo, a library that blocks). The other tasks of the worker
+ * run meanwhile. fn must not call herd's blocking functions (it is not a
+ * task). The wait is not cancellable and has no deadline: fn runs to its
+ * end, and arg must stay valid until then. Returns -EPERM when not called
+ * from a task (fn is not run), -EAGAIN if no helper thread could be started
+ * and none is running.
+ */
+HERD_API int herd_blocking(int (*fn)(void *arg), void *arg);
+
+/* ------------------------------------------------------------------------ */
+/* Child processes                                                          */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A child process belongs to the scope it was started in. Nothing it starts
+ * strays:
+ *   - It runs in its own process group, with a parent-death signal
+ *     (SIGKILL), so it does not outlive a herd process that is killed.
+ *   - When the process exits, whatever it left running in its group is
+ *     killed (SIGKILL), as systemd ends a service's leftovers.
+ *   - When its scope is cancelled, its group gets SIGTERM, and SIGKILL
+ *     once its grace period has passed. When the scope closes
+ *     (herd_scope_close, or the end of herd_run for the root scope), every
+ *     process still running in it is ended the same way, and the close
+ *     returns only once they and their groups are gone.
+ *   - The runtime makes itself a child subreaper: descendants orphaned by
+ *     their parent's death come back to herd. Those still in their group
+ *     are ended with it; those that left it for a session of their own
+ *     (setsid) are killed and reaped when a scope that started processes
+ *     ends. (So a program that starts children of its own, outside herd,
+ *     should not have them call setsid: herd would take them for strays.)
+ *     No process and no zombie is left behind.
+ *   - Where a writable cgroup v2 hierarchy is available, each child gets
+ *     its own cgroup, killed as a whole (cgroup.kill): this also catches
+ *     descendants that left the process group (setsid). Without it, such a
+ *     descendant is caught only once orphaned (through the subreaper).
+ * docs/design.md says what is guaranteed, and how.
+ */
+typedef struct herd_proc herd_proc;
+
+/* What a child's stdin, stdout or stderr is (herd_stdio.mode). */
+enum {
+	HERD_STDIO_INHERIT = 0, /* the parent's own */
+	HERD_STDIO_NULL = 1,    /* /dev/null */
+	HERD_STDIO_PIPE = 2,    /* a pipe; the parent's end: herd_proc_fd */
+	HERD_STDIO_FD = 3,      /* the descriptor herd_stdio.fd */
+};
+
+typedef struct herd_stdio {
+	int mode; /* HERD_STDIO_* */
+	int fd;   /* for HERD_STDIO_FD */
+} herd_stdio;
+
+typedef struct herd_proc_opts {
+	/* The program: a path, or a name looked up in PATH (as execvp does)
+	 * when it has no '/'. NULL: argv[0]. */
+	const char *file;
+	/* The arguments, NULL-terminated; argv[0] is required. */
+	char *const *argv;
+	/* The environment, NULL-terminated; NULL: the caller's (environ). */
+	char *const *envp;
+	/* The working directory; NULL: the caller's. */
+	const char *dir;
+	/* stdin, stdout, stderr. Zeroed: inherited. */
+	herd_stdio stdio[3];
+	/* Time between SIGTERM and SIGKILL when the process is ended, in
+	 * nanoseconds: 0 is the default, 2 s; negative: SIGKILL at once. */
+	int64_t grace;
+} herd_proc_opts;
+
+/*
+ * Starts a child process in `scope` (NULL: the calling task's scope).
+ * Returns 0 and the handle in *out; -EINVAL (bad options, a bad stdio
+ * mode, argv missing), -ENOENT (the program was not found), -EACCES,
+ * -ENOEXEC and the other errors of execve (reported from the child: no
+ * child is left running), -ENOMEM, -EAGAIN; -EMFILE (out of descriptors,
+ * deadline HERD_NOWAIT; otherwise it waits up to the deadline, see the
+ * budget); HERD_ECANCELED (the scope is cancelled: nothing is started);
+ * -EPERM (not called from a task). As with herd_go, `scope` must stay open
+ * during the call. Blocks only while waiting for descriptors; the calling
+ * worker is held while the child execs (as with posix_spawn).
+ */
+HERD_API int herd_proc_start(herd_proc **out, herd_scope *scope,
+			     const herd_proc_opts *opts, int64_t deadline);
+
+/* The child's process id. Does not block. */
+HERD_API int herd_proc_pid(const herd_proc *p);
+
+/*
+ * The parent's end of the child's stdin (0), stdout (1) or stderr (2) when
+ * it is a pipe, else -1 (-EINVAL for a bad index). The end is non-blocking:
+ * use herd_read and herd_write. It stays open until herd_proc_close_fd or
+ * herd_proc_free. Does not block.
+ */
+HERD_API int herd_proc_fd(const herd_proc *p, int index);
+
+/* Closes the parent's end of a pipe early (to send end of file to the
+ * child's stdin). Returns 0, or -EINVAL if there is none. */
+HERD_API int herd_proc_close_fd(herd_proc *p, int index);
+
+/* Exit statuses as herd_proc_wait returns them. */
+#define HERD_PROC_EXITED(st) ((st) >= 0 && (st) < 256)  /* exited: status st */
+#define HERD_PROC_SIGNALED(st) ((st) >= 256)            /* killed by a signal */
+#define HERD_PROC_SIGNAL(st) ((st) - 256)               /* which */
+
+/*
+ * Waits until the process has exited and returns its status: the exit code
+ * (0..255), or 256 + the number of the signal that killed it (see
+ * HERD_PROC_*). Can be called again, and from several tasks. HERD_ETIMEDOUT,
+ * HERD_ECANCELED (the process runs on; it is ended with its scope), -EPERM
+ * (not a task), -EINVAL. Blocks.
+ */
+HERD_API int herd_proc_wait(herd_proc *p, int64_t deadline);
+
+/*
+ * A channel that is closed when the process has exited, for select: a
+ * receive on it returns HERD_ECLOSED then. Do not send on it, close it or
+ * free it. Does not block.
+ */
+HERD_API herd_chan *herd_proc_done(herd_proc *p);
+
+/*
+ * Sends signal sig to the process (not to its group). Returns 0, -EINVAL,
+ * -ESRCH (it has exited). Does not block.
+ */
+HERD_API int herd_proc_signal(herd_proc *p, int sig);
+
+/*
+ * Ends the process and its group now: SIGTERM, then SIGKILL once its grace
+ * period has passed, and waits until it has exited. Returns its status as
+ * herd_proc_wait, or HERD_ETIMEDOUT (the deadline passed first: the ending
+ * goes on, SIGKILL included), -EPERM (not a task). Not a cancellation
+ * point: a cancelled task can still end its processes.
+ */
+HERD_API int herd_proc_kill(herd_proc *p, int64_t deadline);
+
+/*
+ * Releases the handle and closes the parent's pipe ends. A process still
+ * running is not affected: its scope still ends it. Returns 0; -EBUSY (and
+ * nothing is freed) while a task waits on it. NULL is accepted. Does not
+ * block.
+ */
+HERD_API int herd_proc_free(herd_proc *p);
 
 /* ------------------------------------------------------------------------ */
 /* Statistics                                                               */

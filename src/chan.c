@@ -68,13 +68,18 @@ int herd_chan_free(herd_chan *ch)
 {
 	if (!ch)
 		return 0;
-	herd__mutex_lock(&ch->lock);
-	bool busy = ch->recvq.head || ch->sendq.head;
-	herd__mutex_unlock(&ch->lock);
-	if (busy)
+	if (herd__chan_busy(ch))
 		return -EBUSY;
 	free(ch);
 	return 0;
+}
+
+bool herd__chan_busy(herd_chan *ch)
+{
+	herd__mutex_lock(&ch->lock);
+	bool busy = ch->recvq.head || ch->sendq.head;
+	herd__mutex_unlock(&ch->lock);
+	return busy;
 }
 
 /* memcpy, with the common word-sized value copied inline. A channel of

@@ -8,7 +8,12 @@
  * above it, never the other way round):
  *   1. scope locks, parent before child            (scope.c)
  *   2. object locks: wait groups, channels (several
- *      channels in order of address: select.c)     (wg.c, chan.c, ...)
+ *      channels in order of address: select.c),
+ *      the poller, the descriptor budget, the
+ *      helper queue, the runtime's process lists;
+ *      a process's own lock after its scope's or
+ *      the process lists' (never the other way)    (wg.c, chan.c, poll.c,
+ *                                                    fd.c, blocking.c, proc.c)
  *   3. the timer heap lock                          (timer.c)
  *   4. the workers' registry locks (one at a time)  (wait.c)
  *   5. the stacks' lock, depot locks                (stack.c, cache.c)
@@ -24,6 +29,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -308,6 +314,17 @@ void herd__altstack_remove(herd__worker *w);
 /* Workers and the scheduler (sched.c)                                 */
 /* ------------------------------------------------------------------ */
 
+/* A parked task in an object's queue; lives on the parked task's stack. */
+typedef struct herd__waiter {
+	herd__task *task;
+	struct herd__waiter *prev, *next;
+	bool linked;
+} herd__waiter;
+
+typedef struct herd__waitq {
+	herd__waiter *head, *tail;
+} herd__waitq;
+
 #define HERD__RUNQ 256u /* slots of a worker's local run queue */
 
 struct herd__worker {
@@ -321,6 +338,8 @@ struct herd__worker {
 	bool prev_dead;         /* prev has ended: free it after the switch */
 	bool spinning;          /* counted in rt->nspinning */
 	uint32_t tick;          /* scheduling rounds, for fairness checks */
+	_Atomic uint32_t progress; /* tick, read by the monitor */
+	_Atomic bool in_syscall; /* in a long system call of herd's own */
 	uint32_t next_streak;   /* consecutive runs from runnext */
 	uint64_t rand;
 	uint64_t id_next, id_end; /* block of task ids */
@@ -339,6 +358,7 @@ struct herd__worker {
 	_Atomic int64_t st_live, st_parked, st_spawned;
 	/* 0 while asleep; a waker stores HERD__WAKE_* and wakes the futex. */
 	alignas(HERD__CACHELINE) _Atomic uint32_t wake_token;
+	_Atomic int in_poll;     /* sleeping in the poller: wake through it */
 	/* The local run queue: the owner pushes at tail; the owner and thieves
 	 * take from head with a CAS. runnext is the slot of the task readied
 	 * last, which runs next (the ping-pong case). */
@@ -385,9 +405,164 @@ struct herd__rt {
 	struct herd__timer **timer_heap;
 	size_t timer_n, timer_cap;
 	_Atomic int64_t timer_next; /* earliest deadline, INT64_MAX if none */
+	/* The poller (poll.c). */
+	struct {
+		alignas(HERD__CACHELINE) herd__mutex lock;
+		int epfd, wakefd;
+		struct herd__pollent **tab; /* by descriptor */
+		size_t cap;
+		uint32_t gen;
+		_Atomic uint32_t waiters;   /* registered waits */
+		_Atomic int64_t last;       /* when somebody last polled */
+	} poll;
+	_Atomic uint32_t teardown; /* worker threads may end (runtime.c) */
+	int64_t stall_ns;        /* the monitor's threshold */
+	sigset_t sigmask;        /* herd_run's caller's: children get it */
+	/* herd_blocking's helper threads (blocking.c). */
+	struct {
+		alignas(HERD__CACHELINE) herd__mutex lock;
+		struct herd__job *head, *tail;
+		unsigned nthreads, nidle, max;
+		bool stop;
+		pthread_t *threads;
+		_Atomic uint32_t seq;     /* futex: helpers sleep on it */
+	} blk;
+	/* The monitor thread (blocking.c). */
+	struct {
+		pthread_t thread;
+		bool started;
+		_Atomic uint32_t stop;
+	} mon;
+	/* Child processes (proc.c). */
+	struct {
+		alignas(HERD__CACHELINE) herd__mutex lock; /* draining; once */
+		struct herd_proc *draining;
+		struct herd_proc *live_list; /* started, not finished */
+		_Atomic bool ready;       /* herd__proc_once has run */
+		_Atomic long live;        /* started and not finished */
+		_Atomic int starting;
+		_Atomic long nterm;       /* sent SIGTERM, SIGKILL pending */
+		_Atomic int null_fd;      /* /dev/null, or -1 */
+		_Atomic bool no_clone_pidfd;
+		int cg_base;              /* cgroup directory, or -1 */
+		_Atomic uint64_t cg_seq;
+	} proc;
+	/* The descriptor budget (fd.c). */
+	struct {
+		alignas(HERD__CACHELINE) herd__mutex lock;
+		herd__waitq waitq;          /* tasks waiting for a descriptor */
+		_Atomic uint32_t nwaiting;
+		_Atomic long open, peak, waits;
+		long limit, limit_at_start;
+		bool raised;
+		_Atomic int warned;
+		/* Which descriptors are herd's: a bitmap in pages of
+		 * FD_PAGE_BITS, made on first use, freed with the runtime. */
+		_Atomic(_Atomic uint64_t *) *pages;
+		size_t npages;
+	} fd;
 };
 
 extern herd__rt *_Atomic herd__runtime;
+
+/* ------------------------------------------------------------------ */
+/* The poller (poll.c)                                                 */
+/* ------------------------------------------------------------------ */
+
+/* A wait for a descriptor: a parked task's (on its stack), or a callback's
+ * (task NULL; proc.c's pidfds), run by whoever polls, with no lock held. */
+typedef struct herd__pollw {
+	herd__task *task;
+	uint32_t events;        /* HERD_READABLE | HERD_WRITABLE */
+	uint32_t result;        /* for a callback: the events ready */
+	int fd;
+	bool linked;            /* in its entry's list, under poll.lock */
+	struct herd__pollw *prev, *next, *cb_next;
+	void (*cb)(struct herd__pollw *p, uint32_t ready);
+} herd__pollw;
+
+int herd__poll_init(herd__rt *rt);
+void herd__poll_fini(herd__rt *rt);
+/* Registers wt for fd (poll.lock held). 0, or -errno from epoll_ctl
+ * (-EBADF, -EPERM for a regular file), -ENOMEM. */
+int herd__poll_attach_locked(herd__rt *rt, int fd, herd__pollw *wt);
+/* Unregisters wt if it is still registered (poll.lock held). */
+void herd__poll_detach_locked(herd__rt *rt, herd__pollw *wt);
+/* Waits for events until deadline (-1: none; 0: do not block), wakes
+ * their waiters; returns how many it woke. Any thread. */
+int herd__poll_run(herd__rt *rt, int64_t deadline);
+/* Wakes a thread blocked in herd__poll_run. */
+void herd__poll_interrupt(herd__rt *rt);
+/* Whether a busy worker should poll now (someone waits, and nobody has
+ * polled for a while). */
+bool herd__poll_due(herd__rt *rt);
+/* Makes sure an idle worker watches the poller (sched.c). */
+void herd__poll_watch(herd__rt *rt);
+
+/* ------------------------------------------------------------------ */
+/* Child processes (proc.c, cgroup.c)                                  */
+/* ------------------------------------------------------------------ */
+
+/* A child's cgroup (cgroup.c); unused where there is none. */
+typedef struct herd__cgroup {
+	herd__rt *rt;
+	bool used;
+	int procs_fd;           /* its cgroup.procs, until the child started */
+	char name[48];
+	pid_t *pids;            /* recorded before a kill, reaped after */
+	size_t npids, cap;
+} herd__cgroup;
+
+void herd__cgroup_init(herd__rt *rt);
+void herd__cgroup_fini(herd__rt *rt);
+/* Makes a cgroup for a new child: 1, or 0 with none (cg->used false). */
+int herd__cgroup_make(herd__rt *rt, herd__cgroup *cg);
+/* The child has joined it (or failed): closes cgroup.procs. */
+void herd__cgroup_started(herd__cgroup *cg);
+/* Kills everything in it. */
+void herd__cgroup_kill(herd__cgroup *cg);
+/* Removes it if empty (reaping what came back to us): true when gone. */
+bool herd__cgroup_remove(herd__cgroup *cg);
+
+/* Sets the runtime up for children, once: subreaper, cgroups. */
+void herd__proc_once(herd__rt *rt);
+/* Ends the root scope's processes at the end of herd_run. */
+void herd__proc_fini(herd__rt *rt);
+void herd__proc_exited(herd_proc *p);
+void herd__proc_watch_thread(herd_proc *p);
+/* Kills and reaps children herd did not start that live in another
+ * session: descendants that left their group and were orphaned to us. */
+void herd__proc_sweep(herd__rt *rt);
+/* SIGKILL to the groups whose grace since SIGTERM has passed. */
+void herd__proc_escalate_all(herd__rt *rt);
+/* Retries the groups not yet gone. */
+void herd__proc_drain_all(herd__rt *rt);
+/* SIGTERM to a cancelled scope's processes (its lock held). */
+void herd__proc_cancel_locked(herd_proc *list);
+/* Ends a closing scope's processes; returns once none is left. */
+void herd__proc_scope_end(herd__worker **wp, herd_scope *s);
+
+/* The scope's side (scope.c). */
+bool herd__scope_within(const herd_scope *inner, const herd_scope *s);
+herd__mutex *herd__scope_lock(herd_scope *s);
+herd_proc **herd__scope_procs(herd_scope *s);
+/* Whether a task is blocked on ch (chan.c). */
+bool herd__chan_busy(herd_chan *ch);
+
+/* ------------------------------------------------------------------ */
+/* Descriptors (fd.c)                                                  */
+/* ------------------------------------------------------------------ */
+
+int herd__fd_init(herd__rt *rt);
+void herd__fd_fini(herd__rt *rt);
+/* Counts fd as herd's (created close-on-exec by herd). */
+void herd__fd_track(herd__rt *rt, int fd);
+/* After a creation failed with -err: 0 to try again (after waiting for a
+ * descriptor to be released, when err is EMFILE or ENFILE and the deadline
+ * allows), else the code to return. */
+int herd__fd_retry(int err, int64_t deadline);
+/* Closes fd, uncounting it if it is herd's. */
+int herd__fd_close(herd__rt *rt, int fd);
 
 /* The usable size of task stacks. */
 static inline size_t herd__stack_size(const herd__rt *rt)
@@ -434,22 +609,20 @@ void herd__worker_loop(herd__worker *w);
 void herd__batches_free(herd__rt *rt);
 void herd__shutdown(herd__rt *rt);
 void herd__wake_for_timers(herd__rt *rt);
+/* Whether tasks wait in w's queue; moves them all to the global queue and
+ * wakes a worker for them (the monitor, for a stuck worker). */
+bool herd__sched_busy(herd__worker *w);
+void herd__sched_rescue(herd__worker *w);
+/* The helper threads and the monitor (blocking.c). */
+void herd__blocking_fini(herd__rt *rt);
+int herd__monitor_start(herd__rt *rt);
+void herd__monitor_stop(herd__rt *rt);
 uint64_t herd__next_id(herd__worker *w);
 
 /* ------------------------------------------------------------------ */
 /* Waiting (wait.c) and timers (timer.c)                               */
 /* ------------------------------------------------------------------ */
 
-/* A parked task in an object's queue; lives on the parked task's stack. */
-typedef struct herd__waiter {
-	herd__task *task;
-	struct herd__waiter *prev, *next;
-	bool linked;
-} herd__waiter;
-
-typedef struct herd__waitq {
-	herd__waiter *head, *tail;
-} herd__waitq;
 
 static inline void herd__waitq_push(herd__waitq *q, herd__waiter *wt)
 {

@@ -32,11 +32,18 @@
 #define STACK_MAX ((size_t)1 << 30)
 #define STACK_DEFAULT (64u * 1024)
 
+#define STALL_MIN HERD_MSEC
+#define STALL_DEFAULT (10 * HERD_MSEC)
+#define BLOCKING_MAX 1024u
+#define BLOCKING_DEFAULT 64u
+
 struct settings {
 	unsigned workers;
 	size_t stack_size;
 	bool debug;
 	int guard;
+	int64_t stall_ns;
+	unsigned blocking_threads;
 };
 
 static void env_warn(const char *name, const char *value, const char *want)
@@ -86,6 +93,22 @@ static void settings_from_env(struct settings *st)
 		else
 			st->debug = *v == '1';
 	}
+	if ((v = getenv("HERD_STALL_MS")) && *v) {
+		char *end;
+		long n = strtol(v, &end, 10);
+		if (*end || n < 1 || n > 3600 * 1000)
+			env_warn("HERD_STALL_MS", v, "expected milliseconds from 1 to 3600000");
+		else
+			st->stall_ns = n * HERD_MSEC;
+	}
+	if ((v = getenv("HERD_BLOCKING_THREADS")) && *v) {
+		char *end;
+		long n = strtol(v, &end, 10);
+		if (*end || n < 1 || n > (long)BLOCKING_MAX)
+			env_warn("HERD_BLOCKING_THREADS", v, "expected a number from 1 to 1024");
+		else
+			st->blocking_threads = (unsigned)n;
+	}
 	if ((v = getenv("HERD_GUARD")) && *v) {
 		if (!strcasecmp(v, "madvise"))
 			st->guard = HERD_GUARD_MADVISE;
@@ -111,13 +134,21 @@ static int settings_get(const herd_config *cfg, struct settings *st)
 	st->debug = false;
 #endif
 	st->guard = HERD_GUARD_MADVISE;
+	st->stall_ns = STALL_DEFAULT;
+	st->blocking_threads = BLOCKING_DEFAULT;
 	settings_from_env(st);
 	if (cfg) {
 		if (cfg->workers > MAX_WORKERS ||
 		    (cfg->stack_size && (cfg->stack_size < STACK_MIN ||
 					 cfg->stack_size > STACK_MAX)) ||
-		    cfg->debug < HERD_DEBUG_DEFAULT || cfg->debug > HERD_DEBUG_ON)
+		    cfg->debug < HERD_DEBUG_DEFAULT || cfg->debug > HERD_DEBUG_ON ||
+		    (cfg->stall_ns && cfg->stall_ns < STALL_MIN) ||
+		    cfg->blocking_threads > BLOCKING_MAX)
 			return -EINVAL;
+		if (cfg->stall_ns)
+			st->stall_ns = cfg->stall_ns;
+		if (cfg->blocking_threads)
+			st->blocking_threads = cfg->blocking_threads;
 		if (cfg->workers)
 			st->workers = cfg->workers;
 		if (cfg->stack_size)
@@ -174,7 +205,21 @@ static void *worker_thread(void *arg)
 	snprintf(name, sizeof name, "herd-%u", w->index);
 	herd__os_set_thread_name(name);
 	worker_run(w);
+	/* The thread outlives its loop until herd_run has ended the root
+	 * scope's processes: a child's parent-death signal follows the
+	 * thread that started it. */
+	while (!atomic_load_explicit(&w->rt->teardown, mo_acquire))
+		herd__futex_wait(&w->rt->teardown, 0, -1);
 	return NULL;
+}
+
+/* Lets the worker threads end, and joins them. */
+static void join_workers(herd__rt *rt, unsigned started)
+{
+	atomic_store_explicit(&rt->teardown, 1, mo_release);
+	herd__futex_wake(&rt->teardown, INT32_MAX);
+	for (unsigned i = 1; i < started; i++)
+		pthread_join(rt->workers[i]->thread, NULL);
 }
 
 static void rt_free(herd__rt *rt)
@@ -188,6 +233,8 @@ static void rt_free(herd__rt *rt)
 	herd__scope_depot_free(rt);
 	herd__batches_free(rt);
 	herd__timers_fini(rt);
+	herd__poll_fini(rt);
+	herd__fd_fini(rt);
 	herd__scope_root_free(rt->root);
 	free(rt);
 }
@@ -201,13 +248,18 @@ static herd__rt *rt_new(const struct settings *st)
 	rt->serial = atomic_fetch_add(&serials, 1) + 1;
 	rt->nworkers = st->workers;
 	rt->debug = st->debug;
+	rt->stall_ns = st->stall_ns;
+	rt->blk.max = st->blocking_threads;
 	atomic_init(&rt->id_block, 1);
 	atomic_init(&rt->timer_next, INT64_MAX);
 	herd__ctx_capture_fp(rt);
 	herd__stacks_init(rt, st->stack_size, st->guard);
 	rt->workers = calloc(st->workers, sizeof *rt->workers);
 	rt->root = herd__scope_root_new(rt);
-	if (!rt->workers || !rt->root) {
+	rt->poll.epfd = rt->poll.wakefd = -1;
+	rt->proc.cg_base = -1;
+	atomic_init(&rt->proc.null_fd, -1);
+	if (!rt->workers || !rt->root || herd__poll_init(rt)) {
 		rt_free(rt);
 		return NULL;
 	}
@@ -247,8 +299,7 @@ static int start_threads(herd__rt *rt)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc) {
 		herd__shutdown(rt);
-		for (unsigned i = 1; i < started; i++)
-			pthread_join(rt->workers[i]->thread, NULL);
+		join_workers(rt, started);
 	}
 	return rc;
 }
@@ -287,14 +338,24 @@ int herd_run(const herd_config *config, herd_fn fn, void *arg)
 		rt_free(rt);
 		return -EBUSY;
 	}
+	/* Raises the descriptor limit: only once this runtime is the one. */
+	if ((rc = herd__fd_init(rt)) != 0) {
+		atomic_store(&herd__runtime, NULL);
+		rt_free(rt);
+		return rc;
+	}
+	pthread_sigmask(SIG_SETMASK, NULL, &rt->sigmask);
 	herd__overflow_handler_install();
 	herd__self_set(rt->workers[0]);
 	if ((rc = start_threads(rt)) == 0) {
-		if ((rc = first_task(rt, fn, arg)) != 0)
+		if ((rc = herd__monitor_start(rt)) != 0 ||
+		    (rc = first_task(rt, fn, arg)) != 0)
 			herd__shutdown(rt); /* the loop below then returns at once */
 		worker_run(rt->workers[0]);
-		for (unsigned i = 1; i < rt->nworkers; i++)
-			pthread_join(rt->workers[i]->thread, NULL);
+		herd__monitor_stop(rt);
+		herd__proc_fini(rt); /* the root scope's processes */
+		join_workers(rt, rt->nworkers);
+		herd__blocking_fini(rt);
 	}
 	herd__self_set(NULL);
 	herd__overflow_handler_remove();

@@ -415,14 +415,41 @@ static bool timers_poll(herd__worker *w)
 	return next <= now && herd__timers_run(w, now) > 0;
 }
 
+static void wakep(herd__rt *rt);
+
+bool herd__sched_busy(herd__worker *w)
+{
+	return atomic_load_explicit(&w->rq_tail, mo_relaxed) !=
+		       atomic_load_explicit(&w->rq_head, mo_relaxed) ||
+	       atomic_load_explicit(&w->runnext, mo_relaxed);
+}
+
+void herd__sched_rescue(herd__worker *v)
+{
+	herd__rt *rt = v->rt;
+	herd__task *buf[HERD__RUNQ / 2];
+	uint32_t n, moved = 0;
+	while ((n = runq_grab(v, buf, true)) > 0) {
+		for (uint32_t i = 0; i + 1 < n; i++)
+			buf[i]->next = buf[i + 1];
+		global_put_list(rt, buf[0], buf[n - 1], n);
+		moved += n;
+	}
+	if (moved)
+		wakep(rt);
+}
+
 /* Runnable work that needs no stealing. Every 61st round looks at the
  * global queue first (as Go does), so that it cannot starve. */
 static herd__task *pick_local(herd__worker *w)
 {
 	herd__task *t;
 	uint32_t tick = ++w->tick;
+	atomic_store_explicit(&w->progress, tick, mo_relaxed); /* for the monitor */
 	if ((tick & 15) == 0)
 		timers_poll(w);
+	if ((tick & 63) == 0 && herd__poll_due(w->rt))
+		herd__poll_run(w->rt, 0);
 	if (tick % 61 == 0 && (t = global_get(w)))
 		return t;
 	if ((t = runq_get(w)))
@@ -478,8 +505,12 @@ static herd__worker *idle_pop(herd__rt *rt)
 
 static void wake_worker(herd__worker *v, uint32_t token)
 {
-	atomic_store_explicit(&v->wake_token, token, mo_release);
-	herd__futex_wake(&v->wake_token, 1);
+	/* Dekker with worker_sleep: it sets in_poll, then reads the token. */
+	atomic_store_explicit(&v->wake_token, token, mo_seq_cst);
+	if (atomic_load_explicit(&v->in_poll, mo_seq_cst))
+		herd__poll_interrupt(v->rt);
+	else
+		herd__futex_wake(&v->wake_token, 1);
 }
 
 /* Work was published: wakes an idle worker unless one is already looking. */
@@ -554,14 +585,17 @@ static void worker_sleep(herd__worker *w)
 		return;
 	int64_t deadline = -1;
 	int zero = 0;
-	bool sleeper = atomic_load_explicit(&rt->timer_next, mo_seq_cst) != INT64_MAX &&
+	bool sleeper = (atomic_load_explicit(&rt->timer_next, mo_seq_cst) != INT64_MAX ||
+			atomic_load_explicit(&rt->poll.waiters, mo_seq_cst)) &&
 		       atomic_compare_exchange_strong_explicit(
 			       &rt->timer_sleeper, &zero, (int)w->index + 1,
 			       mo_seq_cst, mo_relaxed);
+	bool poll = false, polled = false;
 	if (sleeper) {
 		deadline = atomic_load_explicit(&rt->timer_next, mo_seq_cst);
 		if (deadline == INT64_MAX)
 			deadline = -1;
+		poll = atomic_load_explicit(&rt->poll.waiters, mo_seq_cst) != 0;
 	}
 	while (!atomic_load_explicit(&w->wake_token, mo_acquire)) {
 		if (deadline >= 0 && herd_now() >= deadline) {
@@ -570,17 +604,45 @@ static void worker_sleep(herd__worker *w)
 			deadline = -1; /* a waker took us off the list */
 			continue;
 		}
-		herd__futex_wait(&w->wake_token, 0, deadline);
+		if (!poll) {
+			herd__futex_wait(&w->wake_token, 0, deadline);
+			continue;
+		}
+		/* The sleeper waits for descriptors too (poll.c). */
+		atomic_store_explicit(&w->in_poll, 1, mo_seq_cst);
+		int n = 0;
+		if (!atomic_load_explicit(&w->wake_token, mo_seq_cst))
+			n = herd__poll_run(rt, deadline);
+		atomic_store_explicit(&w->in_poll, 0, mo_seq_cst);
+		if (n > 0) {
+			polled = true;
+			if (idle_remove(rt, w))
+				break;
+			deadline = -1; /* a waker took us off the list */
+		}
+		poll = atomic_load_explicit(&rt->poll.waiters, mo_seq_cst) != 0;
 	}
 	if (sleeper)
 		atomic_store_explicit(&rt->timer_sleeper, 0, mo_seq_cst);
 	uint32_t token = atomic_exchange_explicit(&w->wake_token, 0, mo_acquire);
 	if (token == HERD__WAKE_SPIN)
 		w->spinning = true; /* the waker counted us in nspinning */
-	/* Leaving to run tasks: let another idle worker watch the timers. */
-	if (sleeper && token == HERD__WAKE_SPIN &&
-	    atomic_load_explicit(&rt->timer_next, mo_seq_cst) != INT64_MAX)
+	/* Leaving to run tasks: let another idle worker watch the timers
+	 * and the descriptors. */
+	if (sleeper && (token == HERD__WAKE_SPIN || polled) &&
+	    (atomic_load_explicit(&rt->timer_next, mo_seq_cst) != INT64_MAX ||
+	     atomic_load_explicit(&rt->poll.waiters, mo_seq_cst)))
 		herd__wake_for_timers(rt);
+}
+
+void herd__poll_watch(herd__rt *rt)
+{
+	/* Called after a wait was registered (poll.waiters raised): if the
+	 * sleeper is in epoll_wait already, it sees the new registration. */
+	int s = atomic_load_explicit(&rt->timer_sleeper, mo_seq_cst);
+	if (s && atomic_load_explicit(&rt->workers[s - 1]->in_poll, mo_seq_cst))
+		return;
+	herd__wake_for_timers(rt);
 }
 
 static herd__task *steal_work(herd__worker *w)
@@ -654,6 +716,9 @@ static herd__task *find_runnable(herd__worker *w)
 			return t;
 		}
 		if (timers_poll(w))
+			continue;
+		if (atomic_load_explicit(&w->rt->poll.waiters, mo_relaxed) &&
+		    herd__poll_run(w->rt, 0) > 0)
 			continue;
 		if (atomic_load_explicit(&w->rt->shutdown, mo_seq_cst))
 			return NULL;

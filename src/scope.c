@@ -63,6 +63,7 @@ struct herd_scope {
 	herd_scope *children;       /* open children, through sib_prev/next */
 	herd_scope *sib_prev, *sib_next;
 	herd__waitq waiters;
+	herd_proc *procs;           /* running child processes (proc.c) */
 	alignas(HERD__CACHELINE) _Atomic uint64_t state; /* count << 32 | waiters */
 } __attribute__((aligned(HERD__CACHELINE)));
 
@@ -222,12 +223,22 @@ herd_scope *herd_scope_current(void)
 }
 
 /* Is the scope `inner` the scope s or nested in it? */
-static bool scope_within(const herd_scope *inner, const herd_scope *s)
+bool herd__scope_within(const herd_scope *inner, const herd_scope *s)
 {
 	for (; inner; inner = inner->parent)
 		if (inner == s)
 			return true;
 	return false;
+}
+
+herd__mutex *herd__scope_lock(herd_scope *s)
+{
+	return &s->lock;
+}
+
+herd_proc **herd__scope_procs(herd_scope *s)
+{
+	return &s->procs;
 }
 
 /*
@@ -267,7 +278,7 @@ int herd_scope_wait(herd_scope *s, int64_t deadline)
 		return -EINVAL;
 	if (herd__current(&w, &t))
 		return -EPERM;
-	if (scope_within(t->scope, s))
+	if (herd__scope_within(t->scope, s))
 		return -EDEADLK;
 	if (deadline != HERD_NOWAIT && herd__scope_canceled(t->scope))
 		return HERD_ECANCELED;
@@ -291,6 +302,7 @@ static bool cancel_locked(herd_scope *s)
 	if (atomic_load_explicit(&s->head.canceled, mo_relaxed))
 		return false;
 	atomic_store_explicit(&s->head.canceled, 1, mo_seq_cst);
+	herd__proc_cancel_locked(s->procs);
 	for (herd_scope *c = s->children; c; c = c->sib_next) {
 		herd__mutex_lock(&c->lock);
 		cancel_locked(c);
@@ -325,6 +337,8 @@ static void scope_close(herd__worker **wp, herd__task *t, herd_scope *s)
 		waiter_unregister(s, &wt);
 	}
 	herd__mutex_unlock(&s->lock);
+	/* No task of s is left to start a process: end those still running. */
+	herd__proc_scope_end(wp, s);
 
 	herd_scope **o = &t->owned;
 	while (*o != s)

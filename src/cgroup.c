@@ -1,0 +1,220 @@
+/*
+ * cgroup.c - a cgroup v2 per child process, where one can be made: killing
+ * it (cgroup.kill) reaches every descendant, including those that left the
+ * child's process group with setsid.
+ *
+ * Setup (once per runtime, herd__cgroup_init): the cgroup2 mount is found
+ * in /proc/self/mountinfo and the process's own cgroup in /proc/self/cgroup;
+ * if a directory can be made there (and removed), children get cgroups in
+ * it, named herd-<pid>-<n>. HERD_CGROUP=0 turns this off. Nothing here is
+ * fatal: a child whose cgroup cannot be made runs without one.
+ *
+ * Per child: the parent makes the directory and opens its cgroup.procs;
+ * the child writes "0" to it before exec (proc.c). To end the tree, the
+ * pids it holds are recorded (descendants reparented to us must be reaped
+ * later, and their zombies are no longer listed) and cgroup.kill is
+ * written. The directory is removed once it is empty; then the recorded
+ * pids that were ours are reaped.
+ *
+ * No locks: a herd__cgroup belongs to one proc, and the base directory is
+ * set before the first child and never changes.
+ */
+#define _GNU_SOURCE 1
+#include "internal.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* The cgroup2 mount point, from mountinfo; 0 or -ENOENT. */
+static int find_mount(char *buf, size_t size)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return -ENOENT;
+	char line[4096];
+	int rc = -ENOENT;
+	while (fgets(line, sizeof line, f)) {
+		/* id parent major:minor root mountpoint options ... - fstype */
+		char *sep = strstr(line, " - ");
+		if (!sep || strncmp(sep + 3, "cgroup2 ", 8) != 0)
+			continue;
+		char *p = line;
+		for (int field = 0; field < 4 && p; field++)
+			p = strchr(p + 1, ' ');
+		if (!p)
+			continue;
+		char *end = strchr(++p, ' ');
+		if (!end || (size_t)(end - p) >= size)
+			continue;
+		memcpy(buf, p, (size_t)(end - p));
+		buf[end - p] = 0;
+		rc = 0;
+		break;
+	}
+	fclose(f);
+	return rc;
+}
+
+/* The process's own cgroup v2 path ("0::/path"); 0 or -ENOENT. */
+static int own_path(char *buf, size_t size)
+{
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	if (!f)
+		return -ENOENT;
+	char line[4096];
+	int rc = -ENOENT;
+	while (fgets(line, sizeof line, f)) {
+		if (strncmp(line, "0::", 3) != 0)
+			continue;
+		line[strcspn(line, "\n")] = 0;
+		if (strlen(line + 3) < size) {
+			strcpy(buf, line + 3);
+			rc = 0;
+		}
+		break;
+	}
+	fclose(f);
+	return rc;
+}
+
+void herd__cgroup_init(herd__rt *rt)
+{
+	rt->proc.cg_base = -1;
+	const char *env = getenv("HERD_CGROUP");
+	if (env && strcmp(env, "0") == 0)
+		return;
+	char mnt[1024], path[2048], dir[3100], probe[64];
+	if (find_mount(mnt, sizeof mnt) || own_path(path, sizeof path))
+		return;
+	snprintf(dir, sizeof dir, "%s%s", mnt, path);
+	int base = open(dir, O_DIRECTORY | O_CLOEXEC | O_PATH);
+	if (base < 0)
+		return;
+	snprintf(probe, sizeof probe, "herd-%d-probe", (int)getpid());
+	if (mkdirat(base, probe, 0755) < 0) {
+		close(base);
+		return;
+	}
+	/* cgroup.kill came with Linux 5.14: without it, no use. */
+	char kill_file[96];
+	snprintf(kill_file, sizeof kill_file, "%s/cgroup.kill", probe);
+	bool ok = faccessat(base, kill_file, W_OK, 0) == 0;
+	unlinkat(base, probe, AT_REMOVEDIR);
+	if (!ok) {
+		close(base);
+		return;
+	}
+	rt->proc.cg_base = base;
+	herd__fd_track(rt, base);
+}
+
+void herd__cgroup_fini(herd__rt *rt)
+{
+	if (rt->proc.cg_base >= 0)
+		herd__fd_close(rt, rt->proc.cg_base);
+	rt->proc.cg_base = -1;
+}
+
+int herd__cgroup_make(herd__rt *rt, herd__cgroup *cg)
+{
+	memset(cg, 0, sizeof *cg);
+	cg->procs_fd = -1;
+	cg->rt = rt;
+	if (rt->proc.cg_base < 0)
+		return 0;
+	uint64_t n = atomic_fetch_add_explicit(&rt->proc.cg_seq, 1, mo_relaxed);
+	snprintf(cg->name, sizeof cg->name, "herd-%d-%llu", (int)getpid(),
+		 (unsigned long long)n);
+	if (mkdirat(rt->proc.cg_base, cg->name, 0755) < 0)
+		return 0; /* the child runs without one */
+	char f[sizeof cg->name + 16];
+	snprintf(f, sizeof f, "%s/cgroup.procs", cg->name);
+	cg->procs_fd = openat(rt->proc.cg_base, f, O_WRONLY | O_CLOEXEC);
+	if (cg->procs_fd < 0) {
+		unlinkat(rt->proc.cg_base, cg->name, AT_REMOVEDIR);
+		return 0;
+	}
+	cg->used = true;
+	return 1;
+}
+
+void herd__cgroup_started(herd__cgroup *cg)
+{
+	if (cg->procs_fd >= 0)
+		close(cg->procs_fd);
+	cg->procs_fd = -1;
+}
+
+/* Adds the pids listed in the cgroup to cg->pids. */
+static void record_pids(herd__cgroup *cg)
+{
+	char f[sizeof cg->name + 16], buf[4096];
+	snprintf(f, sizeof f, "%s/cgroup.procs", cg->name);
+	int fd = openat(cg->rt->proc.cg_base, f, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = 0;
+	for (char *p = buf; *p;) {
+		char *end;
+		long pid = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		p = end + (*end == '\n');
+		if (cg->npids == cg->cap) {
+			size_t cap = cg->cap ? 2 * cg->cap : 8;
+			pid_t *a = realloc(cg->pids, cap * sizeof *a);
+			if (!a)
+				return;
+			cg->pids = a;
+			cg->cap = cap;
+		}
+		cg->pids[cg->npids++] = (pid_t)pid;
+	}
+}
+
+void herd__cgroup_kill(herd__cgroup *cg)
+{
+	if (!cg->used)
+		return;
+	record_pids(cg);
+	if (!cg->npids)
+		return; /* nothing alive in it */
+	char f[sizeof cg->name + 16];
+	snprintf(f, sizeof f, "%s/cgroup.kill", cg->name);
+	int fd = openat(cg->rt->proc.cg_base, f, O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t r = write(fd, "1", 1);
+		(void)r;
+		close(fd);
+	}
+}
+
+bool herd__cgroup_remove(herd__cgroup *cg)
+{
+	if (!cg->used)
+		return true;
+	if (unlinkat(cg->rt->proc.cg_base, cg->name, AT_REMOVEDIR) < 0 && errno == EBUSY) {
+		herd__cgroup_kill(cg); /* something moved in or forked late */
+		return false;
+	}
+	/* Empty: what was in it has exited; reap those that came back to
+	 * us (ECHILD for the others, reaped by their own parents). */
+	for (size_t i = 0; i < cg->npids; i++) {
+		siginfo_t si;
+		waitid(P_PID, (id_t)cg->pids[i], &si, WEXITED | WNOHANG);
+	}
+	free(cg->pids);
+	cg->pids = NULL;
+	cg->npids = cg->cap = 0;
+	cg->used = false;
+	return true;
+}

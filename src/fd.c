@@ -1,0 +1,357 @@
+/*
+ * fd.c - descriptors: the budget herd keeps of the ones it creates, and the
+ * task-aware I/O calls (read, write, accept, connect) built on the poller.
+ *
+ * The budget. At start the soft RLIMIT_NOFILE is raised to the hard limit
+ * (children get the original back, proc.c), and restored at the end. Every
+ * descriptor herd creates is close-on-exec and marked in a bitmap (pages of
+ * FD_PAGE_BITS bits, made on first use, so a limit of millions costs
+ * nothing until used); `open` and `peak` count the marked ones. herd_close
+ * clears the mark before it closes, so a number the kernel hands out again
+ * at once is marked afresh by its creator.
+ *
+ * Running out. A creation that fails with EMFILE or ENFILE calls
+ * herd__fd_retry: with a deadline, the task waits on `waitq` until herd
+ * closes one of its descriptors or FD_RECHECK_NS passes (the program may
+ * have closed one of its own), then tries again; the first wait prints one
+ * warning that names the limit. With HERD_NOWAIT it fails at once.
+ *
+ * Locks: fd.lock protects waitq and the making of bitmap pages; it is an
+ * object lock (level 2): waking takes the scheduler's leaf locks. The
+ * counters and the bitmap's bits are atomics.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define FD_PAGE_BITS 4096u
+#define FD_PAGE_WORDS (FD_PAGE_BITS / 64)
+/* A task waiting for a descriptor tries again at least this often. */
+#define FD_RECHECK_NS (20 * HERD_MSEC)
+
+int herd__fd_init(herd__rt *rt)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rt->fd.limit_at_start = (long)rl.rlim_cur;
+		if (rl.rlim_cur < rl.rlim_max) {
+			struct rlimit up = {rl.rlim_max, rl.rlim_max};
+			if (setrlimit(RLIMIT_NOFILE, &up) == 0) {
+				rt->fd.raised = true;
+				rl.rlim_cur = rl.rlim_max;
+			}
+		}
+		rt->fd.limit = (long)rl.rlim_cur;
+	} else {
+		rt->fd.limit = rt->fd.limit_at_start = 1024;
+	}
+	size_t n = ((size_t)rt->fd.limit + FD_PAGE_BITS - 1) / FD_PAGE_BITS;
+	rt->fd.pages = calloc(n ? n : 1, sizeof *rt->fd.pages);
+	if (!rt->fd.pages)
+		return -ENOMEM;
+	rt->fd.npages = n;
+	return 0;
+}
+
+void herd__fd_fini(herd__rt *rt)
+{
+	if (rt->fd.pages) {
+		for (size_t i = 0; i < rt->fd.npages; i++)
+			free((void *)atomic_load_explicit(&rt->fd.pages[i], mo_relaxed));
+		free(rt->fd.pages);
+		rt->fd.pages = NULL;
+	}
+	if (rt->fd.raised) {
+		struct rlimit rl;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+			rl.rlim_cur = (rlim_t)rt->fd.limit_at_start;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+		rt->fd.raised = false;
+	}
+}
+
+/* The bitmap word that holds fd's mark, made if `make`; NULL if fd lies
+ * beyond the limit herd started with (it is then not counted). */
+static _Atomic uint64_t *mark_word(herd__rt *rt, int fd, bool make)
+{
+	size_t pg = (size_t)fd / FD_PAGE_BITS;
+	if (pg >= rt->fd.npages)
+		return NULL;
+	_Atomic uint64_t *page = atomic_load_explicit(&rt->fd.pages[pg], mo_acquire);
+	if (!page && make) {
+		herd__mutex_lock(&rt->fd.lock);
+		page = atomic_load_explicit(&rt->fd.pages[pg], mo_relaxed);
+		if (!page && (page = calloc(FD_PAGE_WORDS, sizeof *page)))
+			atomic_store_explicit(&rt->fd.pages[pg], page, mo_release);
+		herd__mutex_unlock(&rt->fd.lock);
+	}
+	return page ? &page[(fd % FD_PAGE_BITS) / 64] : NULL;
+}
+
+void herd__fd_track(herd__rt *rt, int fd)
+{
+	_Atomic uint64_t *wd = mark_word(rt, fd, true);
+	if (!wd)
+		return;
+	uint64_t bit = (uint64_t)1 << (fd % 64);
+	if (atomic_fetch_or_explicit(wd, bit, mo_relaxed) & bit)
+		return;
+	long n = atomic_fetch_add_explicit(&rt->fd.open, 1, mo_relaxed) + 1;
+	long peak = atomic_load_explicit(&rt->fd.peak, mo_relaxed);
+	while (n > peak && !atomic_compare_exchange_weak_explicit(&rt->fd.peak, &peak, n,
+								  mo_relaxed, mo_relaxed))
+		;
+}
+
+int herd__fd_close(herd__rt *rt, int fd)
+{
+	bool ours = false;
+	_Atomic uint64_t *wd = rt ? mark_word(rt, fd, false) : NULL;
+	if (wd) {
+		uint64_t bit = (uint64_t)1 << (fd % 64);
+		ours = atomic_fetch_and_explicit(wd, ~bit, mo_relaxed) & bit;
+	}
+	int rc = close(fd) < 0 && errno != EINTR ? -errno : 0;
+	if (ours) {
+		atomic_fetch_sub_explicit(&rt->fd.open, 1, mo_relaxed);
+		if (atomic_load_explicit(&rt->fd.nwaiting, mo_seq_cst)) {
+			herd__mutex_lock(&rt->fd.lock);
+			herd__waitq_wake_all(&rt->fd.waitq);
+			herd__mutex_unlock(&rt->fd.lock);
+		}
+	}
+	return rc;
+}
+
+static void warn_once(herd__rt *rt)
+{
+	if (atomic_exchange_explicit(&rt->fd.warned, 1, mo_relaxed))
+		return;
+	if (rt->fd.limit != rt->fd.limit_at_start)
+		fprintf(stderr, "herd: out of file descriptors: the limit is %ld "
+				"(RLIMIT_NOFILE, raised from %ld); waiting until "
+				"one is closed\n", rt->fd.limit, rt->fd.limit_at_start);
+	else
+		fprintf(stderr, "herd: out of file descriptors: the limit is %ld "
+				"(RLIMIT_NOFILE, ulimit -n); waiting until one is "
+				"closed\n", rt->fd.limit);
+}
+
+int herd__fd_retry(int err, int64_t deadline)
+{
+	herd__worker *w;
+	herd__task *t;
+	if ((err != EMFILE && err != ENFILE) || deadline == HERD_NOWAIT ||
+	    herd__current(&w, &t))
+		return -err;
+	herd__rt *rt = w->rt;
+	if (herd__scope_canceled(t->scope))
+		return HERD_ECANCELED;
+	int64_t now = herd_now();
+	if (deadline > 0 && now >= deadline)
+		return HERD_ETIMEDOUT;
+	warn_once(rt);
+	atomic_fetch_add_explicit(&rt->fd.waits, 1, mo_relaxed);
+	int64_t until = now + FD_RECHECK_NS;
+	if (deadline > 0 && deadline < until)
+		until = deadline;
+	herd__waiter wt = {.task = t};
+	herd__mutex_lock(&rt->fd.lock);
+	herd__waitq_push(&rt->fd.waitq, &wt);
+	atomic_fetch_add_explicit(&rt->fd.nwaiting, 1, mo_seq_cst);
+	int rc = herd__wait(&w, &rt->fd.lock, until, true);
+	herd__mutex_lock(&rt->fd.lock);
+	herd__waitq_remove(&rt->fd.waitq, &wt);
+	atomic_fetch_sub_explicit(&rt->fd.nwaiting, 1, mo_relaxed);
+	herd__mutex_unlock(&rt->fd.lock);
+	if (rc == HERD_ETIMEDOUT && (deadline < 0 || herd_now() < deadline))
+		return 0;
+	return rc;
+}
+
+/* The running runtime, or NULL (then nothing is counted). */
+static herd__rt *runtime(void)
+{
+	return atomic_load_explicit(&herd__runtime, mo_acquire);
+}
+
+int herd_pipe(int fds[2], int64_t deadline)
+{
+	if (!fds)
+		return -EINVAL;
+	for (;;) {
+		if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0)
+			break;
+		int rc = herd__fd_retry(errno, deadline);
+		if (rc)
+			return rc;
+	}
+	herd__rt *rt = runtime();
+	if (rt) {
+		herd__fd_track(rt, fds[0]);
+		herd__fd_track(rt, fds[1]);
+	}
+	return 0;
+}
+
+int herd_socket(int domain, int type, int protocol, int64_t deadline)
+{
+	int fd;
+	while ((fd = socket(domain, type | SOCK_CLOEXEC | SOCK_NONBLOCK, protocol)) < 0) {
+		int rc = herd__fd_retry(errno, deadline);
+		if (rc)
+			return rc;
+	}
+	herd__rt *rt = runtime();
+	if (rt)
+		herd__fd_track(rt, fd);
+	return fd;
+}
+
+int herd_close(int fd)
+{
+	if (fd < 0)
+		return -EBADF;
+	return herd__fd_close(runtime(), fd);
+}
+
+int herd_fd_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0)
+		return -errno;
+	if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+int herd_fd_stats_get(herd_fd_stats *out)
+{
+	if (!out)
+		return -EINVAL;
+	herd__rt *rt = runtime();
+	if (!rt)
+		return -ESRCH;
+	out->open = atomic_load_explicit(&rt->fd.open, mo_relaxed);
+	out->peak = atomic_load_explicit(&rt->fd.peak, mo_relaxed);
+	out->waits = atomic_load_explicit(&rt->fd.waits, mo_relaxed);
+	struct rlimit rl;
+	out->limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (long)rl.rlim_cur : rt->fd.limit;
+	out->limit_at_start = rt->fd.limit_at_start;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Task-aware I/O                                                      */
+/* ------------------------------------------------------------------ */
+
+/* The entry check of the blocking I/O calls: 0, -EPERM or HERD_ECANCELED. */
+static int io_entry(int64_t deadline)
+{
+	herd__worker *w;
+	herd__task *t;
+	if (herd__current(&w, &t))
+		return -EPERM;
+	if (deadline != HERD_NOWAIT && herd__scope_canceled(t->scope))
+		return HERD_ECANCELED;
+	return 0;
+}
+
+/* After a call failed with errno e: 0 to try again (fd became ready), or
+ * the code to return. */
+static int io_again(int fd, int e, int events, int64_t deadline)
+{
+	if (e == EINTR)
+		return 0;
+	if (e != EAGAIN && e != EWOULDBLOCK)
+		return -e;
+	int rc = herd_fd_wait(fd, events, deadline);
+	return rc < 0 ? rc : 0;
+}
+
+ssize_t herd_read(int fd, void *buf, size_t n, int64_t deadline)
+{
+	int rc = io_entry(deadline);
+	if (rc)
+		return rc;
+	for (;;) {
+		ssize_t r = read(fd, buf, n);
+		if (r >= 0)
+			return r;
+		if ((rc = io_again(fd, errno, HERD_READABLE, deadline)))
+			return rc;
+	}
+}
+
+ssize_t herd_write(int fd, const void *buf, size_t n, int64_t deadline)
+{
+	int rc = io_entry(deadline);
+	if (rc)
+		return rc;
+	for (;;) {
+		ssize_t r = write(fd, buf, n);
+		if (r >= 0)
+			return r;
+		if ((rc = io_again(fd, errno, HERD_WRITABLE, deadline)))
+			return rc;
+	}
+}
+
+ssize_t herd_write_all(int fd, const void *buf, size_t n, int64_t deadline)
+{
+	const char *p = buf;
+	size_t done = 0;
+	while (done < n) {
+		ssize_t r = herd_write(fd, p + done, n - done, deadline);
+		if (r < 0)
+			return r;
+		done += (size_t)r;
+	}
+	return (ssize_t)n;
+}
+
+int herd_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t deadline)
+{
+	int rc = io_entry(deadline);
+	if (rc)
+		return rc;
+	for (;;) {
+		int s = accept4(fd, addr, addrlen, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (s >= 0) {
+			herd__fd_track(runtime(), s);
+			return s;
+		}
+		int e = errno;
+		if (e == EMFILE || e == ENFILE)
+			rc = herd__fd_retry(e, deadline);
+		else
+			rc = io_again(fd, e, HERD_READABLE, deadline);
+		if (rc)
+			return rc;
+	}
+}
+
+int herd_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline)
+{
+	int rc = io_entry(deadline);
+	if (rc)
+		return rc;
+	if (connect(fd, addr, addrlen) == 0)
+		return 0;
+	if (errno != EINPROGRESS && errno != EINTR)
+		return -errno;
+	/* The connection goes on in the kernel; it is made (or has failed)
+	 * when the socket becomes writable. */
+	if ((rc = herd_fd_wait(fd, HERD_WRITABLE, deadline)) < 0)
+		return rc;
+	int err = 0;
+	socklen_t len = sizeof err;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		return -errno;
+	return -err;
+}

@@ -1,0 +1,1040 @@
+/*
+ * proc.c - child processes bound to scopes: starting them, waiting for
+ * them, and making sure that nothing they start outlives their scope.
+ *
+ * Starting. The parent resolves the program in PATH, makes the pipes, then
+ * clone()s with CLONE_VM | CLONE_VFORK | CLONE_PIDFD, as posix_spawn does
+ * internally: the child borrows the parent's memory, and the calling
+ * thread waits until the child has exec'd or died. The child (child_main)
+ * makes its own process group, asks for SIGKILL at its parent's death,
+ * joins its cgroup, gets the original descriptor limit back, puts its
+ * stdio in place, closes every other descriptor, resets signal handlers
+ * and mask, and execs. It uses raw system calls only: it shares the
+ * parent's memory, so it must not take a lock (malloc's, or a sanitizer's)
+ * that another thread of the parent may hold. An exec failure's errno is
+ * written where the parent reads it, so herd_proc_start returns -ENOENT
+ * instead of a child that exits 127.
+ *
+ * Exit. The pidfd is registered with the poller (a callback waiter). When
+ * it fires, the leader is a zombie: its pid, and so its process group's,
+ * cannot be reused yet, which makes it safe to SIGKILL the group (what the
+ * process left running) before reaping the leader. Then the status is
+ * recorded and `done` is closed, which wakes herd_proc_wait and selects.
+ *
+ * Draining. Members of a killed group die a moment later; those orphaned by
+ * the leader's death come back to us (we are a child subreaper) and are
+ * reaped with waitid(P_PGID). A group's number cannot be reused while any
+ * member exists, so P_PGID waits cannot catch a stranger. A proc is
+ * finished when kill(-pgid, 0) reports the group gone (and its cgroup is
+ * removed): only then does it leave its scope's list, so a scope never
+ * ends while something its processes started still runs. Groups that are
+ * not gone at once are retried on the `draining` list, by later exits, by
+ * closing scopes, and by the monitor.
+ *
+ * Scopes. Cancelling a scope sends SIGTERM to the groups of its running
+ * processes (herd__proc_cancel_locked). Closing it, once its tasks are
+ * done, sends SIGTERM to those still running, SIGKILL after their grace
+ * period, and waits until its list is empty (herd__proc_scope_end).
+ *
+ * cgroups. Where the process's cgroup v2 directory is writable, each child
+ * gets a sub-cgroup (cgroup.c) that the child joins before exec; it is
+ * killed as a whole with cgroup.kill, which also reaches descendants that
+ * left the process group.
+ *
+ * Locks: p->lock protects `reaping`, `termed`, `killed` and `term_at`:
+ * whoever signals the group checks `reaping` under it, so no signal is sent
+ * to a group whose leader may have been reaped. The scope's lock protects
+ * its list of procs (p->sc_prev/sc_next); rt->proc.lock protects the
+ * draining list and the live count. Order: scope lock, then p->lock; the
+ * other pairs are never nested. No lock is held across a clone.
+ */
+#define _GNU_SOURCE 1
+#include "internal.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+/* TSan's interceptor of clone() runs its fork bookkeeping in the child,
+ * which with CLONE_VM is the parent's own memory: call glibc's __clone,
+ * which it does not intercept. */
+#if HERD_TSAN
+extern int __clone(int (*fn)(void *), void *stack, int flags, void *arg, ...);
+#define clone __clone
+#endif
+
+#define GRACE_DEFAULT (2 * HERD_SEC)
+/* How often a closing scope looks at its processes. */
+#define END_POLL_NS (1 * HERD_MSEC)
+/* The child's stack: it runs a few dozen lines of system calls. */
+#define CHILD_STACK (16 * 1024)
+
+extern char **environ;
+
+struct herd_proc {
+	herd__rt *rt;
+	herd_scope *scope;
+	struct herd_proc *sc_prev, *sc_next;  /* the scope's list */
+	struct herd_proc *dr_next;            /* rt->proc.draining */
+	struct herd_proc *lv_prev, *lv_next;  /* rt->proc.live_list */
+	_Atomic int refs;       /* the handle, and the scope's until finished */
+	pid_t pid;              /* also the process group's id */
+	int pidfd;
+	int fds[3];             /* the parent's pipe ends, or -1 */
+	int64_t grace;
+	herd__cgroup cg;
+	herd__pollw exit_w;
+	herd_chan *done;
+	herd__mutex lock;
+	bool reaping, termed, killed;
+	int64_t term_at;
+	_Atomic bool exited;    /* status is set (release) */
+	int status;
+};
+
+/* ------------------------------------------------------------------ */
+/* The child                                                          */
+/* ------------------------------------------------------------------ */
+
+struct child_args {
+	const char *path;
+	char *const *argv;
+	char *const *envp;
+	const char *dir;
+	int src[3];             /* what goes to 0, 1, 2; -1: inherited */
+	int cg_procs;           /* cgroup.procs to join, or -1 */
+	struct rlimit nofile;   /* given back to the child */
+	bool set_nofile;
+	uint64_t mask;          /* the signal mask to exec with */
+	pid_t ppid;
+	volatile int err;       /* the child's errno if it failed */
+};
+
+/* The kernel's struct sigaction starts with the handler on every
+ * architecture; the rest is zero for SIG_DFL. */
+struct ksigaction {
+	uintptr_t handler;
+	unsigned long words[3];
+};
+
+#define NO_SANITIZE \
+	__attribute__((no_sanitize("address", "thread", "undefined"), noinline))
+
+NO_SANITIZE static int child_fail(struct child_args *a, long rc)
+{
+	a->err = rc == -1 ? errno : EINVAL;
+	syscall(SYS_exit_group, 127);
+	return 127;
+}
+
+NO_SANITIZE static int child_main(void *arg)
+{
+	struct child_args *a = arg;
+	if (syscall(SYS_setpgid, 0, 0) < 0)
+		return child_fail(a, -1);
+	syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (syscall(SYS_getppid) != a->ppid)
+		syscall(SYS_exit_group, 127); /* the parent is gone already */
+	if (a->cg_procs >= 0 && syscall(SYS_write, a->cg_procs, "0", 1) < 0)
+		return child_fail(a, -1);
+	if (a->set_nofile)
+		syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, &a->nofile, NULL);
+	/* A source among 0..2 that another slot will overwrite moves first. */
+	for (int i = 0; i < 3; i++)
+		if (a->src[i] >= 0 && a->src[i] < 3 && a->src[i] != i &&
+		    (a->src[i] = (int)syscall(SYS_fcntl, a->src[i], F_DUPFD_CLOEXEC, 3)) < 0)
+			return child_fail(a, -1);
+	for (int i = 0; i < 3; i++) {
+		long rc = 0;
+		if (a->src[i] == i)
+			rc = syscall(SYS_fcntl, i, F_SETFD, 0);
+		else if (a->src[i] >= 0)
+			rc = syscall(SYS_dup3, a->src[i], i, 0);
+		if (rc < 0)
+			return child_fail(a, -1);
+	}
+	/* Exactly the descriptors it was given (Linux 5.9+; before, herd's
+	 * own are close-on-exec anyway). */
+	syscall(SYS_close_range, 3, ~0u, 0);
+	if (a->dir && syscall(SYS_chdir, a->dir) < 0)
+		return child_fail(a, -1);
+	/* Handlers would run in the parent's memory: default them before the
+	 * mask lets anything in. */
+	for (int sig = 1; sig < 65; sig++) {
+		struct ksigaction old, dfl = {0};
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		if (syscall(SYS_rt_sigaction, sig, NULL, &old, 8) == 0 &&
+		    old.handler != (uintptr_t)SIG_DFL && old.handler != (uintptr_t)SIG_IGN)
+			syscall(SYS_rt_sigaction, sig, &dfl, NULL, 8);
+	}
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &a->mask, NULL, 8);
+	syscall(SYS_execve, a->path, a->argv, a->envp);
+	return child_fail(a, -1);
+}
+
+/* ------------------------------------------------------------------ */
+/* Starting                                                           */
+/* ------------------------------------------------------------------ */
+
+/* The program's path, as execvp finds it: 0, -ENOENT, -EACCES or
+ * -ENAMETOOLONG. */
+static int resolve(const char *file, char *buf, size_t size, const char **path)
+{
+	if (strchr(file, '/')) {
+		*path = file;
+		return 0;
+	}
+	if (!*file)
+		return -ENOENT;
+	const char *dirs = getenv("PATH");
+	if (!dirs)
+		dirs = "/usr/local/bin:/bin:/usr/bin";
+	size_t flen = strlen(file);
+	int err = -ENOENT;
+	for (const char *d = dirs;; d++) {
+		const char *end = strchrnul(d, ':');
+		size_t dlen = (size_t)(end - d);
+		if (dlen + 1 + flen + 1 <= size) {
+			if (dlen) {
+				memcpy(buf, d, dlen);
+				buf[dlen] = '/';
+				memcpy(buf + dlen + 1, file, flen + 1);
+			} else {
+				memcpy(buf, file, flen + 1); /* empty: "." */
+			}
+			struct stat st;
+			if (stat(buf, &st) == 0 && S_ISREG(st.st_mode)) {
+				if (access(buf, X_OK) == 0) {
+					*path = buf;
+					return 0;
+				}
+				err = -EACCES;
+			}
+		} else if (err == -ENOENT) {
+			err = -ENAMETOOLONG;
+		}
+		if (!*end)
+			return err;
+		d = end;
+	}
+}
+
+/* Makes a descriptor with `make` (which returns it or -1 with errno):
+ * the descriptor, or -errno. */
+static int make_fd(int (*make)(void *), void *arg)
+{
+	int fd;
+	while ((fd = make(arg)) < 0 && errno == EINTR)
+		;
+	return fd < 0 ? -errno : fd;
+}
+
+static int make_pipe(void *arg)
+{
+	return pipe2(arg, O_CLOEXEC);
+}
+
+static int open_null(void *arg)
+{
+	(void)arg;
+	return open("/dev/null", O_RDWR | O_CLOEXEC);
+}
+
+/* /dev/null, opened once per runtime. */
+static int null_fd(herd__rt *rt)
+{
+	int fd = atomic_load_explicit(&rt->proc.null_fd, mo_acquire);
+	if (fd >= 0)
+		return fd;
+	if ((fd = make_fd(open_null, NULL)) < 0)
+		return fd;
+	int none = -1;
+	if (!atomic_compare_exchange_strong(&rt->proc.null_fd, &none, fd)) {
+		close(fd);
+		return none;
+	}
+	herd__fd_track(rt, fd);
+	return fd;
+}
+
+/* The descriptors of a start: what the child gets, what the parent keeps. */
+struct stdio_set {
+	int child[3];   /* for the child's 0..2; -1: inherited */
+	int close[3];   /* child ends the parent closes after the start */
+	int parent[3];  /* the parent's pipe ends */
+};
+
+static void stdio_release(herd__rt *rt, struct stdio_set *io, bool parent_too)
+{
+	for (int i = 0; i < 3; i++) {
+		if (io->close[i] >= 0)
+			herd__fd_close(rt, io->close[i]);
+		if (parent_too && io->parent[i] >= 0)
+			herd__fd_close(rt, io->parent[i]);
+		io->close[i] = -1;
+	}
+}
+
+static int stdio_make(herd__rt *rt, const herd_proc_opts *o, struct stdio_set *io)
+{
+	for (int i = 0; i < 3; i++)
+		io->child[i] = io->close[i] = io->parent[i] = -1;
+	for (int i = 0; i < 3; i++) {
+		const herd_stdio *s = &o->stdio[i];
+		int p[2], rc;
+		switch (s->mode) {
+		case HERD_STDIO_INHERIT:
+			break;
+		case HERD_STDIO_NULL:
+			if ((rc = null_fd(rt)) < 0)
+				goto fail;
+			io->child[i] = rc;
+			break;
+		case HERD_STDIO_FD:
+			io->child[i] = s->fd;
+			break;
+		case HERD_STDIO_PIPE:
+			if ((rc = make_fd(make_pipe, p)) < 0)
+				goto fail;
+			herd__fd_track(rt, p[0]);
+			herd__fd_track(rt, p[1]);
+			/* The child's end stays blocking, as programs expect. */
+			io->child[i] = io->close[i] = p[i == 0 ? 0 : 1];
+			io->parent[i] = p[i == 0 ? 1 : 0];
+			fcntl(io->parent[i], F_SETFL, O_NONBLOCK);
+			break;
+		}
+		continue;
+fail:
+		stdio_release(rt, io, true);
+		return rc;
+	}
+	return 0;
+}
+
+static int check_opts(const herd_proc_opts *o)
+{
+	if (!o || !o->argv || !o->argv[0])
+		return -EINVAL;
+	for (int i = 0; i < 3; i++) {
+		int m = o->stdio[i].mode;
+		if (m < HERD_STDIO_INHERIT || m > HERD_STDIO_FD ||
+		    (m == HERD_STDIO_FD && o->stdio[i].fd < 0))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static void proc_unref(herd_proc *p)
+{
+	if (atomic_fetch_sub_explicit(&p->refs, 1, mo_acq_rel) != 1)
+		return;
+	for (int i = 0; i < 3; i++)
+		if (p->fds[i] >= 0)
+			herd__fd_close(p->rt, p->fds[i]);
+	herd_chan_free(p->done);
+	free(p);
+}
+
+static void on_exit_event(herd__pollw *w, uint32_t ready);
+static void term_locked(herd_proc *p, int64_t now);
+
+static void scope_add(herd_scope *s, herd_proc *p)
+{
+	herd__mutex *lock = herd__scope_lock(s);
+	herd_proc **list = herd__scope_procs(s);
+	herd__mutex_lock(lock);
+	p->sc_prev = NULL;
+	p->sc_next = *list;
+	if (*list)
+		(*list)->sc_prev = p;
+	*list = p;
+	if (herd__scope_canceled(s)) { /* cancelled since the check */
+		herd__mutex_lock(&p->lock);
+		term_locked(p, herd_now());
+		herd__mutex_unlock(&p->lock);
+	}
+	herd__mutex_unlock(lock);
+}
+
+static void scope_remove(herd_scope *s, herd_proc *p)
+{
+	herd__mutex *lock = herd__scope_lock(s);
+	herd__mutex_lock(lock);
+	if (p->sc_prev)
+		p->sc_prev->sc_next = p->sc_next;
+	else
+		*herd__scope_procs(s) = p->sc_next;
+	if (p->sc_next)
+		p->sc_next->sc_prev = p->sc_prev;
+	herd__mutex_unlock(lock);
+}
+
+/* Runs the clone. Returns the child's pid, with its pidfd in *pidfd, or a
+ * negative code (the child's exec error, after reaping it). */
+static int spawn(herd__worker *w, struct child_args *a, int *pidfd)
+{
+	herd__rt *rt = w->rt;
+	char *stack = malloc(CHILD_STACK);
+	if (!stack)
+		return -ENOMEM;
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	/* Workers block asynchronous signals; the child gets the mask of the
+	 * thread that called herd_run, as a child of that thread would. */
+	memcpy(&a->mask, &rt->sigmask, sizeof a->mask);
+	a->err = 0;
+	a->ppid = getpid();
+	int flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
+	int fd = -1;
+	pid_t pid;
+	/* The thread waits until the child has exec'd: the monitor should
+	 * move the worker's queue away if that takes long, but not call the
+	 * worker stuck. */
+	atomic_store_explicit(&w->in_syscall, true, mo_relaxed);
+	if (atomic_load_explicit(&rt->proc.no_clone_pidfd, mo_relaxed))
+		pid = clone(child_main, stack + CHILD_STACK, flags, a);
+	else
+		pid = clone(child_main, stack + CHILD_STACK, flags | CLONE_PIDFD, a, &fd);
+	if (pid < 0 && errno == EINVAL && fd < 0 &&
+	    !atomic_exchange(&rt->proc.no_clone_pidfd, true))
+		pid = clone(child_main, stack + CHILD_STACK, flags, a); /* Linux < 5.2 */
+	int e = errno;
+	atomic_store_explicit(&w->in_syscall, false, mo_relaxed);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	free(stack);
+	if (pid < 0)
+		return -e;
+	if (fd < 0 && (fd = (int)syscall(SYS_pidfd_open, pid, 0)) >= 0)
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+	if (a->err) {
+		int status;
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		if (fd >= 0)
+			close(fd);
+		return -a->err;
+	}
+	*pidfd = fd;
+	return pid;
+}
+
+int herd_proc_start(herd_proc **out, herd_scope *scope, const herd_proc_opts *o,
+		    int64_t deadline)
+{
+	herd__worker *w;
+	herd__task *t;
+	int rc;
+	if (!out || (rc = check_opts(o)))
+		return out ? rc : -EINVAL;
+	if (herd__current(&w, &t))
+		return -EPERM;
+	herd__rt *rt = w->rt;
+	if (!scope)
+		scope = t->scope;
+	if (herd__scope_canceled(scope))
+		return HERD_ECANCELED;
+
+	char buf[PATH_MAX];
+	struct child_args a = {.dir = o->dir, .argv = o->argv, .cg_procs = -1};
+	a.envp = o->envp ? o->envp : environ;
+	if ((rc = resolve(o->file ? o->file : o->argv[0], buf, sizeof buf, &a.path)))
+		return rc;
+	herd_proc *p = calloc(1, sizeof *p);
+	if (!p)
+		return -ENOMEM;
+	if ((rc = herd_chan_make(&p->done, 0, 0))) {
+		free(p);
+		return rc;
+	}
+	p->rt = rt;
+	p->grace = o->grace ? o->grace : GRACE_DEFAULT;
+	p->pidfd = -1;
+	herd__proc_once(rt);
+
+	if (rt->fd.raised) {
+		a.set_nofile = true;
+		getrlimit(RLIMIT_NOFILE, &a.nofile);
+		a.nofile.rlim_cur = (rlim_t)rt->fd.limit_at_start;
+	}
+	/* Out of descriptors at any step, everything this start holds is
+	 * released before it waits: starts that each held some while waiting
+	 * for more could wait for each other for ever. */
+	struct stdio_set io;
+	for (;;) {
+		if ((rc = stdio_make(rt, o, &io)) == 0) {
+			herd__cgroup_make(rt, &p->cg);
+			a.cg_procs = p->cg.procs_fd;
+			memcpy(a.src, io.child, sizeof a.src);
+			atomic_fetch_add_explicit(&rt->proc.starting, 1, mo_acq_rel);
+			rc = spawn(w, &a, &p->pidfd);
+			herd__cgroup_started(&p->cg);
+			if (rc >= 0)
+				break;
+			atomic_fetch_sub_explicit(&rt->proc.starting, 1, mo_acq_rel);
+			herd__cgroup_remove(&p->cg);
+			stdio_release(rt, &io, true);
+		}
+		if (rc != -EMFILE && rc != -ENFILE)
+			goto fail;
+		if ((rc = herd__fd_retry(-rc, deadline)))
+			goto fail;
+	}
+	p->pid = rc;
+	herd__mutex_lock(&rt->proc.lock);
+	p->lv_prev = NULL;
+	p->lv_next = rt->proc.live_list;
+	if (p->lv_next)
+		p->lv_next->lv_prev = p;
+	rt->proc.live_list = p;
+	atomic_fetch_sub_explicit(&rt->proc.starting, 1, mo_acq_rel);
+	herd__mutex_unlock(&rt->proc.lock);
+	stdio_release(rt, &io, false);
+	memcpy(p->fds, io.parent, sizeof p->fds);
+	if (p->pidfd >= 0)
+		herd__fd_track(rt, p->pidfd);
+	atomic_init(&p->refs, 2);
+	p->scope = scope;
+	scope_add(scope, p);
+	atomic_fetch_add_explicit(&rt->proc.live, 1, mo_relaxed);
+
+	p->exit_w.cb = on_exit_event;
+	p->exit_w.events = HERD_READABLE;
+	herd__mutex_lock(&rt->poll.lock);
+	rc = p->pidfd >= 0 ? herd__poll_attach_locked(rt, p->pidfd, &p->exit_w) : -ENOSYS;
+	if (rc == 0)
+		herd__poll_watch(rt);
+	herd__mutex_unlock(&rt->poll.lock);
+	if (rc)
+		herd__proc_watch_thread(p); /* no pidfd: a thread waits */
+	*out = p;
+	return 0;
+
+fail:
+	herd_chan_free(p->done);
+	free(p);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Exit, draining, finishing                                          */
+/* ------------------------------------------------------------------ */
+
+static int encode_status(const siginfo_t *si)
+{
+	if (si->si_code == CLD_EXITED)
+		return si->si_status & 0xff;
+	return 256 + si->si_status;
+}
+
+/* Sends sig to p's group unless its leader may have been reaped; p->lock
+ * held. */
+static void group_signal_locked(herd_proc *p, int sig)
+{
+	if (p->reaping)
+		return;
+	kill(-p->pid, sig);
+	if (sig == SIGKILL)
+		herd__cgroup_kill(&p->cg);
+}
+
+/* Reaps what is left of p's group that came back to us. True when the
+ * group is gone (and its cgroup removed). */
+static bool drain(herd_proc *p)
+{
+	siginfo_t si;
+	for (;;) {
+		si.si_pid = 0;
+		if (waitid(P_PGID, (id_t)p->pid, &si, WEXITED | WNOHANG) < 0 || !si.si_pid)
+			break;
+	}
+	if (kill(-p->pid, 0) == 0 || errno != ESRCH)
+		return false;
+	return herd__cgroup_remove(&p->cg);
+}
+
+/* p is gone entirely: it leaves its scope, which may now end. */
+static void finish(herd_proc *p)
+{
+	herd__rt *rt = p->rt;
+	herd__mutex_lock(&rt->proc.lock);
+	if (p->lv_prev)
+		p->lv_prev->lv_next = p->lv_next;
+	else
+		rt->proc.live_list = p->lv_next;
+	if (p->lv_next)
+		p->lv_next->lv_prev = p->lv_prev;
+	herd__mutex_unlock(&rt->proc.lock);
+	scope_remove(p->scope, p);
+	atomic_fetch_sub_explicit(&rt->proc.live, 1, mo_relaxed);
+	proc_unref(p);
+}
+
+/* The leader has exited: kill its group's leftovers, reap it, tell the
+ * waiters, and drain. Runs wherever the poller runs, with no lock held. */
+void herd__proc_exited(herd_proc *p)
+{
+	herd__rt *rt = p->rt;
+	herd__mutex_lock(&p->lock);
+	group_signal_locked(p, SIGKILL); /* the zombie holds the group's id */
+	if (p->termed && !p->killed) {
+		p->killed = true; /* nothing left to escalate */
+		atomic_fetch_sub_explicit(&rt->proc.nterm, 1, mo_relaxed);
+	}
+	p->reaping = true;
+	herd__mutex_unlock(&p->lock);
+	siginfo_t si = {0};
+	while (waitid(P_PID, (id_t)p->pid, &si, WEXITED) < 0 && errno == EINTR)
+		;
+	p->status = encode_status(&si);
+	if (p->pidfd >= 0) {
+		herd__fd_close(rt, p->pidfd);
+		p->pidfd = -1;
+	}
+	atomic_store_explicit(&p->exited, true, mo_release);
+	herd_chan_close(p->done);
+	if (drain(p)) {
+		finish(p);
+		return;
+	}
+	herd__mutex_lock(&rt->proc.lock);
+	p->dr_next = rt->proc.draining;
+	rt->proc.draining = p;
+	herd__mutex_unlock(&rt->proc.lock);
+}
+
+static void on_exit_event(herd__pollw *w, uint32_t ready)
+{
+	(void)ready;
+	herd__proc_exited((herd_proc *)((char *)w - offsetof(herd_proc, exit_w)));
+}
+
+void herd__proc_drain_all(herd__rt *rt)
+{
+	herd__mutex_lock(&rt->proc.lock);
+	herd_proc *list = rt->proc.draining, *done = NULL;
+	rt->proc.draining = NULL;
+	herd__mutex_unlock(&rt->proc.lock);
+	herd_proc *keep = NULL;
+	while (list) {
+		herd_proc *p = list;
+		list = p->dr_next;
+		if (drain(p)) {
+			p->dr_next = done;
+			done = p;
+		} else {
+			p->dr_next = keep;
+			keep = p;
+		}
+	}
+	if (keep) {
+		herd__mutex_lock(&rt->proc.lock);
+		herd_proc *last = keep;
+		while (last->dr_next)
+			last = last->dr_next;
+		last->dr_next = rt->proc.draining;
+		rt->proc.draining = keep;
+		herd__mutex_unlock(&rt->proc.lock);
+	}
+	while (done) {
+		herd_proc *p = done;
+		done = p->dr_next;
+		finish(p);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Strays that left their group                                       */
+/* ------------------------------------------------------------------ */
+
+/* Our children (of every thread), into pids; returns how many (at most
+ * max). */
+static size_t list_children(pid_t *pids, size_t max)
+{
+	size_t n = 0;
+	DIR *d = opendir("/proc/self/task");
+	if (!d)
+		return 0;
+	struct dirent *e;
+	while ((e = readdir(d)) && n < max) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[300], buf[4096];
+		snprintf(path, sizeof path, "/proc/self/task/%s/children", e->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t len = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		if (len <= 0)
+			continue;
+		buf[len] = 0;
+		for (char *q = buf, *end; n < max; q = end) {
+			long v = strtol(q, &end, 10);
+			if (end == q)
+				break;
+			pids[n++] = (pid_t)v;
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+/* The session of process pid, or -1. */
+static pid_t session_of(pid_t pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t len = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (len <= 0)
+		return -1;
+	buf[len] = 0;
+	/* pid (comm) state ppid pgrp session: comm may hold spaces or ')'. */
+	char *p = strrchr(buf, ')');
+	int ppid, pgrp, sid;
+	char state;
+	if (!p || sscanf(p + 1, " %c %d %d %d", &state, &ppid, &pgrp, &sid) != 4)
+		return -1;
+	return (pid_t)sid;
+}
+
+static int cmp_pid(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+	return (x > y) - (x < y);
+}
+
+#define SWEEP_MAX 4096
+
+void herd__proc_sweep(herd__rt *rt)
+{
+	if (!atomic_load_explicit(&rt->proc.ready, mo_acquire))
+		return;
+	pid_t *kids = malloc(2 * SWEEP_MAX * sizeof *kids);
+	if (!kids)
+		return;
+	pid_t *known = kids + SWEEP_MAX;
+	size_t nk = list_children(kids, SWEEP_MAX), nknown = 0;
+	herd__mutex_lock(&rt->proc.lock);
+	bool starting = atomic_load_explicit(&rt->proc.starting, mo_acquire) != 0;
+	for (herd_proc *p = rt->proc.live_list; p && nknown < SWEEP_MAX; p = p->lv_next)
+		known[nknown++] = p->pid;
+	herd__mutex_unlock(&rt->proc.lock);
+	/* A start in progress may own a child not yet listed: next time. */
+	if (!starting && nknown < SWEEP_MAX) {
+		qsort(known, nknown, sizeof *known, cmp_pid);
+		pid_t ours = getsid(0);
+		for (size_t i = 0; i < nk; i++) {
+			if (bsearch(&kids[i], known, nknown, sizeof *known, cmp_pid))
+				continue;
+			pid_t sid = session_of(kids[i]);
+			if (sid < 0 || sid == ours)
+				continue; /* the program's own child: not ours to end */
+			kill(kids[i], SIGKILL);
+			siginfo_t si; /* our child, killed: it ends at once */
+			while (waitid(P_PID, (id_t)kids[i], &si, WEXITED) < 0 && errno == EINTR)
+				;
+		}
+	}
+	free(kids);
+}
+
+/* ------------------------------------------------------------------ */
+/* Scopes                                                             */
+/* ------------------------------------------------------------------ */
+
+/* SIGTERM to p's group, once; p->lock held. */
+static void term_locked(herd_proc *p, int64_t now)
+{
+	if (p->termed)
+		return;
+	p->termed = true;
+	p->term_at = now;
+	if (p->grace < 0 || p->reaping) {
+		p->killed = true;
+		group_signal_locked(p, SIGKILL);
+	} else {
+		group_signal_locked(p, SIGTERM);
+		/* The monitor sends SIGKILL when the grace has passed, whether
+		 * or not anybody waits. */
+		atomic_fetch_add_explicit(&p->rt->proc.nterm, 1, mo_relaxed);
+	}
+}
+
+/* SIGKILL once the grace period since SIGTERM has passed; p->lock held. */
+static void escalate_locked(herd_proc *p, int64_t now)
+{
+	if (p->termed && !p->killed && now - p->term_at >= p->grace) {
+		p->killed = true;
+		atomic_fetch_sub_explicit(&p->rt->proc.nterm, 1, mo_relaxed);
+		group_signal_locked(p, SIGKILL);
+	}
+}
+
+void herd__proc_escalate_all(herd__rt *rt)
+{
+	if (!atomic_load_explicit(&rt->proc.nterm, mo_relaxed))
+		return;
+	int64_t now = herd_now();
+	herd__mutex_lock(&rt->proc.lock);
+	for (herd_proc *p = rt->proc.live_list; p; p = p->lv_next) {
+		herd__mutex_lock(&p->lock);
+		escalate_locked(p, now);
+		herd__mutex_unlock(&p->lock);
+	}
+	herd__mutex_unlock(&rt->proc.lock);
+}
+
+void herd__proc_cancel_locked(herd_proc *list)
+{
+	int64_t now = herd_now();
+	for (herd_proc *p = list; p; p = p->sc_next) {
+		herd__mutex_lock(&p->lock);
+		term_locked(p, now);
+		herd__mutex_unlock(&p->lock);
+	}
+}
+
+/* Sleeps firmly (not a cancellation point) until `until`. */
+static void nap(herd__worker **wp, int64_t until)
+{
+	herd__wait(wp, NULL, until, false);
+}
+
+void herd__proc_scope_end(herd__worker **wp, herd_scope *s)
+{
+	herd__rt *rt = (*wp)->rt;
+	herd__mutex *lock = herd__scope_lock(s);
+	herd_proc **list = herd__scope_procs(s);
+	bool first = true;
+	for (;;) {
+		herd__mutex_lock(lock);
+		if (!*list) {
+			herd__mutex_unlock(lock);
+			if (!first)
+				herd__proc_sweep(rt); /* what left the groups */
+			return;
+		}
+		int64_t now = herd_now();
+		for (herd_proc *p = *list; p; p = p->sc_next) {
+			herd__mutex_lock(&p->lock);
+			if (first)
+				term_locked(p, now);
+			escalate_locked(p, now);
+			herd__mutex_unlock(&p->lock);
+		}
+		herd__mutex_unlock(lock);
+		first = false;
+		herd__proc_drain_all(rt);
+		nap(wp, herd_now() + END_POLL_NS);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* The public calls                                                   */
+/* ------------------------------------------------------------------ */
+
+int herd_proc_pid(const herd_proc *p)
+{
+	return p ? p->pid : -EINVAL;
+}
+
+int herd_proc_fd(const herd_proc *p, int index)
+{
+	if (!p || index < 0 || index > 2)
+		return -EINVAL;
+	return p->fds[index];
+}
+
+int herd_proc_close_fd(herd_proc *p, int index)
+{
+	if (!p || index < 0 || index > 2 || p->fds[index] < 0)
+		return -EINVAL;
+	int fd = p->fds[index];
+	p->fds[index] = -1;
+	return herd__fd_close(p->rt, fd);
+}
+
+herd_chan *herd_proc_done(herd_proc *p)
+{
+	return p ? p->done : NULL;
+}
+
+int herd_proc_wait(herd_proc *p, int64_t deadline)
+{
+	if (!p)
+		return -EINVAL;
+	if (atomic_load_explicit(&p->exited, mo_acquire))
+		return p->status;
+	int rc = herd_chan_recv(p->done, NULL, deadline);
+	if (rc == HERD_ECLOSED) {
+		(void)atomic_load_explicit(&p->exited, mo_acquire);
+		return p->status;
+	}
+	return rc;
+}
+
+int herd_proc_signal(herd_proc *p, int sig)
+{
+	if (!p || sig < 0 || sig > 64)
+		return -EINVAL;
+	int rc = 0;
+	herd__mutex_lock(&p->lock);
+	if (p->reaping)
+		rc = -ESRCH;
+	else if (kill(p->pid, sig) < 0)
+		rc = -errno;
+	herd__mutex_unlock(&p->lock);
+	return rc;
+}
+
+int herd_proc_kill(herd_proc *p, int64_t deadline)
+{
+	herd__worker *w;
+	herd__task *t;
+	if (!p)
+		return -EINVAL;
+	if (herd__current(&w, &t))
+		return -EPERM;
+	herd__mutex_lock(&p->lock);
+	term_locked(p, herd_now());
+	herd__mutex_unlock(&p->lock);
+	while (!atomic_load_explicit(&p->exited, mo_acquire)) {
+		int64_t now = herd_now();
+		if (deadline == HERD_NOWAIT || (deadline > 0 && now >= deadline))
+			return HERD_ETIMEDOUT;
+		herd__mutex_lock(&p->lock);
+		escalate_locked(p, now);
+		herd__mutex_unlock(&p->lock);
+		int64_t until = now + END_POLL_NS;
+		nap(&w, deadline > 0 && deadline < until ? deadline : until);
+	}
+	return p->status;
+}
+
+int herd_proc_free(herd_proc *p)
+{
+	if (!p)
+		return 0;
+	if (herd__chan_busy(p->done))
+		return -EBUSY;
+	for (int i = 0; i < 3; i++)
+		herd_proc_close_fd(p, i);
+	proc_unref(p);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The runtime's side                                                 */
+/* ------------------------------------------------------------------ */
+
+void herd__proc_once(herd__rt *rt)
+{
+	if (atomic_load_explicit(&rt->proc.ready, mo_acquire))
+		return;
+	herd__mutex_lock(&rt->proc.lock);
+	if (!atomic_load_explicit(&rt->proc.ready, mo_relaxed)) {
+		/* Orphaned descendants come back to us, to be killed and
+		 * reaped, instead of going to init. */
+		prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+		herd__cgroup_init(rt);
+		atomic_store_explicit(&rt->proc.ready, true, mo_release);
+	}
+	herd__mutex_unlock(&rt->proc.lock);
+}
+
+/* Without a pidfd (Linux < 5.3), a thread waits for the exit. */
+static void *watch_thread(void *arg)
+{
+	herd_proc *p = arg;
+	siginfo_t si;
+	while (waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR)
+		;
+	herd__proc_exited(p);
+	return NULL;
+}
+
+void herd__proc_watch_thread(herd_proc *p)
+{
+	pthread_t th;
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&at, 64 * 1024);
+	while (pthread_create(&th, &at, watch_thread, p) != 0) {
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL); /* out of threads: the child must be waited */
+	}
+	pthread_attr_destroy(&at);
+}
+
+/*
+ * The end of herd_run: every task has ended and the workers have stopped;
+ * the root scope's processes are ended here, on the calling thread, which
+ * polls for their exits itself.
+ */
+void herd__proc_fini(herd__rt *rt)
+{
+	if (atomic_load_explicit(&rt->proc.ready, mo_acquire)) {
+		herd__mutex *lock = herd__scope_lock(rt->root);
+		herd_proc **list = herd__scope_procs(rt->root);
+		bool first = true;
+		for (;;) {
+			herd__mutex_lock(lock);
+			herd_proc *head = *list;
+			int64_t now = herd_now();
+			for (herd_proc *p = head; p; p = p->sc_next) {
+				herd__mutex_lock(&p->lock);
+				if (first)
+					term_locked(p, now);
+				escalate_locked(p, now);
+				herd__mutex_unlock(&p->lock);
+			}
+			herd__mutex_unlock(lock);
+			first = false;
+			herd__mutex_lock(&rt->proc.lock);
+			bool draining = rt->proc.draining != NULL;
+			herd__mutex_unlock(&rt->proc.lock);
+			if (!head && !draining) {
+				herd__proc_sweep(rt);
+				break;
+			}
+			herd__poll_run(rt, herd_now() + END_POLL_NS);
+			herd__proc_drain_all(rt);
+		}
+		prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
+	}
+	int fd = atomic_load_explicit(&rt->proc.null_fd, mo_relaxed);
+	if (fd >= 0)
+		herd__fd_close(rt, fd);
+	herd__cgroup_fini(rt);
+}
