@@ -3,14 +3,19 @@
 #
 # Usage: bench/run.sh <build-dir>
 #
-# Runs <build-dir>/bench/bench-core and its Go twin (bench/go/, built here into
-# <build-dir>/bench/go-bench when `go` is on PATH), herd first, benchmark by
-# benchmark, and prints one line per benchmark on stdout, nothing else:
+# Runs <build-dir>/bench/bench-core and bench-proc and their Go twin
+# (bench/go/, built here into <build-dir>/bench/go-bench when `go` is on PATH),
+# herd first, benchmark by benchmark, and prints one line per benchmark on
+# stdout, nothing else:
 #     bench NAME: herd X UNIT, go Y UNIT, ratio R        (R = X / Y)
 # with "go -" and "ratio -" when there is no Go figure ("herd -" when the
-# herd benchmark failed). Diagnostics go to stderr. Exits 1 if a herd
-# benchmark failed (the others still run), 2 on bad usage. BENCH_TIMEOUT
-# (seconds, default 600) bounds each run when timeout(1) is available.
+# herd benchmark failed). A benchmark with a plain C anchor in the herd
+# binary (NAME-raw, which runs outside herd) gets a second line, with herd's
+# figure of the line before:
+#     bench NAME-raw: herd X UNIT, raw Y UNIT, ratio R   (R = X / Y)
+# Diagnostics go to stderr. Exits 1 if a herd benchmark failed (the others
+# still run), 2 on bad usage. BENCH_TIMEOUT (seconds, default 600) bounds
+# each run when timeout(1) is available.
 #
 # Targets (from the issue); missing one is reported on stderr, not an error:
 #     spawn        spawn+join <= 0.5 x Go             (ratio <= 0.50)
@@ -22,6 +27,11 @@
 #     chan-buffered  1 producer, 1 consumer <= 0.8 x Go   (ratio <= 0.80)
 #     chan-2x2       2 producers, 2 consumers <= 0.8 x Go (ratio <= 0.80)
 #     select         2-case select <= 0.6 x Go            (ratio <= 0.60)
+#     proc-spawn-raw herd's proc-spawn <= 1.1 x a raw posix_spawn + waitpid
+#                    loop in C                            (ratio <= 1.10)
+# proc-spawn (2,000 runs of /bin/true in a row, stdout a pipe read to the
+# end; us/proc) and proc-spawn-par (the same shared by 8 tasks or goroutines;
+# wall time / 2,000) are compared with Go's os/exec, without a target.
 set -u
 
 log() {
@@ -34,7 +44,6 @@ if [ $# -ne 1 ] || [ ! -d "$1" ]; then
 fi
 src=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "$1" && pwd)
-herd_bin=$build/bench/bench-core
 go_bin=$build/bench/go-bench
 
 # Whether Go can use its cache directory $1 (which it would create anyway).
@@ -124,36 +133,49 @@ env | grep -E '^(HERD_[A-Z_]*|GOMAXPROCS|GOGC|GODEBUG|GOMEMLIMIT)=' |
 	while read -r v; do log "environment: $v"; done
 
 status=0
-# name, unit, what the target bounds (the ratio or herd's figure), the bound
-while read -r name unit kind limit; do
+x=-
+# name, unit, the herd binary (<build-dir>/bench/bench-BIN), what herd's figure
+# is compared with (go: the Go twin of NAME; raw: `bench-BIN NAME`, herd's
+# figure being that of the line before), what the target bounds (the ratio,
+# herd's figure, or - for no target), the bound
+while read -r name unit bin against kind limit; do
 	log "--- $name"
-	x=$(measure "$herd_bin" "$name" "$unit") || {
-		x=-
-		status=1
-	}
-	y=-
-	if [ $have_go = 1 ]; then
-		y=$(measure "$go_bin" "$name" "$unit") || y=-
+	herd_bin=$build/bench/bench-$bin
+	if [ "$against" = raw ]; then
+		# x is herd's figure of the line before
+		y=$(measure "$herd_bin" "$name" "$unit") || y=-
+	else
+		x=$(measure "$herd_bin" "$name" "$unit") || {
+			x=-
+			status=1
+		}
+		y=-
+		if [ $have_go = 1 ]; then
+			y=$(measure "$go_bin" "$name" "$unit") || y=-
+		fi
 	fi
 	r=$(ratio "$x" "$y")
 	hx="$x $unit"
 	[ "$x" = - ] && hx=-
-	gy="$y $unit"
-	[ "$y" = - ] && gy=-
-	echo "bench $name: herd $hx, go $gy, ratio $r"
+	ay="$y $unit"
+	[ "$y" = - ] && ay=-
+	echo "bench $name: herd $hx, $against $ay, ratio $r"
 	case $kind in
 	ratio) target "$name" "$r" "$limit" ;;
 	herd) target "$name" "$x" "$limit" ;;
 	esac
 done <<EOF
-spawn ns/task ratio 0.50
-skynet ms ratio 0.70
-yield ns/switch herd 20
-mem-parked bytes/task herd 4608
-mem-spawned bytes/task herd 512
-chan-pingpong ns/roundtrip ratio 0.50
-chan-buffered ns/msg ratio 0.80
-chan-2x2 ns/msg ratio 0.80
-select ns/op ratio 0.60
+spawn ns/task core go ratio 0.50
+skynet ms core go ratio 0.70
+yield ns/switch core go herd 20
+mem-parked bytes/task core go herd 4608
+mem-spawned bytes/task core go herd 512
+chan-pingpong ns/roundtrip core go ratio 0.50
+chan-buffered ns/msg core go ratio 0.80
+chan-2x2 ns/msg core go ratio 0.80
+select ns/op core go ratio 0.60
+proc-spawn us/proc proc go - -
+proc-spawn-raw us/proc proc raw ratio 1.10
+proc-spawn-par us/proc proc go - -
 EOF
 exit $status

@@ -774,16 +774,15 @@ HERD_API int herd_blocking(int (*fn)(void *arg), void *arg);
  *     process still running in it is ended the same way, and the close
  *     returns only once they and their groups are gone.
  *   - The runtime makes itself a child subreaper: descendants orphaned by
- *     their parent's death come back to herd. Those still in their group
- *     are ended with it; those that left it for a session of their own
- *     (setsid) are killed and reaped when a scope that started processes
- *     ends. (So a program that starts children of its own, outside herd,
- *     should not have them call setsid: herd would take them for strays.)
- *     No process and no zombie is left behind.
+ *     their parent's death come back to herd, which reaps them; those in
+ *     the child's group are ended with it. No process and no zombie is
+ *     left behind.
  *   - Where a writable cgroup v2 hierarchy is available, each child gets
  *     its own cgroup, killed as a whole (cgroup.kill): this also catches
- *     descendants that left the process group (setsid). Without it, such a
- *     descendant is caught only once orphaned (through the subreaper).
+ *     descendants that left the process group (setsid, setpgid), and herd
+ *     kills and reaps any that come back to it once the child has exited.
+ *     Without cgroups, a descendant that leaves the group is not caught.
+ *     Children the program starts itself, outside herd, are never touched.
  * docs/design.md says what is guaranteed, and how.
  */
 typedef struct herd_proc herd_proc;

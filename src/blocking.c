@@ -181,7 +181,7 @@ static void *monitor_main(void *arg)
 {
 	herd__rt *rt = arg;
 	struct seen *seen = calloc(rt->nworkers, sizeof *seen);
-	int64_t delay = rt->stall_ns / 4;
+	int64_t delay = rt->stall_ns / 4, last_sweep = 0;
 	bool warned = false;
 	while (!atomic_load_explicit(&rt->mon.stop, mo_acquire)) {
 		int64_t now = herd_now();
@@ -199,6 +199,12 @@ static void *monitor_main(void *arg)
 			herd__poll_run(rt, 0);
 		herd__proc_escalate_all(rt);
 		herd__proc_drain_all(rt);
+		/* Strays that left their groups come back to us now and then
+		 * (their parent died): a sweep a second. */
+		if (now - last_sweep >= HERD_SEC) {
+			last_sweep = now;
+			herd__proc_sweep(rt);
+		}
 		bool idle = atomic_load_explicit(&rt->nidle, mo_relaxed) == rt->nworkers;
 		delay = idle ? (delay * 2 < MONITOR_IDLE_MAX ? delay * 2 : MONITOR_IDLE_MAX)
 			     : rt->stall_ns / 4;

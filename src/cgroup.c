@@ -127,7 +127,8 @@ int herd__cgroup_make(herd__rt *rt, herd__cgroup *cg)
 	cg->rt = rt;
 	if (rt->proc.cg_base < 0)
 		return 0;
-	uint64_t n = atomic_fetch_add_explicit(&rt->proc.cg_seq, 1, mo_relaxed);
+	uint64_t n = atomic_fetch_add_explicit(&rt->proc.cg_seq, 1, mo_relaxed) + 1;
+	cg->seq = n;
 	snprintf(cg->name, sizeof cg->name, "herd-%d-%llu", (int)getpid(),
 		 (unsigned long long)n);
 	if (mkdirat(rt->proc.cg_base, cg->name, 0755) < 0)

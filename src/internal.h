@@ -440,7 +440,6 @@ struct herd__rt {
 		struct herd_proc *live_list; /* started, not finished */
 		_Atomic bool ready;       /* herd__proc_once has run */
 		_Atomic long live;        /* started and not finished */
-		_Atomic int starting;
 		_Atomic long nterm;       /* sent SIGTERM, SIGKILL pending */
 		_Atomic int null_fd;      /* /dev/null, or -1 */
 		_Atomic bool no_clone_pidfd;
@@ -509,6 +508,7 @@ typedef struct herd__cgroup {
 	bool used;
 	int procs_fd;           /* its cgroup.procs, until the child started */
 	char name[48];
+	uint64_t seq;           /* the n of its name, herd-<pid>-<n> */
 	pid_t *pids;            /* recorded before a kill, reaped after */
 	size_t npids, cap;
 } herd__cgroup;
@@ -530,9 +530,10 @@ void herd__proc_once(herd__rt *rt);
 void herd__proc_fini(herd__rt *rt);
 void herd__proc_exited(herd_proc *p);
 void herd__proc_watch_thread(herd_proc *p);
-/* Kills and reaps children herd did not start that live in another
- * session: descendants that left their group and were orphaned to us. */
-void herd__proc_sweep(herd__rt *rt);
+/* Kills and reaps our children that are in a herd child's cgroup but are
+ * not that child: descendants that left their group and were orphaned to
+ * us. Returns how many; 0 without cgroups. */
+int herd__proc_sweep(herd__rt *rt);
 /* SIGKILL to the groups whose grace since SIGTERM has passed. */
 void herd__proc_escalate_all(herd__rt *rt);
 /* Retries the groups not yet gone. */
@@ -546,6 +547,7 @@ void herd__proc_scope_end(herd__worker **wp, herd_scope *s);
 bool herd__scope_within(const herd_scope *inner, const herd_scope *s);
 herd__mutex *herd__scope_lock(herd_scope *s);
 herd_proc **herd__scope_procs(herd_scope *s);
+bool *herd__scope_had_procs(herd_scope *s); /* under the scope's lock */
 /* Whether a task is blocked on ch (chan.c). */
 bool herd__chan_busy(herd_chan *ch);
 

@@ -39,14 +39,20 @@
  * cgroups. Where the process's cgroup v2 directory is writable, each child
  * gets a sub-cgroup (cgroup.c) that the child joins before exec; it is
  * killed as a whole with cgroup.kill, which also reaches descendants that
- * left the process group.
+ * left the process group. A process keeps its cgroup as a zombie, so the
+ * sweep can tell a descendant orphaned to us from the program's own
+ * children: it kills and reaps our children that sit in the cgroup of a
+ * child that has exited (at the end of a scope, and from the monitor).
+ * The runtime's live list (started or starting, not finished) is what the
+ * sweep checks against; a start joins it before the clone.
  *
  * Locks: p->lock protects `reaping`, `termed`, `killed` and `term_at`:
  * whoever signals the group checks `reaping` under it, so no signal is sent
  * to a group whose leader may have been reaped. The scope's lock protects
  * its list of procs (p->sc_prev/sc_next); rt->proc.lock protects the
- * draining list and the live count. Order: scope lock, then p->lock; the
- * other pairs are never nested. No lock is held across a clone.
+ * draining list, the live list and p->pid once listed. Order: scope lock,
+ * then p->lock; rt->proc.lock, then p->lock; the others are never nested.
+ * No lock is held across a clone.
  */
 #define _GNU_SOURCE 1
 #include "internal.h"
@@ -87,6 +93,9 @@ extern int __clone(int (*fn)(void *), void *stack, int flags, void *arg, ...);
 #endif
 
 #define GRACE_DEFAULT (2 * HERD_SEC)
+/* Sweeps at the end of a scope, at most, each after the strays the
+ * previous one killed may have orphaned theirs. */
+#define SWEEP_PASSES 8
 /* How often a closing scope looks at its processes. */
 #define END_POLL_NS (1 * HERD_MSEC)
 /* The child's stack: it runs a few dozen lines of system calls. */
@@ -363,11 +372,39 @@ static void proc_unref(herd_proc *p)
 static void on_exit_event(herd__pollw *w, uint32_t ready);
 static void term_locked(herd_proc *p, int64_t now);
 
+/* The runtime's list of processes started (or being started) and not
+ * finished, which the sweep reads. */
+static void live_add(herd_proc *p)
+{
+	herd__rt *rt = p->rt;
+	herd__mutex_lock(&rt->proc.lock);
+	p->lv_prev = NULL;
+	p->lv_next = rt->proc.live_list;
+	if (p->lv_next)
+		p->lv_next->lv_prev = p;
+	rt->proc.live_list = p;
+	herd__mutex_unlock(&rt->proc.lock);
+}
+
+static void live_remove(herd_proc *p)
+{
+	herd__rt *rt = p->rt;
+	herd__mutex_lock(&rt->proc.lock);
+	if (p->lv_prev)
+		p->lv_prev->lv_next = p->lv_next;
+	else
+		rt->proc.live_list = p->lv_next;
+	if (p->lv_next)
+		p->lv_next->lv_prev = p->lv_prev;
+	herd__mutex_unlock(&rt->proc.lock);
+}
+
 static void scope_add(herd_scope *s, herd_proc *p)
 {
 	herd__mutex *lock = herd__scope_lock(s);
 	herd_proc **list = herd__scope_procs(s);
 	herd__mutex_lock(lock);
+	*herd__scope_had_procs(s) = true;
 	p->sc_prev = NULL;
 	p->sc_next = *list;
 	if (*list)
@@ -491,12 +528,12 @@ int herd_proc_start(herd_proc **out, herd_scope *scope, const herd_proc_opts *o,
 			herd__cgroup_make(rt, &p->cg);
 			a.cg_procs = p->cg.procs_fd;
 			memcpy(a.src, io.child, sizeof a.src);
-			atomic_fetch_add_explicit(&rt->proc.starting, 1, mo_acq_rel);
+			live_add(p); /* pid 0: the sweep spares its cgroup */
 			rc = spawn(w, &a, &p->pidfd);
 			herd__cgroup_started(&p->cg);
 			if (rc >= 0)
 				break;
-			atomic_fetch_sub_explicit(&rt->proc.starting, 1, mo_acq_rel);
+			live_remove(p);
 			herd__cgroup_remove(&p->cg);
 			stdio_release(rt, &io, true);
 		}
@@ -505,14 +542,8 @@ int herd_proc_start(herd_proc **out, herd_scope *scope, const herd_proc_opts *o,
 		if ((rc = herd__fd_retry(-rc, deadline)))
 			goto fail;
 	}
-	p->pid = rc;
 	herd__mutex_lock(&rt->proc.lock);
-	p->lv_prev = NULL;
-	p->lv_next = rt->proc.live_list;
-	if (p->lv_next)
-		p->lv_next->lv_prev = p;
-	rt->proc.live_list = p;
-	atomic_fetch_sub_explicit(&rt->proc.starting, 1, mo_acq_rel);
+	p->pid = rc;
 	herd__mutex_unlock(&rt->proc.lock);
 	stdio_release(rt, &io, false);
 	memcpy(p->fds, io.parent, sizeof p->fds);
@@ -582,14 +613,7 @@ static bool drain(herd_proc *p)
 static void finish(herd_proc *p)
 {
 	herd__rt *rt = p->rt;
-	herd__mutex_lock(&rt->proc.lock);
-	if (p->lv_prev)
-		p->lv_prev->lv_next = p->lv_next;
-	else
-		rt->proc.live_list = p->lv_next;
-	if (p->lv_next)
-		p->lv_next->lv_prev = p->lv_prev;
-	herd__mutex_unlock(&rt->proc.lock);
+	live_remove(p);
 	scope_remove(p->scope, p);
 	atomic_fetch_sub_explicit(&rt->proc.live, 1, mo_relaxed);
 	proc_unref(p);
@@ -705,11 +729,12 @@ static size_t list_children(pid_t *pids, size_t max)
 	return n;
 }
 
-/* The session of process pid, or -1. */
-static pid_t session_of(pid_t pid)
+/* The herd cgroup (its number) that process pid is in, or -1: a child's
+ * cgroup stays on it as a zombie. */
+static long long herd_cgroup_of(pid_t pid, int self)
 {
-	char path[64], buf[512];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/cgroup", (int)pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
@@ -718,54 +743,78 @@ static pid_t session_of(pid_t pid)
 	if (len <= 0)
 		return -1;
 	buf[len] = 0;
-	/* pid (comm) state ppid pgrp session: comm may hold spaces or ')'. */
-	char *p = strrchr(buf, ')');
-	int ppid, pgrp, sid;
-	char state;
-	if (!p || sscanf(p + 1, " %c %d %d %d", &state, &ppid, &pgrp, &sid) != 4)
+	char *line = strstr(buf, "0::");
+	if (!line || (line != buf && line[-1] != '\n'))
 		return -1;
-	return (pid_t)sid;
+	line[strcspn(line, "\n")] = 0;
+	char *name = strrchr(line, '/');
+	int owner;
+	unsigned long long seq;
+	if (!name || sscanf(name + 1, "herd-%d-%llu", &owner, &seq) != 2 || owner != self)
+		return -1;
+	return (long long)seq;
 }
 
-static int cmp_pid(const void *a, const void *b)
+struct known {
+	unsigned long long seq;
+	pid_t pid;  /* 0: still starting */
+	bool alive; /* its leader has not exited */
+};
+
+static int cmp_known(const void *a, const void *b)
 {
-	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
-	return (x > y) - (x < y);
+	const struct known *x = a, *y = b;
+	return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
 #define SWEEP_MAX 4096
 
-void herd__proc_sweep(herd__rt *rt)
+/* One pass: returns how many strays it killed. */
+static int sweep_once(herd__rt *rt)
 {
-	if (!atomic_load_explicit(&rt->proc.ready, mo_acquire))
-		return;
-	pid_t *kids = malloc(2 * SWEEP_MAX * sizeof *kids);
-	if (!kids)
-		return;
-	pid_t *known = kids + SWEEP_MAX;
+	pid_t *kids = malloc(SWEEP_MAX * sizeof *kids);
+	struct known *known = malloc(SWEEP_MAX * sizeof *known);
+	int killed = 0;
+	if (!kids || !known)
+		goto out;
 	size_t nk = list_children(kids, SWEEP_MAX), nknown = 0;
+	if (!nk)
+		goto out;
 	herd__mutex_lock(&rt->proc.lock);
-	bool starting = atomic_load_explicit(&rt->proc.starting, mo_acquire) != 0;
 	for (herd_proc *p = rt->proc.live_list; p && nknown < SWEEP_MAX; p = p->lv_next)
-		known[nknown++] = p->pid;
+		if (p->cg.seq) /* set before it was listed; 0: no cgroup */
+			known[nknown++] = (struct known){
+				p->cg.seq, p->pid,
+				!atomic_load_explicit(&p->exited, mo_acquire)};
 	herd__mutex_unlock(&rt->proc.lock);
-	/* A start in progress may own a child not yet listed: next time. */
-	if (!starting && nknown < SWEEP_MAX) {
-		qsort(known, nknown, sizeof *known, cmp_pid);
-		pid_t ours = getsid(0);
-		for (size_t i = 0; i < nk; i++) {
-			if (bsearch(&kids[i], known, nknown, sizeof *known, cmp_pid))
-				continue;
-			pid_t sid = session_of(kids[i]);
-			if (sid < 0 || sid == ours)
-				continue; /* the program's own child: not ours to end */
-			kill(kids[i], SIGKILL);
-			siginfo_t si; /* our child, killed: it ends at once */
-			while (waitid(P_PID, (id_t)kids[i], &si, WEXITED) < 0 && errno == EINTR)
-				;
-		}
+	qsort(known, nknown, sizeof *known, cmp_known);
+	int self = (int)getpid();
+	for (size_t i = 0; i < nk; i++) {
+		long long seq = herd_cgroup_of(kids[i], self);
+		if (seq < 0)
+			continue; /* not from a herd child's tree: the program's own */
+		struct known key = {(unsigned long long)seq, 0, false};
+		struct known *k = bsearch(&key, known, nknown, sizeof *known, cmp_known);
+		if (k && k->alive)
+			continue; /* a child herd started, or its tree while it runs */
+		/* From the tree of a child that has exited: a stray. */
+		kill(kids[i], SIGKILL);
+		siginfo_t si; /* our child, killed: it ends at once */
+		while (waitid(P_PID, (id_t)kids[i], &si, WEXITED) < 0 && errno == EINTR)
+			;
+		killed++;
 	}
+out:
 	free(kids);
+	free(known);
+	return killed;
+}
+
+int herd__proc_sweep(herd__rt *rt)
+{
+	if (!atomic_load_explicit(&rt->proc.ready, mo_acquire) || rt->proc.cg_base < 0)
+		return 0;
+	return sweep_once(rt);
 }
 
 /* ------------------------------------------------------------------ */
@@ -836,13 +885,16 @@ void herd__proc_scope_end(herd__worker **wp, herd_scope *s)
 	herd__mutex *lock = herd__scope_lock(s);
 	herd_proc **list = herd__scope_procs(s);
 	bool first = true;
+	herd__mutex_lock(lock);
+	bool had = *herd__scope_had_procs(s);
+	herd__mutex_unlock(lock);
+	if (!had)
+		return;
 	for (;;) {
 		herd__mutex_lock(lock);
 		if (!*list) {
 			herd__mutex_unlock(lock);
-			if (!first)
-				herd__proc_sweep(rt); /* what left the groups */
-			return;
+			break;
 		}
 		int64_t now = herd_now();
 		for (herd_proc *p = *list; p; p = p->sc_next) {
@@ -857,6 +909,11 @@ void herd__proc_scope_end(herd__worker **wp, herd_scope *s)
 		herd__proc_drain_all(rt);
 		nap(wp, herd_now() + END_POLL_NS);
 	}
+	/* Strays of the scope's trees that left their groups and were
+	 * orphaned to us; killing one may orphan its own children, so again
+	 * until a pass finds none. */
+	for (int pass = 0; pass < SWEEP_PASSES && herd__proc_sweep(rt) > 0; pass++)
+		nap(wp, herd_now() + END_POLL_NS);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1025,7 +1082,11 @@ void herd__proc_fini(herd__rt *rt)
 			bool draining = rt->proc.draining != NULL;
 			herd__mutex_unlock(&rt->proc.lock);
 			if (!head && !draining) {
-				herd__proc_sweep(rt);
+				for (int pass = 0; pass < SWEEP_PASSES && herd__proc_sweep(rt) > 0;
+				     pass++) {
+					struct timespec ts = {0, END_POLL_NS};
+					nanosleep(&ts, NULL);
+				}
 				break;
 			}
 			herd__poll_run(rt, herd_now() + END_POLL_NS);

@@ -64,6 +64,7 @@ struct herd_scope {
 	herd_scope *sib_prev, *sib_next;
 	herd__waitq waiters;
 	herd_proc *procs;           /* running child processes (proc.c) */
+	bool had_procs;             /* one was ever started in it */
 	alignas(HERD__CACHELINE) _Atomic uint64_t state; /* count << 32 | waiters */
 } __attribute__((aligned(HERD__CACHELINE)));
 
@@ -239,6 +240,11 @@ herd__mutex *herd__scope_lock(herd_scope *s)
 herd_proc **herd__scope_procs(herd_scope *s)
 {
 	return &s->procs;
+}
+
+bool *herd__scope_had_procs(herd_scope *s)
+{
+	return &s->had_procs;
 }
 
 /*

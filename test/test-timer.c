@@ -552,7 +552,8 @@ static void idle_sleeper(void *p)
 static void idle_main(void *arg)
 {
 	herd_scope *s;
-	int64_t until = herd_deadline(HERD_SEC);
+	/* Time for the spawning (slow under TSan) and a long sleep after. */
+	int64_t until = herd_deadline(TEST_UNDER_TSAN ? 3 * HERD_SEC : HERD_SEC);
 	CHECK_OK(herd_scope_open(&s));
 	for (int i = 0; i < IDLE_SLEEPERS; i++)
 		CHECK_OK(HERD_GO(s, idle_sleeper, until));

@@ -1,7 +1,8 @@
-// Command go-bench is the Go twin of bench/bench-core.c: the same benchmarks
-// (spawn, skynet, yield, mem-parked, mem-spawned in bench.go; chan-pingpong,
-// chan-buffered, chan-2x2, select in chan.go), doing the same work with
-// goroutines, so that bench/run.sh can compare herd with Go.
+// Command go-bench is the Go twin of bench/bench-core.c and bench/bench-proc.c:
+// the same benchmarks (spawn, skynet, yield, mem-parked, mem-spawned in
+// bench.go; chan-pingpong, chan-buffered, chan-2x2, select in chan.go;
+// proc-spawn, proc-spawn-par in proc.go), doing the same work with goroutines
+// and os/exec, so that bench/run.sh can compare herd with Go.
 //
 // Usage: go-bench <benchmark>. A benchmark prints one line, "<value> <unit>",
 // on stdout, and its diagnostics on stderr. Timings run once to warm up, then
@@ -37,6 +38,8 @@ var benches = []bench{
 	{"chan-buffered", "ns/msg", 1, benchBuffered},
 	{"chan-2x2", "ns/msg", 1, benchTwoByTwo},
 	{"select", "ns/op", 1, benchSelect},
+	{"proc-spawn", "us/proc", 1, benchProcSpawn},
+	{"proc-spawn-par", "us/proc", 1, benchProcSpawnPar},
 }
 
 func main() {

@@ -1,0 +1,1481 @@
+/*
+ * test-proc.c - child processes (herd_proc_*): exit codes and signals, exec
+ * errors and bad options, the stdio modes, environment and directory, the
+ * descriptors, descriptor limit and signal mask a child gets; scope cancel
+ * and close ending whole trees (double forks, setsid escapees), leftovers
+ * killed when the leader exits, orphans reaped, the root scope's processes
+ * ended by herd_run; 10,000 processes leaking nothing, 1,000 under a limit
+ * of 64 descriptors; exits in a select, signals, kills, cancelled waiters
+ * and freeing a handle that is waited on.
+ *
+ * Every child inherits MARK in its environment (set before herd_run), so
+ * that the /proc scans below recognise this test's processes, and only
+ * them, while other tests run beside it.
+ */
+#define _GNU_SOURCE
+#include "test.h"
+
+#include <dirent.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+/* Far enough never to pass in a correct run; the CTest timeout is 60 s. */
+#define LONG_WAIT (20 * HERD_SEC)
+#define PENDING (-999999)
+#define TERMED (256 + SIGTERM)
+#define KILLED (256 + SIGKILL)
+
+static char mark[64]; /* "HERD_TEST_MARK=proc-<pid>" */
+
+static void run_marked(herd_fn fn, void *arg)
+{
+	snprintf(mark, sizeof mark, "HERD_TEST_MARK=proc-%d", (int)getpid());
+	CHECK(setenv("HERD_TEST_MARK", strchr(mark, '=') + 1, 1) == 0);
+	test_run(4, fn, arg);
+}
+
+/* /proc ------------------------------------------------------------- */
+
+struct pinfo {
+	int ppid, pgrp, sid;
+	char state, comm[32];
+};
+
+static bool read_stat(int pid, struct pinfo *pi)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	char *l = strchr(buf, '('), *r = strrchr(buf, ')');
+	if (!l || !r || r < l)
+		return false;
+	snprintf(pi->comm, sizeof pi->comm, "%.*s", (int)(r - l - 1), l + 1);
+	return sscanf(r + 2, "%c %d %d %d", &pi->state, &pi->ppid, &pi->pgrp, &pi->sid) == 4;
+}
+
+/* True if the process's environment holds MARK (a zombie's is empty). */
+static bool has_mark(int pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/environ", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	size_t cap = 1 << 20, len = 0;
+	char *buf = malloc(cap);
+	CHECK(buf != NULL);
+	ssize_t n;
+	while (len < cap && (n = read(fd, buf + len, cap - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	bool found = memmem(buf, len, mark, strlen(mark) + 1) != NULL;
+	free(buf);
+	return found;
+}
+
+/* What scan counts. "Ours": a child of this process, or marked. */
+enum {
+	IN_PGRP,     /* ours, in process group id */
+	IN_SESSION,  /* ours, in session id */
+	CHILDREN,    /* children of this process, zombies included */
+	ZOMBIES,     /* zombie children of this process */
+	MARKED,      /* live marked processes */
+	SLEEPERS,    /* live marked `sleep`s in process group id (0: any) */
+	STRAYS,      /* marked `sleep`s whose parent is init or this process */
+	OUTSIDE,     /* live marked `sleep`s not in process group id */
+	KILL_MARKED, /* marked processes, which get SIGKILL */
+};
+
+/* Counts the processes of a kind; *first (if not NULL) gets one's pid. */
+static int scan(int what, int id, int *first)
+{
+	DIR *d = opendir("/proc");
+	CHECK(d != NULL);
+	int me = getpid(), n = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		struct pinfo pi;
+		int pid = atoi(e->d_name);
+		if (pid <= 0 || pid == me || !read_stat(pid, &pi))
+			continue;
+		bool child = pi.ppid == me, live = pi.state != 'Z';
+		bool sleeper = live && strcmp(pi.comm, "sleep") == 0, hit = false;
+		switch (what) {
+		case IN_PGRP: hit = pi.pgrp == id && (child || has_mark(pid)); break;
+		case IN_SESSION: hit = pi.sid == id && (child || has_mark(pid)); break;
+		case CHILDREN: hit = child; break;
+		case ZOMBIES: hit = child && !live; break;
+		case MARKED: hit = live && has_mark(pid); break;
+		case SLEEPERS: hit = sleeper && (!id || pi.pgrp == id) && has_mark(pid); break;
+		case STRAYS: hit = sleeper && (pi.ppid == 1 || child) && has_mark(pid); break;
+		case OUTSIDE: hit = sleeper && pi.pgrp != id && has_mark(pid); break;
+		case KILL_MARKED: hit = has_mark(pid) && kill(pid, SIGKILL) == 0; break;
+		}
+		if (hit && first && !n)
+			*first = pid;
+		n += hit;
+	}
+	closedir(d);
+	return n;
+}
+
+static int count_procs(int what, int id)
+{
+	return scan(what, id, NULL);
+}
+
+/* Waits until count_procs(what, id) is at least `least`, or is 0 if least
+ * is 0; false after `timeout`. Sleeps as a task if called from one. */
+static bool poll_procs(int what, int id, int least, int64_t timeout)
+{
+	int64_t give_up = herd_now() + timeout;
+	for (;;) {
+		int n = count_procs(what, id);
+		if (least ? n >= least : n == 0)
+			return true;
+		if (herd_now() > give_up)
+			return false;
+		if (herd_task_id()) {
+			CHECK_OK(herd_sleep(herd_deadline(5 * HERD_MSEC)));
+		} else {
+			struct timespec ts = {0, 5000000};
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
+/* Nothing of this test is left (at once, or within `wait`): no live marked
+ * process, no zombie child. What a failing case left is killed, not to
+ * stay on the machine. */
+static void check_nothing_left(int64_t wait)
+{
+	if (wait) {
+		poll_procs(MARKED, 0, 0, wait);
+		poll_procs(ZOMBIES, 0, 0, wait);
+	}
+	int marked = count_procs(MARKED, 0), zombies = count_procs(ZOMBIES, 0);
+	if (marked || zombies) {
+		fprintf(stderr, "left behind: %d marked processes, %d zombie children\n",
+			marked, zombies);
+		count_procs(KILL_MARKED, 0);
+	}
+	CHECK_EQ(marked, 0);
+	CHECK_EQ(zombies, 0);
+}
+
+/* Entries of dir whose name starts with prefix ("": all but . and ..). */
+static int count_entries(const char *dir, const char *prefix)
+{
+	DIR *d = opendir(dir);
+	CHECK(d != NULL);
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.' && strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+	closedir(d);
+	return n;
+}
+
+/* herd's cgroups for this process's children (herd-<pid>-*) in dir. */
+static int herd_cgroups(const char *dir)
+{
+	char prefix[64];
+	snprintf(prefix, sizeof prefix, "herd-%d-", (int)getpid());
+	return count_entries(dir, prefix);
+}
+
+/* The directory of this process's cgroup v2, if herd can make children's
+ * cgroups in it (as cgroup.c probes: a sub-directory with cgroup.kill). */
+static bool cgroup_usable(char *dir, size_t size)
+{
+	const char *env = getenv("HERD_CGROUP");
+	char line[4096], mnt[2048] = "", own[2048] = "", probe[4200], killf[4300];
+	FILE *f;
+	if ((env && strcmp(env, "0") == 0) || !(f = fopen("/proc/self/mountinfo", "re")))
+		return false;
+	while (!mnt[0] && fgets(line, sizeof line, f)) {
+		char *sep = strstr(line, " - "), *p = line;
+		for (int i = 0; i < 4 && p; i++)
+			p = strchr(p + 1, ' ');
+		if (sep && p && strncmp(sep + 3, "cgroup2 ", 8) == 0)
+			sscanf(p + 1, "%2047s", mnt);
+	}
+	fclose(f);
+	if (!(f = fopen("/proc/self/cgroup", "re")))
+		return false;
+	while (!own[0] && fgets(line, sizeof line, f))
+		if (strncmp(line, "0::", 3) == 0)
+			sscanf(line + 3, "%2047s", own);
+	fclose(f);
+	snprintf(dir, size, "%s%s", mnt, own);
+	snprintf(probe, sizeof probe, "%s/herd-test-probe-%d", dir, (int)getpid());
+	if (!mnt[0] || !own[0] || mkdir(probe, 0755) < 0)
+		return false;
+	snprintf(killf, sizeof killf, "%s/cgroup.kill", probe);
+	bool ok = access(killf, W_OK) == 0;
+	rmdir(probe);
+	return ok;
+}
+
+static long herd_open_fds(void)
+{
+	herd_fd_stats st;
+	CHECK_OK(herd_fd_stats_get(&st));
+	return st.open;
+}
+
+/* A temporary file with `text` and mode `mode`; its path in buf. */
+static void temp_file(char *buf, const char *text, mode_t mode)
+{
+	strcpy(buf, "/tmp/herd-test-proc-XXXXXX");
+	int fd = mkstemp(buf);
+	CHECK(fd >= 0);
+	CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+	CHECK(fchmod(fd, mode) == 0);
+	close(fd);
+}
+
+/* Starting and reading ---------------------------------------------- */
+
+/* Starts argv in scope sc (NULL: the task's) with the options in base. */
+static herd_proc *start_argv(herd_scope *sc, char **argv, const herd_proc_opts *base)
+{
+	herd_proc_opts o = base ? *base : (herd_proc_opts){0};
+	o.argv = argv;
+	herd_proc *p = NULL;
+	CHECK_OK(herd_proc_start(&p, sc, &o, herd_deadline(LONG_WAIT)));
+	CHECK(p != NULL && herd_proc_pid(p) > 0);
+	return p;
+}
+
+static herd_proc *start_sh(herd_scope *sc, const char *script, const herd_proc_opts *base)
+{
+	char *argv[] = {"sh", "-c", (char *)script, NULL};
+	return start_argv(sc, argv, base);
+}
+
+/* Options with stdout a pipe, stdin and stderr inherited. */
+static herd_proc_opts out_pipe(void)
+{
+	herd_proc_opts o = {0};
+	o.stdio[1].mode = HERD_STDIO_PIPE;
+	return o;
+}
+
+/* Reads fd to end of file into buf (NUL-terminated); fails beyond cap-1. */
+static size_t read_to_eof(int fd, char *buf, size_t cap)
+{
+	size_t got = 0;
+	for (;;) {
+		ssize_t n = herd_read(fd, buf + got, cap - got, herd_deadline(LONG_WAIT));
+		if (n < 0)
+			fprintf(stderr, "herd_read: %s\n", herd_strerror((int)n));
+		CHECK(n >= 0);
+		if (n == 0)
+			break;
+		got += (size_t)n;
+		CHECK(got < cap);
+	}
+	buf[got] = 0;
+	return got;
+}
+
+/* Reads one line from fd, byte by byte, and checks that it is `want`. */
+static void expect_line(int fd, const char *want)
+{
+	char buf[64];
+	size_t got = 0;
+	while (got + 1 < sizeof buf) {
+		ssize_t n = herd_read(fd, buf + got, 1, herd_deadline(LONG_WAIT));
+		CHECK(n == 1);
+		if (buf[got++] == '\n')
+			break;
+	}
+	buf[got] = 0;
+	if (want && strcmp(buf, want) != 0)
+		fprintf(stderr, "read '%s', not '%s'\n", buf, want);
+	CHECK(!want || strcmp(buf, want) == 0);
+}
+
+/* Runs argv with the options in base; its stdout (then a pipe) goes to
+ * out if not NULL. Returns its status. */
+static int run_argv(char **argv, const herd_proc_opts *base, char *out, size_t cap)
+{
+	herd_proc_opts o = base ? *base : (herd_proc_opts){0};
+	if (out)
+		o.stdio[1].mode = HERD_STDIO_PIPE;
+	herd_proc *p = start_argv(NULL, argv, &o);
+	if (out)
+		read_to_eof(herd_proc_fd(p, 1), out, cap);
+	int st = herd_proc_wait(p, herd_deadline(LONG_WAIT));
+	CHECK_OK(herd_proc_free(p));
+	return st;
+}
+
+static int run_sh(const char *script, const herd_proc_opts *base, char *out, size_t cap)
+{
+	char *argv[] = {"sh", "-c", (char *)script, NULL};
+	return run_argv(argv, base, out, cap);
+}
+
+/* A task that waits for a process (then kills it) and stores the results. */
+struct waiter {
+	herd_proc *p;
+	atomic_int rc, kill_rc;
+};
+
+static void wait_task(void *arg)
+{
+	struct waiter *w = arg;
+	atomic_store(&w->rc, herd_proc_wait(w->p, herd_deadline(LONG_WAIT)));
+	atomic_store(&w->kill_rc, herd_proc_kill(w->p, herd_deadline(LONG_WAIT)));
+}
+
+static void waiter_go(herd_scope *sc, struct waiter *w, herd_proc *p)
+{
+	w->p = p;
+	atomic_store(&w->rc, PENDING);
+	atomic_store(&w->kill_rc, PENDING);
+	CHECK_OK(herd_go(sc, wait_task, w, 0));
+}
+
+/* Cases ------------------------------------------------------------- */
+
+static void exit_codes_main(void *arg)
+{
+	static const struct { const char *script; int status; } cases[] = {
+		{"exit 0", 0}, {"exit 7", 7}, {"exit 255", 255},
+		{"kill -TERM $$", TERMED}, {"kill -KILL $$", KILLED},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int st = run_sh(cases[i].script, NULL, NULL, 0), want = cases[i].status;
+		if (st != want)
+			fprintf(stderr, "sh -c '%s': status %d\n", cases[i].script, st);
+		CHECK_EQ(st, want);
+		CHECK(HERD_PROC_EXITED(st) == (want < 256));
+		CHECK(HERD_PROC_SIGNALED(st) == (want >= 256));
+		CHECK(want < 256 || HERD_PROC_SIGNAL(st) == want - 256);
+	}
+
+	/* Two tasks wait at once; then the status can be had again. */
+	herd_proc_opts o = {0};
+	o.stdio[0].mode = HERD_STDIO_PIPE;
+	herd_proc *p = start_sh(NULL, "read x; exit 5", &o);
+	static struct waiter w[2];
+	herd_scope *sc;
+	CHECK_OK(herd_scope_open(&sc));
+	waiter_go(sc, &w[0], p);
+	waiter_go(sc, &w[1], p);
+	test_wait_parked(2);
+	CHECK_EQ(atomic_load(&w[0].rc), PENDING);
+	CHECK_EQ(atomic_load(&w[1].rc), PENDING);
+	CHECK_OK(herd_proc_close_fd(p, 0)); /* end of file: `read` fails */
+	CHECK_OK(herd_scope_close(sc));
+	CHECK_EQ(atomic_load(&w[0].rc), 5);
+	CHECK_EQ(atomic_load(&w[1].rc), 5);
+	CHECK_EQ(atomic_load(&w[1].kill_rc), 5); /* kill after exit: the status */
+	CHECK_EQ(herd_proc_wait(p, HERD_NOWAIT), 5);
+	CHECK_EQ(herd_proc_wait(p, HERD_FOREVER), 5);
+	CHECK_OK(herd_proc_free(p));
+
+	/* A running process has no status yet; herd_proc_kill ends it. */
+	char *sleep5[] = {"sleep", "5", NULL};
+	p = start_argv(NULL, sleep5, NULL);
+	CHECK_EQ(herd_proc_wait(p, HERD_NOWAIT), HERD_ETIMEDOUT);
+	CHECK_EQ(herd_proc_wait(p, herd_deadline(20 * HERD_MSEC)), HERD_ETIMEDOUT);
+	CHECK_EQ(herd_proc_kill(p, herd_deadline(LONG_WAIT)), TERMED);
+	CHECK_EQ(herd_proc_wait(p, HERD_NOWAIT), TERMED);
+	CHECK_OK(herd_proc_free(p));
+	check_nothing_left(0);
+}
+
+/* Exit codes 0, 7 and 255 and deaths by SIGTERM and SIGKILL come back as
+ * statuses; two tasks can wait at once and a status can be had again; a
+ * running process has none (HERD_ETIMEDOUT); herd_proc_kill gives SIGTERM. */
+TEST(exit_codes_and_signals)
+{
+	run_marked(exit_codes_main, NULL);
+}
+
+static void *plain_thread(void *arg)
+{
+	char *argv[] = {"true", NULL};
+	herd_proc_opts o = {.argv = argv};
+	herd_proc *p = NULL;
+	int rc = herd_proc_start(&p, arg, &o, herd_deadline(LONG_WAIT));
+	return (void *)(intptr_t)(p ? 1 : rc);
+}
+
+static void missing_main(void *arg)
+{
+	char plain[64], garbage[64];
+	temp_file(plain, "#!/bin/sh\nexit 0\n", 0644);
+	temp_file(garbage, "this is not a program\n", 0755);
+	/* A first start opens what herd keeps for the run (/dev/null, ...). */
+	herd_proc_opts o = {0};
+	for (int i = 0; i < 3; i++)
+		o.stdio[i].mode = HERD_STDIO_NULL;
+	CHECK_EQ(run_sh("exit 0", &o, NULL, 0), 0);
+	long open0 = herd_open_fds();
+	int fds0 = count_entries("/proc/self/fd", "");
+
+	const struct { const char *file; int rc; } cases[] = {
+		{"herd-test-no-such-program", -ENOENT},
+		{"/nonexistent-herd-dir/prog", -ENOENT},
+		{plain, -EACCES},     /* no execute permission */
+		{"/tmp", -EACCES},    /* a directory */
+		{garbage, -ENOEXEC},  /* neither ELF nor #! */
+	};
+	for (int i = 0; i < 3; i++)
+		o.stdio[i].mode = HERD_STDIO_PIPE; /* made, then released */
+	herd_proc *p = NULL;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *argv[] = {(char *)cases[i].file, NULL};
+		o.argv = argv;
+		int rc = herd_proc_start(&p, NULL, &o, herd_deadline(LONG_WAIT));
+		if (rc != cases[i].rc)
+			fprintf(stderr, "%s: %d (%s)\n", cases[i].file, rc, herd_strerror(rc));
+		CHECK_EQ(rc, cases[i].rc);
+	}
+	/* Through opts.file, with an argv[0] that does exist. */
+	char *sh_argv[] = {"sh", "-c", "exit 0", NULL};
+	o.argv = sh_argv;
+	o.file = "herd-test-no-such-program";
+	CHECK_EQ(herd_proc_start(&p, NULL, &o, HERD_FOREVER), -ENOENT);
+	o.file = NULL;
+	o.dir = "/nonexistent-herd-dir"; /* chdir fails in the child */
+	CHECK_EQ(herd_proc_start(&p, NULL, &o, HERD_FOREVER), -ENOENT);
+	o.dir = NULL;
+	CHECK(fcntl(1000, F_GETFD) < 0); /* a stdout that is not open */
+	o.stdio[1] = (herd_stdio){.mode = HERD_STDIO_FD, .fd = 1000};
+	CHECK_EQ(herd_proc_start(&p, NULL, &o, HERD_FOREVER), -EBADF);
+	/* Nothing was left: no child, no zombie, no descriptor. */
+	CHECK_EQ(count_procs(CHILDREN, 0), 0);
+	CHECK_EQ(herd_open_fds(), open0);
+	CHECK_EQ(count_entries("/proc/self/fd", ""), fds0);
+
+	/* Bad options: no argv, no argv[0], stdio modes 9 and -1, FD -1. */
+	char *no_argv0[] = {NULL};
+	for (int i = 0; i < 5; i++) {
+		herd_proc_opts bad = {.argv = i == 0 ? NULL : i == 1 ? no_argv0 : sh_argv};
+		bad.stdio[1] = (herd_stdio){.mode = i == 2 ? 9 : i == 3 ? -1 : i == 4 ? 3 : 0,
+					    .fd = -1};
+		CHECK_EQ(herd_proc_start(&p, NULL, &bad, HERD_FOREVER), -EINVAL);
+	}
+	CHECK_EQ(herd_proc_start(&p, NULL, NULL, HERD_FOREVER), -EINVAL);
+	CHECK_EQ(herd_proc_start(NULL, NULL, &o, HERD_FOREVER), -EINVAL);
+	CHECK(p == NULL);
+	CHECK_EQ(herd_proc_wait(NULL, HERD_NOWAIT), -EINVAL);
+	CHECK_EQ(herd_proc_signal(NULL, SIGTERM), -EINVAL);
+	CHECK_EQ(herd_proc_kill(NULL, HERD_NOWAIT), -EINVAL);
+	CHECK_EQ(herd_proc_fd(NULL, 0), -EINVAL);
+	CHECK(herd_proc_done(NULL) == NULL);
+	CHECK_OK(herd_proc_free(NULL));
+
+	/* From a plain thread: -EPERM, and nothing started. */
+	pthread_t th;
+	void *res;
+	CHECK(pthread_create(&th, NULL, plain_thread, herd_scope_current()) == 0);
+	CHECK(pthread_join(th, &res) == 0);
+	CHECK_EQ((intptr_t)res, -EPERM);
+	CHECK_EQ(count_procs(CHILDREN, 0), 0);
+	unlink(plain);
+	unlink(garbage);
+}
+
+/* A program not in PATH or missing gives -ENOENT, a file without execute
+ * permission and a directory -EACCES, a file that is not a program
+ * -ENOEXEC, a missing dir -ENOENT, a stdio descriptor that is not open
+ * -EBADF, and none leaves a process, a zombie or a descriptor behind; bad
+ * options give -EINVAL; a plain thread gets -EPERM. */
+TEST(missing_executable)
+{
+	run_marked(missing_main, NULL);
+}
+
+#define CAT_BYTES (300 * 1024)
+
+struct feed {
+	herd_proc *p;
+	const char *data;
+};
+
+static void feed_task(void *arg)
+{
+	struct feed *f = arg;
+	int fd = herd_proc_fd(f->p, 0);
+	CHECK_EQ(herd_write_all(fd, f->data, CAT_BYTES, herd_deadline(LONG_WAIT)), CAT_BYTES);
+	CHECK_OK(herd_proc_close_fd(f->p, 0));
+	CHECK_EQ(herd_proc_close_fd(f->p, 0), -EINVAL); /* closed already */
+}
+
+static void stdio_main(void *arg)
+{
+	size_t cap = 1 << 20, wn = 0;
+	char *buf = malloc(cap), *want = malloc(cap);
+	CHECK(buf && want);
+
+	/* stdout: a pipe, read to end of file. */
+	for (int i = 1; i <= 20000; i++)
+		wn += (size_t)snprintf(want + wn, cap - wn, "%d\n", i);
+	herd_proc_opts o = out_pipe();
+	char *seq[] = {"seq", "1", "20000", NULL};
+	herd_proc *p = start_argv(NULL, seq, &o);
+	CHECK_EQ(herd_proc_fd(p, 0), -1);
+	CHECK_EQ(herd_proc_fd(p, 2), -1);
+	CHECK_EQ(herd_proc_fd(p, 3), -EINVAL);
+	int fd = herd_proc_fd(p, 1);
+	CHECK(fd >= 0 && (fcntl(fd, F_GETFL) & O_NONBLOCK) && (fcntl(fd, F_GETFD) & FD_CLOEXEC));
+	CHECK_EQ(read_to_eof(fd, buf, cap), wn);
+	CHECK(memcmp(buf, want, wn) == 0);
+	CHECK_EQ(herd_proc_wait(p, herd_deadline(LONG_WAIT)), 0);
+	CHECK_EQ(herd_proc_close_fd(p, 0), -EINVAL); /* no pipe there */
+	CHECK_OK(herd_proc_free(p));
+
+	/* stdin and stdout pipes: cat echoes what a task writes. */
+	for (size_t i = 0; i < CAT_BYTES; i++)
+		want[i] = (char)(i * 31 % 251);
+	o.stdio[0].mode = HERD_STDIO_PIPE;
+	char *cat[] = {"cat", NULL};
+	p = start_argv(NULL, cat, &o);
+	static struct feed f;
+	f = (struct feed){p, want};
+	herd_scope *sc;
+	CHECK_OK(herd_scope_open(&sc));
+	CHECK_OK(herd_go(sc, feed_task, &f, 0));
+	CHECK_EQ(read_to_eof(herd_proc_fd(p, 1), buf, cap), CAT_BYTES);
+	CHECK(memcmp(buf, want, CAT_BYTES) == 0);
+	CHECK_OK(herd_scope_close(sc));
+	CHECK_EQ(herd_proc_wait(p, herd_deadline(LONG_WAIT)), 0);
+	CHECK_OK(herd_proc_free(p));
+
+	/* stdin /dev/null: end of file at once. */
+	o.stdio[0].mode = HERD_STDIO_NULL;
+	CHECK_EQ(run_argv(cat, &o, buf, cap), 0);
+	CHECK(buf[0] == 0);
+
+	/* stderr: a descriptor of ours (a herd_pipe's write end). */
+	int fds[2];
+	CHECK_OK(herd_pipe(fds, HERD_FOREVER));
+	o = (herd_proc_opts){0};
+	o.stdio[1].mode = HERD_STDIO_NULL;
+	o.stdio[2] = (herd_stdio){.mode = HERD_STDIO_FD, .fd = fds[1]};
+	p = start_sh(NULL, "echo to-out; echo to-err >&2", &o);
+	CHECK_EQ(herd_proc_fd(p, 2), -1);
+	CHECK_OK(herd_close(fds[1])); /* the child has its own copy */
+	CHECK_EQ(read_to_eof(fds[0], buf, cap), 7);
+	CHECK(strcmp(buf, "to-err\n") == 0);
+	CHECK_OK(herd_close(fds[0]));
+	CHECK_EQ(herd_proc_wait(p, herd_deadline(LONG_WAIT)), 0);
+	CHECK_OK(herd_proc_free(p));
+
+	/* envp replaces the environment (else it is environ); opts.file is
+	 * the program, argv[0] only a name; dir is the working directory. */
+	char *envp[] = {"FOO=bar", NULL};
+	o = (herd_proc_opts){.envp = envp};
+	CHECK_EQ(run_sh("echo \"$FOO:$HERD_TEST_MARK\"", &o, buf, cap), 0);
+	CHECK(strcmp(buf, "bar:\n") == 0);
+	CHECK_EQ(run_sh("echo \"$HERD_TEST_MARK\"", NULL, buf, cap), 0);
+	CHECK(strncmp(buf, "proc-", 5) == 0);
+	o = (herd_proc_opts){.file = "/bin/sh"};
+	char *named[] = {"custom-name", "-c", "echo $0", NULL};
+	CHECK_EQ(run_argv(named, &o, buf, cap), 0);
+	CHECK(strcmp(buf, "custom-name\n") == 0);
+	char tmp[PATH_MAX + 1];
+	CHECK(realpath("/tmp", tmp) != NULL);
+	strcat(tmp, "\n");
+	o = (herd_proc_opts){.dir = "/tmp"};
+	char *pwd[] = {"pwd", "-P", NULL};
+	CHECK_EQ(run_argv(pwd, &o, buf, cap), 0);
+	CHECK(strcmp(buf, tmp) == 0);
+	free(buf);
+	free(want);
+}
+
+/* A stdout pipe carries exactly what `seq` prints; a stdin pipe fed by a
+ * task and closed for end of file comes back through `cat`; a /dev/null
+ * stdin gives end of file at once; a given descriptor becomes stderr; envp,
+ * opts.file and dir are used. */
+TEST(stdio_modes)
+{
+	run_marked(stdio_main, NULL);
+}
+
+static void swapped_main(void *arg)
+{
+	herd_proc_opts o = {0};
+	o.stdio[1] = (herd_stdio){.mode = HERD_STDIO_FD, .fd = 2};
+	o.stdio[2] = (herd_stdio){.mode = HERD_STDIO_FD, .fd = 1};
+	CHECK_EQ(run_sh("echo to-out; echo to-err >&2", &o, NULL, 0), 0);
+}
+
+static void swapped_child(void)
+{
+	int fds[2];
+	CHECK(pipe(fds) == 0);
+	CHECK(dup2(fds[1], 1) == 1);
+	close(fds[1]);
+	run_marked(swapped_main, NULL);
+	close(1);
+	char buf[64] = "";
+	ssize_t n = read(fds[0], buf, sizeof buf - 1);
+	if (n != 7 || memcmp(buf, "to-err\n", 7) != 0) {
+		fprintf(stderr, "our fd 1 got %zd bytes: '%s'\n", n, buf);
+		exit(1);
+	}
+}
+
+/* stdout and stderr given as the parent's descriptors 2 and 1 (each the
+ * other's source, in the child) land where they should. */
+TEST(stdio_swapped_fds)
+{
+	char buf[4096];
+	test_child_ok(test_child(swapped_child, buf, sizeof buf), buf);
+	CHECK_EQ(test_count(buf, "to-out\n"), 1);
+	CHECK_EQ(test_count(buf, "to-err"), 0);
+}
+
+static void pipe_name(int fd, char *buf)
+{
+	struct stat st;
+	CHECK(fstat(fd, &st) == 0);
+	snprintf(buf, 64, "pipe:[%lu]", (unsigned long)st.st_ino);
+}
+
+static void fds_main(void *arg)
+{
+	const char *tmpname = arg;
+	int extra[2];
+	CHECK_OK(herd_pipe(extra, HERD_FOREVER));
+	int plain = open(tmpname, O_RDONLY); /* not close-on-exec */
+	CHECK(plain >= 0 && !(fcntl(plain, F_GETFD) & FD_CLOEXEC));
+
+	herd_proc_opts o = {0};
+	for (int i = 0; i < 3; i++)
+		o.stdio[i].mode = HERD_STDIO_PIPE;
+	char *ls[] = {"ls", "-ln", "/proc/self/fd", NULL};
+	herd_proc *p = start_argv(NULL, ls, &o);
+	char bad[3][64], std[3][64];
+	pipe_name(extra[0], bad[0]);
+	pipe_name(extra[1], bad[1]);
+	snprintf(bad[2], 64, "%s", tmpname);
+	for (int i = 0; i < 3; i++)
+		pipe_name(herd_proc_fd(p, i), std[i]);
+	CHECK_OK(herd_proc_close_fd(p, 0));
+	static char buf[65536], err[4096];
+	read_to_eof(herd_proc_fd(p, 1), buf, sizeof buf);
+	read_to_eof(herd_proc_fd(p, 2), err, sizeof err);
+	CHECK_EQ(herd_proc_wait(p, herd_deadline(LONG_WAIT)), 0);
+	CHECK_OK(herd_proc_free(p));
+	printf("the child's descriptors:\n%s", buf);
+	CHECK(err[0] == 0);
+
+	/* "lrwx------ 1 0 0 64 <date> <fd> -> <target>" */
+	bool seen[3] = {false};
+	int others = 0;
+	for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+		char *arrow = strstr(line, " -> "), *num = arrow;
+		if (!arrow)
+			continue; /* "total 0" */
+		while (num > line && num[-1] != ' ')
+			num--;
+		int fd = atoi(num);
+		const char *target = arrow + 4;
+		for (int i = 0; i < 3; i++)
+			if (strcmp(target, bad[i]) == 0)
+				fprintf(stderr, "the child has the parent's %s as fd %d\n", target, fd);
+		CHECK(strcmp(target, bad[0]) && strcmp(target, bad[1]) && strcmp(target, bad[2]));
+		if (fd < 3) { /* the pipes it was given */
+			seen[fd] = true;
+			CHECK(strcmp(target, std[fd]) == 0);
+		} else { /* ls's own, for the directory it lists */
+			others++;
+			CHECK(strncmp(target, "/proc/", 6) == 0);
+			CHECK(strcmp(target + strlen(target) - 3, "/fd") == 0);
+		}
+	}
+	CHECK(seen[0] && seen[1] && seen[2] && others <= 1);
+	close(plain);
+	CHECK_OK(herd_close(extra[0]));
+	CHECK_OK(herd_close(extra[1]));
+
+	/* The child gets the soft limit herd started with; herd runs with
+	 * the hard one. */
+	struct rlimit rl;
+	herd_fd_stats st;
+	CHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+	CHECK_OK(herd_fd_stats_get(&st));
+	CHECK_EQ(st.limit_at_start, 1000);
+	CHECK_EQ(st.limit, (long)rl.rlim_max);
+	CHECK_EQ(rl.rlim_cur, rl.rlim_max);
+	char want[64];
+	snprintf(want, sizeof want, "1000\n%lu\n", (unsigned long)rl.rlim_max);
+	CHECK_EQ(run_sh("ulimit -n; ulimit -Hn", NULL, buf, sizeof buf), 0);
+	if (strcmp(buf, want) != 0)
+		fprintf(stderr, "ulimit in the child: %s", buf);
+	CHECK(strcmp(buf, want) == 0);
+}
+
+/* The child has exactly the stdin, stdout and stderr pipes it was given:
+ * not a herd_pipe of the parent, not a plain (inheritable) descriptor, not
+ * the parent's ends; and it has the soft RLIMIT_NOFILE the parent had
+ * before herd_run, while herd runs with the hard limit. */
+TEST(child_gets_only_its_fds)
+{
+	struct rlimit rl;
+	CHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+	if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 65536)
+		rl.rlim_max = 65536;
+	CHECK(rl.rlim_max > 1000);
+	rl.rlim_cur = 1000;
+	CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+	char tmpname[64];
+	temp_file(tmpname, "x", 0600);
+	run_marked(fds_main, tmpname);
+	unlink(tmpname);
+	CHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+	CHECK_EQ(rl.rlim_cur, 1000); /* given back at the end */
+}
+
+/* A child's /proc/<pid>/status line `key` (e.g. "SigBlk:") as a number. */
+static unsigned long long status_hex(int pid, const char *key)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof path, "/proc/%d/status", pid);
+	FILE *f = fopen(path, "re");
+	CHECK(f != NULL);
+	unsigned long long v = ~0ull;
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, key, strlen(key)) == 0)
+			v = strtoull(line + strlen(key), NULL, 16);
+	fclose(f);
+	return v;
+}
+
+static void mask_main(void *arg)
+{
+	char *sleep5[] = {"sleep", "5", NULL};
+	bool on_first = false, on_other = false;
+	for (int i = 0; i < 200 && !(on_other && on_first); i++) {
+		int worker = herd_worker_id();
+		herd_proc *p = start_argv(NULL, sleep5, NULL);
+		int pid = herd_proc_pid(p);
+		struct pinfo pi;
+		int64_t give_up = herd_deadline(LONG_WAIT);
+		while (read_stat(pid, &pi) && strcmp(pi.comm, "sleep") != 0) {
+			CHECK(herd_now() < give_up); /* until it has exec'd */
+			CHECK_OK(herd_sleep(herd_deadline(HERD_MSEC)));
+		}
+		unsigned long long blocked = status_hex(pid, "SigBlk:");
+		unsigned long long caught = status_hex(pid, "SigCgt:");
+		if (blocked || caught)
+			fprintf(stderr, "started on worker %d: SigBlk %llx SigCgt %llx\n",
+				worker, blocked, caught);
+		CHECK(blocked == 0 && caught == 0);
+		CHECK_EQ(herd_proc_kill(p, herd_deadline(LONG_WAIT)), TERMED);
+		CHECK_OK(herd_proc_free(p));
+		on_first |= worker == 0;
+		on_other |= worker != 0;
+		CHECK_OK(herd_sleep(herd_deadline(HERD_MSEC))); /* to move */
+	}
+	printf("started from worker 0: %d, from others: %d\n", on_first, on_other);
+}
+
+static void on_usr2(int sig)
+{
+	(void)sig;
+}
+
+/* A child execs with no signal blocked and no handler (ours for SIGUSR2
+ * is not kept), whichever worker started it (herd's workers other than
+ * herd_run's thread block every asynchronous signal); SIGTERM ends it. */
+TEST(child_signal_mask_clear)
+{
+	struct sigaction sa = {.sa_handler = on_usr2};
+	CHECK(sigaction(SIGUSR2, &sa, NULL) == 0);
+	run_marked(mask_main, NULL);
+}
+
+/* Waits until `n` marked sleeps run in process group pgrp (0: any). */
+static void wait_sleepers(int pgrp, int n)
+{
+	if (!poll_procs(SLEEPERS, pgrp, n, LONG_WAIT)) {
+		count_procs(KILL_MARKED, 0);
+		CHECK(!"the process tree did not start");
+	}
+}
+
+/* The scope was closed: nothing of group pgid is left. */
+static void check_tree_gone(int pgid)
+{
+	int in_group = count_procs(IN_PGRP, pgid), strays = count_procs(STRAYS, 0);
+	if (in_group || strays)
+		fprintf(stderr, "after the close: %d in the group, %d stray sleeps\n",
+			in_group, strays);
+	check_nothing_left(0);
+	CHECK_EQ(in_group, 0);
+	CHECK_EQ(strays, 0);
+}
+
+static void tree_main(void *arg)
+{
+	herd_scope *sc;
+	CHECK_OK(herd_scope_open(&sc));
+	herd_proc *p = start_sh(sc, "sleep 600 & sleep 600", NULL);
+	int pid = herd_proc_pid(p);
+	wait_sleepers(pid, 2);
+	CHECK_OK(herd_scope_cancel(sc));
+	CHECK_EQ(herd_proc_wait(p, herd_deadline(LONG_WAIT)), TERMED);
+	CHECK_OK(herd_scope_close(sc));
+	check_tree_gone(pid);
+	CHECK_OK(herd_proc_free(p));
+
+	/* A tree that ignores SIGTERM gets SIGKILL when the grace period has
+	 * passed, not before. */
+	CHECK_OK(herd_scope_open(&sc));
+	herd_proc_opts o = out_pipe();
+	o.grace = 200 * HERD_MSEC;
+	p = start_sh(sc, "trap '' TERM; sleep 600 & echo ready; sleep 600", &o);
+	pid = herd_proc_pid(p);
+	expect_line(herd_proc_fd(p, 1), "ready\n");
+	wait_sleepers(pid, 2);
+	CHECK_OK(herd_scope_cancel(sc));
+	int64_t t0 = herd_now();
+	CHECK_OK(herd_scope_close(sc));
+	CHECK(herd_now() - t0 >= 200 * HERD_MSEC);
+	CHECK_EQ(herd_proc_wait(p, HERD_NOWAIT), KILLED);
+	check_tree_gone(pid);
+	CHECK_OK(herd_proc_free(p));
+}
+
+/* Cancelling a scope sends SIGTERM to its processes' groups and closing it
+ * ends them: nothing of the group and no zombie is left; a tree that
+ * ignores SIGTERM is killed by SIGKILL once the grace period has passed. */
+TEST(scope_cancel_kills_tree)
+{
+	run_marked(tree_main, NULL);
+}
+
+/* The same without cgroups (HERD_CGROUP=0): process groups alone. */
+TEST(scope_cancel_kills_tree_no_cgroup)
+{
+	CHECK(setenv("HERD_CGROUP", "0", 1) == 0);
+	run_marked(tree_main, NULL);
+}
+
+static void double_fork_main(void *arg)
+{
+	herd_scope *sc;
+	CHECK_OK(herd_scope_open(&sc));
+	herd_proc *p = start_sh(sc, "(sleep 600 &); sleep 600", NULL);
+	int pid = herd_proc_pid(p);
+	wait_sleepers(pid, 2);
+	CHECK(poll_procs(STRAYS, 0, 1, LONG_WAIT)); /* the orphan came to us */
+	CHECK_OK(herd_scope_cancel(sc));
+	CHECK_OK(herd_scope_close(sc));
+	CHECK_EQ(herd_proc_wait(p, HERD_NOWAIT), TERMED);
+	check_tree_gone(pid);
+	CHECK_OK(herd_proc_free(p));
+}
+
+/* A grandchild orphaned by a double fork comes back to herd (the
+ * subreaper) and ends with the scope: nothing of the tree is left. */
+TEST(double_fork)
+{
+	run_marked(double_fork_main, NULL);
+}
+
+/* The same without cgroups: the orphan stayed in the group. */
+TEST(double_fork_no_cgroup)
+{
+	CHECK(setenv("HERD_CGROUP", "0", 1) == 0);
+	run_marked(double_fork_main, NULL);
+}
+
+static char cg_dir[4096]; /* "": herd makes no cgroups */
+
+static void orphan_main(void *arg)
+{
+	herd_scope *sc;
+	CHECK_OK(herd_scope_open(&sc));
+	herd_proc *p = start_sh(sc, "(setsid sleep 0.1 &); sleep 0.3", NULL);
+	int pid = herd_proc_pid(p);
+	CHECK_EQ(herd_proc_wait(p, herd_deadline(LONG_WAIT)), 0);
+	CHECK(poll_procs(IN_PGRP, pid, 0, LONG_WAIT)); /* the group is gone */
+	/* The escapee came back to us and has exited: our zombie, until herd
+	 * reaps it (the monitor may have already). */
+	CHECK_OK(herd_sleep(herd_deadline(200 * HERD_MSEC))); /* herd is done with p */
+	CHECK_OK(herd_scope_close(sc));
+	CHECK_OK(herd_proc_free(p));
+	check_nothing_left(0);
+}
+
+/* With a cgroup per child: a descendant that left the group (setsid), was
+ * orphaned, came back to herd (the subreaper) and exited on its own is
+ * reaped by the time the scope has closed, though its leader had exited
+ * before the close. */
+TEST(orphan_zombie_reaped)
+{
+	if (!cgroup_usable(cg_dir, sizeof cg_dir)) {
+		printf("skipped: no writable cgroup v2\n");
+		return;
+	}
+	run_marked(orphan_main, NULL);
+}
+
+
+/* Trees with descendants that leave the leader's process group: a new
+ * session (setsid), a new group in the same session (setpgid), and a new
+ * session whose leader has children of its own. */
+static const struct escape {
+	const char *script;
+	int sleepers;
+} escapes[] = {
+	{"setsid sleep 600 & sleep 600", 2},
+	{"HERD_TEST_SETPGID=1 %s & sleep 600", 2}, /* %s: this program */
+	{"setsid sh -c 'sleep 600 & sleep 600; :' & sleep 600", 3},
+};
+
+/* This program, run with HERD_TEST_SETPGID set: a process that makes its
+ * own group (setpgid) and becomes `sleep 600`. */
+__attribute__((constructor)) static void setpgid_helper(void)
+{
+	if (!getenv("HERD_TEST_SETPGID"))
+		return;
+	setpgid(0, 0);
+	execlp("sleep", "sleep", "600", (char *)NULL);
+	_exit(127);
+}
+
+static atomic_int busy_stop;
+
+/* Runs a tree in a scope and closes it; busy: other tasks start processes
+ * meanwhile (do not count theirs). */
+static void escape_run(const struct escape *e, bool busy)
+{
+	herd_scope *sc;
+	CHECK_OK(herd_scope_open(&sc));
+	char exe[PATH_MAX], script[PATH_MAX + 128];
+	CHECK(realpath("/proc/self/exe", exe) != NULL);
+	snprintf(script, sizeof script, e->script, exe);
+	herd_proc *p = start_sh(sc, script, NULL);
+	int pid = herd_proc_pid(p), esc = 0;
+	wait_sleepers(0, e->sleepers);
+	CHECK(poll_procs(OUTSIDE, pid, 1, LONG_WAIT));
+	CHECK(scan(OUTSIDE, pid, &esc) >= 1);
+	struct pinfo pi;
+	CHECK(read_stat(esc, &pi));
+	if (cg_dir[0] && !busy) /* busy: the other tasks' children have theirs */
+		CHECK_EQ(herd_cgroups(cg_dir), 1);
+	CHECK_OK(herd_scope_cancel(sc));
+	CHECK_OK(herd_scope_close(sc));
+	CHECK_EQ(herd_proc_wait(p, HERD_NOWAIT), TERMED);
+	CHECK_OK(herd_proc_free(p));
+	int outside = count_procs(OUTSIDE, pid), in_session = count_procs(IN_SESSION, pi.sid);
+	if (outside || in_session) {
+		fprintf(stderr, "sh -c \"%s\": after the close, %d sleeps outside the "
+			"group, %d in the escapee's session\n", script, outside, in_session);
+		atomic_store(&busy_stop, 1);
+		count_procs(KILL_MARKED, 0);
+	}
+	CHECK_EQ(outside, 0);
+	CHECK_EQ(in_session, 0);
+	if (!busy)
+		check_tree_gone(pid);
+	if (cg_dir[0] && !busy)
+		CHECK_EQ(herd_cgroups(cg_dir), 0);
+}
+
+static void escapes_main(void *arg)
+{
+	const struct escape *e = arg;
+	if (e) {
+		escape_run(e, false);
+		return;
+	}
+	for (size_t i = 0; i < sizeof escapes / sizeof escapes[0]; i++)
+		escape_run(&escapes[i], false);
+}
+
+/* With a writable cgroup v2, descendants that left the process group
+ * (setsid, setpgid, and a new session with children) still end with the
+ * scope, and the child's cgroup is removed. */
+TEST(setsid_escapee)
+{
+	if (!cgroup_usable(cg_dir, sizeof cg_dir)) {
+		printf("skipped: no writable cgroup v2\n");
+		return;
+	}
+	run_marked(escapes_main, NULL);
+}
+
+static void busy_task(void *arg)
+{
+	char *argv[] = {"/bin/true", NULL};
+	while (!atomic_load(&busy_stop)) {
+		int st = run_argv(argv, NULL, NULL, 0);
+		CHECK(st == 0 || atomic_load(&busy_stop));
+	}
+}
+
+static void escape_busy_main(void *arg)
+{
+	herd_scope *bg;
+	CHECK_OK(herd_scope_open(&bg));
+	for (int i = 0; i < 4; i++)
+		CHECK_OK(herd_go(bg, busy_task, NULL, 0));
+	escape_run(&escapes[0], true);
+	atomic_store(&busy_stop, 1);
+	CHECK_OK(herd_scope_close(bg));
+	check_nothing_left(0);
+}
+
+/* With a cgroup per child, the same while other tasks keep starting
+ * processes in another scope. */
+TEST(setsid_escapee_busy)
+{
+	if (!cgroup_usable(cg_dir, sizeof cg_dir)) {
+		printf("skipped: no writable cgroup v2\n");
+		return;
+	}
+	run_marked(escape_busy_main, NULL);
+}
+
+static void exited_leader_main(void *arg)
+{
+	herd_scope *sc;
+	CHECK_OK(herd_scope_open(&sc));
+	herd_proc_opts o = out_pipe();
+	o.stdio[0].mode = HERD_STDIO_PIPE;
+	herd_proc *p = start_sh(sc, "setsid sh -c 'echo ready; exec sleep 600' & read x", &o);
+	int pid = herd_proc_pid(p);
+	expect_line(herd_proc_fd(p, 1), "ready\n"); /* the escapee has left */
+	CHECK_OK(herd_proc_close_fd(p, 0));          /* and now the shell exits */
+	CHECK_EQ(herd_proc_wait(p, herd_deadline(LONG_WAIT)), 1);
+	CHECK(poll_procs(IN_PGRP, pid, 0, LONG_WAIT)); /* its group is gone */
+	CHECK_OK(herd_sleep(herd_deadline(200 * HERD_MSEC))); /* herd is done with p */
+	CHECK_OK(herd_scope_close(sc));
+	CHECK_OK(herd_proc_free(p));
+	int outside = count_procs(OUTSIDE, pid);
+	if (outside)
+		fprintf(stderr, "after the close: %d escapee left\n", outside);
+	check_nothing_left(0);
+}
+
+/* With a cgroup per child, when the shell exited on its own before the
+ * scope closed, its setsid escapee is still killed (at the exit). */
+TEST(escapee_of_exited_leader)
+{
+	if (!cgroup_usable(cg_dir, sizeof cg_dir)) {
+		printf("skipped: no writable cgroup v2\n");
+		return;
+	}
+	run_marked(exited_leader_main, NULL);
+}
+
+static void leader_exit_main(void *arg)
+{
+	herd_scope *sc;
+	CHECK_OK(herd_scope_open(&sc));
+	herd_proc_opts o = out_pipe();
+	herd_proc *p = start_sh(sc, "sleep 600 & echo $!; exit 3", &o);
+	int pid = herd_proc_pid(p), fd = herd_proc_fd(p, 1);
+	char line[32] = "";
+	for (size_t i = 0; i < sizeof line - 1 && !strchr(line, '\n'); i++)
+		CHECK_EQ(herd_read(fd, line + i, 1, herd_deadline(LONG_WAIT)), 1);
+	int bg = atoi(line);
+	CHECK(bg > 0 && bg != pid);
+	CHECK_EQ(herd_proc_wait(p, herd_deadline(LONG_WAIT)), 3);
+	/* The scope is still open: the group's leftovers go anyway. */
+	bool gone = poll_procs(IN_PGRP, pid, 0, 5 * HERD_SEC);
+	struct pinfo pi;
+	bool bg_alive = read_stat(bg, &pi) && pi.pgrp == pid;
+	check_nothing_left(0);
+	CHECK(gone && !bg_alive);
+	CHECK_OK(herd_scope_close(sc));
+	CHECK_OK(herd_proc_free(p));
+}
+
+/* When a process exits, what it left running in its group is killed and
+ * reaped (within 5 s) while its scope is still open. */
+TEST(leader_exit_kills_group)
+{
+	run_marked(leader_exit_main, NULL);
+}
+
+#define MANY (10000 / TEST_SCALE)
+#define MANY_TASKS 64
+
+static atomic_int many_next, many_done;
+
+static void many_task(void *arg)
+{
+	char *argv[] = {"/bin/true", NULL};
+	while (atomic_fetch_add(&many_next, 1) < MANY) {
+		CHECK_EQ(run_argv(argv, arg, NULL, 0), 0);
+		atomic_fetch_add(&many_done, 1);
+	}
+}
+
+static void many_main(void *arg)
+{
+	static herd_proc_opts o;
+	for (int i = 0; i < 3; i++)
+		o.stdio[i].mode = HERD_STDIO_NULL;
+	char *argv[] = {"/bin/true", NULL};
+	CHECK_EQ(run_argv(argv, &o, NULL, 0), 0); /* opens herd's own */
+	int fds0 = count_entries("/proc/self/fd", "");
+	long open0 = herd_open_fds();
+	herd_scope *sc;
+	CHECK_OK(herd_scope_open(&sc));
+	for (int i = 0; i < MANY_TASKS; i++)
+		CHECK_OK(herd_go(sc, many_task, &o, 0));
+	CHECK_OK(herd_scope_close(sc));
+	CHECK_EQ(atomic_load(&many_done), MANY);
+	CHECK_EQ(herd_open_fds(), open0);
+	CHECK_EQ(count_entries("/proc/self/fd", ""), fds0);
+	CHECK_EQ(count_procs(CHILDREN, 0), 0);
+	if (cg_dir[0])
+		CHECK_EQ(herd_cgroups(cg_dir), 0);
+}
+
+/* 10,000 processes started 64 at a time, waited for and freed, leave no
+ * descriptor (in /proc/self/fd and in herd's count), no zombie and no
+ * cgroup behind. */
+LONG_TEST(ten_thousand_procs)
+{
+	if (!cgroup_usable(cg_dir, sizeof cg_dir))
+		cg_dir[0] = 0;
+	run_marked(many_main, NULL);
+	if (cg_dir[0])
+		CHECK_EQ(herd_cgroups(cg_dir), 0);
+}
+
+#define LOW_PROCS (TEST_UNDER_TSAN ? 250 : 1000 / TEST_SCALE) /* enough to run out */
+#define LOW_TASKS 200
+
+static atomic_int low_next, low_ok;
+
+static void low_task(void *arg)
+{
+	herd_proc_opts o = out_pipe();
+	o.stdio[0].mode = HERD_STDIO_NULL;
+	int n;
+	while ((n = atomic_fetch_add(&low_next, 1)) < LOW_PROCS) {
+		char script[32], want[16], got[32];
+		snprintf(script, sizeof script, "echo %d", n);
+		snprintf(want, sizeof want, "%d\n", n);
+		CHECK_EQ(run_sh(script, &o, got, sizeof got), 0);
+		if (strcmp(got, want) != 0)
+			fprintf(stderr, "process %d printed '%s'\n", n, got);
+		CHECK(strcmp(got, want) == 0);
+		atomic_fetch_add(&low_ok, 1);
+	}
+}
+
+static void low_main(void *arg)
+{
+	herd_scope *sc;
+	CHECK_OK(herd_scope_open(&sc));
+	for (int i = 0; i < LOW_TASKS; i++)
+		CHECK_OK(herd_go(sc, low_task, NULL, 0));
+	CHECK_OK(herd_scope_close(sc));
+	CHECK_EQ(atomic_load(&low_ok), LOW_PROCS);
+	herd_fd_stats st;
+	CHECK_OK(herd_fd_stats_get(&st));
+	CHECK(st.limit == 64 && st.waits > 0 && st.peak <= 64);
+}
+
+static void low_child(void)
+{
+	struct rlimit rl = {64, 64};
+	CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+	run_marked(low_main, NULL);
+}
+
+/* Under a limit of 64 descriptors, 1,000 processes, 200 started at a time,
+ * each read to end of file through its pipe, all complete with the right
+ * output; herd says once on stderr that it ran out, naming the limit. */
+TEST(low_fd_limit)
+{
+	static char buf[1 << 16];
+	test_child_ok(test_child(low_child, buf, sizeof buf), buf);
+	CHECK_EQ(test_count(buf, "out of file descriptors"), 1);
+	char *line = strstr(buf, "out of file descriptors"), *end = strchr(line, '\n');
+	CHECK(end != NULL);
+	*end = 0;
+	CHECK(strstr(line, " 64 ") != NULL);
+}
+
+static void select_main(void *arg)
+{
+	/* The process ends first. */
+	char *fast[] = {"sleep", "0.05", NULL}, *slow[] = {"sleep", "5", NULL};
+	herd_proc *p = start_argv(NULL, fast, NULL);
+	herd_chan *done = herd_proc_done(p);
+	CHECK(done != NULL);
+	CHECK_EQ(herd_chan_elem_size(done), 0);
+	herd_timer *t;
+	CHECK_OK(herd_timer_new(&t, herd_deadline(LONG_WAIT), 0));
+	herd_case cs[2] = {HERD_CASE_RECV(done, NULL), HERD_CASE_RECV(herd_timer_chan(t), NULL)};
+	CHECK_EQ(herd_select(cs, 2, HERD_FOREVER), 0);
+	CHECK_EQ(cs[0].result, HERD_ECLOSED);
+	CHECK_EQ(herd_proc_wait(p, HERD_NOWAIT), 0);
+	cs[0].result = 1;
+	CHECK_EQ(herd_select(cs, 1, HERD_NOWAIT), 0); /* and stays closed */
+	CHECK_EQ(cs[0].result, HERD_ECLOSED);
+	CHECK_OK(herd_proc_free(p));
+	CHECK_OK(herd_timer_free(t));
+
+	/* The timer fires first. */
+	p = start_argv(NULL, slow, NULL);
+	CHECK_OK(herd_timer_new(&t, herd_deadline(100 * HERD_MSEC), 0));
+	cs[0] = (herd_case)HERD_CASE_RECV(herd_proc_done(p), NULL);
+	cs[1] = (herd_case)HERD_CASE_RECV(herd_timer_chan(t), NULL);
+	CHECK_EQ(herd_select(cs, 2, HERD_FOREVER), 1);
+	CHECK_EQ(cs[1].result, 0);
+	CHECK_EQ(herd_select(cs, 1, HERD_NOWAIT), HERD_ETIMEDOUT);
+	CHECK_EQ(herd_proc_kill(p, herd_deadline(LONG_WAIT)), TERMED);
+	CHECK_EQ(herd_select(cs, 1, HERD_NOWAIT), 0);
+	CHECK_OK(herd_proc_free(p));
+	CHECK_OK(herd_timer_free(t));
+}
+
+/* herd_proc_done is a channel of elements of size 0 that is closed when
+ * the process exits: in a select, an exit before a timer wins (result
+ * HERD_ECLOSED), a timer before the exit wins. */
+TEST(exit_in_select)
+{
+	run_marked(select_main, NULL);
+}
+
+static void signal_main(void *arg)
+{
+	herd_proc_opts o = out_pipe();
+	herd_proc *p = start_sh(NULL, "trap 'exit 42' USR1; echo ready; "
+				      "while :; do sleep 0.01; done", &o);
+	expect_line(herd_proc_fd(p, 1), "ready\n");
+	CHECK_EQ(herd_proc_signal(p, 0), 0);
+	CHECK_EQ(herd_proc_signal(p, -1), -EINVAL);
+	CHECK_EQ(herd_proc_signal(p, 65), -EINVAL);
+	CHECK_EQ(herd_proc_wait(p, HERD_NOWAIT), HERD_ETIMEDOUT);
+	CHECK_OK(herd_proc_signal(p, SIGUSR1));
+	int st = herd_proc_wait(p, herd_deadline(LONG_WAIT));
+	if (st == HERD_ETIMEDOUT)
+		herd_proc_kill(p, herd_deadline(LONG_WAIT));
+	CHECK_EQ(st, 42);
+	CHECK_EQ(herd_proc_signal(p, SIGUSR1), -ESRCH);
+	CHECK_EQ(herd_proc_signal(p, 0), -ESRCH);
+	CHECK_OK(herd_proc_free(p));
+
+	/* herd_proc_free refuses while a task waits. */
+	char *sleep5[] = {"sleep", "5", NULL};
+	p = start_argv(NULL, sleep5, NULL);
+	static struct waiter w;
+	herd_scope *sc;
+	CHECK_OK(herd_scope_open(&sc));
+	waiter_go(sc, &w, p);
+	test_wait_parked(1);
+	CHECK_EQ(herd_proc_free(p), -EBUSY);
+	CHECK(herd_proc_pid(p) > 0); /* still there */
+	CHECK_EQ(herd_proc_kill(p, herd_deadline(LONG_WAIT)), TERMED);
+	CHECK_OK(herd_scope_close(sc));
+	CHECK_EQ(atomic_load(&w.rc), TERMED);
+	CHECK_OK(herd_proc_free(p));
+
+	/* A kill that does not wait; grace < 0: SIGKILL at once; a process
+	 * that ignores SIGTERM: SIGKILL after its grace. */
+	p = start_argv(NULL, sleep5, NULL);
+	CHECK_EQ(herd_proc_kill(p, HERD_NOWAIT), HERD_ETIMEDOUT);
+	CHECK_EQ(herd_proc_wait(p, herd_deadline(LONG_WAIT)), TERMED);
+	CHECK_OK(herd_proc_free(p));
+	o = (herd_proc_opts){.grace = -1};
+	p = start_argv(NULL, sleep5, &o);
+	CHECK_EQ(herd_proc_kill(p, herd_deadline(LONG_WAIT)), KILLED);
+	CHECK_OK(herd_proc_free(p));
+	o = out_pipe();
+	o.grace = 100 * HERD_MSEC;
+	p = start_sh(NULL, "trap '' TERM; echo ready; sleep 5", &o);
+	expect_line(herd_proc_fd(p, 1), "ready\n");
+	int64_t t0 = herd_now();
+	CHECK_EQ(herd_proc_kill(p, herd_deadline(LONG_WAIT)), KILLED);
+	CHECK(herd_now() - t0 >= 100 * HERD_MSEC);
+	CHECK_OK(herd_proc_free(p));
+	/* A kill whose deadline passes first: "the ending goes on", and
+	 * SIGKILL comes when the grace has passed. */
+	p = start_sh(NULL, "trap '' TERM; echo ready; sleep 5", &o);
+	expect_line(herd_proc_fd(p, 1), "ready\n");
+	CHECK_EQ(herd_proc_kill(p, herd_deadline(10 * HERD_MSEC)), HERD_ETIMEDOUT);
+	int st2 = herd_proc_wait(p, herd_deadline(3 * HERD_SEC));
+	if (st2 == HERD_ETIMEDOUT)
+		herd_proc_kill(p, herd_deadline(LONG_WAIT));
+	CHECK_EQ(st2, KILLED);
+	CHECK_OK(herd_proc_free(p));
+	check_nothing_left(5 * HERD_SEC); /* the group's `sleep` dies a moment later */
+}
+
+/* herd_proc_signal delivers a signal the child traps (exit 42) and gives
+ * -ESRCH once it has exited; herd_proc_free with a task in herd_proc_wait
+ * gives -EBUSY; herd_proc_kill with HERD_NOWAIT, with a negative grace, on
+ * a child that ignores SIGTERM, and with a deadline shorter than the grace
+ * (SIGKILL still comes). */
+TEST(signal_and_kill)
+{
+	run_marked(signal_main, NULL);
+}
+
+static void canceled_main(void *arg)
+{
+	char *sleep600[] = {"sleep", "600", NULL};
+	herd_scope *sc, *other;
+	herd_proc *p = NULL;
+	CHECK_OK(herd_scope_open(&sc));
+	CHECK_OK(herd_scope_cancel(sc));
+	herd_proc_opts o = {.argv = sleep600};
+	CHECK_EQ(herd_proc_start(&p, sc, &o, HERD_FOREVER), HERD_ECANCELED);
+	CHECK(p == NULL);
+	CHECK_OK(herd_scope_close(sc));
+	CHECK_EQ(count_procs(CHILDREN, 0), 0);
+
+	/* A waiter's cancellation does not end the process (it belongs to
+	 * another scope); the cancelled task can still kill it. */
+	CHECK_OK(herd_scope_open(&sc));
+	CHECK_OK(herd_scope_open(&other));
+	p = start_argv(other, sleep600, NULL);
+	static struct waiter w;
+	waiter_go(sc, &w, p);
+	test_wait_parked(1);
+	CHECK_OK(herd_scope_cancel(sc));
+	CHECK_OK(herd_scope_close(sc));
+	CHECK_EQ(atomic_load(&w.rc), HERD_ECANCELED);
+	CHECK_EQ(atomic_load(&w.kill_rc), TERMED);
+	CHECK_OK(herd_proc_free(p));
+
+	/* A handle freed while the process runs: the scope still ends it. */
+	p = start_argv(other, sleep600, NULL);
+	CHECK_EQ(herd_proc_wait(p, herd_deadline(10 * HERD_MSEC)), HERD_ETIMEDOUT);
+	CHECK_OK(herd_proc_free(p));
+	CHECK_EQ(count_procs(MARKED, 0), 1);
+	CHECK_OK(herd_scope_close(other));
+	check_nothing_left(0);
+}
+
+/* Starting into a cancelled scope gives HERD_ECANCELED and starts nothing;
+ * a waiter's cancellation leaves the process running and a cancelled task
+ * can still kill it; a freed handle's process still ends with its scope. */
+TEST(cancel_and_handles)
+{
+	run_marked(canceled_main, NULL);
+}
+
+#define END_PROCS 8
+
+static int end_pipes[END_PROCS][2];
+static atomic_int end_others;
+
+static void end_task(void *arg)
+{
+	int i = *(int *)arg;
+	for (int k = 0; k < 100; k++)
+		herd_yield(); /* to spread over the workers */
+	atomic_fetch_add(&end_others, herd_worker_id() != 0);
+	herd_proc_opts o = {0};
+	o.stdio[1] = (herd_stdio){.mode = HERD_STDIO_FD, .fd = end_pipes[i][1]};
+	o.stdio[2].mode = HERD_STDIO_NULL; /* not the shell's "Terminated" */
+	herd_proc *p = start_sh(NULL, "trap 'echo got-term; exit 9' TERM; echo ready; "
+				      "while :; do sleep 0.01; done", &o);
+	expect_line(end_pipes[i][0], "ready\n"); /* the trap is set */
+	CHECK_OK(herd_proc_free(p));              /* it runs on, in the root scope */
+}
+
+static void end_main(void *arg)
+{
+	for (int i = 0; i < END_PROCS; i++)
+		CHECK_OK(HERD_GO(NULL, end_task, i));
+}
+
+/* The root scope's processes, left running when the tasks end, are ended
+ * by herd_run gracefully (SIGTERM, which the shells trap), also those that
+ * a worker other than herd_run's thread started. */
+TEST(root_scope_end)
+{
+	for (int i = 0; i < END_PROCS; i++)
+		CHECK(pipe(end_pipes[i]) == 0);
+	run_marked(end_main, NULL);
+	printf("%d of %d started from workers other than 0\n", atomic_load(&end_others),
+	       END_PROCS);
+	check_nothing_left(0);
+	for (int i = 0; i < END_PROCS; i++) {
+		char buf[256];
+		close(end_pipes[i][1]);
+		ssize_t n = read(end_pipes[i][0], buf, sizeof buf - 1);
+		buf[n > 0 ? n : 0] = 0;
+		if (strcmp(buf, "got-term\n") != 0)
+			fprintf(stderr, "child %d wrote '%s' at the end\n", i, buf);
+		CHECK(strcmp(buf, "got-term\n") == 0);
+	}
+}
+
+static pid_t own[2];
+
+/* True if our own child pid runs: not exited, not reaped by anybody. */
+static bool own_alive(pid_t pid)
+{
+	int status;
+	return kill(pid, 0) == 0 && waitpid(pid, &status, WNOHANG) == 0;
+}
+
+static void own_main(void *arg)
+{
+	char *sleep600[] = {"sleep", "600", NULL};
+	herd_scope *sc;
+	CHECK_OK(herd_scope_open(&sc));
+	herd_proc *p = start_argv(sc, sleep600, NULL); /* for the close to end */
+	CHECK_OK(herd_scope_close(sc));
+	CHECK_OK(herd_proc_free(p));
+	for (int i = 0; i < 2; i++)
+		if (!own_alive(own[i]))
+			fprintf(stderr, "our own child %d (%s) is gone after a scope close\n",
+				(int)own[i], i ? "setsid" : "same session");
+	bool ok = own_alive(own[0]) && own_alive(own[1]);
+	if (!ok) /* not to leave the other running */
+		count_procs(KILL_MARKED, 0);
+	CHECK(ok);
+}
+
+/* Children the program started itself, not through herd (one in our
+ * session, one in a session of its own), are neither killed nor reaped by
+ * herd: not when a scope closes, not when herd_run ends. */
+TEST(own_children_untouched)
+{
+	snprintf(mark, sizeof mark, "HERD_TEST_MARK=proc-%d", (int)getpid());
+	CHECK(setenv("HERD_TEST_MARK", strchr(mark, '=') + 1, 1) == 0);
+	for (int i = 0; i < 2; i++) {
+		CHECK((own[i] = fork()) >= 0);
+		if (own[i] == 0) { /* /dev/null for stdio: not to hold CTest's pipes */
+			int fd = open("/dev/null", O_RDWR);
+			if ((i && setsid() < 0) || dup2(fd, 0) < 0 || dup2(fd, 1) < 0 ||
+			    dup2(fd, 2) < 0)
+				_exit(127);
+			execlp("sleep", "sleep", "600", (char *)NULL);
+			_exit(127);
+		}
+	}
+	run_marked(own_main, NULL);
+	bool alive[2] = {own_alive(own[0]), own_alive(own[1])};
+	for (int i = 0; i < 2; i++) {
+		int status;
+		kill(own[i], SIGKILL);
+		waitpid(own[i], &status, 0);
+	}
+	CHECK(alive[0] && alive[1]);
+}
