@@ -9,15 +9,19 @@
  * it, named herd-<pid>-<n>. HERD_CGROUP=0 turns this off. Nothing here is
  * fatal: a child whose cgroup cannot be made runs without one.
  *
- * Per child: the parent makes the directory and opens its cgroup.procs;
- * the child writes "0" to it before exec (proc.c). To end the tree, the
- * pids it holds are recorded (descendants reparented to us must be reaped
- * later, and their zombies are no longer listed) and cgroup.kill is
- * written. The directory is removed once it is empty; then the recorded
- * pids that were ours are reaped.
+ * Per child: the parent makes the directory (or takes an empty one from
+ * the pool) and opens it; clone3 starts the child in it (CLONE_INTO_CGROUP),
+ * or, on kernels without, the child writes "0" to its cgroup.procs before
+ * exec (proc.c). To end the tree, the pids it holds are recorded
+ * (descendants reparented to us must be reaped later, and their zombies
+ * are no longer listed) and cgroup.kill is written. A cgroup found empty
+ * when its child exited goes back to the pool (up to HERD__CG_POOL);
+ * otherwise it is removed once empty, and the recorded pids that were ours
+ * are reaped. The pool is removed with the runtime.
  *
- * No locks: a herd__cgroup belongs to one proc, and the base directory is
- * set before the first child and never changes.
+ * Locks: proc.cg_lock protects the pool (a leaf). A herd__cgroup belongs
+ * to one proc, and the base directory is set before the first child and
+ * never changes.
  */
 #define _GNU_SOURCE 1
 #include "internal.h"
@@ -113,42 +117,74 @@ void herd__cgroup_init(herd__rt *rt)
 	herd__fd_track(rt, base);
 }
 
+static void set_name(herd__cgroup *cg, uint64_t seq)
+{
+	cg->seq = seq;
+	snprintf(cg->name, sizeof cg->name, "herd-%d-%llu", (int)getpid(),
+		 (unsigned long long)seq);
+}
+
 void herd__cgroup_fini(herd__rt *rt)
 {
-	if (rt->proc.cg_base >= 0)
+	if (rt->proc.cg_base >= 0) {
+		herd__cgroup cg = {.rt = rt};
+		for (size_t i = 0; i < rt->proc.cg_npool; i++) {
+			set_name(&cg, rt->proc.cg_pool[i]);
+			unlinkat(rt->proc.cg_base, cg.name, AT_REMOVEDIR);
+		}
+		rt->proc.cg_npool = 0;
 		herd__fd_close(rt, rt->proc.cg_base);
+	}
 	rt->proc.cg_base = -1;
 }
 
 int herd__cgroup_make(herd__rt *rt, herd__cgroup *cg)
 {
 	memset(cg, 0, sizeof *cg);
-	cg->procs_fd = -1;
+	cg->procs_fd = cg->dir_fd = -1;
 	cg->rt = rt;
 	if (rt->proc.cg_base < 0)
 		return 0;
-	uint64_t n = atomic_fetch_add_explicit(&rt->proc.cg_seq, 1, mo_relaxed) + 1;
-	cg->seq = n;
-	snprintf(cg->name, sizeof cg->name, "herd-%d-%llu", (int)getpid(),
-		 (unsigned long long)n);
-	if (mkdirat(rt->proc.cg_base, cg->name, 0755) < 0)
-		return 0; /* the child runs without one */
-	char f[sizeof cg->name + 16];
-	snprintf(f, sizeof f, "%s/cgroup.procs", cg->name);
-	cg->procs_fd = openat(rt->proc.cg_base, f, O_WRONLY | O_CLOEXEC);
-	if (cg->procs_fd < 0) {
+	/* An empty one from the pool saves a mkdir and an rmdir, each a
+	 * good part of a process start. */
+	uint64_t seq = 0;
+	herd__mutex_lock(&rt->proc.cg_lock);
+	if (rt->proc.cg_npool)
+		seq = rt->proc.cg_pool[--rt->proc.cg_npool];
+	herd__mutex_unlock(&rt->proc.cg_lock);
+	if (seq) {
+		set_name(cg, seq);
+	} else {
+		set_name(cg, atomic_fetch_add_explicit(&rt->proc.cg_seq, 1, mo_relaxed) + 1);
+		if (mkdirat(rt->proc.cg_base, cg->name, 0755) < 0) {
+			cg->seq = 0;
+			return 0; /* the child runs without one */
+		}
+	}
+	cg->dir_fd = openat(rt->proc.cg_base, cg->name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cg->dir_fd < 0) {
 		unlinkat(rt->proc.cg_base, cg->name, AT_REMOVEDIR);
+		cg->seq = 0;
 		return 0;
 	}
 	cg->used = true;
 	return 1;
 }
 
+int herd__cgroup_procs_fd(herd__cgroup *cg)
+{
+	if (cg->procs_fd < 0 && cg->dir_fd >= 0)
+		cg->procs_fd = openat(cg->dir_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+	return cg->procs_fd;
+}
+
 void herd__cgroup_started(herd__cgroup *cg)
 {
 	if (cg->procs_fd >= 0)
 		close(cg->procs_fd);
-	cg->procs_fd = -1;
+	if (cg->dir_fd >= 0)
+		close(cg->dir_fd);
+	cg->procs_fd = cg->dir_fd = -1;
 }
 
 /* Adds the pids listed in the cgroup to cg->pids. */
@@ -187,8 +223,13 @@ void herd__cgroup_kill(herd__cgroup *cg)
 	if (!cg->used)
 		return;
 	record_pids(cg);
-	if (!cg->npids)
-		return; /* nothing alive in it */
+	if (!cg->npids) {
+		/* Nothing alive in it, so nothing can come into it: it can go
+		 * back to the pool as it is. */
+		cg->empty = true;
+		return;
+	}
+	cg->empty = false;
 	char f[sizeof cg->name + 16];
 	snprintf(f, sizeof f, "%s/cgroup.kill", cg->name);
 	int fd = openat(cg->rt->proc.cg_base, f, O_WRONLY | O_CLOEXEC);
@@ -203,6 +244,18 @@ bool herd__cgroup_remove(herd__cgroup *cg)
 {
 	if (!cg->used)
 		return true;
+	herd__rt *rt = cg->rt;
+	if (cg->empty && !cg->npids) {
+		herd__mutex_lock(&rt->proc.cg_lock);
+		bool kept = rt->proc.cg_npool < HERD__CG_POOL;
+		if (kept)
+			rt->proc.cg_pool[rt->proc.cg_npool++] = cg->seq;
+		herd__mutex_unlock(&rt->proc.cg_lock);
+		if (kept) {
+			cg->used = false;
+			return true;
+		}
+	}
 	if (unlinkat(cg->rt->proc.cg_base, cg->name, AT_REMOVEDIR) < 0 && errno == EBUSY) {
 		herd__cgroup_kill(cg); /* something moved in or forked late */
 		return false;

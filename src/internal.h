@@ -325,6 +325,7 @@ typedef struct herd__waitq {
 	herd__waiter *head, *tail;
 } herd__waitq;
 
+#define HERD__CG_POOL 64 /* empty child cgroups kept for reuse */
 #define HERD__RUNQ 256u /* slots of a worker's local run queue */
 
 struct herd__worker {
@@ -337,6 +338,8 @@ struct herd__worker {
 	herd__task *handoff;    /* for g0 to run next (see switch_away) */
 	bool prev_dead;         /* prev has ended: free it after the switch */
 	bool spinning;          /* counted in rt->nspinning */
+	bool quiet;             /* readying into its own queue: no wakep */
+	uint32_t quiet_readied;
 	uint32_t tick;          /* scheduling rounds, for fairness checks */
 	_Atomic uint32_t progress; /* tick, read by the monitor */
 	_Atomic bool in_syscall; /* in a long system call of herd's own */
@@ -445,6 +448,10 @@ struct herd__rt {
 		_Atomic bool no_clone_pidfd;
 		int cg_base;              /* cgroup directory, or -1 */
 		_Atomic uint64_t cg_seq;
+		_Atomic bool no_clone3, no_into_cgroup;
+		herd__mutex cg_lock;      /* the pool */
+		uint64_t cg_pool[HERD__CG_POOL]; /* empty cgroups, by number */
+		size_t cg_npool;
 	} proc;
 	/* The descriptor budget (fd.c). */
 	struct {
@@ -506,7 +513,9 @@ void herd__poll_watch(herd__rt *rt);
 typedef struct herd__cgroup {
 	herd__rt *rt;
 	bool used;
-	int procs_fd;           /* its cgroup.procs, until the child started */
+	bool empty;             /* nothing lived in it when its child exited */
+	int dir_fd;             /* the directory, until the child started */
+	int procs_fd;           /* its cgroup.procs, if the child joins itself */
 	char name[48];
 	uint64_t seq;           /* the n of its name, herd-<pid>-<n> */
 	pid_t *pids;            /* recorded before a kill, reaped after */
@@ -514,10 +523,15 @@ typedef struct herd__cgroup {
 } herd__cgroup;
 
 void herd__cgroup_init(herd__rt *rt);
+/* clone3 with a child function (switch-*.S): pid, or -errno. */
+int herd__clone3(void *args, size_t size, int (*fn)(void *), void *arg);
 void herd__cgroup_fini(herd__rt *rt);
 /* Makes a cgroup for a new child: 1, or 0 with none (cg->used false). */
 int herd__cgroup_make(herd__rt *rt, herd__cgroup *cg);
-/* The child has joined it (or failed): closes cgroup.procs. */
+/* Its cgroup.procs, opened on first use (for clone without
+ * CLONE_INTO_CGROUP); -1 if it cannot be. */
+int herd__cgroup_procs_fd(herd__cgroup *cg);
+/* The child has joined it (or failed): closes the descriptors. */
 void herd__cgroup_started(herd__cgroup *cg);
 /* Kills everything in it. */
 void herd__cgroup_kill(herd__cgroup *cg);

@@ -433,7 +433,62 @@ static void scope_remove(herd_scope *s, herd_proc *p)
 
 /* Runs the clone. Returns the child's pid, with its pidfd in *pidfd, or a
  * negative code (the child's exec error, after reaping it). */
-static int spawn(herd__worker *w, struct child_args *a, int *pidfd)
+/* clone3's arguments, as far as CLONE_INTO_CGROUP (Linux 5.7). */
+struct clone_args3 {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal;
+	uint64_t stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+
+#define CLONE_INTO_CGROUP_ 0x200000000ULL
+
+/* The clone itself: clone3, straight into the child's cgroup, where the
+ * kernel has it (the child is born there, and moving it in later costs a
+ * synchronisation of the whole cgroup tree); else clone(), and the child
+ * joins its cgroup itself. Returns the pid or -errno; *fd the pidfd. */
+static int do_clone(herd__rt *rt, struct child_args *a, herd__cgroup *cg, char *stack,
+		    int *fd)
+{
+	a->cg_procs = -1;
+	if (!atomic_load_explicit(&rt->proc.no_clone3, mo_relaxed)) {
+		bool into = cg->used && !atomic_load_explicit(&rt->proc.no_into_cgroup,
+							      mo_relaxed);
+		struct clone_args3 ca = {
+			.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD |
+				 (into ? CLONE_INTO_CGROUP_ : 0),
+			.pidfd = (uint64_t)(uintptr_t)fd,
+			.exit_signal = SIGCHLD,
+			.stack = (uint64_t)(uintptr_t)stack,
+			.stack_size = CHILD_STACK,
+			.cgroup = into ? (uint64_t)cg->dir_fd : 0,
+		};
+		if (!into && cg->used)
+			a->cg_procs = herd__cgroup_procs_fd(cg);
+		int rc = herd__clone3(&ca, sizeof ca, child_main, a);
+		if (rc >= 0 || (rc != -ENOSYS && !(into && (rc == -EINVAL || rc == -E2BIG))))
+			return rc;
+		if (rc == -ENOSYS)
+			atomic_store_explicit(&rt->proc.no_clone3, true, mo_relaxed);
+		else
+			atomic_store_explicit(&rt->proc.no_into_cgroup, true, mo_relaxed);
+		return do_clone(rt, a, cg, stack, fd); /* once more, without */
+	}
+	if (cg->used)
+		a->cg_procs = herd__cgroup_procs_fd(cg);
+	int flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
+	pid_t pid;
+	if (atomic_load_explicit(&rt->proc.no_clone_pidfd, mo_relaxed))
+		pid = clone(child_main, stack + CHILD_STACK, flags, a);
+	else
+		pid = clone(child_main, stack + CHILD_STACK, flags | CLONE_PIDFD, a, fd);
+	if (pid < 0 && errno == EINVAL && *fd < 0 &&
+	    !atomic_exchange(&rt->proc.no_clone_pidfd, true))
+		pid = clone(child_main, stack + CHILD_STACK, flags, a); /* Linux < 5.2 */
+	return pid < 0 ? -errno : pid;
+}
+
+/* Runs the clone. Returns the child's pid, with its pidfd in *pidfd, or a
+ * negative code (the child's exec error, after reaping it). */
+static int spawn(herd__worker *w, struct child_args *a, herd__cgroup *cg, int *pidfd)
 {
 	herd__rt *rt = w->rt;
 	char *stack = malloc(CHILD_STACK);
@@ -447,26 +502,17 @@ static int spawn(herd__worker *w, struct child_args *a, int *pidfd)
 	memcpy(&a->mask, &rt->sigmask, sizeof a->mask);
 	a->err = 0;
 	a->ppid = getpid();
-	int flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
 	int fd = -1;
-	pid_t pid;
 	/* The thread waits until the child has exec'd: the monitor should
 	 * move the worker's queue away if that takes long, but not call the
 	 * worker stuck. */
 	atomic_store_explicit(&w->in_syscall, true, mo_relaxed);
-	if (atomic_load_explicit(&rt->proc.no_clone_pidfd, mo_relaxed))
-		pid = clone(child_main, stack + CHILD_STACK, flags, a);
-	else
-		pid = clone(child_main, stack + CHILD_STACK, flags | CLONE_PIDFD, a, &fd);
-	if (pid < 0 && errno == EINVAL && fd < 0 &&
-	    !atomic_exchange(&rt->proc.no_clone_pidfd, true))
-		pid = clone(child_main, stack + CHILD_STACK, flags, a); /* Linux < 5.2 */
-	int e = errno;
+	int pid = do_clone(rt, a, cg, stack, &fd);
 	atomic_store_explicit(&w->in_syscall, false, mo_relaxed);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	free(stack);
 	if (pid < 0)
-		return -e;
+		return pid;
 	if (fd < 0 && (fd = (int)syscall(SYS_pidfd_open, pid, 0)) >= 0)
 		fcntl(fd, F_SETFD, FD_CLOEXEC);
 	if (a->err) {
@@ -526,10 +572,9 @@ int herd_proc_start(herd_proc **out, herd_scope *scope, const herd_proc_opts *o,
 	for (;;) {
 		if ((rc = stdio_make(rt, o, &io)) == 0) {
 			herd__cgroup_make(rt, &p->cg);
-			a.cg_procs = p->cg.procs_fd;
 			memcpy(a.src, io.child, sizeof a.src);
 			live_add(p); /* pid 0: the sweep spares its cgroup */
-			rc = spawn(w, &a, &p->pidfd);
+			rc = spawn(w, &a, &p->cg, &p->pidfd);
 			herd__cgroup_started(&p->cg);
 			if (rc >= 0)
 				break;

@@ -60,7 +60,8 @@
  *
  * Timers (timer.c) are fired by whichever worker notices them due: a busy
  * worker every 16 scheduling rounds, an idle one before it sleeps. One idle
- * worker, the timer sleeper, sleeps only until the earliest deadline. A
+ * worker, the sleeper, sleeps in the poller (poll.c) only until the
+ * earliest deadline; the others sleep on their futex. A
  * timer that becomes the earliest wakes the sleeper (or, if there is none,
  * an idle worker) to sleep again on the new deadline. The sleeper claims
  * the role (CAS on timer_sleeper) and then reads timer_next; timer_add
@@ -573,6 +574,8 @@ static void stop_spinning(herd__worker *w)
 
 /* Parks the worker until it is woken or (as the timer sleeper) the
  * earliest timer is due. */
+static int poll_local(herd__worker *w, int64_t deadline);
+
 static void worker_sleep(herd__worker *w)
 {
 	herd__rt *rt = w->rt;
@@ -585,17 +588,17 @@ static void worker_sleep(herd__worker *w)
 		return;
 	int64_t deadline = -1;
 	int zero = 0;
-	bool sleeper = (atomic_load_explicit(&rt->timer_next, mo_seq_cst) != INT64_MAX ||
-			atomic_load_explicit(&rt->poll.waiters, mo_seq_cst)) &&
-		       atomic_compare_exchange_strong_explicit(
-			       &rt->timer_sleeper, &zero, (int)w->index + 1,
-			       mo_seq_cst, mo_relaxed);
-	bool poll = false, polled = false;
+	/* The first worker to go idle becomes the sleeper: it sleeps in the
+	 * poller, until the earliest timer, even while no descriptor is
+	 * waited on, so that a task that starts waiting for one need not wake
+	 * anybody (poll.c sees new registrations in epoll_wait). */
+	bool sleeper = atomic_compare_exchange_strong_explicit(
+		&rt->timer_sleeper, &zero, (int)w->index + 1, mo_seq_cst, mo_relaxed);
+	bool poll = sleeper, polled = false;
 	if (sleeper) {
 		deadline = atomic_load_explicit(&rt->timer_next, mo_seq_cst);
 		if (deadline == INT64_MAX)
 			deadline = -1;
-		poll = atomic_load_explicit(&rt->poll.waiters, mo_seq_cst) != 0;
 	}
 	while (!atomic_load_explicit(&w->wake_token, mo_acquire)) {
 		if (deadline >= 0 && herd_now() >= deadline) {
@@ -612,7 +615,7 @@ static void worker_sleep(herd__worker *w)
 		atomic_store_explicit(&w->in_poll, 1, mo_seq_cst);
 		int n = 0;
 		if (!atomic_load_explicit(&w->wake_token, mo_seq_cst))
-			n = herd__poll_run(rt, deadline);
+			n = poll_local(w, deadline);
 		atomic_store_explicit(&w->in_poll, 0, mo_seq_cst);
 		if (n > 0) {
 			polled = true;
@@ -620,7 +623,6 @@ static void worker_sleep(herd__worker *w)
 				break;
 			deadline = -1; /* a waker took us off the list */
 		}
-		poll = atomic_load_explicit(&rt->poll.waiters, mo_seq_cst) != 0;
 	}
 	if (sleeper)
 		atomic_store_explicit(&rt->timer_sleeper, 0, mo_seq_cst);
@@ -633,6 +635,23 @@ static void worker_sleep(herd__worker *w)
 	    (atomic_load_explicit(&rt->timer_next, mo_seq_cst) != INT64_MAX ||
 	     atomic_load_explicit(&rt->poll.waiters, mo_seq_cst)))
 		herd__wake_for_timers(rt);
+}
+
+/*
+ * Polls for a worker that is about to look for work: the tasks the events
+ * ready go to its own queue without waking another worker for each, as it
+ * runs the first itself; only a second one is worth a wakeup (Go's
+ * findrunnable takes the first goroutine netpoll returns likewise).
+ */
+static int poll_local(herd__worker *w, int64_t deadline)
+{
+	w->quiet = true;
+	w->quiet_readied = 0;
+	int n = herd__poll_run(w->rt, deadline);
+	w->quiet = false;
+	if (w->quiet_readied > 1)
+		wakep(w->rt);
+	return n;
 }
 
 void herd__poll_watch(herd__rt *rt)
@@ -718,7 +737,7 @@ static herd__task *find_runnable(herd__worker *w)
 		if (timers_poll(w))
 			continue;
 		if (atomic_load_explicit(&w->rt->poll.waiters, mo_relaxed) &&
-		    herd__poll_run(w->rt, 0) > 0)
+		    poll_local(w, 0) > 0)
 			continue;
 		if (atomic_load_explicit(&w->rt->shutdown, mo_seq_cst))
 			return NULL;
@@ -899,6 +918,10 @@ void herd__ready(herd__worker *w, herd__task *t)
 	if (w) {
 		rt = w->rt;
 		runq_put_next(w, t);
+		if (w->quiet) { /* see poll_local */
+			w->quiet_readied++;
+			return;
+		}
 	} else {
 		rt = atomic_load_explicit(&herd__runtime, mo_acquire);
 		global_put_list(rt, t, t, 1);
