@@ -857,7 +857,9 @@ HERD_API int herd_proc_close_fd(herd_proc *p, int index);
  * (0..255), or 256 + the number of the signal that killed it (see
  * HERD_PROC_*). Can be called again, and from several tasks. HERD_ETIMEDOUT,
  * HERD_ECANCELED (the process runs on; it is ended with its scope), -EPERM
- * (not a task), -EINVAL. Blocks.
+ * (not a task), -EINVAL; -ECHILD if the program reaped the child itself
+ * (waitpid(-1, ...), or SIGCHLD set to SIG_IGN), so its status was lost.
+ * Blocks.
  */
 HERD_API int herd_proc_wait(herd_proc *p, int64_t deadline);
 
@@ -885,9 +887,11 @@ HERD_API int herd_proc_kill(herd_proc *p, int64_t deadline);
 
 /*
  * Releases the handle and closes the parent's pipe ends. A process still
- * running is not affected: its scope still ends it. Returns 0; -EBUSY (and
- * nothing is freed) while a task waits on it. NULL is accepted. Does not
- * block.
+ * running is not affected: its scope still ends it. Tasks inside
+ * herd_proc_wait or herd_proc_kill keep what they need until they return;
+ * but while a task is blocked on herd_proc_done's channel (in a select),
+ * returns -EBUSY and frees nothing. May be called after herd_run has
+ * returned. Returns 0 or -EBUSY; NULL is accepted. Does not block.
  */
 HERD_API int herd_proc_free(herd_proc *p);
 

@@ -156,7 +156,13 @@ int herd__cgroup_make(herd__rt *rt, herd__cgroup *cg)
 		set_name(cg, seq);
 	} else {
 		set_name(cg, atomic_fetch_add_explicit(&rt->proc.cg_seq, 1, mo_relaxed) + 1);
-		if (mkdirat(rt->proc.cg_base, cg->name, 0755) < 0) {
+		int rc = mkdirat(rt->proc.cg_base, cg->name, 0755);
+		/* Left by an earlier process with our pid that died: if it
+		 * is empty, it goes, and the name is ours. */
+		if (rc < 0 && errno == EEXIST &&
+		    unlinkat(rt->proc.cg_base, cg->name, AT_REMOVEDIR) == 0)
+			rc = mkdirat(rt->proc.cg_base, cg->name, 0755);
+		if (rc < 0) {
 			cg->seq = 0;
 			return 0; /* the child runs without one */
 		}
@@ -176,6 +182,14 @@ int herd__cgroup_procs_fd(herd__cgroup *cg)
 	if (cg->procs_fd < 0 && cg->dir_fd >= 0)
 		cg->procs_fd = openat(cg->dir_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
 	return cg->procs_fd;
+}
+
+void herd__cgroup_abandon(herd__cgroup *cg)
+{
+	herd__cgroup_started(cg);
+	if (cg->used)
+		unlinkat(cg->rt->proc.cg_base, cg->name, AT_REMOVEDIR);
+	cg->used = false;
 }
 
 void herd__cgroup_started(herd__cgroup *cg)
@@ -206,6 +220,11 @@ static void record_pids(herd__cgroup *cg)
 		if (end == p)
 			break;
 		p = end + (*end == '\n');
+		bool seen = false;
+		for (size_t i = 0; i < cg->npids && !seen; i++)
+			seen = cg->pids[i] == (pid_t)pid;
+		if (seen)
+			continue;
 		if (cg->npids == cg->cap) {
 			size_t cap = cg->cap ? 2 * cg->cap : 8;
 			pid_t *a = realloc(cg->pids, cap * sizeof *a);

@@ -531,6 +531,8 @@ int herd__cgroup_make(herd__rt *rt, herd__cgroup *cg);
 /* Its cgroup.procs, opened on first use (for clone without
  * CLONE_INTO_CGROUP); -1 if it cannot be. */
 int herd__cgroup_procs_fd(herd__cgroup *cg);
+/* The child could not be started in it: it is removed, unused. */
+void herd__cgroup_abandon(herd__cgroup *cg);
 /* The child has joined it (or failed): closes the descriptors. */
 void herd__cgroup_started(herd__cgroup *cg);
 /* Kills everything in it. */

@@ -93,6 +93,8 @@ extern int __clone(int (*fn)(void *), void *stack, int flags, void *arg, ...);
 #endif
 
 #define GRACE_DEFAULT (2 * HERD_SEC)
+/* spawn's code for a child that ran out of descriptors itself. */
+#define CHILD_EMFILE (-EMFILE - 4096)
 /* Sweeps at the end of a scope, at most, each after the strays the
  * previous one killed may have orphaned theirs. */
 #define SWEEP_PASSES 8
@@ -105,6 +107,7 @@ extern char **environ;
 
 struct herd_proc {
 	herd__rt *rt;
+	uint64_t serial;        /* rt->serial: the runtime still exists */
 	herd_scope *scope;
 	struct herd_proc *sc_prev, *sc_next;  /* the scope's list */
 	struct herd_proc *dr_next;            /* rt->proc.draining */
@@ -167,10 +170,9 @@ NO_SANITIZE static int child_main(void *arg)
 	syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	if (syscall(SYS_getppid) != a->ppid)
 		syscall(SYS_exit_group, 127); /* the parent is gone already */
-	if (a->cg_procs >= 0 && syscall(SYS_write, a->cg_procs, "0", 1) < 0)
-		return child_fail(a, -1);
-	if (a->set_nofile)
-		syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, &a->nofile, NULL);
+	/* Best effort: a child that cannot join its cgroup runs without. */
+	if (a->cg_procs >= 0)
+		syscall(SYS_write, a->cg_procs, "0", 1);
 	/* A source among 0..2 that another slot will overwrite moves first. */
 	for (int i = 0; i < 3; i++)
 		if (a->src[i] >= 0 && a->src[i] < 3 && a->src[i] != i &&
@@ -188,6 +190,10 @@ NO_SANITIZE static int child_main(void *arg)
 	/* Exactly the descriptors it was given (Linux 5.9+; before, herd's
 	 * own are close-on-exec anyway). */
 	syscall(SYS_close_range, 3, ~0u, 0);
+	/* The original limit, only now: the moves above may need a
+	 * descriptor above it. */
+	if (a->set_nofile)
+		syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, &a->nofile, NULL);
 	if (a->dir && syscall(SYS_chdir, a->dir) < 0)
 		return child_fail(a, -1);
 	/* Handlers would run in the parent's memory: default them before the
@@ -358,13 +364,23 @@ static int check_opts(const herd_proc_opts *o)
 	return 0;
 }
 
+/* Closes one of p's descriptors, uncounting it if its runtime still runs
+ * (a handle may be freed after herd_run has returned). */
+static int proc_close(herd_proc *p, int fd)
+{
+	herd__rt *rt = atomic_load_explicit(&herd__runtime, mo_acquire);
+	if (rt != p->rt || rt->serial != p->serial)
+		return close(fd) < 0 && errno != EINTR ? -errno : 0;
+	return herd__fd_close(rt, fd);
+}
+
 static void proc_unref(herd_proc *p)
 {
 	if (atomic_fetch_sub_explicit(&p->refs, 1, mo_acq_rel) != 1)
 		return;
 	for (int i = 0; i < 3; i++)
 		if (p->fds[i] >= 0)
-			herd__fd_close(p->rt, p->fds[i]);
+			proc_close(p, p->fds[i]);
 	herd_chan_free(p->done);
 	free(p);
 }
@@ -464,12 +480,15 @@ static int do_clone(herd__rt *rt, struct child_args *a, herd__cgroup *cg, char *
 		if (!into && cg->used)
 			a->cg_procs = herd__cgroup_procs_fd(cg);
 		int rc = herd__clone3(&ca, sizeof ca, child_main, a);
-		if (rc >= 0 || (rc != -ENOSYS && !(into && (rc == -EINVAL || rc == -E2BIG))))
+		if (rc >= 0 || rc == -ENOMEM || rc == -EAGAIN || rc == -EMFILE ||
+		    rc == -ENFILE || (rc != -ENOSYS && !into))
 			return rc;
 		if (rc == -ENOSYS)
 			atomic_store_explicit(&rt->proc.no_clone3, true, mo_relaxed);
-		else
+		else if (rc == -EINVAL || rc == -E2BIG)
 			atomic_store_explicit(&rt->proc.no_into_cgroup, true, mo_relaxed);
+		else
+			herd__cgroup_abandon(cg); /* cannot start in it: without */
 		return do_clone(rt, a, cg, stack, fd); /* once more, without */
 	}
 	if (cg->used)
@@ -521,7 +540,8 @@ static int spawn(herd__worker *w, struct child_args *a, herd__cgroup *cg, int *p
 			;
 		if (fd >= 0)
 			close(fd);
-		return -a->err;
+		/* The child's own EMFILE is not ours to wait out. */
+		return a->err == EMFILE || a->err == ENFILE ? CHILD_EMFILE : -a->err;
 	}
 	*pidfd = fd;
 	return pid;
@@ -556,6 +576,7 @@ int herd_proc_start(herd_proc **out, herd_scope *scope, const herd_proc_opts *o,
 		return rc;
 	}
 	p->rt = rt;
+	p->serial = rt->serial;
 	p->grace = o->grace ? o->grace : GRACE_DEFAULT;
 	p->pidfd = -1;
 	herd__proc_once(rt);
@@ -581,6 +602,10 @@ int herd_proc_start(herd_proc **out, herd_scope *scope, const herd_proc_opts *o,
 			live_remove(p);
 			herd__cgroup_remove(&p->cg);
 			stdio_release(rt, &io, true);
+		}
+		if (rc == CHILD_EMFILE) {
+			rc = -EMFILE; /* from the child: no waiting helps */
+			goto fail;
 		}
 		if (rc != -EMFILE && rc != -ENFILE)
 			goto fail;
@@ -678,9 +703,11 @@ void herd__proc_exited(herd_proc *p)
 	p->reaping = true;
 	herd__mutex_unlock(&p->lock);
 	siginfo_t si = {0};
-	while (waitid(P_PID, (id_t)p->pid, &si, WEXITED) < 0 && errno == EINTR)
+	int rc;
+	while ((rc = waitid(P_PID, (id_t)p->pid, &si, WEXITED)) < 0 && errno == EINTR)
 		;
-	p->status = encode_status(&si);
+	/* ECHILD: somebody else reaped it (waitpid(-1), or SIGCHLD ignored). */
+	p->status = rc < 0 ? -errno : encode_status(&si);
 	if (p->pidfd >= 0) {
 		herd__fd_close(rt, p->pidfd);
 		p->pidfd = -1;
@@ -741,37 +768,79 @@ void herd__proc_drain_all(herd__rt *rt)
 /* Strays that left their group                                       */
 /* ------------------------------------------------------------------ */
 
-/* Our children (of every thread), into pids; returns how many (at most
- * max). */
-static size_t list_children(pid_t *pids, size_t max)
+/* Reads a whole small file into a malloc'd, NUL-terminated buffer; NULL if
+ * it cannot. */
+static char *slurp(const char *path)
 {
-	size_t n = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+	for (ssize_t r; buf; len += (size_t)r) {
+		if (len + 1 == cap) {
+			char *b = realloc(buf, cap *= 2);
+			if (!b) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = b;
+		}
+		if ((r = read(fd, buf + len, cap - 1 - len)) <= 0) {
+			if (r < 0) {
+				free(buf);
+				buf = NULL;
+			}
+			break;
+		}
+	}
+	close(fd);
+	if (buf)
+		buf[len] = 0;
+	return buf;
+}
+
+/* Our children (of every thread), into *pids (malloc'd); returns how
+ * many, or -1 if the list could not be read whole. */
+static long list_children(pid_t **pids)
+{
+	size_t n = 0, cap = 64;
+	*pids = malloc(cap * sizeof **pids);
 	DIR *d = opendir("/proc/self/task");
-	if (!d)
-		return 0;
+	if (!d || !*pids) {
+		if (d)
+			closedir(d);
+		return -1;
+	}
+	bool whole = true;
 	struct dirent *e;
-	while ((e = readdir(d)) && n < max) {
+	while (whole && (e = readdir(d))) {
 		if (e->d_name[0] == '.')
 			continue;
-		char path[300], buf[4096];
+		char path[300];
 		snprintf(path, sizeof path, "/proc/self/task/%s/children", e->d_name);
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		ssize_t len = read(fd, buf, sizeof buf - 1);
-		close(fd);
-		if (len <= 0)
-			continue;
-		buf[len] = 0;
-		for (char *q = buf, *end; n < max; q = end) {
+		char *buf = slurp(path);
+		if (!buf)
+			continue; /* the thread has ended */
+		for (char *q = buf, *end; whole; q = end) {
 			long v = strtol(q, &end, 10);
 			if (end == q)
 				break;
-			pids[n++] = (pid_t)v;
+			if (n == cap) {
+				pid_t *a = realloc(*pids, (cap *= 2) * sizeof *a);
+				if (!a) {
+					whole = false;
+					break;
+				}
+				*pids = a;
+			}
+			(*pids)[n++] = (pid_t)v;
 		}
+		free(buf);
 	}
 	closedir(d);
-	return n;
+	return whole ? (long)n : -1;
 }
 
 /* The herd cgroup (its number) that process pid is in, or -1: a child's
@@ -812,29 +881,32 @@ static int cmp_known(const void *a, const void *b)
 	return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
-#define SWEEP_MAX 4096
-
-/* One pass: returns how many strays it killed. */
+/* One pass: returns how many strays it killed. It kills only with whole
+ * lists: a live child missing from them would look like a stray. */
 static int sweep_once(herd__rt *rt)
 {
-	pid_t *kids = malloc(SWEEP_MAX * sizeof *kids);
-	struct known *known = malloc(SWEEP_MAX * sizeof *known);
+	pid_t *kids = NULL;
+	struct known *known = NULL;
 	int killed = 0;
-	if (!kids || !known)
+	long nk = list_children(&kids);
+	if (nk <= 0)
 		goto out;
-	size_t nk = list_children(kids, SWEEP_MAX), nknown = 0;
-	if (!nk)
-		goto out;
+	size_t nknown = 0, cap = 0;
 	herd__mutex_lock(&rt->proc.lock);
-	for (herd_proc *p = rt->proc.live_list; p && nknown < SWEEP_MAX; p = p->lv_next)
+	for (herd_proc *p = rt->proc.live_list; p; p = p->lv_next)
+		cap++;
+	known = malloc((cap ? cap : 1) * sizeof *known);
+	for (herd_proc *p = rt->proc.live_list; known && p; p = p->lv_next)
 		if (p->cg.seq) /* set before it was listed; 0: no cgroup */
 			known[nknown++] = (struct known){
 				p->cg.seq, p->pid,
 				!atomic_load_explicit(&p->exited, mo_acquire)};
 	herd__mutex_unlock(&rt->proc.lock);
+	if (!known)
+		goto out;
 	qsort(known, nknown, sizeof *known, cmp_known);
 	int self = (int)getpid();
-	for (size_t i = 0; i < nk; i++) {
+	for (long i = 0; i < nk; i++) {
 		long long seq = herd_cgroup_of(kids[i], self);
 		if (seq < 0)
 			continue; /* not from a herd child's tree: the program's own */
@@ -983,7 +1055,7 @@ int herd_proc_close_fd(herd_proc *p, int index)
 		return -EINVAL;
 	int fd = p->fds[index];
 	p->fds[index] = -1;
-	return herd__fd_close(p->rt, fd);
+	return proc_close(p, fd);
 }
 
 herd_chan *herd_proc_done(herd_proc *p)
@@ -997,11 +1069,15 @@ int herd_proc_wait(herd_proc *p, int64_t deadline)
 		return -EINVAL;
 	if (atomic_load_explicit(&p->exited, mo_acquire))
 		return p->status;
+	/* A reference while it waits: another task may free the handle as
+	 * soon as the exit has woken them both. */
+	atomic_fetch_add_explicit(&p->refs, 1, mo_relaxed);
 	int rc = herd_chan_recv(p->done, NULL, deadline);
 	if (rc == HERD_ECLOSED) {
 		(void)atomic_load_explicit(&p->exited, mo_acquire);
-		return p->status;
+		rc = p->status;
 	}
+	proc_unref(p);
 	return rc;
 }
 
@@ -1027,20 +1103,29 @@ int herd_proc_kill(herd_proc *p, int64_t deadline)
 		return -EINVAL;
 	if (herd__current(&w, &t))
 		return -EPERM;
+	atomic_fetch_add_explicit(&p->refs, 1, mo_relaxed); /* as herd_proc_wait */
 	herd__mutex_lock(&p->lock);
 	term_locked(p, herd_now());
 	herd__mutex_unlock(&p->lock);
-	while (!atomic_load_explicit(&p->exited, mo_acquire)) {
+	int rc;
+	for (;;) {
+		if (atomic_load_explicit(&p->exited, mo_acquire)) {
+			rc = p->status;
+			break;
+		}
 		int64_t now = herd_now();
-		if (deadline == HERD_NOWAIT || (deadline > 0 && now >= deadline))
-			return HERD_ETIMEDOUT;
+		if (deadline == HERD_NOWAIT || (deadline > 0 && now >= deadline)) {
+			rc = HERD_ETIMEDOUT;
+			break;
+		}
 		herd__mutex_lock(&p->lock);
 		escalate_locked(p, now);
 		herd__mutex_unlock(&p->lock);
 		int64_t until = now + END_POLL_NS;
 		nap(&w, deadline > 0 && deadline < until ? deadline : until);
 	}
-	return p->status;
+	proc_unref(p);
+	return rc;
 }
 
 int herd_proc_free(herd_proc *p)

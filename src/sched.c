@@ -449,7 +449,10 @@ static herd__task *pick_local(herd__worker *w)
 	atomic_store_explicit(&w->progress, tick, mo_relaxed); /* for the monitor */
 	if ((tick & 15) == 0)
 		timers_poll(w);
-	if ((tick & 63) == 0 && herd__poll_due(w->rt))
+	/* Only on the scheduler's own stack: pick_local also runs on the
+	 * stack of a task that parks or yields, and the poller's callbacks
+	 * (a child's exit) need more room than a task may have left. */
+	if ((tick & 63) == 0 && !w->cur && herd__poll_due(w->rt))
 		herd__poll_run(w->rt, 0);
 	if (tick % 61 == 0 && (t = global_get(w)))
 		return t;
