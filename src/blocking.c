@@ -200,8 +200,10 @@ static void *monitor_main(void *arg)
 		herd__proc_escalate_all(rt);
 		herd__proc_drain_all(rt);
 		/* Strays that left their groups come back to us now and then
-		 * (their parent died): a sweep a second. */
-		if (now - last_sweep >= HERD_SEC) {
+		 * (their parent died): a sweep a second, while a child that
+		 * has exited left something alive in its cgroup. */
+		if (now - last_sweep >= HERD_SEC &&
+		    atomic_exchange_explicit(&rt->proc.strays, false, mo_relaxed)) {
 			last_sweep = now;
 			herd__proc_sweep(rt);
 		}

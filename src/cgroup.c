@@ -249,6 +249,7 @@ void herd__cgroup_kill(herd__cgroup *cg)
 		return;
 	}
 	cg->empty = false;
+	atomic_store_explicit(&cg->rt->proc.strays, true, mo_relaxed); /* monitor */
 	char f[sizeof cg->name + 16];
 	snprintf(f, sizeof f, "%s/cgroup.kill", cg->name);
 	int fd = openat(cg->rt->proc.cg_base, f, O_WRONLY | O_CLOEXEC);

@@ -449,6 +449,7 @@ struct herd__rt {
 		int cg_base;              /* cgroup directory, or -1 */
 		_Atomic uint64_t cg_seq;
 		_Atomic bool no_clone3, no_into_cgroup;
+		_Atomic bool strays;      /* a sweep may find some */
 		herd__mutex cg_lock;      /* the pool */
 		uint64_t cg_pool[HERD__CG_POOL]; /* empty cgroups, by number */
 		size_t cg_npool;

@@ -632,11 +632,12 @@ static void worker_sleep(herd__worker *w)
 	uint32_t token = atomic_exchange_explicit(&w->wake_token, 0, mo_acquire);
 	if (token == HERD__WAKE_SPIN)
 		w->spinning = true; /* the waker counted us in nspinning */
-	/* Leaving to run tasks: let another idle worker watch the timers
-	 * and the descriptors. */
+	/* Leaving to run tasks: let another idle worker watch the timers.
+	 * Not for descriptors alone: as in Go, whichever worker runs dry
+	 * next polls them, the monitor if none does; waking a worker to watch
+	 * after every event cost a process start a tenth of its time. */
 	if (sleeper && (token == HERD__WAKE_SPIN || polled) &&
-	    (atomic_load_explicit(&rt->timer_next, mo_seq_cst) != INT64_MAX ||
-	     atomic_load_explicit(&rt->poll.waiters, mo_seq_cst)))
+	    atomic_load_explicit(&rt->timer_next, mo_seq_cst) != INT64_MAX)
 		herd__wake_for_timers(rt);
 }
 
@@ -659,10 +660,18 @@ static int poll_local(herd__worker *w, int64_t deadline)
 
 void herd__poll_watch(herd__rt *rt)
 {
-	/* Called after a wait was registered (poll.waiters raised): if the
-	 * sleeper is in epoll_wait already, it sees the new registration. */
+	/* Called after a wait was registered (poll.waiters raised). If the
+	 * sleeper is in epoll_wait already, it sees the new registration.
+	 * If the caller's worker has nothing else to run, it becomes the
+	 * sleeper itself once the caller parks (as Go's netpoller does: a
+	 * registration wakes nobody). Only a worker with more work queued
+	 * gets another idle worker to watch. */
 	int s = atomic_load_explicit(&rt->timer_sleeper, mo_seq_cst);
 	if (s && atomic_load_explicit(&rt->workers[s - 1]->in_poll, mo_seq_cst))
+		return;
+	herd__worker *w = herd__self();
+	if (w && !herd__sched_busy(w) &&
+	    !atomic_load_explicit(&rt->gq_size, mo_relaxed))
 		return;
 	herd__wake_for_timers(rt);
 }
@@ -730,6 +739,12 @@ static herd__task *find_runnable(herd__worker *w)
 {
 	for (;;) {
 		herd__task *t = pick_local(w);
+		/* Descriptors before stealing, as Go's findrunnable: a worker
+		 * that finds its task there has not started spinning, so it
+		 * does not wake another to spin in its place. */
+		if (!t && atomic_load_explicit(&w->rt->poll.waiters, mo_relaxed) &&
+		    poll_local(w, 0) > 0)
+			continue;
 		if (!t)
 			t = steal_work(w);
 		if (t) {
@@ -739,12 +754,14 @@ static herd__task *find_runnable(herd__worker *w)
 		}
 		if (timers_poll(w))
 			continue;
-		if (atomic_load_explicit(&w->rt->poll.waiters, mo_relaxed) &&
-		    poll_local(w, 0) > 0)
-			continue;
 		if (atomic_load_explicit(&w->rt->shutdown, mo_seq_cst))
 			return NULL;
-		if (spin_for_work(w))
+		/* Work that comes back within microseconds is worth a spin;
+		 * but while descriptors are waited on and nobody sleeps in the
+		 * poller, the next work is likelier an event: sleep there. */
+		if (!(atomic_load_explicit(&w->rt->poll.waiters, mo_relaxed) &&
+		      !atomic_load_explicit(&w->rt->timer_sleeper, mo_relaxed)) &&
+		    spin_for_work(w))
 			continue;
 		worker_sleep(w);
 	}
