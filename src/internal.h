@@ -450,6 +450,7 @@ struct herd__rt {
 		_Atomic uint64_t cg_seq;
 		_Atomic bool no_clone3, no_into_cgroup;
 		_Atomic bool strays;      /* a sweep may find some */
+		_Atomic bool vm_shared;   /* a vfork child shared our memory */
 		herd__mutex cg_lock;      /* the pool */
 		uint64_t cg_pool[HERD__CG_POOL]; /* empty cgroups, by number */
 		size_t cg_npool;

@@ -143,6 +143,8 @@ struct child_args {
 	uint64_t mask;          /* the signal mask to exec with */
 	pid_t ppid;
 	volatile int err;       /* the child's errno if it failed */
+	volatile int shared;    /* set by the child: it shares our memory */
+	int err_fd;             /* or it writes err here (see spawn), or -1 */
 };
 
 /* The kernel's struct sigaction starts with the handler on every
@@ -157,7 +159,10 @@ struct ksigaction {
 
 NO_SANITIZE static int child_fail(struct child_args *a, long rc)
 {
-	a->err = rc == -1 ? errno : EINVAL;
+	int e = rc == -1 ? errno : EINVAL;
+	a->err = e;
+	if (a->err_fd >= 0)
+		syscall(SYS_write, a->err_fd, &e, sizeof e);
 	syscall(SYS_exit_group, 127);
 	return 127;
 }
@@ -165,6 +170,7 @@ NO_SANITIZE static int child_fail(struct child_args *a, long rc)
 NO_SANITIZE static int child_main(void *arg)
 {
 	struct child_args *a = arg;
+	a->shared = 1;
 	if (syscall(SYS_setpgid, 0, 0) < 0)
 		return child_fail(a, -1);
 	syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
@@ -189,7 +195,8 @@ NO_SANITIZE static int child_main(void *arg)
 	}
 	/* Exactly the descriptors it was given (Linux 5.9+; before, herd's
 	 * own are close-on-exec anyway). */
-	syscall(SYS_close_range, 3, ~0u, 0);
+	if (syscall(SYS_close_range, 3, ~0u, 4 /* CLOSE_RANGE_CLOEXEC, 5.11 */) < 0)
+		syscall(SYS_close_range, 3, ~0u, 0);
 	/* The original limit, only now: the moves above may need a
 	 * descriptor above it. */
 	if (a->set_nofile)
@@ -519,8 +526,22 @@ static int spawn(herd__worker *w, struct child_args *a, herd__cgroup *cg, int *p
 	/* Workers block asynchronous signals; the child gets the mask of the
 	 * thread that called herd_run, as a child of that thread would. */
 	memcpy(&a->mask, &rt->sigmask, sizeof a->mask);
-	a->err = 0;
+	a->err = a->shared = 0;
 	a->ppid = getpid();
+	/* Until a child has shown that it shares our memory (Valgrind, for
+	 * one, turns the vfork into a fork), exec errors also come through a
+	 * close-on-exec pipe, as after a fork: end of file means the exec. */
+	int ep[2] = {-1, -1};
+	a->err_fd = -1;
+	if (!atomic_load_explicit(&rt->proc.vm_shared, mo_relaxed)) {
+		if (pipe2(ep, O_CLOEXEC) < 0) {
+			int e = errno;
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+			free(stack);
+			return -e;
+		}
+		a->err_fd = ep[1];
+	}
 	int fd = -1;
 	/* The thread waits until the child has exec'd: the monitor should
 	 * move the worker's queue away if that takes long, but not call the
@@ -530,6 +551,19 @@ static int spawn(herd__worker *w, struct child_args *a, herd__cgroup *cg, int *p
 	atomic_store_explicit(&w->in_syscall, false, mo_relaxed);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	free(stack);
+	if (ep[1] >= 0) {
+		close(ep[1]);
+		if (pid >= 0 && !a->shared) {
+			int e = 0;
+			ssize_t n;
+			while ((n = read(ep[0], &e, sizeof e)) < 0 && errno == EINTR)
+				;
+			a->err = n == sizeof e ? e : 0;
+		} else if (pid >= 0) {
+			atomic_store_explicit(&rt->proc.vm_shared, true, mo_relaxed);
+		}
+		close(ep[0]);
+	}
 	if (pid < 0)
 		return pid;
 	if (fd < 0 && (fd = (int)syscall(SYS_pidfd_open, pid, 0)) >= 0)
