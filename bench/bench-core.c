@@ -32,7 +32,8 @@
  * that does the runtime's lazy setup; whatever that warm-up leaves cached for
  * reuse is at most 1% of the measured tasks.
  */
-#include <herd.h>
+#define BENCH_NAME "bench-core"
+#include "bench.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -43,7 +44,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define RUNS 5
 #define SPAWN_TASKS 1000000L
 #define SKYNET_LEAVES 1000000L
 #define SKYNET_SUM 499999500000L /* 0 + 1 + ... + 999,999 */
@@ -60,53 +60,6 @@
 static double result;
 
 /* ------------------------------------------------------------ helpers */
-
-static void fail(const char *fmt, ...)
-	__attribute__((noreturn, format(printf, 1, 2)));
-
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("bench-core: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(EXIT_FAILURE);
-}
-
-/* A herd call that must succeed: OK(herd_go(...)). */
-#define OK(call) check_rc((call), #call, __LINE__)
-
-static inline int check_rc(int rc, const char *call, int line)
-{
-	if (rc < 0)
-		fail("line %d: %s: %s", line, call, herd_strerror(rc));
-	return rc;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Runs once(0) to warm up, then once(1) .. once(RUNS); returns their median. */
-static double median_of(const char *name, double (*once)(int run))
-{
-	double v[RUNS];
-
-	fprintf(stderr, "%s: warm-up %.2f, runs", name, once(0));
-	for (int i = 0; i < RUNS; i++) {
-		v[i] = once(i + 1);
-		fprintf(stderr, " %.2f", v[i]);
-	}
-	fputc('\n', stderr);
-	qsort(v, RUNS, sizeof v[0], cmp_double);
-	return v[RUNS / 2];
-}
 
 /*
  * The field `key` ("VmRSS", "VmPTE") of /proc/self/status, in bytes. The

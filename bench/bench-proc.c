@@ -30,7 +30,8 @@
  * microseconds per process.
  */
 #define _GNU_SOURCE
-#include <herd.h>
+#define BENCH_NAME "bench-proc"
+#include "bench.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,7 +44,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define RUNS 5
 #define PROCS 2000L
 #define PAR_TASKS 8L
 #define PROC_TIMEOUT (10 * HERD_SEC)	/* per process, for each herd call */
@@ -56,55 +56,6 @@ static double result;
 
 /* The argv of every process. */
 static char *const true_argv[] = { TRUE_PATH, NULL };
-
-/* ------------------------------------------------------------ helpers */
-
-static void fail(const char *fmt, ...)
-	__attribute__((noreturn, format(printf, 1, 2)));
-
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("bench-proc: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(EXIT_FAILURE);
-}
-
-/* A herd call that must succeed: OK(herd_scope_open(...)). */
-#define OK(call) check_rc((call), #call, __LINE__)
-
-static inline int check_rc(int rc, const char *call, int line)
-{
-	if (rc < 0)
-		fail("line %d: %s: %s", line, call, herd_strerror(rc));
-	return rc;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Runs once(0) to warm up, then once(1) .. once(RUNS); returns their median. */
-static double median_of(const char *name, double (*once)(int run))
-{
-	double v[RUNS];
-
-	fprintf(stderr, "%s: warm-up %.2f, runs", name, once(0));
-	for (int i = 0; i < RUNS; i++) {
-		v[i] = once(i + 1);
-		fprintf(stderr, " %.2f", v[i]);
-	}
-	fputc('\n', stderr);
-	qsort(v, RUNS, sizeof v[0], cmp_double);
-	return v[RUNS / 2];
-}
 
 /* ------------------------------------------------------------ herd */
 

@@ -1030,32 +1030,36 @@ static void nap(herd__worker **wp, int64_t until)
 	herd__wait(wp, NULL, until, false);
 }
 
+/* One round of ending s's processes: SIGTERM on the first, SIGKILL once
+ * a grace has passed. False when none is left. */
+static bool end_round(herd_scope *s, bool first)
+{
+	herd__mutex *lock = herd__scope_lock(s);
+	herd__mutex_lock(lock);
+	herd_proc *head = *herd__scope_procs(s);
+	int64_t now = herd_now();
+	for (herd_proc *p = head; p; p = p->sc_next) {
+		herd__mutex_lock(&p->lock);
+		if (first)
+			term_locked(p, now);
+		escalate_locked(p, now);
+		herd__mutex_unlock(&p->lock);
+	}
+	herd__mutex_unlock(lock);
+	return head != NULL;
+}
+
 void herd__proc_scope_end(herd__worker **wp, herd_scope *s)
 {
 	herd__rt *rt = (*wp)->rt;
 	herd__mutex *lock = herd__scope_lock(s);
-	herd_proc **list = herd__scope_procs(s);
 	bool first = true;
 	herd__mutex_lock(lock);
 	bool had = *herd__scope_had_procs(s);
 	herd__mutex_unlock(lock);
 	if (!had)
 		return;
-	for (;;) {
-		herd__mutex_lock(lock);
-		if (!*list) {
-			herd__mutex_unlock(lock);
-			break;
-		}
-		int64_t now = herd_now();
-		for (herd_proc *p = *list; p; p = p->sc_next) {
-			herd__mutex_lock(&p->lock);
-			if (first)
-				term_locked(p, now);
-			escalate_locked(p, now);
-			herd__mutex_unlock(&p->lock);
-		}
-		herd__mutex_unlock(lock);
+	while (end_round(s, first)) {
 		first = false;
 		herd__proc_drain_all(rt);
 		nap(wp, herd_now() + END_POLL_NS);
@@ -1226,21 +1230,9 @@ void herd__proc_watch_thread(herd_proc *p)
 void herd__proc_fini(herd__rt *rt)
 {
 	if (atomic_load_explicit(&rt->proc.ready, mo_acquire)) {
-		herd__mutex *lock = herd__scope_lock(rt->root);
-		herd_proc **list = herd__scope_procs(rt->root);
 		bool first = true;
 		for (;;) {
-			herd__mutex_lock(lock);
-			herd_proc *head = *list;
-			int64_t now = herd_now();
-			for (herd_proc *p = head; p; p = p->sc_next) {
-				herd__mutex_lock(&p->lock);
-				if (first)
-					term_locked(p, now);
-				escalate_locked(p, now);
-				herd__mutex_unlock(&p->lock);
-			}
-			herd__mutex_unlock(lock);
+			bool head = end_round(rt->root, first);
 			first = false;
 			herd__mutex_lock(&rt->proc.lock);
 			bool draining = rt->proc.draining != NULL;

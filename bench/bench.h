@@ -1,0 +1,65 @@
+/*
+ * bench.h - what the benchmark programs share: failing loudly, checking a
+ * herd call, and the median of RUNS timed runs after a warm-up.
+ * Each program defines BENCH_NAME (its name, for messages) before
+ * including it.
+ */
+#ifndef HERD_BENCH_H
+#define HERD_BENCH_H
+
+#include <herd.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define RUNS 5
+
+static void fail(const char *fmt, ...)
+	__attribute__((noreturn, format(printf, 1, 2)));
+
+static void fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs(BENCH_NAME ": ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(EXIT_FAILURE);
+}
+
+/* A herd call that must succeed: OK(herd_go(...)). */
+#define OK(call) check_rc((call), #call, __LINE__)
+
+static inline int check_rc(int rc, const char *call, int line)
+{
+	if (rc < 0)
+		fail("line %d: %s: %s", line, call, herd_strerror(rc));
+	return rc;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Runs once(0) to warm up, then once(1) .. once(RUNS); returns their median. */
+static double median_of(const char *name, double (*once)(int run))
+{
+	double v[RUNS];
+
+	fprintf(stderr, "%s: warm-up %.2f, runs", name, once(0));
+	for (int i = 0; i < RUNS; i++) {
+		v[i] = once(i + 1);
+		fprintf(stderr, " %.2f", v[i]);
+	}
+	fputc('\n', stderr);
+	qsort(v, RUNS, sizeof v[0], cmp_double);
+	return v[RUNS / 2];
+}
+
+#endif
