@@ -204,16 +204,36 @@ void herd__cgroup_started(herd__cgroup *cg)
 /* Adds the pids listed in the cgroup to cg->pids. */
 static void record_pids(herd__cgroup *cg)
 {
-	char f[sizeof cg->name + 16], buf[4096];
+	/* Small on the stack: this runs on task stacks too (herd_proc_wait).
+	 * A first read tells an empty cgroup, the common case, at once. */
+	char f[sizeof cg->name + 16], first[64];
 	snprintf(f, sizeof f, "%s/cgroup.procs", cg->name);
 	int fd = openat(cg->rt->proc.cg_base, f, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
+	ssize_t n = read(fd, first, sizeof first);
+	if (n <= 0) {
+		close(fd);
 		return;
-	buf[n] = 0;
+	}
+	size_t len = (size_t)n, cap = 4096;
+	char *buf = malloc(cap);
+	if (!buf) {
+		close(fd);
+		return;
+	}
+	memcpy(buf, first, len);
+	while ((n = read(fd, buf + len, cap - 1 - len)) > 0) {
+		len += (size_t)n;
+		if (len + 1 == cap) {
+			char *b = realloc(buf, cap *= 2);
+			if (!b)
+				break;
+			buf = b;
+		}
+	}
+	close(fd);
+	buf[len] = 0;
 	for (char *p = buf; *p;) {
 		char *end;
 		long pid = strtol(p, &end, 10);
@@ -226,15 +246,16 @@ static void record_pids(herd__cgroup *cg)
 		if (seen)
 			continue;
 		if (cg->npids == cg->cap) {
-			size_t cap = cg->cap ? 2 * cg->cap : 8;
-			pid_t *a = realloc(cg->pids, cap * sizeof *a);
+			size_t ncap = cg->cap ? 2 * cg->cap : 8;
+			pid_t *a = realloc(cg->pids, ncap * sizeof *a);
 			if (!a)
-				return;
+				break;
 			cg->pids = a;
-			cg->cap = cap;
+			cg->cap = ncap;
 		}
 		cg->pids[cg->npids++] = (pid_t)pid;
 	}
+	free(buf);
 }
 
 void herd__cgroup_kill(herd__cgroup *cg)

@@ -1101,12 +1101,42 @@ herd_chan *herd_proc_done(herd_proc *p)
 	return p ? p->done : NULL;
 }
 
+/*
+ * If the child has exited but the poller has not yet handled it, handles
+ * it here: a task that read the child's output to its end usually finds
+ * it a zombie already, and saves the hop through the poller. The pidfd's
+ * registration decides who handles the exit: whoever unlinks it, under
+ * the poll lock (the poller unlinks it before it runs the callback).
+ */
+static void exit_now(herd_proc *p)
+{
+	herd__rt *rt = p->rt;
+	siginfo_t si;
+	si.si_pid = 0;
+	if (waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || !si.si_pid)
+		return;
+	herd__mutex_lock(&rt->poll.lock);
+	bool mine = p->exit_w.linked;
+	if (mine)
+		herd__poll_detach_locked(rt, &p->exit_w);
+	herd__mutex_unlock(&rt->poll.lock);
+	if (mine)
+		herd__proc_exited(p);
+}
+
 int herd_proc_wait(herd_proc *p, int64_t deadline)
 {
 	if (!p)
 		return -EINVAL;
 	if (atomic_load_explicit(&p->exited, mo_acquire))
 		return p->status;
+	herd__worker *w;
+	herd__task *t;
+	if (deadline != HERD_NOWAIT && !herd__current(&w, &t)) {
+		exit_now(p);
+		if (atomic_load_explicit(&p->exited, mo_acquire))
+			return p->status;
+	}
 	/* A reference while it waits: another task may free the handle as
 	 * soon as the exit has woken them both. */
 	atomic_fetch_add_explicit(&p->refs, 1, mo_relaxed);

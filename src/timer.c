@@ -160,6 +160,9 @@ struct herd_timer {
 	herd_chan *ch;
 };
 
+/* How late the earliest timer may get while the ring is full. */
+#define OVERDUE_NS (1 * HERD_MSEC)
+
 /* Timers delivered per round of herd__timers_run, at most. */
 #define FIRE_BATCH 32
 
@@ -187,12 +190,13 @@ int herd__timers_run(herd__worker *w, int64_t now)
 	unsigned nfire = 0;
 	int n = 0;
 	/* Tasks go to the back of w's ring, in deadline order; no more than
-	 * fit, or the overflow would reorder them (sched.c). But at least one:
-	 * a ring that is full at every poll must not hold timers back for
-	 * ever. Its overflow moves half the ring to the global queue, so the
-	 * next poll has room again. */
+	 * fit, or the overflow would reorder them (sched.c). But a ring that
+	 * is full at every poll must not hold timers back for ever: once the
+	 * earliest is OVERDUE_NS late, one fires all the same (its overflow
+	 * moves half the ring to the global queue, so the next poll has room
+	 * again). Only timers that late may then run out of order. */
 	int room = (int)herd__runq_room(w);
-	if (room < 1)
+	if (room < 1 && now - atomic_load_explicit(&rt->timer_next, mo_relaxed) >= OVERDUE_NS)
 		room = 1;
 	herd__mutex_lock(&rt->timer_lock);
 	while (n < room && nfire < FIRE_BATCH && rt->timer_n &&
