@@ -11,14 +11,14 @@
  * state outlives the waits: a descriptor closed and reused by the program
  * (without herd_close) finds nothing stale here.
  *
- * Who polls. Workers, never a thread of its own: an idle worker that holds
- * the timer sleeper's role (sched.c) sleeps in epoll_wait until the next
- * timer when descriptors are waited on; a worker that runs out of tasks
- * polls without blocking before it sleeps; a busy worker polls every 64
- * scheduling rounds if nobody has for POLL_STALE_NS; the monitor polls if
- * all workers are stuck (monitor.c). Events carry the descriptor and the
- * entry's generation, so an event for an entry that has since gone (its
- * waiter timed out) is recognised and dropped.
+ * Who polls. Workers, never a thread of its own: the first idle worker,
+ * the sleeper (sched.c), sleeps in epoll_wait until the next timer; a
+ * worker that runs out of tasks polls without blocking before it steals;
+ * a busy worker, from its scheduler loop, polls every 64 scheduling rounds
+ * if nobody has for POLL_STALE_NS; the monitor (blocking.c) polls when
+ * nobody has. Events carry the descriptor and the entry's generation, so
+ * an event for an entry that has since gone (its waiter timed out) is
+ * recognised and dropped.
  *
  * Waking a task. The poller claims the task's wait (wait.c) before it
  * unlinks the waiter; a waiter it cannot claim (its deadline or a

@@ -579,7 +579,7 @@ static void stop_spinning(herd__worker *w)
 		wakep(w->rt);
 }
 
-/* Parks the worker until it is woken or (as the timer sleeper) the
+/* Parks the worker until it is woken or (as the sleeper) the
  * earliest timer is due. */
 static int poll_local(herd__worker *w, int64_t deadline);
 
