@@ -158,12 +158,24 @@ static bool poll_procs(int what, int id, int least, int64_t timeout)
  * stay on the machine. */
 static void check_nothing_left(int64_t wait)
 {
-	if (wait) {
-		poll_procs(MARKED, 0, 0, wait);
-		poll_procs(ZOMBIES, 0, 0, wait);
+	/* Both counts at once: a grandchild's zombie becomes ours only when
+	 * its parent dies, after a look at our zombies may have found none. */
+	int64_t give_up = herd_now() + wait;
+	int marked, zombies;
+	for (;;) {
+		marked = count_procs(MARKED, 0);
+		zombies = count_procs(ZOMBIES, 0);
+		if ((!marked && !zombies) || herd_now() >= give_up)
+			break;
+		struct timespec ts = {0, 5000000};
+		nanosleep(&ts, NULL);
 	}
-	int marked = count_procs(MARKED, 0), zombies = count_procs(ZOMBIES, 0);
 	if (marked || zombies) {
+		int z = 0;
+		struct pinfo pi;
+		if (zombies && scan(ZOMBIES, 0, &z) && read_stat(z, &pi))
+			fprintf(stderr, "a zombie child: pid %d (%s), group %d\n", z,
+				pi.comm, pi.pgrp);
 		fprintf(stderr, "left behind: %d marked processes, %d zombie children\n",
 			marked, zombies);
 		count_procs(KILL_MARKED, 0);
