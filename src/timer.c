@@ -161,7 +161,7 @@ struct herd_timer {
 };
 
 /* How late the earliest timer may get while the ring is full. */
-#define OVERDUE_NS (1 * HERD_MSEC)
+#define OVERDUE_NS (10 * HERD_MSEC)
 
 /* Timers delivered per round of herd__timers_run, at most. */
 #define FIRE_BATCH 32
