@@ -442,7 +442,6 @@ struct herd__rt {
 		struct herd_proc *draining;
 		struct herd_proc *live_list; /* started, not finished */
 		_Atomic bool ready;       /* herd__proc_once has run */
-		_Atomic long live;        /* started and not finished */
 		_Atomic long nterm;       /* sent SIGTERM, SIGKILL pending */
 		_Atomic int null_fd;      /* /dev/null, or -1 */
 		_Atomic bool no_clone_pidfd;
@@ -562,7 +561,6 @@ void herd__proc_cancel_locked(herd_proc *list);
 void herd__proc_scope_end(herd__worker **wp, herd_scope *s);
 
 /* The scope's side (scope.c). */
-bool herd__scope_within(const herd_scope *inner, const herd_scope *s);
 herd__mutex *herd__scope_lock(herd_scope *s);
 herd_proc **herd__scope_procs(herd_scope *s);
 bool *herd__scope_had_procs(herd_scope *s); /* under the scope's lock */

@@ -29,7 +29,11 @@
  * and the epoll registrations (epoll_ctl is called under it, so that the
  * registered events always match the list). It is an object lock (level 2
  * in internal.h): a waker takes the scheduler's leaf locks under it.
- * Callbacks run with no lock held.
+ * Callbacks run with no lock held. poll.waiters (registered waits) is
+ * changed under the lock but read without it: seq_cst where a worker
+ * decides whether to sleep in the poller (sched.c), relaxed where it is
+ * only a hint to poll. poll.last is a relaxed hint of when somebody last
+ * polled.
  */
 #include "internal.h"
 

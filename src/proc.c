@@ -53,6 +53,12 @@
  * draining list, the live list and p->pid once listed. Order: scope lock,
  * then p->lock; rt->proc.lock, then p->lock; the others are never nested.
  * No lock is held across a clone.
+ *
+ * Atomics: `exited` is stored (release) after `status`, and read (acquire)
+ * before it. `refs` counts the handle, the scope's hold until the proc is
+ * finished, and each herd_proc_wait or herd_proc_kill in progress; the
+ * last drop (acq_rel) frees. rt->proc.nterm and .strays are relaxed hints
+ * that tell the monitor whether to look.
  */
 #define _GNU_SOURCE 1
 #include "internal.h"
@@ -656,7 +662,6 @@ int herd_proc_start(herd_proc **out, herd_scope *scope, const herd_proc_opts *o,
 	atomic_init(&p->refs, 2);
 	p->scope = scope;
 	scope_add(scope, p);
-	atomic_fetch_add_explicit(&rt->proc.live, 1, mo_relaxed);
 
 	p->exit_w.cb = on_exit_event;
 	p->exit_w.events = HERD_READABLE;
@@ -716,10 +721,8 @@ static bool drain(herd_proc *p)
 /* p is gone entirely: it leaves its scope, which may now end. */
 static void finish(herd_proc *p)
 {
-	herd__rt *rt = p->rt;
 	live_remove(p);
 	scope_remove(p->scope, p);
-	atomic_fetch_sub_explicit(&rt->proc.live, 1, mo_relaxed);
 	proc_unref(p);
 }
 

@@ -12,6 +12,11 @@
  * Worker threads block asynchronous signals, so that a process's signals
  * are handled by the thread that called herd_run, as before it did.
  *
+ * Worker threads outlive their scheduler loops until herd_run has ended
+ * the root scope's processes (a child's parent-death signal follows the
+ * thread that started it): they wait on the `teardown` futex, stored with
+ * release after that work.
+ *
  * No locks of its own: setup and teardown happen while no other worker
  * runs. Statistics are read racily from the workers' own counters.
  */

@@ -66,7 +66,17 @@
  * an idle worker) to sleep again on the new deadline. The sleeper claims
  * the role (CAS on timer_sleeper) and then reads timer_next; timer_add
  * writes timer_next and then reads timer_sleeper: one of them sees the
- * other.
+ * other. The sleeper waits in epoll_wait, not on its futex: it sets
+ * in_poll and then reads its wake token; a waker stores the token and then
+ * reads in_poll, ringing the poller's doorbell if it is set (both seq_cst,
+ * so one sees the other). A new descriptor wait (herd__poll_watch) raises
+ * poll.waiters and then reads timer_sleeper and in_poll, against the
+ * sleeper's claim of the role: a sleeper in epoll_wait sees the new
+ * registration by itself.
+ *
+ * Readying quietly. Tasks that a worker's own poll readies go to its own
+ * queue without a wakep each (w->quiet, owner-only): the worker runs the
+ * first itself, and wakes another only if there is a second.
  *
  * Locks: gq_lock protects the global queue; idle_lock the idle list and
  * each worker's `idle` flag; stackless_lock the tasks waiting for a stack.

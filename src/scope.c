@@ -224,7 +224,7 @@ herd_scope *herd_scope_current(void)
 }
 
 /* Is the scope `inner` the scope s or nested in it? */
-bool herd__scope_within(const herd_scope *inner, const herd_scope *s)
+static bool scope_within(const herd_scope *inner, const herd_scope *s)
 {
 	for (; inner; inner = inner->parent)
 		if (inner == s)
@@ -284,7 +284,7 @@ int herd_scope_wait(herd_scope *s, int64_t deadline)
 		return -EINVAL;
 	if (herd__current(&w, &t))
 		return -EPERM;
-	if (herd__scope_within(t->scope, s))
+	if (scope_within(t->scope, s))
 		return -EDEADLK;
 	if (deadline != HERD_NOWAIT && herd__scope_canceled(t->scope))
 		return HERD_ECANCELED;
