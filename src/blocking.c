@@ -197,6 +197,7 @@ static void *monitor_main(void *arg)
 		}
 		if (herd__poll_due(rt))
 			herd__poll_run(rt, 0);
+		herd__timers_unwatched(rt, now);
 		herd__proc_escalate_all(rt);
 		herd__proc_drain_all(rt);
 		/* Strays that left their groups come back to us now and then

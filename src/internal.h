@@ -412,6 +412,11 @@ struct herd__rt {
 	struct {
 		alignas(HERD__CACHELINE) herd__mutex lock;
 		int epfd, wakefd;
+		/* A timerfd in the epoll set, so that a timer earlier than
+		 * the sleeper's deadline need not wake it (-1: none). */
+		int timerfd;
+		herd__mutex tfd_lock;       /* orders arming and reading it */
+		int64_t tfd_armed;          /* when it fires; under tfd_lock */
 		struct herd__pollent **tab; /* by descriptor */
 		size_t cap;
 		uint32_t gen;
@@ -500,6 +505,9 @@ void herd__poll_detach_locked(herd__rt *rt, herd__pollw *wt);
 int herd__poll_run(herd__rt *rt, int64_t deadline);
 /* Wakes a thread blocked in herd__poll_run. */
 void herd__poll_interrupt(herd__rt *rt);
+/* Makes a thread blocked in herd__poll_run return by `when` at the
+ * latest, without waking it before; false if it cannot (no timerfd). */
+bool herd__poll_wake_by(herd__rt *rt, int64_t when);
 /* Whether a busy worker should poll now (someone waits, and nobody has
  * polled for a while). */
 bool herd__poll_due(herd__rt *rt);
@@ -627,6 +635,10 @@ void herd__worker_loop(herd__worker *w);
 void herd__batches_free(herd__rt *rt);
 void herd__shutdown(herd__rt *rt);
 void herd__wake_for_timers(herd__rt *rt);
+/* A timer at `when` became the earliest: makes sure somebody fires it. */
+void herd__timer_kick(herd__rt *rt, int64_t when);
+/* For the monitor: the earliest timer is overdue and nobody watches it. */
+void herd__timers_unwatched(herd__rt *rt, int64_t now);
 /* Whether tasks wait in w's queue; moves them all to the global queue and
  * wakes a worker for them (the monitor, for a stuck worker). */
 bool herd__sched_busy(herd__worker *w);

@@ -261,7 +261,7 @@ static herd__rt *rt_new(const struct settings *st)
 	herd__stacks_init(rt, st->stack_size, st->guard);
 	rt->workers = calloc(st->workers, sizeof *rt->workers);
 	rt->root = herd__scope_root_new(rt);
-	rt->poll.epfd = rt->poll.wakefd = -1;
+	rt->poll.epfd = rt->poll.wakefd = rt->poll.timerfd = -1;
 	rt->proc.cg_base = -1;
 	atomic_init(&rt->proc.null_fd, -1);
 	if (!rt->workers || !rt->root || herd__poll_init(rt)) {

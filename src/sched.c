@@ -61,12 +61,16 @@
  * Timers (timer.c) are fired by whichever worker notices them due: a busy
  * worker every 16 scheduling rounds, an idle one before it sleeps. One idle
  * worker, the sleeper, sleeps in the poller (poll.c) only until the
- * earliest deadline; the others sleep on their futex. A
- * timer that becomes the earliest wakes the sleeper (or, if there is none,
- * an idle worker) to sleep again on the new deadline. The sleeper claims
- * the role (CAS on timer_sleeper) and then reads timer_next; timer_add
- * writes timer_next and then reads timer_sleeper: one of them sees the
- * other. The sleeper waits in epoll_wait, not on its futex: it sets
+ * earliest deadline; the others sleep on their futex. A timer that becomes
+ * the earliest sets the poller's timerfd if the sleeper is in epoll_wait
+ * (no wakeup until it is due), else wakes the sleeper to sleep again on
+ * the new deadline. With no sleeper, a worker that adds a timer fires it
+ * itself or sleeps on it when it runs dry; another thread wakes an idle
+ * worker. The sleeper claims the role (CAS on timer_sleeper) and then
+ * reads timer_next; timer_add writes timer_next and then reads
+ * timer_sleeper: one of them sees the other. The sleeper that leaves to
+ * run tasks hands the role to nobody; if a task then runs so long that a
+ * timer is TIMER_LATE_NS late, the monitor wakes an idle worker for it. The sleeper waits in epoll_wait, not on its futex: it sets
  * in_poll and then reads its wake token; a waker stores the token and then
  * reads in_poll, ringing the poller's doorbell if it is set (both seq_cst,
  * so one sees the other). A new descriptor wait (herd__poll_watch) raises
@@ -104,6 +108,9 @@ herd__rt *_Atomic herd__runtime;
 #define STEAL_ROUNDS 4
 /* How long a spinning worker watches the queues before it sleeps. */
 #define SPIN_NS (20 * HERD_USEC)
+/* How late the earliest timer may be, with nobody sleeping on it, before
+ * the monitor wakes an idle worker for it. */
+#define TIMER_LATE_NS (1 * HERD_MSEC)
 /* How long a worker's only queued task may sit there before another
  * worker steals it (see runnext_stays). 20 us rather than Go's 3: with
  * two producers and two consumers on one channel, 5 us let the tasks
@@ -566,6 +573,37 @@ void herd__wake_for_timers(herd__rt *rt)
 	wake_worker(v, HERD__WAKE_CHECK);
 }
 
+void herd__timer_kick(herd__rt *rt, int64_t when)
+{
+	int s = atomic_load_explicit(&rt->timer_sleeper, mo_seq_cst);
+	if (!s) {
+		/* A worker that adds a timer fires it itself (every few
+		 * rounds), or sleeps on it once it runs dry; one that has
+		 * become the sleeper since has read timer_next. The monitor
+		 * looks after a task that runs too long meanwhile. */
+		if (herd__self())
+			return;
+		herd__wake_for_timers(rt);
+		return;
+	}
+	/* The sleeper in epoll_wait gets its timerfd set instead of a
+	 * wakeup: a thread woken only to sleep again cost a process start a
+	 * fifth of its time when every wait had a deadline. */
+	if (atomic_load_explicit(&rt->workers[s - 1]->in_poll, mo_seq_cst) &&
+	    herd__poll_wake_by(rt, when))
+		return;
+	herd__wake_for_timers(rt);
+}
+
+void herd__timers_unwatched(herd__rt *rt, int64_t now)
+{
+	int64_t next = atomic_load_explicit(&rt->timer_next, mo_seq_cst);
+	if (next == INT64_MAX || now - next < TIMER_LATE_NS ||
+	    atomic_load_explicit(&rt->timer_sleeper, mo_seq_cst))
+		return;
+	herd__wake_for_timers(rt);
+}
+
 static bool work_visible(herd__rt *rt)
 {
 	if (atomic_load_explicit(&rt->gq_size, mo_seq_cst) ||
@@ -611,7 +649,7 @@ static void worker_sleep(herd__worker *w)
 	 * anybody (poll.c sees new registrations in epoll_wait). */
 	bool sleeper = atomic_compare_exchange_strong_explicit(
 		&rt->timer_sleeper, &zero, (int)w->index + 1, mo_seq_cst, mo_relaxed);
-	bool poll = sleeper, polled = false;
+	bool poll = sleeper;
 	if (sleeper) {
 		deadline = atomic_load_explicit(&rt->timer_next, mo_seq_cst);
 		if (deadline == INT64_MAX)
@@ -635,7 +673,6 @@ static void worker_sleep(herd__worker *w)
 			n = poll_local(w, deadline);
 		atomic_store_explicit(&w->in_poll, 0, mo_seq_cst);
 		if (n > 0) {
-			polled = true;
 			if (idle_remove(rt, w))
 				break;
 			deadline = -1; /* a waker took us off the list */
@@ -646,13 +683,12 @@ static void worker_sleep(herd__worker *w)
 	uint32_t token = atomic_exchange_explicit(&w->wake_token, 0, mo_acquire);
 	if (token == HERD__WAKE_SPIN)
 		w->spinning = true; /* the waker counted us in nspinning */
-	/* Leaving to run tasks: let another idle worker watch the timers.
-	 * Not for descriptors alone: as in Go, whichever worker runs dry
-	 * next polls them, the monitor if none does; waking a worker to watch
-	 * after every event cost a process start a tenth of its time. */
-	if (sleeper && (token == HERD__WAKE_SPIN || polled) &&
-	    atomic_load_explicit(&rt->timer_next, mo_seq_cst) != INT64_MAX)
-		herd__wake_for_timers(rt);
+	/* Leaving to run tasks, the sleeper hands its role to nobody (as in
+	 * Go): this worker fires due timers every few rounds, the next
+	 * worker to run dry sleeps on them, and the monitor wakes an idle
+	 * worker if a task runs so long meanwhile that one is late. Waking
+	 * another worker to watch after every event cost a process start a
+	 * tenth of its time. */
 }
 
 /*

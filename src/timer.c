@@ -118,7 +118,7 @@ int herd__timer_add(herd__rt *rt, herd__timer *tm)
 		publish_next(rt);
 	herd__mutex_unlock(&rt->timer_lock);
 	if (earliest)
-		herd__wake_for_timers(rt);
+		herd__timer_kick(rt, tm->when);
 	return rc;
 }
 
@@ -303,7 +303,7 @@ static int start_unlock(herd__rt *rt, herd_timer *ht, int64_t deadline,
 		publish_next(rt);
 	herd__mutex_unlock(&rt->timer_lock);
 	if (earliest)
-		herd__wake_for_timers(rt);
+		herd__timer_kick(rt, deadline);
 	return rc;
 }
 

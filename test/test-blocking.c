@@ -235,6 +235,74 @@ TEST(all_stuck_warns_once)
 
 /* ------------------------------------------------------------------ */
 
+#define HOG_ROUNDS 5
+
+static atomic_int hog_done, fired_in_time;
+
+static void timer_waiter(void *arg)
+{
+	herd_timer *tm = arg;
+	for (int i = 0; i < HOG_ROUNDS; i++) {
+		int64_t when;
+		CHECK_EQ(herd_chan_recv(herd_timer_chan(tm), &when, HERD_FOREVER), 0);
+		if (!atomic_load(&hog_done))
+			atomic_fetch_add(&fired_in_time, 1);
+	}
+}
+
+static void *write_later(void *arg)
+{
+	thread_sleep_ms(2);
+	CHECK_EQ(write(*(int *)arg, "x", 1), 1);
+	return NULL;
+}
+
+static void timer_hog_main(void *arg)
+{
+	herd_scope *s;
+	herd_timer *tm;
+	CHECK_OK(herd_scope_open(&s));
+	CHECK_OK(herd_timer_new(&tm, herd_deadline(3600 * HERD_SEC), 0));
+	CHECK_OK(herd_go(s, timer_waiter, tm, 0));
+	CHECK_OK(herd_sleep(herd_deadline(20 * HERD_MSEC))); /* it waits */
+	for (int i = 0; i < HOG_ROUNDS; i++) {
+		/* Wait for a descriptor, which a plain thread makes readable:
+		 * the worker sleeping in the poller runs this task, and the
+		 * other sleeps on its futex, with nobody watching the timers.
+		 * Then set the timer and block this worker's thread past it:
+		 * the other worker must fire it meanwhile. */
+		int fds[2];
+		char c;
+		pthread_t th;
+		CHECK_OK(herd_pipe(fds, HERD_NOWAIT));
+		CHECK(pthread_create(&th, NULL, write_later, &fds[1]) == 0);
+		CHECK_EQ(herd_read(fds[0], &c, 1, herd_deadline(10 * HERD_SEC)), 1);
+		atomic_store(&hog_done, 0);
+		CHECK_OK(herd_timer_reset(tm, herd_deadline(5 * HERD_MSEC), 0));
+		thread_sleep_ms(500);
+		atomic_store(&hog_done, 1);
+		CHECK(pthread_join(th, NULL) == 0);
+		CHECK_OK(herd_close(fds[0]));
+		CHECK_OK(herd_close(fds[1]));
+	}
+	CHECK_OK(herd_scope_close(s));
+	CHECK_EQ(atomic_load(&fired_in_time), HOG_ROUNDS);
+	CHECK_OK(herd_timer_free(tm));
+	(void)arg;
+}
+
+/* A timer set by a task that then blocks its worker's thread still fires
+ * on time: another worker, idle, fires it (the monitor wakes one if none
+ * is sleeping on the timers). */
+TEST(timer_while_worker_blocked)
+{
+	herd_config cfg = {0};
+	cfg.workers = 2;
+	CHECK_OK(herd_run(&cfg, timer_hog_main, NULL));
+}
+
+/* ------------------------------------------------------------------ */
+
 static void nothing(void *arg)
 {
 	(void)arg;
