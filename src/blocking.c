@@ -19,7 +19,10 @@
  * the global queue and wakes an idle worker to run them
  * (herd__sched_rescue). If every worker is stuck, it says so once on
  * stderr. It also polls descriptors that nobody has polled for a while,
- * and retries the draining of process groups (proc.c).
+ * retries the draining of process groups (proc.c), and wakes an idle
+ * worker for a timer that nobody has fired a millisecond after its time
+ * (a task ran long on the worker that would have): workers set its alarm
+ * for that when no worker sleeps on the timers (sched.c).
  *
  * Locks: blk.lock protects the job queue and the helper counts; it is an
  * object lock (level 2). The monitor takes no lock of its own.
@@ -185,7 +188,12 @@ static void *monitor_main(void *arg)
 	bool warned = false;
 	while (!atomic_load_explicit(&rt->mon.stop, mo_acquire)) {
 		int64_t now = herd_now();
-		herd__futex_wait(&rt->mon.stop, 0, now + delay);
+		if (rt->mon.alarm.fd >= 0) {
+			if (herd__alarm_wait(&rt->mon.alarm, now + delay))
+				herd__alarm_clear(&rt->mon.alarm);
+		} else {
+			herd__futex_wait(&rt->mon.stop, 0, now + delay);
+		}
 		now = herd_now();
 		unsigned stuck = seen ? check_workers(rt, seen, now) : 0;
 		if (stuck == rt->nworkers && !warned) {
@@ -216,8 +224,18 @@ static void *monitor_main(void *arg)
 	return NULL;
 }
 
+void herd__monitor_wake_by(herd__rt *rt, int64_t when)
+{
+	/* Without an alarm, the monitor's tick (stall_ns / 4 while a worker
+	 * is busy) has to do. */
+	herd__alarm_set(&rt->mon.alarm, when);
+}
+
 int herd__monitor_start(herd__rt *rt)
 {
+	/* Closed with the runtime (runtime.c), not when the monitor stops:
+	 * workers may still set it then. */
+	herd__alarm_init(&rt->mon.alarm);
 	sigset_t old;
 	block_signals(&old);
 	int rc = pthread_create(&rt->mon.thread, NULL, monitor_main, rt);
@@ -232,6 +250,7 @@ void herd__monitor_stop(herd__rt *rt)
 		return;
 	atomic_store_explicit(&rt->mon.stop, 1, mo_release);
 	herd__futex_wake(&rt->mon.stop, 1);
+	herd__alarm_set(&rt->mon.alarm, 0); /* rings at once */
 	pthread_join(rt->mon.thread, NULL);
 	rt->mon.started = false;
 }

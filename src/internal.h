@@ -104,6 +104,7 @@ void *herd__os_reserve(size_t len);     /* lazily committed, no THP; NULL */
 void herd__os_release(void *addr, size_t len);
 void herd__os_set_thread_name(const char *name);
 
+
 /* ------------------------------------------------------------------ */
 /* Mutex: a futex lock for short critical sections (Drepper's mutex2,  */
 /* with a brief spin). 0 free, 1 locked, 2 locked with sleepers.       */
@@ -135,6 +136,28 @@ static inline void herd__mutex_unlock(herd__mutex *m)
 	if (herd__unlikely(atomic_exchange_explicit(&m->state, 0, mo_release) == 2))
 		herd__futex_wake(&m->state, 1);
 }
+
+/*
+ * An alarm: a descriptor that becomes readable at a set time (a timerfd on
+ * Linux), so that a thread asleep in epoll_wait or poll can be given an
+ * earlier time to get up without being woken now. Setting it only ever
+ * brings the time forward; a ring, once read, is forgotten.
+ */
+typedef struct herd__alarm {
+	int fd;            /* -1: none (callers fall back to a wakeup) */
+	herd__mutex lock;  /* orders setting against reading; a leaf */
+	int64_t at;        /* when it rings, INT64_MAX if unset; under lock */
+} herd__alarm;
+/* Makes the descriptor (fd -1 if the system refuses one). */
+void herd__alarm_init(herd__alarm *a);
+void herd__alarm_fini(herd__alarm *a);
+/* Makes the alarm ring by `when` (absolute monotonic ns; the past rings at
+ * once). True if it will; false if there is no descriptor. */
+bool herd__alarm_set(herd__alarm *a, int64_t when);
+/* Reads a ring off the descriptor, and forgets the time if it has passed. */
+void herd__alarm_clear(herd__alarm *a);
+/* Sleeps until the alarm rings (true) or until `deadline` (-1: none). */
+bool herd__alarm_wait(herd__alarm *a, int64_t deadline);
 
 /* ------------------------------------------------------------------ */
 /* Object caches (cache.c): per-worker arrays, a depot of magazines     */
@@ -412,11 +435,9 @@ struct herd__rt {
 	struct {
 		alignas(HERD__CACHELINE) herd__mutex lock;
 		int epfd, wakefd;
-		/* A timerfd in the epoll set, so that a timer earlier than
-		 * the sleeper's deadline need not wake it (-1: none). */
-		int timerfd;
-		herd__mutex tfd_lock;       /* orders arming and reading it */
-		int64_t tfd_armed;          /* when it fires; under tfd_lock */
+		/* In the epoll set, so that a timer earlier than the
+		 * sleeper's deadline need not wake it. */
+		herd__alarm alarm;
 		struct herd__pollent **tab; /* by descriptor */
 		size_t cap;
 		uint32_t gen;
@@ -440,6 +461,8 @@ struct herd__rt {
 		pthread_t thread;
 		bool started;
 		_Atomic uint32_t stop;
+		/* Gets the monitor up for a timer nobody else watches. */
+		herd__alarm alarm;
 	} mon;
 	/* Child processes (proc.c). */
 	struct {
@@ -506,7 +529,7 @@ int herd__poll_run(herd__rt *rt, int64_t deadline);
 /* Wakes a thread blocked in herd__poll_run. */
 void herd__poll_interrupt(herd__rt *rt);
 /* Makes a thread blocked in herd__poll_run return by `when` at the
- * latest, without waking it before; false if it cannot (no timerfd). */
+ * latest, without waking it before; false if it cannot (no alarm). */
 bool herd__poll_wake_by(herd__rt *rt, int64_t when);
 /* Whether a busy worker should poll now (someone waits, and nobody has
  * polled for a while). */
@@ -634,11 +657,16 @@ void herd__finish_switch(herd__worker *w);
 void herd__worker_loop(herd__worker *w);
 void herd__batches_free(herd__rt *rt);
 void herd__shutdown(herd__rt *rt);
-void herd__wake_for_timers(herd__rt *rt);
+/* Wakes the sleeper, or an idle worker if there is none, to look at the
+ * timers; false if it woke nobody. */
+bool herd__wake_for_timers(herd__rt *rt);
 /* A timer at `when` became the earliest: makes sure somebody fires it. */
 void herd__timer_kick(herd__rt *rt, int64_t when);
-/* For the monitor: the earliest timer is overdue and nobody watches it. */
+/* For the monitor, while no worker sleeps on the timers: wakes an idle
+ * worker for a late timer, or sets the monitor's alarm for it. */
 void herd__timers_unwatched(herd__rt *rt, int64_t now);
+/* Gets the monitor up by `when` (blocking.c). */
+void herd__monitor_wake_by(herd__rt *rt, int64_t when);
 /* Whether tasks wait in w's queue; moves them all to the global queue and
  * wakes a worker for them (the monitor, for a stuck worker). */
 bool herd__sched_busy(herd__worker *w);

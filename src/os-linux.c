@@ -1,12 +1,14 @@
 /*
  * os-linux.c - the platform seam: futexes, CPU count, memory mappings and
- * guard pages, the mutex's slow path. Everything else in src/ is portable
+ * guard pages, the mutex's slow path, alarms (timerfd). Everything else in src/ is portable
  * C plus the context switch; a BSD or macOS port replaces this file (with
  * _umtx_op / __ulock_wait, kqueue-era equivalents) and keeps the interface
  * declared in internal.h.
  *
- * No locks of its own. herd__mutex_lock_slow is here because it is the
- * futex's only user besides worker parking.
+ * herd__mutex_lock_slow is here because it is the futex's only user
+ * besides worker parking. An alarm's lock (a leaf) orders the setting of
+ * its timerfd against the reading of a ring, so that `at` is never later
+ * than the time the timerfd rings (or it has rung and is unread).
  */
 #include "internal.h"
 
@@ -17,8 +19,10 @@
 #endif
 #include <sched.h>
 #include <stdio.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/timerfd.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -139,4 +143,66 @@ void herd__os_release(void *addr, size_t len)
 void herd__os_set_thread_name(const char *name)
 {
 	prctl(PR_SET_NAME, name, 0, 0, 0);
+}
+
+void herd__alarm_init(herd__alarm *a)
+{
+	a->at = INT64_MAX;
+	/* A seccomp filter may refuse timerfds: callers then wake threads. */
+	a->fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+}
+
+void herd__alarm_fini(herd__alarm *a)
+{
+	if (a->fd >= 0)
+		close(a->fd);
+	a->fd = -1;
+}
+
+bool herd__alarm_set(herd__alarm *a, int64_t when)
+{
+	if (a->fd < 0)
+		return false;
+	bool ok = true;
+	herd__mutex_lock(&a->lock);
+	if (when < a->at) {
+		if (when <= 0)
+			when = 1; /* zero would disarm it */
+		struct itimerspec its = {
+			.it_value = {.tv_sec = when / 1000000000, .tv_nsec = when % 1000000000},
+		};
+		ok = timerfd_settime(a->fd, TFD_TIMER_ABSTIME, &its, NULL) == 0;
+		if (ok)
+			a->at = when;
+	}
+	herd__mutex_unlock(&a->lock);
+	return ok;
+}
+
+void herd__alarm_clear(herd__alarm *a)
+{
+	herd__mutex_lock(&a->lock);
+	uint64_t v;
+	ssize_t r = read(a->fd, &v, sizeof v);
+	(void)r; /* EAGAIN: it had not rung */
+	/* A later setting brings `at` forward only, so a time that has
+	 * passed is the one that rang. */
+	if (a->at <= herd_now())
+		a->at = INT64_MAX;
+	herd__mutex_unlock(&a->lock);
+}
+
+bool herd__alarm_wait(herd__alarm *a, int64_t deadline)
+{
+	struct pollfd p = {.fd = a->fd, .events = POLLIN};
+	struct timespec ts, *tsp = NULL;
+	if (deadline >= 0) {
+		int64_t left = deadline - herd_now();
+		if (left < 0)
+			left = 0;
+		ts.tv_sec = left / 1000000000;
+		ts.tv_nsec = left % 1000000000;
+		tsp = &ts;
+	}
+	return ppoll(&p, 1, tsp, NULL) > 0;
 }

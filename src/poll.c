@@ -2,8 +2,8 @@
  * poll.c - the poller: tasks wait for descriptors without holding a worker.
  *
  * Shape. One epoll instance per runtime, and an eventfd in it that wakes a
- * worker sleeping in epoll_wait, and a timerfd that ends its sleep at a
- * timer added after it fell asleep (sched.c). A descriptor is in the epoll set only
+ * worker sleeping in epoll_wait, and an alarm (os-linux.c) that ends its
+ * sleep at a timer added after it fell asleep (sched.c). A descriptor is in the epoll set only
  * while something waits on it: a task (herd_fd_wait and the I/O calls built
  * on it) or a callback (a child's pidfd, proc.c). Its entry in `tab`
  * (indexed by descriptor) lists those waiters; it is registered level-
@@ -34,8 +34,7 @@
  * changed under the lock but read without it: seq_cst where a worker
  * decides whether to sleep in the poller (sched.c), relaxed where it is
  * only a hint to poll. poll.last is a relaxed hint of when somebody last
- * polled. poll.tfd_lock (a leaf, taken under poll.lock at times) orders
- * the setting of the timerfd and its reading, and protects tfd_armed.
+ * polled. The alarm's lock is a leaf, taken under poll.lock at times.
  */
 #include "internal.h"
 
@@ -45,17 +44,16 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 /* How long the poller may go unvisited while descriptors are waited on
  * and every worker is busy. */
 #define POLL_STALE_NS (1 * HERD_MSEC)
 #define EVENTS_MAX 64
-/* The eventfd's and the timerfd's tags in epoll_event.data (no
+/* The eventfd's and the alarm's tags in epoll_event.data (no
  * descriptor has them). */
 #define WAKE_TAG UINT64_MAX
-#define TIMER_TAG (UINT64_MAX - 1)
+#define ALARM_TAG (UINT64_MAX - 1)
 
 struct herd__pollent {
 	int fd;
@@ -109,16 +107,11 @@ int herd__poll_init(herd__rt *rt)
 	}
 	rt->poll.epfd = ep;
 	rt->poll.wakefd = ev;
-	/* Without a timerfd (a seccomp filter may refuse it), an earlier
-	 * timer wakes the sleeper instead (sched.c). */
-	rt->poll.tfd_armed = INT64_MAX;
-	int tf = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	struct epoll_event te = {.events = EPOLLIN, .data.u64 = TIMER_TAG};
-	if (tf >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, tf, &te) < 0) {
-		close(tf);
-		tf = -1;
-	}
-	rt->poll.timerfd = tf;
+	herd__alarm_init(&rt->poll.alarm);
+	struct epoll_event te = {.events = EPOLLIN, .data.u64 = ALARM_TAG};
+	if (rt->poll.alarm.fd >= 0 &&
+	    epoll_ctl(ep, EPOLL_CTL_ADD, rt->poll.alarm.fd, &te) < 0)
+		herd__alarm_fini(&rt->poll.alarm); /* an earlier timer wakes */
 	return 0;
 }
 
@@ -131,44 +124,15 @@ void herd__poll_fini(herd__rt *rt)
 	rt->poll.cap = 0;
 	if (rt->poll.wakefd >= 0)
 		close(rt->poll.wakefd);
-	if (rt->poll.timerfd >= 0)
-		close(rt->poll.timerfd);
+	herd__alarm_fini(&rt->poll.alarm);
 	if (rt->poll.epfd >= 0)
 		close(rt->poll.epfd);
-	rt->poll.epfd = rt->poll.wakefd = rt->poll.timerfd = -1;
+	rt->poll.epfd = rt->poll.wakefd = -1;
 }
 
 bool herd__poll_wake_by(herd__rt *rt, int64_t when)
 {
-	if (rt->poll.timerfd < 0)
-		return false;
-	bool ok = true;
-	herd__mutex_lock(&rt->poll.tfd_lock);
-	if (when < rt->poll.tfd_armed) {
-		struct itimerspec its = {
-			.it_value = {.tv_sec = when / HERD_SEC, .tv_nsec = when % HERD_SEC},
-		};
-		if (when <= 0)
-			its.it_value.tv_nsec = 1; /* zero would disarm it */
-		ok = timerfd_settime(rt->poll.timerfd, TFD_TIMER_ABSTIME, &its, NULL) == 0;
-		if (ok)
-			rt->poll.tfd_armed = when;
-	}
-	herd__mutex_unlock(&rt->poll.tfd_lock);
-	return ok;
-}
-
-/* The timerfd rang: it is consumed, and forgotten if its time has
- * passed (an earlier arming may have replaced that time already). */
-static void timerfd_consume(herd__rt *rt)
-{
-	herd__mutex_lock(&rt->poll.tfd_lock);
-	uint64_t v;
-	ssize_t r = read(rt->poll.timerfd, &v, sizeof v);
-	(void)r;
-	if (rt->poll.tfd_armed <= herd_now())
-		rt->poll.tfd_armed = INT64_MAX;
-	herd__mutex_unlock(&rt->poll.tfd_lock);
+	return herd__alarm_set(&rt->poll.alarm, when);
 }
 
 void herd__poll_interrupt(herd__rt *rt)
@@ -364,13 +328,11 @@ int herd__poll_run(herd__rt *rt, int64_t deadline)
 			}
 			continue;
 		}
-		if (evs[i].data.u64 == TIMER_TAG) {
-			/* Likewise the timerfd; for the sleeper it is an
-			 * event: it gets up to fire the timer. */
-			if (deadline != 0) {
-				timerfd_consume(rt);
-				readied++;
-			}
+		if (evs[i].data.u64 == ALARM_TAG) {
+			/* Likewise the alarm. The sleeper, back in its
+			 * loop, reads the earliest deadline again. */
+			if (deadline != 0)
+				herd__alarm_clear(&rt->poll.alarm);
 			continue;
 		}
 		if (!locked) {

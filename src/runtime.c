@@ -239,6 +239,7 @@ static void rt_free(herd__rt *rt)
 	herd__batches_free(rt);
 	herd__timers_fini(rt);
 	herd__poll_fini(rt);
+	herd__alarm_fini(&rt->mon.alarm);
 	herd__fd_fini(rt);
 	herd__scope_root_free(rt->root);
 	free(rt);
@@ -261,7 +262,8 @@ static herd__rt *rt_new(const struct settings *st)
 	herd__stacks_init(rt, st->stack_size, st->guard);
 	rt->workers = calloc(st->workers, sizeof *rt->workers);
 	rt->root = herd__scope_root_new(rt);
-	rt->poll.epfd = rt->poll.wakefd = rt->poll.timerfd = -1;
+	rt->poll.epfd = rt->poll.wakefd = -1;
+	rt->poll.alarm.fd = rt->mon.alarm.fd = -1;
 	rt->proc.cg_base = -1;
 	atomic_init(&rt->proc.null_fd, -1);
 	if (!rt->workers || !rt->root || herd__poll_init(rt)) {

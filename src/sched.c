@@ -62,15 +62,18 @@
  * worker every 16 scheduling rounds, an idle one before it sleeps. One idle
  * worker, the sleeper, sleeps in the poller (poll.c) only until the
  * earliest deadline; the others sleep on their futex. A timer that becomes
- * the earliest sets the poller's timerfd if the sleeper is in epoll_wait
- * (no wakeup until it is due), else wakes the sleeper to sleep again on
- * the new deadline. With no sleeper, a worker that adds a timer fires it
- * itself or sleeps on it when it runs dry; another thread wakes an idle
- * worker. The sleeper claims the role (CAS on timer_sleeper) and then
- * reads timer_next; timer_add writes timer_next and then reads
- * timer_sleeper: one of them sees the other. The sleeper that leaves to
- * run tasks hands the role to nobody; if a task then runs so long that a
- * timer is TIMER_LATE_NS late, the monitor wakes an idle worker for it. The sleeper waits in epoll_wait, not on its futex: it sets
+ * the earliest sets the poller's alarm if the sleeper is in epoll_wait (no
+ * wakeup until it is due; the sleeper reads timer_next again when it
+ * rings), else wakes the sleeper to sleep again on the new deadline. With
+ * no sleeper, a worker that adds a timer fires it itself or sleeps on it
+ * when it runs dry; another thread wakes an idle worker. The sleeper
+ * claims the role (CAS on timer_sleeper) and then reads timer_next;
+ * timer_add writes timer_next and then reads timer_sleeper: one of them
+ * sees the other. The sleeper that leaves to run tasks hands the role to
+ * nobody. Whoever leaves the timers unwatched (a leaving sleeper, a kick
+ * that woke nobody) sets the monitor's alarm TIMER_LATE_NS after the
+ * earliest, so that if a task runs so long that it is late, the monitor
+ * wakes an idle worker for it. The sleeper waits in epoll_wait, not on its futex: it sets
  * in_poll and then reads its wake token; a waker stores the token and then
  * reads in_poll, ringing the poller's doorbell if it is set (both seq_cst,
  * so one sees the other). A new descriptor wait (herd__poll_watch) raises
@@ -556,52 +559,54 @@ static void wakep(herd__rt *rt)
 	wake_worker(v, HERD__WAKE_SPIN);
 }
 
-void herd__wake_for_timers(herd__rt *rt)
+bool herd__wake_for_timers(herd__rt *rt)
 {
 	int s = atomic_load_explicit(&rt->timer_sleeper, mo_seq_cst);
 	herd__worker *v;
 	if (s) {
 		v = rt->workers[s - 1];
 		if (!idle_remove(rt, v))
-			return; /* awake already; it reads timer_next again */
+			return false; /* awake already, and leaving to run tasks */
 	} else {
 		if (atomic_load_explicit(&rt->nidle, mo_seq_cst) == 0)
-			return; /* a busy worker fires it, or sleeps on it */
+			return false; /* a busy worker fires it, or sleeps on it */
 		if (!(v = idle_pop(rt)))
-			return;
+			return false;
 	}
 	wake_worker(v, HERD__WAKE_CHECK);
+	return true;
 }
 
 void herd__timer_kick(herd__rt *rt, int64_t when)
 {
+	/* The sleeper in epoll_wait gets its alarm set instead of a wakeup:
+	 * a thread woken only to sleep again cost a process start a fifth
+	 * of its time when every wait had a deadline. */
 	int s = atomic_load_explicit(&rt->timer_sleeper, mo_seq_cst);
-	if (!s) {
-		/* A worker that adds a timer fires it itself (every few
-		 * rounds), or sleeps on it once it runs dry; one that has
-		 * become the sleeper since has read timer_next. The monitor
-		 * looks after a task that runs too long meanwhile. */
-		if (herd__self())
-			return;
-		herd__wake_for_timers(rt);
-		return;
-	}
-	/* The sleeper in epoll_wait gets its timerfd set instead of a
-	 * wakeup: a thread woken only to sleep again cost a process start a
-	 * fifth of its time when every wait had a deadline. */
-	if (atomic_load_explicit(&rt->workers[s - 1]->in_poll, mo_seq_cst) &&
+	if (s && atomic_load_explicit(&rt->workers[s - 1]->in_poll, mo_seq_cst) &&
 	    herd__poll_wake_by(rt, when))
 		return;
-	herd__wake_for_timers(rt);
+	/* With no sleeper, a worker that adds a timer is busy: it fires the
+	 * timer itself every few rounds, or sleeps on it once it runs dry
+	 * (one that has become the sleeper since has read timer_next). */
+	if ((s || !herd__self()) && herd__wake_for_timers(rt))
+		return;
+	/* Nobody was woken: a busy worker fires it. If a task runs so long
+	 * meanwhile that the timer is late, the monitor gets up for it. */
+	herd__monitor_wake_by(rt, when + TIMER_LATE_NS);
 }
 
 void herd__timers_unwatched(herd__rt *rt, int64_t now)
 {
+	if (atomic_load_explicit(&rt->timer_sleeper, mo_seq_cst))
+		return; /* it watches them, and hands them on when it leaves */
 	int64_t next = atomic_load_explicit(&rt->timer_next, mo_seq_cst);
-	if (next == INT64_MAX || now - next < TIMER_LATE_NS ||
-	    atomic_load_explicit(&rt->timer_sleeper, mo_seq_cst))
+	if (next == INT64_MAX)
 		return;
-	herd__wake_for_timers(rt);
+	if (now - next >= TIMER_LATE_NS)
+		herd__wake_for_timers(rt);
+	else
+		herd__monitor_wake_by(rt, next + TIMER_LATE_NS);
 }
 
 static bool work_visible(herd__rt *rt)
@@ -649,17 +654,20 @@ static void worker_sleep(herd__worker *w)
 	 * anybody (poll.c sees new registrations in epoll_wait). */
 	bool sleeper = atomic_compare_exchange_strong_explicit(
 		&rt->timer_sleeper, &zero, (int)w->index + 1, mo_seq_cst, mo_relaxed);
-	bool poll = sleeper;
-	if (sleeper) {
-		deadline = atomic_load_explicit(&rt->timer_next, mo_seq_cst);
-		if (deadline == INT64_MAX)
-			deadline = -1;
-	}
+	bool poll = sleeper, listed = true;
 	while (!atomic_load_explicit(&w->wake_token, mo_acquire)) {
+		if (sleeper && listed) {
+			/* First, and again after an alarm (a timer added
+			 * since may be earlier than the deadline). */
+			int64_t next = atomic_load_explicit(&rt->timer_next, mo_seq_cst);
+			if (next != INT64_MAX && (deadline < 0 || next < deadline))
+				deadline = next;
+		}
 		if (deadline >= 0 && herd_now() >= deadline) {
 			if (idle_remove(rt, w))
 				break;
-			deadline = -1; /* a waker took us off the list */
+			listed = false; /* a waker took us off the list */
+			deadline = -1;
 			continue;
 		}
 		if (!poll) {
@@ -675,20 +683,24 @@ static void worker_sleep(herd__worker *w)
 		if (n > 0) {
 			if (idle_remove(rt, w))
 				break;
-			deadline = -1; /* a waker took us off the list */
+			listed = false; /* a waker took us off the list */
+			deadline = -1;
 		}
 	}
-	if (sleeper)
+	if (sleeper) {
 		atomic_store_explicit(&rt->timer_sleeper, 0, mo_seq_cst);
+		/* The timers are this worker's to fire now, in its loop; if a
+		 * task runs so long that one is late, the monitor gets up. */
+		int64_t next = atomic_load_explicit(&rt->timer_next, mo_seq_cst);
+		if (next != INT64_MAX)
+			herd__monitor_wake_by(rt, next + TIMER_LATE_NS);
+	}
 	uint32_t token = atomic_exchange_explicit(&w->wake_token, 0, mo_acquire);
 	if (token == HERD__WAKE_SPIN)
 		w->spinning = true; /* the waker counted us in nspinning */
 	/* Leaving to run tasks, the sleeper hands its role to nobody (as in
-	 * Go): this worker fires due timers every few rounds, the next
-	 * worker to run dry sleeps on them, and the monitor wakes an idle
-	 * worker if a task runs so long meanwhile that one is late. Waking
-	 * another worker to watch after every event cost a process start a
-	 * tenth of its time. */
+	 * Go): waking another worker to watch after every event cost a
+	 * process start a tenth of its time. */
 }
 
 /*

@@ -293,11 +293,13 @@ static void timer_hog_main(void *arg)
 
 /* A timer set by a task that then blocks its worker's thread still fires
  * on time: another worker, idle, fires it (the monitor wakes one if none
- * is sleeping on the timers). */
+ * is sleeping on the timers), however long the monitor's tick (a quarter
+ * of stall_ns: 2.5 s here, longer than the blocked call). */
 TEST(timer_while_worker_blocked)
 {
 	herd_config cfg = {0};
 	cfg.workers = 2;
+	cfg.stall_ns = 10 * HERD_SEC;
 	CHECK_OK(herd_run(&cfg, timer_hog_main, NULL));
 }
 
