@@ -1,9 +1,9 @@
 /*
  * os-linux.c - the platform seam: futexes, CPU count, memory mappings and
- * guard pages, the mutex's slow path, alarms (timerfd). Everything else in src/ is portable
- * C plus the context switch; a BSD or macOS port replaces this file (with
- * _umtx_op / __ulock_wait, kqueue-era equivalents) and keeps the interface
- * declared in internal.h.
+ * guard pages, the mutex's slow path, alarms (timerfd). Everything else in
+ * src/ is portable C plus the context switch; a BSD or macOS port replaces
+ * this file (with _umtx_op / __ulock_wait and kqueue's EVFILT_TIMER) and
+ * keeps the interface declared in internal.h.
  *
  * herd__mutex_lock_slow is here because it is the futex's only user
  * besides worker parking. An alarm's lock (a leaf) orders the setting of

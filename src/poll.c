@@ -1,16 +1,16 @@
 /*
  * poll.c - the poller: tasks wait for descriptors without holding a worker.
  *
- * Shape. One epoll instance per runtime, and an eventfd in it that wakes a
- * worker sleeping in epoll_wait, and an alarm (os-linux.c) that ends its
- * sleep at a timer added after it fell asleep (sched.c). A descriptor is in the epoll set only
- * while something waits on it: a task (herd_fd_wait and the I/O calls built
- * on it) or a callback (a child's pidfd, proc.c). Its entry in `tab`
- * (indexed by descriptor) lists those waiters; it is registered level-
- * triggered and one-shot, with the union of their events, so an event
- * disarms it until whoever handles it re-arms it for the waiters left. No
- * state outlives the waits: a descriptor closed and reused by the program
- * (without herd_close) finds nothing stale here.
+ * Shape. One epoll instance per runtime, with an eventfd in it that wakes
+ * a worker sleeping in epoll_wait, and an alarm (os-linux.c) that ends its
+ * sleep at a timer added after it fell asleep (sched.c). A descriptor is
+ * in the epoll set only while something waits on it: a task (herd_fd_wait
+ * and the I/O calls built on it) or a callback (a child's pidfd, proc.c).
+ * Its entry in `tab` (indexed by descriptor) lists those waiters; it is
+ * registered level-triggered and one-shot, with the union of their events,
+ * so an event disarms it until whoever handles it re-arms it for the
+ * waiters left. No state outlives the waits: a descriptor closed and
+ * reused by the program (without herd_close) finds nothing stale here.
  *
  * Who polls. Workers, never a thread of its own: the first idle worker,
  * the sleeper (sched.c), sleeps in epoll_wait until the next timer; a

@@ -73,8 +73,10 @@
  * nobody. Whoever leaves the timers unwatched (a leaving sleeper, a kick
  * that woke nobody) sets the monitor's alarm TIMER_LATE_NS after the
  * earliest, so that if a task runs so long that it is late, the monitor
- * wakes an idle worker for it. The sleeper waits in epoll_wait, not on its futex: it sets
- * in_poll and then reads its wake token; a waker stores the token and then
+ * wakes an idle worker for it.
+ *
+ * The sleeper waits in epoll_wait, not on its futex: it sets in_poll and
+ * then reads its wake token; a waker stores the token and then
  * reads in_poll, ringing the poller's doorbell if it is set (both seq_cst,
  * so one sees the other). A new descriptor wait (herd__poll_watch) raises
  * poll.waiters and then reads timer_sleeper and in_poll, against the
