@@ -71,7 +71,15 @@ static void forever(void *p)
 		return;
 	atomic_store(&child_pids[n], herd_proc_pid(proc));
 	int rc = herd_proc_wait(proc, herd_deadline(3600 * HERD_SEC));
-	printf("  worker task %d stopped: %s\n", n, herd_strerror(rc));
+	/* The child's SIGTERM may end it before the cancellation reaches
+	 * this wait: then the wait returns its status. */
+	if (HERD_PROC_SIGNALED(rc))
+		printf("  worker task %d stopped: its child was killed by signal %d\n",
+		       n, HERD_PROC_SIGNAL(rc));
+	else if (HERD_PROC_EXITED(rc))
+		printf("  worker task %d stopped: its child exited with %d\n", n, rc);
+	else
+		printf("  worker task %d stopped: %s\n", n, herd_strerror(rc));
 	herd_proc_free(proc);
 }
 
