@@ -550,24 +550,7 @@ static const struct bench benches[] = {
 	{ "select", "ns/op", 1, 0, select_main },
 };
 
-#define NBENCHES (sizeof benches / sizeof benches[0])
-
-static const struct bench *find_bench(const char *name)
-{
-	for (size_t i = 0; i < NBENCHES; i++)
-		if (strcmp(benches[i].name, name) == 0)
-			return &benches[i];
-	return NULL;
-}
-
-static int usage(void)
-{
-	fputs("usage: bench-core <benchmark>\nbenchmarks:", stderr);
-	for (size_t i = 0; i < NBENCHES; i++)
-		fprintf(stderr, " %s", benches[i].name);
-	fputc('\n', stderr);
-	return 2;
-}
+BENCH_TABLE(benches)
 
 int main(int argc, char **argv)
 {

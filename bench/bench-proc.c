@@ -229,24 +229,7 @@ static const struct bench benches[] = {
 	{ "proc-spawn-raw", "us/proc", 1, NULL, raw_bench },
 };
 
-#define NBENCHES (sizeof benches / sizeof benches[0])
-
-static const struct bench *find_bench(const char *name)
-{
-	for (size_t i = 0; i < NBENCHES; i++)
-		if (strcmp(benches[i].name, name) == 0)
-			return &benches[i];
-	return NULL;
-}
-
-static int usage(void)
-{
-	fputs("usage: bench-proc <benchmark>\nbenchmarks:", stderr);
-	for (size_t i = 0; i < NBENCHES; i++)
-		fprintf(stderr, " %s", benches[i].name);
-	fputc('\n', stderr);
-	return 2;
-}
+BENCH_TABLE(benches)
 
 int main(int argc, char **argv)
 {

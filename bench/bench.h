@@ -1,6 +1,7 @@
 /*
  * bench.h - what the benchmark programs share: failing loudly, checking a
- * herd call, and the median of RUNS timed runs after a warm-up.
+ * herd call, the median of RUNS timed runs after a warm-up, and finding a
+ * benchmark by name in the program's table.
  * Each program defines BENCH_NAME (its name, for messages) before
  * including it.
  */
@@ -12,6 +13,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define RUNS 5
 
@@ -61,5 +63,27 @@ static double median_of(const char *name, double (*once)(int run))
 	qsort(v, RUNS, sizeof v[0], cmp_double);
 	return v[RUNS / 2];
 }
+
+/*
+ * Defines find_bench (a benchmark of `table` by name, or NULL) and usage
+ * (lists them; returns 2) for a table of structs whose first member is
+ * `const char *name`.
+ */
+#define BENCH_TABLE(table)                                                   \
+	static __typeof__(&(table)[0]) find_bench(const char *name)          \
+	{                                                                    \
+		for (size_t i = 0; i < sizeof(table) / sizeof((table)[0]); i++) \
+			if (strcmp((table)[i].name, name) == 0)              \
+				return &(table)[i];                          \
+		return NULL;                                                 \
+	}                                                                    \
+	static int usage(void)                                               \
+	{                                                                    \
+		fputs("usage: " BENCH_NAME " <benchmark>\nbenchmarks:", stderr); \
+		for (size_t i = 0; i < sizeof(table) / sizeof((table)[0]); i++) \
+			fprintf(stderr, " %s", (table)[i].name);             \
+		fputc('\n', stderr);                                         \
+		return 2;                                                    \
+	}
 
 #endif
