@@ -633,8 +633,7 @@ static void orphan_main(void *arg)
 TEST(orphan_zombie_reaped)
 {
 	if (!cgroup_usable(cg_dir, sizeof cg_dir)) {
-		printf("skipped: no writable cgroup v2\n");
-		return;
+		TEST_SKIP("no writable cgroup v2");
 	}
 	run_marked(orphan_main, NULL);
 }
@@ -719,8 +718,7 @@ static void escapes_main(void *arg)
 TEST(setsid_escapee)
 {
 	if (!cgroup_usable(cg_dir, sizeof cg_dir)) {
-		printf("skipped: no writable cgroup v2\n");
-		return;
+		TEST_SKIP("no writable cgroup v2");
 	}
 	run_marked(escapes_main, NULL);
 }
@@ -751,8 +749,7 @@ static void escape_busy_main(void *arg)
 TEST(setsid_escapee_busy)
 {
 	if (!cgroup_usable(cg_dir, sizeof cg_dir)) {
-		printf("skipped: no writable cgroup v2\n");
-		return;
+		TEST_SKIP("no writable cgroup v2");
 	}
 	run_marked(escape_busy_main, NULL);
 }
@@ -783,8 +780,7 @@ static void exited_leader_main(void *arg)
 TEST(escapee_of_exited_leader)
 {
 	if (!cgroup_usable(cg_dir, sizeof cg_dir)) {
-		printf("skipped: no writable cgroup v2\n");
-		return;
+		TEST_SKIP("no writable cgroup v2");
 	}
 	run_marked(exited_leader_main, NULL);
 }

@@ -169,8 +169,7 @@ static void ovf_expect(size_t expect_size)
 static int ovf_skipped(void)
 {
 #if TEST_UNDER_TSAN && OVERFLOW_SKIP_UNDER_TSAN
-	printf("skipped: %s\n", OVERFLOW_SKIP_REASON);
-	return 1;
+	TEST_SKIP(OVERFLOW_SKIP_REASON);
 #else
 	return 0;
 #endif
