@@ -180,8 +180,12 @@ typedef struct herd_config {
 
 /*
  * Starts the runtime, runs fn(arg) as the first task, and returns when every
- * task has ended. The calling thread becomes one of the workers. The first
- * task runs in the root scope; see herd_scope_*. `config` may be NULL (all
+ * task has ended. The workers are threads of their own; the calling thread
+ * supervises them and runs no task: the process's signals are handled there
+ * (or on the program's own threads), never in a task (see Signals below).
+ * The first task runs in the root scope; see herd_scope_*. When the tasks
+ * have ended, the root scope's child processes still running are ended
+ * (see herd_proc_start) before herd_run returns. `config` may be NULL (all
  * defaults).
  * Returns 0 when all tasks have ended; -EINVAL if fn is NULL or a field of
  * `config` is out of range; -EBUSY if a runtime is already running in this
@@ -815,14 +819,26 @@ typedef struct herd_proc_opts {
 	/* Time between SIGTERM and SIGKILL when the process is ended, in
 	 * nanoseconds: 0 is the default, 2 s; negative: SIGKILL at once. */
 	int64_t grace;
+	/* HERD_PROC_* flags, or 0. */
+	unsigned flags;
 } herd_proc_opts;
+
+/*
+ * herd_proc_opts.flags. A child starts with every signal at its default
+ * action and none blocked, whatever the program ignores or blocks (a child
+ * that ignored SIGTERM would hold every cancellation for its grace period).
+ * HERD_PROC_KEEP_SIGNALS gives it, as fork and exec would, the signals
+ * ignored by the program and the signal mask of the thread that called
+ * herd_run (for a child run under nohup's rules, say).
+ */
+#define HERD_PROC_KEEP_SIGNALS 1u
 
 /*
  * Starts a child process in `scope` (NULL: the calling task's scope).
  * Returns 0 and the handle in *out; -EINVAL (bad options, a bad stdio
- * mode, argv missing), -ENOENT (the program was not found), -EACCES,
- * -ENOEXEC and the other errors of execve (reported from the child: no
- * child is left running), -ENOMEM, -EAGAIN; -EMFILE (out of descriptors,
+ * mode, argv missing, an unknown flag), -ENOENT (the program was not
+ * found), -EACCES, -ENOEXEC and the other errors of execve (reported from
+ * the child: no child is left running), -ENOMEM, -EAGAIN; -EMFILE (out of descriptors,
  * deadline HERD_NOWAIT; otherwise it waits up to the deadline, see the
  * budget); HERD_ECANCELED (the scope is cancelled: nothing is started);
  * -EPERM (not called from a task). As with herd_go, `scope` must stay open
@@ -894,6 +910,61 @@ HERD_API int herd_proc_kill(herd_proc *p, int64_t deadline);
  * returned. Returns 0 or -EBUSY; NULL is accepted. Does not block.
  */
 HERD_API int herd_proc_free(herd_proc *p);
+
+/* ------------------------------------------------------------------------ */
+/* Signals and the end of the program                                       */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Nothing herd started outlives the program, however it is stopped:
+ *   - Ctrl-C, SIGTERM, SIGHUP. When herd_run starts, each of SIGINT,
+ *     SIGTERM and SIGHUP whose action is the default (and that the thread
+ *     calling herd_run does not block) is taken by herd. The first to
+ *     arrive cancels the root scope (blocking calls return HERD_ECANCELED
+ *     and nothing new starts), ends every child process and all it started
+ *     (SIGTERM, the grace period, SIGKILL), removes herd's cgroups, and
+ *     then the process dies of that signal, as it would have without herd
+ *     (a shell sees the status 128 + the signal). A second one meanwhile
+ *     kills the processes at once. A program that installed its own
+ *     handler, or that ignores or blocks the signal, keeps its choice; one
+ *     that wants Ctrl-C to cancel its work instead uses herd_signal_notify.
+ *   - exit(), from a task or from any thread while herd_run runs: an atexit
+ *     handler ends the process trees in the same way and removes herd's
+ *     cgroups before the process exits. _exit() and crashes skip it: the
+ *     children then get SIGKILL (their parent-death signal), and the next
+ *     herd process that starts children in the same cgroup removes what a
+ *     dead one left there.
+ *   - SIGPIPE never ends the process because of a write made in a task:
+ *     the workers block it, so herd_write (and write) return -EPIPE.
+ * Handlers, the program's own included, run on the thread that called
+ * herd_run or on the program's own threads, never in a task.
+ */
+
+/*
+ * Go's signal.Notify: from now on, each arrival of signal `sig` is sent on
+ * `ch` as an int (the signal's number), without blocking: an arrival that
+ * finds ch full is dropped, so give ch a buffer (capacity 1 is enough for
+ * one kind of signal). A signal may go to several channels, and a channel
+ * may take several signals (one call each). A signal herd takes (SIGINT,
+ * SIGTERM, SIGHUP, see above) no longer ends the program while it has a
+ * channel. Registrations end with herd_signal_stop or with the runtime.
+ * Returns 0 (also if ch already takes sig); -EINVAL if ch is NULL, its
+ * element size is not sizeof(int), or sig cannot be caught or reports a
+ * fault (SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP,
+ * SIGSYS, the C library's own, or out of range); -ESRCH if no runtime
+ * runs; -ENOMEM; -errno from sigaction. Callable from any thread. Does not
+ * block. Do not free ch before herd_signal_stop(ch) has returned.
+ */
+HERD_API int herd_signal_notify(herd_chan *ch, int sig);
+
+/*
+ * Go's signal.Stop: once it returns, nothing more is sent on ch. A signal
+ * left without a channel gets back the action it had before (for one herd
+ * takes: ending the program, as above). Returns 0, also if ch had no
+ * signal; -EINVAL if ch is NULL; -ESRCH if no runtime runs. Callable from
+ * any thread. Does not block.
+ */
+HERD_API int herd_signal_stop(herd_chan *ch);
 
 /* ------------------------------------------------------------------------ */
 /* Statistics                                                               */

@@ -124,15 +124,24 @@ static void set_name(herd__cgroup *cg, uint64_t seq)
 		 (unsigned long long)seq);
 }
 
+void herd__cgroup_pool_clear(herd__rt *rt)
+{
+	if (rt->proc.cg_base < 0)
+		return;
+	herd__cgroup cg = {.rt = rt};
+	herd__mutex_lock(&rt->proc.cg_lock);
+	for (size_t i = 0; i < rt->proc.cg_npool; i++) {
+		set_name(&cg, rt->proc.cg_pool[i]);
+		unlinkat(rt->proc.cg_base, cg.name, AT_REMOVEDIR);
+	}
+	rt->proc.cg_npool = 0;
+	herd__mutex_unlock(&rt->proc.cg_lock);
+}
+
 void herd__cgroup_fini(herd__rt *rt)
 {
 	if (rt->proc.cg_base >= 0) {
-		herd__cgroup cg = {.rt = rt};
-		for (size_t i = 0; i < rt->proc.cg_npool; i++) {
-			set_name(&cg, rt->proc.cg_pool[i]);
-			unlinkat(rt->proc.cg_base, cg.name, AT_REMOVEDIR);
-		}
-		rt->proc.cg_npool = 0;
+		herd__cgroup_pool_clear(rt);
 		herd__fd_close(rt, rt->proc.cg_base);
 	}
 	rt->proc.cg_base = -1;

@@ -11,10 +11,22 @@
  * at once is marked afresh by its creator.
  *
  * Running out. A creation that fails with EMFILE or ENFILE calls
- * herd__fd_retry: with a deadline, the task waits on `waitq` until herd
- * closes one of its descriptors or FD_RECHECK_NS passes (the program may
- * have closed one of its own), then tries again; the first wait prints one
- * warning that names the limit. With HERD_NOWAIT it fails at once.
+ * herd__fd_retry, which parks the task in `waitq` until herd releases one
+ * of its descriptors: each release wakes one waiter, the first, so that N
+ * waiters cost one wakeup per descriptor released, not N. A waiter woken
+ * that still finds too few (a process start needs several) gives back what
+ * it took without counting it as a release (herd__fd_close_quiet: waking
+ * the next waiter for it would only pass the same shortage round), and
+ * waits again at the head of the queue. Descriptors the program closes
+ * itself are not seen: for them the supervisor wakes the first waiter when
+ * nothing was released for FD_RECHECK_NS. The first wait prints one warning
+ * that names the limit. With HERD_NOWAIT it fails at once.
+ *
+ * No lost wakeup. A release increments `released` and then reads
+ * `nwaiting`; a waiter reads `released` before its failed attempt
+ * (herd__fdwait.gen), and after queueing itself (nwaiting raised) reads it
+ * again: if it moved, it tries again at once. All seq_cst: either the
+ * releaser sees the waiter, or the waiter sees the release.
  *
  * Locks: fd.lock protects waitq and the making of bitmap pages; it is an
  * object lock (level 2): waking takes the scheduler's leaf locks. The
@@ -30,8 +42,9 @@
 
 #define FD_PAGE_BITS 4096u
 #define FD_PAGE_WORDS (FD_PAGE_BITS / 64)
-/* A task waiting for a descriptor tries again at least this often. */
-#define FD_RECHECK_NS (20 * HERD_MSEC)
+/* With waiters and no release for this long, the supervisor wakes the
+ * first: the program may have closed descriptors of its own. */
+#define FD_RECHECK_NS (100 * HERD_MSEC)
 
 int herd__fd_init(herd__rt *rt)
 {
@@ -108,24 +121,53 @@ void herd__fd_track(herd__rt *rt, int fd)
 		;
 }
 
+/* Uncounts fd if it is herd's; true if it was. */
+static bool untrack(herd__rt *rt, int fd)
+{
+	_Atomic uint64_t *wd = rt ? mark_word(rt, fd, false) : NULL;
+	if (!wd)
+		return false;
+	uint64_t bit = (uint64_t)1 << (fd % 64);
+	if (!(atomic_fetch_and_explicit(wd, ~bit, mo_relaxed) & bit))
+		return false;
+	atomic_fetch_sub_explicit(&rt->fd.open, 1, mo_relaxed);
+	return true;
+}
+
+/* Wakes the first waiter for a descriptor, if any. */
+static void wake_first(herd__rt *rt)
+{
+	herd__mutex_lock(&rt->fd.lock);
+	herd__waitq_wake_one(&rt->fd.waitq);
+	herd__mutex_unlock(&rt->fd.lock);
+}
+
 int herd__fd_close(herd__rt *rt, int fd)
 {
-	bool ours = false;
-	_Atomic uint64_t *wd = rt ? mark_word(rt, fd, false) : NULL;
-	if (wd) {
-		uint64_t bit = (uint64_t)1 << (fd % 64);
-		ours = atomic_fetch_and_explicit(wd, ~bit, mo_relaxed) & bit;
-	}
+	bool ours = untrack(rt, fd);
 	int rc = close(fd) < 0 && errno != EINTR ? -errno : 0;
 	if (ours) {
-		atomic_fetch_sub_explicit(&rt->fd.open, 1, mo_relaxed);
-		if (atomic_load_explicit(&rt->fd.nwaiting, mo_seq_cst)) {
-			herd__mutex_lock(&rt->fd.lock);
-			herd__waitq_wake_all(&rt->fd.waitq);
-			herd__mutex_unlock(&rt->fd.lock);
-		}
+		atomic_store_explicit(&rt->fd.last_release, herd_now(), mo_relaxed);
+		atomic_fetch_add_explicit(&rt->fd.released, 1, mo_seq_cst);
+		if (atomic_load_explicit(&rt->fd.nwaiting, mo_seq_cst))
+			wake_first(rt);
 	}
 	return rc;
+}
+
+int herd__fd_close_quiet(herd__rt *rt, int fd)
+{
+	untrack(rt, fd);
+	return close(fd) < 0 && errno != EINTR ? -errno : 0;
+}
+
+void herd__fd_recheck(herd__rt *rt, int64_t now)
+{
+	if (!atomic_load_explicit(&rt->fd.nwaiting, mo_relaxed) ||
+	    now - atomic_load_explicit(&rt->fd.last_release, mo_relaxed) < FD_RECHECK_NS)
+		return;
+	atomic_store_explicit(&rt->fd.last_release, now, mo_relaxed);
+	wake_first(rt);
 }
 
 static void warn_once(herd__rt *rt)
@@ -142,7 +184,14 @@ static void warn_once(herd__rt *rt)
 				"closed\n", rt->fd.limit);
 }
 
-int herd__fd_retry(int err, int64_t deadline)
+void herd__fd_attempt(herd__fdwait *fw)
+{
+	herd__rt *rt = atomic_load_explicit(&herd__runtime, mo_acquire);
+	fw->gen = rt ? atomic_load_explicit(&rt->fd.released, mo_seq_cst) : 0;
+	fw->woken = false;
+}
+
+int herd__fd_retry(herd__fdwait *fw, int err, int64_t deadline)
 {
 	herd__worker *w;
 	herd__task *t;
@@ -150,27 +199,38 @@ int herd__fd_retry(int err, int64_t deadline)
 	    herd__current(&w, &t))
 		return -err;
 	herd__rt *rt = w->rt;
-	if (herd__scope_canceled(t->scope))
-		return HERD_ECANCELED;
-	int64_t now = herd_now();
-	if (deadline > 0 && now >= deadline)
-		return HERD_ETIMEDOUT;
-	warn_once(rt);
-	atomic_fetch_add_explicit(&rt->fd.waits, 1, mo_relaxed);
-	int64_t until = now + FD_RECHECK_NS;
-	if (deadline > 0 && deadline < until)
-		until = deadline;
+	herd_scope *also = atomic_load_explicit(&t->wait_scope, mo_relaxed);
+	int early = 0;
+	if (herd__scope_canceled(t->scope) || (also && herd__scope_canceled(also)))
+		early = HERD_ECANCELED;
+	else if (deadline > 0 && herd_now() >= deadline)
+		early = HERD_ETIMEDOUT;
+	if (early) {
+		if (fw->woken) /* the release it was woken for is the next's */
+			wake_first(rt);
+		return early;
+	}
 	herd__waiter wt = {.task = t};
 	herd__mutex_lock(&rt->fd.lock);
-	herd__waitq_push(&rt->fd.waitq, &wt);
+	/* Woken for a release and still short: first in line again. */
+	if (fw->woken)
+		herd__waitq_push_front(&rt->fd.waitq, &wt);
+	else
+		herd__waitq_push(&rt->fd.waitq, &wt);
 	atomic_fetch_add_explicit(&rt->fd.nwaiting, 1, mo_seq_cst);
-	int rc = herd__wait(&w, &rt->fd.lock, until, true);
-	herd__mutex_lock(&rt->fd.lock);
+	int rc = 0;
+	if (atomic_load_explicit(&rt->fd.released, mo_seq_cst) == fw->gen) {
+		warn_once(rt);
+		atomic_fetch_add_explicit(&rt->fd.waits, 1, mo_relaxed);
+		rc = herd__wait(&w, &rt->fd.lock, deadline, true);
+		herd__mutex_lock(&rt->fd.lock);
+	}
+	/* Released since the failed attempt, or woken: try again. */
 	herd__waitq_remove(&rt->fd.waitq, &wt);
 	atomic_fetch_sub_explicit(&rt->fd.nwaiting, 1, mo_relaxed);
 	herd__mutex_unlock(&rt->fd.lock);
-	if (rc == HERD_ETIMEDOUT && (deadline < 0 || herd_now() < deadline))
-		return 0;
+	fw->gen = atomic_load_explicit(&rt->fd.released, mo_seq_cst);
+	fw->woken = rc == 0;
 	return rc;
 }
 
@@ -184,10 +244,10 @@ int herd_pipe(int fds[2], int64_t deadline)
 {
 	if (!fds)
 		return -EINVAL;
-	for (;;) {
-		if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0)
-			break;
-		int rc = herd__fd_retry(errno, deadline);
+	herd__fdwait fw;
+	herd__fd_attempt(&fw);
+	while (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) {
+		int rc = herd__fd_retry(&fw, errno, deadline);
 		if (rc)
 			return rc;
 	}
@@ -202,8 +262,10 @@ int herd_pipe(int fds[2], int64_t deadline)
 int herd_socket(int domain, int type, int protocol, int64_t deadline)
 {
 	int fd;
+	herd__fdwait fw;
+	herd__fd_attempt(&fw);
 	while ((fd = socket(domain, type | SOCK_CLOEXEC | SOCK_NONBLOCK, protocol)) < 0) {
-		int rc = herd__fd_retry(errno, deadline);
+		int rc = herd__fd_retry(&fw, errno, deadline);
 		if (rc)
 			return rc;
 	}
@@ -304,6 +366,8 @@ ssize_t herd_write(int fd, const void *buf, size_t n, int64_t deadline)
 
 ssize_t herd_write_all(int fd, const void *buf, size_t n, int64_t deadline)
 {
+	if (n > SSIZE_MAX)
+		return -EINVAL; /* its count could not be returned */
 	const char *p = buf;
 	size_t done = 0;
 	while (done < n) {
@@ -320,6 +384,8 @@ int herd_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t deadl
 	int rc = io_entry(deadline);
 	if (rc)
 		return rc;
+	herd__fdwait fw;
+	herd__fd_attempt(&fw);
 	for (;;) {
 		int s = accept4(fd, addr, addrlen, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (s >= 0) {
@@ -328,7 +394,7 @@ int herd_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t deadl
 		}
 		int e = errno;
 		if (e == EMFILE || e == ENFILE)
-			rc = herd__fd_retry(e, deadline);
+			rc = herd__fd_retry(&fw, e, deadline);
 		else
 			rc = io_again(fd, e, HERD_READABLE, deadline);
 		if (rc)

@@ -156,8 +156,22 @@ void herd__alarm_fini(herd__alarm *a);
 bool herd__alarm_set(herd__alarm *a, int64_t when);
 /* Reads a ring off the descriptor, and forgets the time if it has passed. */
 void herd__alarm_clear(herd__alarm *a);
-/* Sleeps until the alarm rings (true) or until `deadline` (-1: none). */
-bool herd__alarm_wait(herd__alarm *a, int64_t deadline);
+/*
+ * A bell: wakes a thread asleep in herd__alarm_wait from any thread or
+ * signal handler. `rung` counts the rings; a waiter reads it before it
+ * looks at what it waits for, and passes what it read as `seen`.
+ */
+typedef struct herd__bell {
+	int fd;                  /* an eventfd, or -1 (then the futex) */
+	_Atomic uint32_t rung;
+} herd__bell;
+void herd__bell_init(herd__bell *b);
+void herd__bell_fini(herd__bell *b);
+/* Async-signal-safe. */
+void herd__bell_ring(herd__bell *b);
+/* Sleeps until the alarm rings (true), the bell rings (or has rung since
+ * `seen` was read), or `deadline` (-1: none). */
+bool herd__alarm_wait(herd__alarm *a, herd__bell *b, uint32_t seen, int64_t deadline);
 
 /* ------------------------------------------------------------------ */
 /* Object caches (cache.c): per-worker arrays, a depot of magazines     */
@@ -277,6 +291,9 @@ struct herd__task {
 	herd__worker *reg;
 	herd__task *reg_prev, *reg_next;
 	herd_scope *owned;      /* scopes it opened and has not closed */
+	/* A scope other than its own whose cancellation also ends its
+	 * cancellable waits: the one herd_proc_start starts a process in. */
+	_Atomic(herd_scope *) wait_scope;
 	int wake_result;        /* written by whoever wins the wake */
 	/* Then: arguments of more than 8 bytes. */
 	alignas(HERD__CACHELINE) unsigned char argbuf[];
@@ -348,6 +365,7 @@ typedef struct herd__waitq {
 	herd__waiter *head, *tail;
 } herd__waitq;
 
+#define HERD__NSIG 64    /* signals 1 .. 64 */
 #define HERD__CG_POOL 64 /* empty child cgroups kept for reuse */
 #define HERD__RUNQ 256u /* slots of a worker's local run queue */
 
@@ -406,8 +424,8 @@ struct herd__rt {
 	uint64_t fp_control;     /* FP control words new tasks start with */
 	_Atomic uint64_t id_block;
 	_Atomic int shutdown;
-	_Atomic int timer_sleeper;
-	_Atomic int64_t st_foreign_spawned; /* by threads that are not workers */  /* 1 + index of the worker waiting on timers */
+	_Atomic int timer_sleeper; /* 1 + index of the worker waiting on timers */
+	_Atomic int64_t st_foreign_spawned; /* by threads that are not workers */
 	/* The global run queue: batches (arrays of task pointers, from full
 	 * rings) and single tasks (linked through ->next). */
 	alignas(HERD__CACHELINE) herd__mutex gq_lock;
@@ -456,14 +474,33 @@ struct herd__rt {
 		pthread_t *threads;
 		_Atomic uint32_t seq;     /* futex: helpers sleep on it */
 	} blk;
-	/* The monitor thread (blocking.c). */
+	/* The supervisor: herd_run's thread (monitor.c). */
 	struct {
-		pthread_t thread;
-		bool started;
-		_Atomic uint32_t stop;
-		/* Gets the monitor up for a timer nobody else watches. */
+		/* Gets it up for a timer nobody else watches. */
 		herd__alarm alarm;
+		/* Rung at shutdown and by the signal handler (signal.c). */
+		herd__bell bell;
+		int64_t last_sweep, last_orphans;
 	} mon;
+	/* Signals (signal.c). */
+	struct {
+		herd__mutex lock;         /* all but fatal */
+		struct herd__sigreg *regs; /* herd_signal_notify's */
+		size_t nregs, cap;
+		uint64_t taken;           /* bit sig-1: default action taken */
+		uint64_t installed;       /* herd's handler is installed */
+		struct sigaction saved[HERD__NSIG + 1]; /* what it replaced */
+		_Atomic int fatal;        /* the signal ending the run, or 0 */
+		bool killing;             /* a second one: SIGKILL at once */
+		int64_t kill_at;
+	} sig;
+	/* Orphans (orphan.c), the supervisor's. */
+	struct {
+		bool leader;              /* herd_run runs on the group leader */
+		pid_t *keep;              /* its children from before the run */
+		size_t nkeep;
+	} orphan;
+	pid_t pid;                /* the process the runtime runs in */
 	/* Child processes (proc.c). */
 	struct {
 		alignas(HERD__CACHELINE) herd__mutex lock; /* draining; once */
@@ -488,6 +525,8 @@ struct herd__rt {
 		herd__waitq waitq;          /* tasks waiting for a descriptor */
 		_Atomic uint32_t nwaiting;
 		_Atomic long open, peak, waits;
+		_Atomic uint32_t released;  /* releases so far */
+		_Atomic int64_t last_release;
 		long limit, limit_at_start;
 		bool raised;
 		_Atomic int warned;
@@ -558,6 +597,8 @@ void herd__cgroup_init(herd__rt *rt);
 /* clone3 with a child function (switch-*.S): pid, or -errno. */
 int herd__clone3(void *args, size_t size, int (*fn)(void *), void *arg);
 void herd__cgroup_fini(herd__rt *rt);
+/* Removes the pooled empty cgroups. */
+void herd__cgroup_pool_clear(herd__rt *rt);
 /* Makes a cgroup for a new child: 1, or 0 with none (cg->used false). */
 int herd__cgroup_make(herd__rt *rt, herd__cgroup *cg);
 /* Its cgroup.procs, opened on first use (for clone without
@@ -576,6 +617,14 @@ bool herd__cgroup_remove(herd__cgroup *cg);
 void herd__proc_once(herd__rt *rt);
 /* Ends the root scope's processes at the end of herd_run. */
 void herd__proc_fini(herd__rt *rt);
+/* Ending every process tree, from any thread, without parking: end_all
+ * sends SIGTERM (SIGKILL if now) to every tree not ended yet; end_step
+ * sends SIGKILL to those whose grace has passed (all, if kill), handles
+ * the exits and drains, and returns true while a process is left;
+ * end_cleanup then kills strays and removes herd's empty cgroups. */
+void herd__proc_end_all(herd__rt *rt, bool now);
+bool herd__proc_end_step(herd__rt *rt, bool kill);
+void herd__proc_end_cleanup(herd__rt *rt);
 void herd__proc_exited(herd_proc *p);
 void herd__proc_watch_thread(herd_proc *p);
 /* Kills and reaps our children that are in a herd child's cgroup but are
@@ -606,12 +655,27 @@ int herd__fd_init(herd__rt *rt);
 void herd__fd_fini(herd__rt *rt);
 /* Counts fd as herd's (created close-on-exec by herd). */
 void herd__fd_track(herd__rt *rt, int fd);
-/* After a creation failed with -err: 0 to try again (after waiting for a
- * descriptor to be released, when err is EMFILE or ENFILE and the deadline
- * allows), else the code to return. */
-int herd__fd_retry(int err, int64_t deadline);
-/* Closes fd, uncounting it if it is herd's. */
+/* A creation of descriptors that may wait for some to be released: the
+ * count of releases seen before an attempt, and whether it was woken. */
+typedef struct herd__fdwait {
+	uint32_t gen;
+	bool woken;
+} herd__fdwait;
+/* Before the first attempt. */
+void herd__fd_attempt(herd__fdwait *fw);
+/* After an attempt failed with errno err: 0 to try again (at once if a
+ * descriptor was released since the attempt, else once one is, when err
+ * is EMFILE or ENFILE and the deadline allows), else the code to return:
+ * -err, HERD_ETIMEDOUT, HERD_ECANCELED (the task's scope or its
+ * wait_scope is cancelled). */
+int herd__fd_retry(herd__fdwait *fw, int err, int64_t deadline);
+/* Closes fd, uncounting it if it is herd's, which releases it to a
+ * waiter; _quiet gives back what a failed attempt took, waking nobody. */
 int herd__fd_close(herd__rt *rt, int fd);
+int herd__fd_close_quiet(herd__rt *rt, int fd);
+/* The supervisor's: wakes the first waiter if nothing was released for a
+ * while (the program may have closed its own). */
+void herd__fd_recheck(herd__rt *rt, int64_t now);
 
 /* The usable size of task stacks. */
 static inline size_t herd__stack_size(const herd__rt *rt)
@@ -671,10 +735,36 @@ void herd__monitor_wake_by(herd__rt *rt, int64_t when);
  * wakes a worker for them (the monitor, for a stuck worker). */
 bool herd__sched_busy(herd__worker *w);
 void herd__sched_rescue(herd__worker *w);
-/* The helper threads and the monitor (blocking.c). */
+/* The helper threads (blocking.c). */
 void herd__blocking_fini(herd__rt *rt);
-int herd__monitor_start(herd__rt *rt);
-void herd__monitor_stop(herd__rt *rt);
+/* Blocks the asynchronous signals in the calling thread (workers and
+ * helpers do), keeping the old mask in *old (runtime.c). */
+void herd__block_signals(sigset_t *old);
+/* The supervisor (monitor.c): runs on herd_run's thread until the run
+ * ends; herd__monitor_ring gets it up at once. */
+void herd__supervise(herd__rt *rt);
+void herd__monitor_ring(herd__rt *rt);
+/* Signals and exit() (signal.c). */
+void herd__signal_start(herd__rt *rt);
+/* Restores the actions; returns a taken signal that arrived too late to
+ * be dispatched (the caller dies of it), else 0. */
+int herd__signal_fini(herd__rt *rt);
+/* Hands the signals that arrived on, and runs a fatal one's end: ends the
+ * process with the signal once the trees are gone. Supervisor only. */
+void herd__signal_dispatch(herd__rt *rt, int64_t now);
+/* Whether a fatal signal is ending the run. */
+bool herd__signal_ending(herd__rt *rt);
+HERD__NORETURN void herd__signal_die(int sig);
+/* The atexit handler, registered once; the lock herd_run holds while it
+ * takes a runtime down. */
+void herd__exit_watch(void);
+void herd__exit_lock(void);
+void herd__exit_unlock(void);
+/* Orphans (orphan.c), from the supervisor's thread: init remembers its
+ * children, reap reaps the exited ones it gained since; how many. */
+void herd__orphans_init(herd__rt *rt);
+void herd__orphans_fini(herd__rt *rt);
+int herd__orphans_reap(herd__rt *rt);
 uint64_t herd__next_id(herd__worker *w);
 
 /* ------------------------------------------------------------------ */
@@ -709,10 +799,24 @@ static inline void herd__waitq_remove(herd__waitq *q, herd__waiter *wt)
 		q->tail = wt->prev;
 	wt->linked = false;
 }
+static inline void herd__waitq_push_front(herd__waitq *q, herd__waiter *wt)
+{
+	wt->prev = NULL;
+	wt->next = q->head;
+	if (q->head)
+		q->head->prev = wt;
+	else
+		q->tail = wt;
+	q->head = wt;
+	wt->linked = true;
+}
+
 /* Wakes every waiter with result 0 (caller holds the object's lock) and
  * unqueues it; returns how many. A waiter already claimed by its timer or
  * by cancellation stays queued: it unqueues itself. */
 unsigned herd__waitq_wake_all(herd__waitq *q);
+/* The same for the first waiter that can be claimed; true if one was. */
+bool herd__waitq_wake_one(herd__waitq *q);
 /* The same for cancellation: only a cancellable wait is claimed. */
 bool herd__wake_canceled(herd__task *t);
 /* The two halves of a wake, for wakers that must know they won before they

@@ -1,9 +1,14 @@
 /*
  * os-linux.c - the platform seam: futexes, CPU count, memory mappings and
- * guard pages, the mutex's slow path, alarms (timerfd). Everything else in
- * src/ is portable C plus the context switch; a BSD or macOS port replaces
- * this file (with _umtx_op / __ulock_wait and kqueue's EVFILT_TIMER) and
- * keeps the interface declared in internal.h.
+ * guard pages, the mutex's slow path, alarms (timerfd) and bells
+ * (eventfd). Everything else in src/ is portable C plus the context
+ * switch; a BSD or macOS port replaces this file (with _umtx_op /
+ * __ulock_wait, kqueue's EVFILT_TIMER and EVFILT_USER) and keeps the
+ * interface declared in internal.h.
+ *
+ * A bell is a doorbell for a thread that sleeps in herd__alarm_wait: an
+ * eventfd polled beside the alarm, rung from anywhere, signal handlers
+ * included (the supervisor's, see monitor.c and signal.c).
  *
  * herd__mutex_lock_slow is here because it is the futex's only user
  * besides worker parking. An alarm's lock (a leaf) orders the setting of
@@ -22,6 +27,7 @@
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -192,9 +198,35 @@ void herd__alarm_clear(herd__alarm *a)
 	herd__mutex_unlock(&a->lock);
 }
 
-bool herd__alarm_wait(herd__alarm *a, int64_t deadline)
+void herd__bell_init(herd__bell *b)
 {
-	struct pollfd p = {.fd = a->fd, .events = POLLIN};
+	atomic_init(&b->rung, 0);
+	/* Without it (a seccomp filter), waiters fall back to the futex. */
+	b->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+}
+
+void herd__bell_fini(herd__bell *b)
+{
+	if (b->fd >= 0)
+		close(b->fd);
+	b->fd = -1;
+}
+
+void herd__bell_ring(herd__bell *b)
+{
+	/* Raw system calls and a lock-free atomic: a signal handler rings. */
+	atomic_fetch_add_explicit(&b->rung, 1, mo_seq_cst);
+	if (b->fd >= 0) {
+		uint64_t one = 1;
+		ssize_t r = write(b->fd, &one, sizeof one);
+		(void)r; /* EAGAIN: the counter is full, so it rings already */
+	} else {
+		herd__futex_wake(&b->rung, 1);
+	}
+}
+
+bool herd__alarm_wait(herd__alarm *a, herd__bell *b, uint32_t seen, int64_t deadline)
+{
 	struct timespec ts, *tsp = NULL;
 	if (deadline >= 0) {
 		int64_t left = deadline - herd_now();
@@ -204,5 +236,19 @@ bool herd__alarm_wait(herd__alarm *a, int64_t deadline)
 		ts.tv_nsec = left % 1000000000;
 		tsp = &ts;
 	}
-	return ppoll(&p, 1, tsp, NULL) > 0;
+	if (b->fd < 0 && a->fd < 0) {
+		herd__futex_wait(&b->rung, seen, deadline);
+		return false;
+	}
+	struct pollfd p[2] = {{.fd = a->fd, .events = POLLIN}, {.fd = b->fd, .events = POLLIN}};
+	if (atomic_load_explicit(&b->rung, mo_seq_cst) != seen)
+		tsp = &(struct timespec){0, 0}; /* rung before we got here */
+	/* A descriptor of -1 is skipped by poll: either may be missing. */
+	int n = ppoll(p, 2, tsp, NULL);
+	if (n > 0 && (p[1].revents & POLLIN)) {
+		uint64_t v;
+		ssize_t r = read(b->fd, &v, sizeof v);
+		(void)r;
+	}
+	return n > 0 && (p[0].revents & POLLIN);
 }

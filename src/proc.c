@@ -75,6 +75,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef CLONE_PIDFD
@@ -127,6 +128,7 @@ struct herd_proc {
 	herd__pollw exit_w;
 	herd_chan *done;
 	herd__mutex lock;
+	herd__waitq waiters;    /* tasks in herd_proc_wait */
 	bool reaping, termed, killed;
 	int64_t term_at;
 	_Atomic bool exited;    /* status is set (release) */
@@ -147,6 +149,7 @@ struct child_args {
 	struct rlimit nofile;   /* given back to the child */
 	bool set_nofile;
 	uint64_t mask;          /* the signal mask to exec with */
+	bool keep_signals;      /* keep ignored signals (and that mask) */
 	pid_t ppid;
 	volatile int err;       /* the child's errno if it failed */
 	volatile int shared;    /* set by the child: it shares our memory */
@@ -210,13 +213,15 @@ NO_SANITIZE static int child_main(void *arg)
 	if (a->dir && syscall(SYS_chdir, a->dir) < 0)
 		return child_fail(a, -1);
 	/* Handlers would run in the parent's memory: default them before the
-	 * mask lets anything in. */
-	for (int sig = 1; sig < 65; sig++) {
+	 * mask lets anything in. Ignored signals too, unless asked: a child
+	 * that ignores SIGTERM would hold every cancellation for its grace. */
+	for (int sig = 1; sig <= HERD__NSIG; sig++) {
 		struct ksigaction old, dfl = {0};
 		if (sig == SIGKILL || sig == SIGSTOP)
 			continue;
 		if (syscall(SYS_rt_sigaction, sig, NULL, &old, 8) == 0 &&
-		    old.handler != (uintptr_t)SIG_DFL && old.handler != (uintptr_t)SIG_IGN)
+		    old.handler != (uintptr_t)SIG_DFL &&
+		    (old.handler != (uintptr_t)SIG_IGN || !a->keep_signals))
 			syscall(SYS_rt_sigaction, sig, &dfl, NULL, 8);
 	}
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &a->mask, NULL, 8);
@@ -316,15 +321,24 @@ struct stdio_set {
 	int parent[3];  /* the parent's pipe ends */
 };
 
-static void stdio_release(herd__rt *rt, struct stdio_set *io, bool parent_too)
+/* Closes the child's ends (and the parent's, if parent_too); `quiet` when
+ * a start gives back what it took because it is short of descriptors, so
+ * that no waiter is woken for them (fd.c). */
+static void stdio_release(herd__rt *rt, struct stdio_set *io, bool parent_too, bool quiet)
 {
+	int (*close_fn)(herd__rt *, int) = quiet ? herd__fd_close_quiet : herd__fd_close;
 	for (int i = 0; i < 3; i++) {
 		if (io->close[i] >= 0)
-			herd__fd_close(rt, io->close[i]);
+			close_fn(rt, io->close[i]);
 		if (parent_too && io->parent[i] >= 0)
-			herd__fd_close(rt, io->parent[i]);
+			close_fn(rt, io->parent[i]);
 		io->close[i] = -1;
 	}
+}
+
+static bool short_of_fds(int rc)
+{
+	return rc == -EMFILE || rc == -ENFILE;
 }
 
 static int stdio_make(herd__rt *rt, const herd_proc_opts *o, struct stdio_set *io)
@@ -358,7 +372,7 @@ static int stdio_make(herd__rt *rt, const herd_proc_opts *o, struct stdio_set *i
 		}
 		continue;
 fail:
-		stdio_release(rt, io, true);
+		stdio_release(rt, io, true, short_of_fds(rc));
 		return rc;
 	}
 	return 0;
@@ -366,7 +380,7 @@ fail:
 
 static int check_opts(const herd_proc_opts *o)
 {
-	if (!o || !o->argv || !o->argv[0])
+	if (!o || !o->argv || !o->argv[0] || (o->flags & ~HERD_PROC_KEEP_SIGNALS))
 		return -EINVAL;
 	for (int i = 0; i < 3; i++) {
 		int m = o->stdio[i].mode;
@@ -529,9 +543,12 @@ static int spawn(herd__worker *w, struct child_args *a, herd__cgroup *cg, int *p
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	/* Workers block asynchronous signals; the child gets the mask of the
-	 * thread that called herd_run, as a child of that thread would. */
-	memcpy(&a->mask, &rt->sigmask, sizeof a->mask);
+	/* Workers block asynchronous signals; the child gets an empty mask,
+	 * or, if asked, that of the thread that called herd_run, as a child
+	 * of that thread would. */
+	a->mask = 0;
+	if (a->keep_signals)
+		memcpy(&a->mask, &rt->sigmask, sizeof a->mask);
 	a->err = a->shared = 0;
 	a->ppid = getpid();
 	/* Until a child has shown that it shares our memory (Valgrind, for
@@ -604,7 +621,8 @@ int herd_proc_start(herd_proc **out, herd_scope *scope, const herd_proc_opts *o,
 		return HERD_ECANCELED;
 
 	char buf[PATH_MAX];
-	struct child_args a = {.dir = o->dir, .argv = o->argv, .cg_procs = -1};
+	struct child_args a = {.dir = o->dir, .argv = o->argv, .cg_procs = -1,
+			       .keep_signals = o->flags & HERD_PROC_KEEP_SIGNALS};
 	a.envp = o->envp ? o->envp : environ;
 	if ((rc = resolve(o->file ? o->file : o->argv[0], buf, sizeof buf, &a.path)))
 		return rc;
@@ -628,34 +646,52 @@ int herd_proc_start(herd_proc **out, herd_scope *scope, const herd_proc_opts *o,
 	}
 	/* Out of descriptors at any step, everything this start holds is
 	 * released before it waits: starts that each held some while waiting
-	 * for more could wait for each other for ever. */
+	 * for more could wait for each other for ever. Nothing is started in
+	 * a cancelled scope: the check comes again after each wait, and the
+	 * wait ends when the scope is cancelled (wait_scope), not only the
+	 * task's own. A cancel that comes during the clone itself finds the
+	 * new process in the scope's list (scope_add), which ends it. */
+	herd__fdwait fw;
+	herd__fd_attempt(&fw);
 	struct stdio_set io;
 	for (;;) {
+		if (herd__scope_canceled(scope) || herd__scope_canceled(t->scope)) {
+			rc = HERD_ECANCELED;
+			goto fail;
+		}
 		if ((rc = stdio_make(rt, o, &io)) == 0) {
 			herd__cgroup_make(rt, &p->cg);
 			memcpy(a.src, io.child, sizeof a.src);
-			live_add(p); /* pid 0: the sweep spares its cgroup */
-			rc = spawn(w, &a, &p->cg, &p->pidfd);
-			herd__cgroup_started(&p->cg);
-			if (rc >= 0)
-				break;
-			live_remove(p);
+			if (herd__scope_canceled(scope)) {
+				rc = HERD_ECANCELED; /* while it made the descriptors */
+			} else {
+				live_add(p); /* pid 0: the sweep spares its cgroup */
+				rc = spawn(w, &a, &p->cg, &p->pidfd);
+				herd__cgroup_started(&p->cg);
+				if (rc >= 0)
+					break;
+				live_remove(p);
+			}
 			herd__cgroup_remove(&p->cg);
-			stdio_release(rt, &io, true);
+			stdio_release(rt, &io, true, short_of_fds(rc));
 		}
 		if (rc == CHILD_EMFILE) {
 			rc = -EMFILE; /* from the child: no waiting helps */
 			goto fail;
 		}
-		if (rc != -EMFILE && rc != -ENFILE)
+		if (!short_of_fds(rc))
 			goto fail;
-		if ((rc = herd__fd_retry(-rc, deadline)))
+		atomic_store_explicit(&t->wait_scope, scope == t->scope ? NULL : scope,
+				      mo_seq_cst);
+		rc = herd__fd_retry(&fw, -rc, deadline);
+		atomic_store_explicit(&t->wait_scope, NULL, mo_relaxed);
+		if (rc)
 			goto fail;
 	}
 	herd__mutex_lock(&rt->proc.lock);
 	p->pid = rc;
 	herd__mutex_unlock(&rt->proc.lock);
-	stdio_release(rt, &io, false);
+	stdio_release(rt, &io, false, false);
 	memcpy(p->fds, io.parent, sizeof p->fds);
 	if (p->pidfd >= 0)
 		herd__fd_track(rt, p->pidfd);
@@ -696,7 +732,7 @@ static int encode_status(const siginfo_t *si)
  * held. */
 static void group_signal_locked(herd_proc *p, int sig)
 {
-	if (p->reaping)
+	if (p->reaping || p->pid <= 0) /* pid 0 would be our own group */
 		return;
 	kill(-p->pid, sig);
 	if (sig == SIGKILL)
@@ -750,6 +786,9 @@ void herd__proc_exited(herd_proc *p)
 		p->pidfd = -1;
 	}
 	atomic_store_explicit(&p->exited, true, mo_release);
+	herd__mutex_lock(&p->lock);
+	herd__waitq_wake_all(&p->waiters);
+	herd__mutex_unlock(&p->lock);
 	herd_chan_close(p->done);
 	if (drain(p)) {
 		finish(p);
@@ -1135,16 +1174,32 @@ int herd_proc_wait(herd_proc *p, int64_t deadline)
 		return p->status;
 	herd__worker *w;
 	herd__task *t;
-	if (deadline != HERD_NOWAIT && !herd__current(&w, &t)) {
+	if (herd__current(&w, &t))
+		return deadline == HERD_NOWAIT ? HERD_ETIMEDOUT : -EPERM;
+	if (deadline != HERD_NOWAIT) {
 		exit_now(p);
 		if (atomic_load_explicit(&p->exited, mo_acquire))
 			return p->status;
 	}
-	/* A reference while it waits: another task may free the handle as
-	 * soon as the exit has woken them both. */
+	/* A reference while it waits: another task may free the handle
+	 * meanwhile, or as soon as the exit has woken them both. The wait is
+	 * on the proc's own queue, not on `done`, so that herd_proc_free
+	 * refuses only a select on `done` (whose case it cannot see). */
 	atomic_fetch_add_explicit(&p->refs, 1, mo_relaxed);
-	int rc = herd_chan_recv(p->done, NULL, deadline);
-	if (rc == HERD_ECLOSED) {
+	int rc;
+	herd__mutex_lock(&p->lock);
+	if (atomic_load_explicit(&p->exited, mo_acquire)) {
+		herd__mutex_unlock(&p->lock);
+		rc = 0;
+	} else {
+		herd__waiter wt = {.task = t};
+		herd__waitq_push(&p->waiters, &wt);
+		rc = herd__wait(&w, &p->lock, deadline, true);
+		herd__mutex_lock(&p->lock);
+		herd__waitq_remove(&p->waiters, &wt);
+		herd__mutex_unlock(&p->lock);
+	}
+	if (rc == 0) {
 		(void)atomic_load_explicit(&p->exited, mo_acquire);
 		rc = p->status;
 	}
@@ -1255,32 +1310,87 @@ void herd__proc_watch_thread(herd_proc *p)
 	pthread_attr_destroy(&at);
 }
 
+/* SIGKILL to p's group now, whatever its grace; p->lock held. */
+static void kill_now_locked(herd_proc *p, int64_t now)
+{
+	if (p->killed)
+		return;
+	if (p->termed) /* SIGTERM sent: it was counted for the monitor */
+		atomic_fetch_sub_explicit(&p->rt->proc.nterm, 1, mo_relaxed);
+	else
+		p->term_at = now;
+	p->termed = p->killed = true;
+	group_signal_locked(p, SIGKILL);
+}
+
+void herd__proc_end_all(herd__rt *rt, bool now)
+{
+	if (!atomic_load_explicit(&rt->proc.ready, mo_acquire))
+		return;
+	int64_t t = herd_now();
+	herd__mutex_lock(&rt->proc.lock);
+	/* A start in progress (pid 0) is ended by its scope, cancelled. */
+	for (herd_proc *p = rt->proc.live_list; p; p = p->lv_next) {
+		herd__mutex_lock(&p->lock);
+		if (now)
+			kill_now_locked(p, t);
+		else
+			term_locked(p, t);
+		herd__mutex_unlock(&p->lock);
+	}
+	herd__mutex_unlock(&rt->proc.lock);
+}
+
+bool herd__proc_end_step(herd__rt *rt, bool kill)
+{
+	if (!atomic_load_explicit(&rt->proc.ready, mo_acquire))
+		return false;
+	if (kill)
+		herd__proc_end_all(rt, true);
+	else
+		herd__proc_escalate_all(rt);
+	/* Without blocking: workers may be asleep in the poller, and its
+	 * doorbell is theirs. */
+	herd__poll_run(rt, 0);
+	herd__proc_drain_all(rt);
+	herd__mutex_lock(&rt->proc.lock);
+	bool left = rt->proc.live_list != NULL;
+	herd__mutex_unlock(&rt->proc.lock);
+	return left;
+}
+
+void herd__proc_end_cleanup(herd__rt *rt)
+{
+	if (!atomic_load_explicit(&rt->proc.ready, mo_acquire))
+		return;
+	/* Strays of the trees that left their groups and were orphaned to
+	 * us; killing one may orphan its own children, so again until a pass
+	 * finds none. */
+	for (int pass = 0; pass < SWEEP_PASSES && herd__proc_sweep(rt) > 0; pass++) {
+		struct timespec ts = {0, END_POLL_NS};
+		nanosleep(&ts, NULL);
+	}
+	herd__cgroup_pool_clear(rt);
+}
+
 /*
  * The end of herd_run: every task has ended and the workers have stopped;
- * the root scope's processes are ended here, on the calling thread, which
- * polls for their exits itself.
+ * the root scope's processes are ended here, on the supervisor's thread,
+ * which handles their exits itself. A signal that arrives meanwhile is
+ * dispatched: a fatal one kills what is left at once and ends the
+ * process with the signal.
  */
 void herd__proc_fini(herd__rt *rt)
 {
 	if (atomic_load_explicit(&rt->proc.ready, mo_acquire)) {
-		bool first = true;
-		for (;;) {
-			bool head = end_round(rt->root, first);
-			first = false;
-			herd__mutex_lock(&rt->proc.lock);
-			bool draining = rt->proc.draining != NULL;
-			herd__mutex_unlock(&rt->proc.lock);
-			if (!head && !draining) {
-				for (int pass = 0; pass < SWEEP_PASSES && herd__proc_sweep(rt) > 0;
-				     pass++) {
-					struct timespec ts = {0, END_POLL_NS};
-					nanosleep(&ts, NULL);
-				}
-				break;
-			}
-			herd__poll_run(rt, herd_now() + END_POLL_NS);
-			herd__proc_drain_all(rt);
+		herd__proc_end_all(rt, false);
+		while (herd__proc_end_step(rt, false)) {
+			herd__signal_dispatch(rt, herd_now());
+			struct timespec ts = {0, END_POLL_NS};
+			nanosleep(&ts, NULL);
 		}
+		herd__proc_end_cleanup(rt);
+		herd__orphans_reap(rt);
 		prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
 	}
 	int fd = atomic_load_explicit(&rt->proc.null_fd, mo_relaxed);

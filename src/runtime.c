@@ -3,14 +3,15 @@
  * threads, the first task, statistics.
  *
  * One runtime runs at a time per process; herd__runtime points to it while
- * it runs (set by a CAS, so a second herd_run gets -EBUSY). The thread that
- * calls herd_run becomes worker 0; the others are started before the first
- * task is queued, so a failure to start them leaves nothing behind. The run
- * ends when the root scope empties (scope.c calls herd__shutdown); worker 0
- * then joins the others and frees everything.
+ * it runs (set by a CAS, so a second herd_run gets -EBUSY). herd_run starts
+ * the workers (one thread each), queues the first task, and then its own
+ * thread becomes the supervisor (monitor.c) until the root scope empties
+ * (scope.c calls herd__shutdown). It then ends the root scope's processes,
+ * joins the workers and frees everything.
  *
- * Worker threads block asynchronous signals, so that a process's signals
- * are handled by the thread that called herd_run, as before it did.
+ * Worker threads block asynchronous signals, so that the process's signals
+ * are handled by the thread that called herd_run (which runs no task) or
+ * by the program's own threads, never in the middle of a task.
  *
  * Worker threads outlive their scheduler loops until herd_run has ended
  * the root scope's processes (a child's parent-death signal follows the
@@ -18,7 +19,8 @@
  * release after that work.
  *
  * No locks of its own: setup and teardown happen while no other worker
- * runs. Statistics are read racily from the workers' own counters.
+ * runs; the exit lock (signal.c) keeps the atexit handler off a runtime
+ * being freed. Statistics are read racily from the workers' own counters.
  */
 #include "internal.h"
 
@@ -27,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #if HERD_TSAN
 #include <sanitizer/tsan_interface.h>
@@ -223,7 +226,7 @@ static void join_workers(herd__rt *rt, unsigned started)
 {
 	atomic_store_explicit(&rt->teardown, 1, mo_release);
 	herd__futex_wake(&rt->teardown, INT32_MAX);
-	for (unsigned i = 1; i < started; i++)
+	for (unsigned i = 0; i < started; i++)
 		pthread_join(rt->workers[i]->thread, NULL);
 }
 
@@ -240,6 +243,7 @@ static void rt_free(herd__rt *rt)
 	herd__timers_fini(rt);
 	herd__poll_fini(rt);
 	herd__alarm_fini(&rt->mon.alarm);
+	herd__bell_fini(&rt->mon.bell);
 	herd__fd_fini(rt);
 	herd__scope_root_free(rt->root);
 	free(rt);
@@ -263,7 +267,8 @@ static herd__rt *rt_new(const struct settings *st)
 	rt->workers = calloc(st->workers, sizeof *rt->workers);
 	rt->root = herd__scope_root_new(rt);
 	rt->poll.epfd = rt->poll.wakefd = -1;
-	rt->poll.alarm.fd = rt->mon.alarm.fd = -1;
+	rt->poll.alarm.fd = rt->mon.alarm.fd = rt->mon.bell.fd = -1;
+	rt->pid = getpid();
 	rt->proc.cg_base = -1;
 	atomic_init(&rt->proc.null_fd, -1);
 	if (!rt->workers || !rt->root || herd__poll_init(rt)) {
@@ -285,18 +290,24 @@ static herd__rt *rt_new(const struct settings *st)
 	return rt;
 }
 
-/* Starts workers 1..n-1 with asynchronous signals blocked; on failure,
- * stops those already started. */
-static int start_threads(herd__rt *rt)
+void herd__block_signals(sigset_t *old)
 {
-	sigset_t all, old;
+	sigset_t all;
 	sigfillset(&all);
 	sigdelset(&all, SIGSEGV);
 	sigdelset(&all, SIGBUS);
 	sigdelset(&all, SIGFPE);
 	sigdelset(&all, SIGILL);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	unsigned started = 1;
+	pthread_sigmask(SIG_BLOCK, &all, old);
+}
+
+/* Starts the workers with asynchronous signals blocked; on failure, stops
+ * those already started. */
+static int start_threads(herd__rt *rt)
+{
+	sigset_t old;
+	herd__block_signals(&old);
+	unsigned started = 0;
 	int rc = 0;
 	for (; started < rt->nworkers; started++) {
 		herd__worker *w = rt->workers[started];
@@ -311,19 +322,18 @@ static int start_threads(herd__rt *rt)
 	return rc;
 }
 
-/* Queues the first task on worker 0 (the calling thread). */
+/* Queues the first task, from the supervisor's thread: through the global
+ * queue, as any thread that is not a worker spawns. */
 static int first_task(herd__rt *rt, herd_fn fn, void *arg)
 {
-	herd__worker *w = rt->workers[0];
-	herd__task *t = herd__task_alloc(w, 0);
+	herd__task *t = herd__task_alloc(NULL, 0);
 	if (!t)
 		return -ENOMEM;
 	t->fn = fn;
 	t->arg = arg;
 	herd__scope_attach(rt->root, t);
-	herd__stat_add(&w->st_live, 1);
-	herd__stat_add(&w->st_spawned, 1);
-	herd__ready(w, t);
+	atomic_fetch_add_explicit(&rt->st_foreign_spawned, 1, mo_relaxed);
+	herd__ready(NULL, t);
 	return 0;
 }
 
@@ -353,22 +363,28 @@ int herd_run(const herd_config *config, herd_fn fn, void *arg)
 	}
 	pthread_sigmask(SIG_SETMASK, NULL, &rt->sigmask);
 	herd__overflow_handler_install();
-	herd__self_set(rt->workers[0]);
+	herd__exit_watch();
+	herd__orphans_init(rt);
+	herd__alarm_init(&rt->mon.alarm);
+	herd__signal_start(rt);
 	if ((rc = start_threads(rt)) == 0) {
-		if ((rc = herd__monitor_start(rt)) != 0 ||
-		    (rc = first_task(rt, fn, arg)) != 0)
-			herd__shutdown(rt); /* the loop below then returns at once */
-		worker_run(rt->workers[0]);
-		herd__monitor_stop(rt);
+		if ((rc = first_task(rt, fn, arg)) != 0)
+			herd__shutdown(rt); /* the workers then end at once */
+		herd__supervise(rt);
 		herd__proc_fini(rt); /* the root scope's processes */
 		join_workers(rt, rt->nworkers);
 		herd__blocking_fini(rt);
 	}
-	herd__self_set(NULL);
+	int late = herd__signal_fini(rt);
+	herd__orphans_fini(rt);
 	herd__overflow_handler_remove();
 	herd__debug_fini();
+	herd__exit_lock();
 	atomic_store(&herd__runtime, NULL);
+	herd__exit_unlock();
 	rt_free(rt);
+	if (late)
+		herd__signal_die(late); /* as it would have, had it come earlier */
 	return rc;
 }
 

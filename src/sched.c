@@ -837,6 +837,7 @@ void herd__shutdown(herd__rt *rt)
 	herd__worker *v;
 	while ((v = idle_pop(rt)))
 		wake_worker(v, HERD__WAKE_CHECK);
+	herd__monitor_ring(rt); /* the supervisor ends the run */
 }
 
 /* ------------------------------------------------------------------ */

@@ -92,6 +92,19 @@ unsigned herd__waitq_wake_all(herd__waitq *q)
 	return n;
 }
 
+bool herd__waitq_wake_one(herd__waitq *q)
+{
+	for (herd__waiter *wt = q->head; wt; wt = wt->next) {
+		herd__task *t = wt->task;
+		if (herd__wait_claim(t)) {
+			herd__waitq_remove(q, wt);
+			herd__wait_finish(t, 0);
+			return true;
+		}
+	}
+	return false;
+}
+
 bool herd__wake_canceled(herd__task *t)
 {
 	if (atomic_load_explicit(&t->wait, mo_seq_cst) != HERD__WAIT_CANCELLABLE ||
@@ -136,13 +149,23 @@ void herd__registry_leave(herd__task *t)
 	t->reg = NULL;
 }
 
+/* Whether a cancellable wait of t is cancelled: its scope is, or the
+ * other scope it waits for (see herd__task.wait_scope). */
+static bool wait_canceled(herd__task *t)
+{
+	if (herd__scope_canceled(t->scope))
+		return true;
+	herd_scope *also = atomic_load_explicit(&t->wait_scope, mo_seq_cst);
+	return also && herd__scope_canceled(also);
+}
+
 void herd__cancel_parked(herd__rt *rt)
 {
 	for (unsigned i = 0; i < rt->nworkers; i++) {
 		herd__worker *w = rt->workers[i];
 		herd__mutex_lock(&w->reg_lock);
 		for (herd__task *t = w->reg_head; t; t = t->reg_next)
-			if (herd__scope_canceled(t->scope))
+			if (wait_canceled(t))
 				herd__wake_canceled(t);
 		herd__mutex_unlock(&w->reg_lock);
 	}
@@ -169,7 +192,7 @@ int herd__wait_park(herd__worker **wp, int64_t deadline, bool cancellable)
 	int early = 0;
 	if (deadline == HERD_NOWAIT)
 		early = HERD_ETIMEDOUT; /* a poll: not a cancellation point */
-	else if (cancellable && herd__scope_canceled(t->scope))
+	else if (cancellable && wait_canceled(t))
 		early = HERD_ECANCELED;
 	else if (deadline > 0 && herd_now() >= deadline)
 		early = HERD_ETIMEDOUT;

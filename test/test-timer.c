@@ -498,9 +498,9 @@ static void check_sleepers(long n, int workers)
 	for (long i = 0; i < n; i++) {
 		if (sleepers[i].armed >= sleep_base + sleepers[i].deadline) {
 			fprintf(stderr, "task %ld went to sleep %" PRId64 " ns after "
-				"its deadline: the machine is too slow for this test\n",
-				i, sleepers[i].armed - sleep_base - sleepers[i].deadline);
-			exit(1);
+				"its deadline\n", i,
+				sleepers[i].armed - sleep_base - sleepers[i].deadline);
+			TEST_SKIP("the machine is too busy or slow for this test");
 		}
 	}
 	/* On one worker, in deadline order. */

@@ -1,0 +1,150 @@
+/*
+ * orphan.c - reaping the orphans that come to herd because it is a child
+ * subreaper.
+ *
+ * Why herd is a subreaper: a descendant of a child herd started, orphaned
+ * when its parent dies, comes back to herd rather than to init, so herd
+ * can reap it when it has killed it, even where init does not reap (a
+ * container whose first process is not an init), and a scope's end never
+ * waits on zombies nobody will reap (proc.c). The price: orphans of
+ * processes the program started by other means (system("cmd &"), a fork
+ * of its own) come to herd too, and nobody else will reap them.
+ *
+ * Telling them from the program's own children. The kernel gives an
+ * orphan to the first live thread of its subreaper, the thread-group
+ * leader; a child belongs to the thread that forked it. herd's children
+ * are forked by its workers. When herd_run is called by the leader (the
+ * main thread, the usual case), that thread runs the supervisor and forks
+ * nothing: the children it gains during the run are orphans. So the
+ * supervisor reaps, now and then, the exited children of its own thread
+ * (waitid with __WNOTHREAD) but for those it had when herd_run started,
+ * which are the program's. When herd_run is called by another thread,
+ * the leader may be the program's and fork: herd then reaps only the
+ * orphans it can tell as its own (proc.c's drains and sweeps).
+ *
+ * One mistake remains possible, and is documented in herd.h: a child
+ * forked by a thread of the program that then exits passes to the leader
+ * too, and if it exits during the run herd reaps it.
+ *
+ * No lock: the state is the supervisor's.
+ */
+#define _GNU_SOURCE 1
+#include "internal.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* The children of the calling thread, from /proc, into *out (malloc'd);
+ * returns how many, or -1 if they could not be read. */
+static long thread_children(pid_t **out)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/self/task/%ld/children", (long)syscall(SYS_gettid));
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+	ssize_t r = 0;
+	while (buf && (r = read(fd, buf + len, cap - 1 - len)) > 0) {
+		len += (size_t)r;
+		if (len + 1 == cap) {
+			char *b = realloc(buf, cap *= 2);
+			if (!b)
+				break;
+			buf = b;
+		}
+	}
+	close(fd);
+	if (!buf || r < 0) {
+		free(buf);
+		return -1;
+	}
+	buf[len] = 0;
+	size_t n = 0, ncap = 16;
+	pid_t *pids = malloc(ncap * sizeof *pids);
+	for (char *q = buf, *end; pids; q = end) {
+		long v = strtol(q, &end, 10);
+		if (end == q)
+			break;
+		if (n == ncap) {
+			pid_t *a = realloc(pids, (ncap *= 2) * sizeof *a);
+			if (!a) {
+				free(pids);
+				pids = NULL;
+				break;
+			}
+			pids = a;
+		}
+		pids[n++] = (pid_t)v;
+	}
+	free(buf);
+	*out = pids;
+	return pids ? (long)n : -1;
+}
+
+static bool contains(const pid_t *a, size_t n, pid_t pid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (a[i] == pid)
+			return true;
+	return false;
+}
+
+void herd__orphans_init(herd__rt *rt)
+{
+	rt->orphan.keep = NULL;
+	rt->orphan.nkeep = 0;
+	rt->orphan.leader = syscall(SYS_gettid) == getpid();
+	if (!rt->orphan.leader)
+		return;
+	long n = thread_children(&rt->orphan.keep);
+	if (n < 0) {
+		rt->orphan.leader = false; /* cannot tell: reap nothing */
+		rt->orphan.keep = NULL;
+		return;
+	}
+	rt->orphan.nkeep = (size_t)n;
+}
+
+void herd__orphans_fini(herd__rt *rt)
+{
+	free(rt->orphan.keep);
+	rt->orphan.keep = NULL;
+	rt->orphan.nkeep = 0;
+}
+
+int herd__orphans_reap(herd__rt *rt)
+{
+	if (!rt->orphan.leader || !atomic_load_explicit(&rt->proc.ready, mo_acquire))
+		return 0;
+	pid_t *kids;
+	long n = thread_children(&kids);
+	if (n < 0)
+		return 0;
+	/* The program's own children that have gone are no longer kept: a
+	 * later process with the same number is not one of them. */
+	size_t k = 0;
+	for (size_t i = 0; i < rt->orphan.nkeep; i++)
+		if (contains(kids, (size_t)n, rt->orphan.keep[i]))
+			rt->orphan.keep[k++] = rt->orphan.keep[i];
+	rt->orphan.nkeep = k;
+	int reaped = 0;
+	for (long i = 0; i < n; i++) {
+		if (contains(rt->orphan.keep, rt->orphan.nkeep, kids[i]))
+			continue;
+		/* Only a child of this thread: a number reused since by a
+		 * child of another thread is not touched. */
+		siginfo_t si;
+		si.si_pid = 0;
+		if (waitid(P_PID, (id_t)kids[i], &si, WEXITED | WNOHANG | __WNOTHREAD) == 0 &&
+		    si.si_pid)
+			reaped++;
+	}
+	free(kids);
+	return reaped;
+}

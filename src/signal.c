@@ -1,0 +1,350 @@
+/*
+ * signal.c - the process's signals and its end, the herd way: nothing that
+ * herd started outlives a program stopped by Ctrl-C, SIGTERM or exit().
+ *
+ * Taken signals. When herd_run starts, each of SIGINT, SIGTERM and SIGHUP
+ * whose action is the default (and that its caller does not block) is
+ * taken: herd's handler replaces the default. The first that arrives ends
+ * the run: the supervisor (monitor.c) cancels the root scope, so that
+ * nothing new starts, ends every process tree (SIGTERM, the grace,
+ * SIGKILL), removes herd's cgroups, and then restores the default action
+ * and raises the signal again, so that the process dies of it as it would
+ * have without herd (a shell sees 128 + the signal). A second one while
+ * that goes on kills the trees at once. A program that installed its own
+ * handler keeps it; so does one that ignores or blocks the signal.
+ *
+ * Notified signals (herd_signal_notify, Go's signal.Notify). herd's handler
+ * is installed for the signal, and the supervisor sends each arrival to
+ * every channel registered for it, without blocking: an arrival that finds
+ * a channel full is dropped for that channel, as in Go. A taken signal
+ * that has a channel is delivered, not fatal. When the last channel of a
+ * signal is stopped, the action it had before is restored.
+ *
+ * exit(). An atexit handler, registered with the first run, ends the
+ * process trees and removes the cgroups of the runtime still running when
+ * the program calls exit() (from a task, or any thread); in a process
+ * forked from the program it does nothing.
+ *
+ * The handler is async-signal-safe: it sets the signal's bit in a
+ * process-wide mask and rings the supervisor's bell (os-linux.c), both
+ * lock-free; the supervisor does the rest. It may run on any thread that
+ * leaves the signal unblocked: herd's workers and helpers block them all,
+ * so it is the supervisor or one of the program's own threads. `inflight`
+ * counts handlers running, so that the runtime's end can wait for them
+ * before its bell goes.
+ *
+ * Locks: sig.lock protects the registrations, the installed and saved
+ * actions; it comes before any channel's lock (deliveries are made under
+ * it, so that after herd_signal_stop returns nothing more is sent). The
+ * handler takes no lock. `fatal` is written by the supervisor only, read
+ * by others (atomics).
+ */
+#include "internal.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BIT(sig) ((uint64_t)1 << ((sig) - 1))
+/* How long after SIGKILL to all (a second signal) the end waits at most
+ * for trees to be gone: a process stuck in the kernel must not hold the
+ * program's death for ever. */
+#define KILL_GIVE_UP (5 * HERD_SEC)
+/* The step of an end run by the atexit handler. */
+#define EXIT_STEP (1 * HERD_MSEC)
+
+static _Atomic uint64_t pending;      /* arrived, not yet dispatched */
+static herd__bell *_Atomic bell;       /* the running supervisor's */
+static _Atomic int inflight;          /* handlers running now */
+
+struct herd__sigreg {
+	herd_chan *ch;
+	int sig;
+};
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+	atomic_fetch_add_explicit(&inflight, 1, mo_seq_cst);
+	atomic_fetch_or_explicit(&pending, BIT(sig), mo_seq_cst);
+	herd__bell *b = atomic_load_explicit(&bell, mo_seq_cst);
+	if (b)
+		herd__bell_ring(b);
+	atomic_fetch_sub_explicit(&inflight, 1, mo_seq_cst);
+	errno = saved;
+}
+
+/* Installs the handler for sig, keeping the action it replaces; lock held. */
+static int install_locked(herd__rt *rt, int sig)
+{
+	if (rt->sig.installed & BIT(sig))
+		return 0;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	/* The program's own threads may take it: their calls restart. */
+	sa.sa_flags = SA_RESTART;
+	if (sigaction(sig, &sa, &rt->sig.saved[sig]) < 0)
+		return -errno;
+	rt->sig.installed |= BIT(sig);
+	return 0;
+}
+
+/* Puts back the action the handler replaced, unless the program has set
+ * one of its own since; lock held. */
+static void uninstall_locked(herd__rt *rt, int sig)
+{
+	if (!(rt->sig.installed & BIT(sig)))
+		return;
+	struct sigaction cur;
+	if (sigaction(sig, NULL, &cur) == 0 && !(cur.sa_flags & SA_SIGINFO) &&
+	    cur.sa_handler == on_signal)
+		sigaction(sig, &rt->sig.saved[sig], NULL);
+	rt->sig.installed &= ~BIT(sig);
+}
+
+static bool registered_locked(herd__rt *rt, int sig)
+{
+	for (size_t i = 0; i < rt->sig.nregs; i++)
+		if (rt->sig.regs[i].sig == sig)
+			return true;
+	return false;
+}
+
+void herd__signal_start(herd__rt *rt)
+{
+	static const int takeable[] = {SIGINT, SIGTERM, SIGHUP};
+	atomic_store_explicit(&pending, 0, mo_relaxed);
+	herd__bell_init(&rt->mon.bell);
+	atomic_store_explicit(&bell, &rt->mon.bell, mo_seq_cst);
+	herd__mutex_lock(&rt->sig.lock);
+	for (size_t i = 0; i < sizeof takeable / sizeof takeable[0]; i++) {
+		int sig = takeable[i];
+		struct sigaction cur;
+		if (sigismember(&rt->sigmask, sig) || sigaction(sig, NULL, &cur) < 0 ||
+		    (cur.sa_flags & SA_SIGINFO) || cur.sa_handler != SIG_DFL)
+			continue; /* the program's to handle */
+		if (install_locked(rt, sig) == 0)
+			rt->sig.taken |= BIT(sig);
+	}
+	herd__mutex_unlock(&rt->sig.lock);
+}
+
+int herd__signal_fini(herd__rt *rt)
+{
+	herd__mutex_lock(&rt->sig.lock);
+	uint64_t unnotified = rt->sig.taken;
+	for (size_t i = 0; i < rt->sig.nregs; i++)
+		unnotified &= ~BIT(rt->sig.regs[i].sig);
+	for (int sig = 1; sig <= HERD__NSIG; sig++)
+		uninstall_locked(rt, sig);
+	free(rt->sig.regs);
+	rt->sig.regs = NULL;
+	rt->sig.nregs = rt->sig.cap = 0;
+	herd__mutex_unlock(&rt->sig.lock);
+	/* The bell goes with the runtime: no handler may be ringing it. */
+	atomic_store_explicit(&bell, NULL, mo_seq_cst);
+	while (atomic_load_explicit(&inflight, mo_seq_cst))
+		sched_yield();
+	herd__bell_fini(&rt->mon.bell);
+	/* A taken signal that came after the supervisor last looked: the
+	 * run's processes are gone, so the program dies of it now. */
+	uint64_t left = atomic_exchange_explicit(&pending, 0, mo_seq_cst) & unnotified;
+	return left ? __builtin_ctzll(left) + 1 : 0;
+}
+
+HERD__NORETURN void herd__signal_die(int sig)
+{
+	struct sigaction dfl;
+	memset(&dfl, 0, sizeof dfl);
+	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
+	sigaction(sig, &dfl, NULL);
+	sigset_t one;
+	sigemptyset(&one);
+	sigaddset(&one, sig);
+	pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+	raise(sig);
+	_exit(128 + sig); /* not reached: the default action ends the process */
+}
+
+/* ------------------------------------------------------------------ */
+/* The supervisor's side                                              */
+/* ------------------------------------------------------------------ */
+
+/* Sends sig to its channels; false if it has none. Lock held. */
+static bool deliver_locked(herd__rt *rt, int sig)
+{
+	bool any = false;
+	for (size_t i = 0; i < rt->sig.nregs; i++) {
+		if (rt->sig.regs[i].sig != sig)
+			continue;
+		any = true;
+		(void)herd_chan_try_send(rt->sig.regs[i].ch, &sig); /* full: dropped */
+	}
+	return any;
+}
+
+static void fatal_arrived(herd__rt *rt, int sig, int64_t now)
+{
+	if (!atomic_load_explicit(&rt->sig.fatal, mo_relaxed)) {
+		atomic_store_explicit(&rt->sig.fatal, sig, mo_release);
+		herd_scope_cancel(rt->root); /* nothing new starts */
+		herd__proc_end_all(rt, false);
+	} else if (!rt->sig.killing) {
+		rt->sig.killing = true; /* the user insists */
+		rt->sig.kill_at = now;
+	}
+}
+
+bool herd__signal_ending(herd__rt *rt)
+{
+	return atomic_load_explicit(&rt->sig.fatal, mo_acquire) != 0;
+}
+
+void herd__signal_dispatch(herd__rt *rt, int64_t now)
+{
+	uint64_t got = atomic_exchange_explicit(&pending, 0, mo_seq_cst);
+	while (got) {
+		int sig = __builtin_ctzll(got) + 1;
+		got &= got - 1;
+		herd__mutex_lock(&rt->sig.lock);
+		bool delivered = deliver_locked(rt, sig);
+		bool taken = rt->sig.taken & BIT(sig);
+		herd__mutex_unlock(&rt->sig.lock);
+		if (!delivered && taken)
+			fatal_arrived(rt, sig, now);
+	}
+	int sig = atomic_load_explicit(&rt->sig.fatal, mo_relaxed);
+	if (!sig)
+		return;
+	if (herd__proc_end_step(rt, rt->sig.killing) &&
+	    !(rt->sig.killing && now - rt->sig.kill_at >= KILL_GIVE_UP))
+		return;
+	herd__proc_end_cleanup(rt);
+	herd__signal_die(sig);
+}
+
+/* ------------------------------------------------------------------ */
+/* exit()                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Held by the atexit handler while it uses the runtime, and by herd_run
+ * while it takes the runtime down, so that one cannot free what the other
+ * uses. */
+static pthread_mutex_t exit_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void at_exit(void)
+{
+	pthread_mutex_lock(&exit_lock);
+	herd__rt *rt = atomic_load_explicit(&herd__runtime, mo_acquire);
+	/* In a child forked from the program, the trees are not its own. */
+	if (rt && rt->pid == getpid()) {
+		herd_scope_cancel(rt->root);
+		herd__proc_end_all(rt, false);
+		while (herd__proc_end_step(rt, false)) {
+			struct timespec ts = {0, EXIT_STEP};
+			nanosleep(&ts, NULL);
+		}
+		herd__proc_end_cleanup(rt);
+	}
+	pthread_mutex_unlock(&exit_lock);
+}
+
+static void at_exit_register(void)
+{
+	atexit(at_exit);
+}
+
+void herd__exit_watch(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, at_exit_register);
+}
+
+void herd__exit_lock(void)
+{
+	pthread_mutex_lock(&exit_lock);
+}
+
+void herd__exit_unlock(void)
+{
+	pthread_mutex_unlock(&exit_lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* The public calls                                                   */
+/* ------------------------------------------------------------------ */
+
+/* Signals a program may have delivered to a channel: not those the
+ * kernel sends for a fault (herd reports stack overflows on SIGSEGV), not
+ * those that cannot be caught, not those the C library keeps. */
+static bool notifiable(int sig)
+{
+	if (sig < 1 || sig > HERD__NSIG)
+		return false;
+	switch (sig) {
+	case SIGKILL: case SIGSTOP: case SIGSEGV: case SIGBUS: case SIGFPE:
+	case SIGILL: case SIGTRAP: case SIGSYS:
+		return false;
+	}
+	return sig < 32 || (sig >= SIGRTMIN && sig <= SIGRTMAX);
+}
+
+int herd_signal_notify(herd_chan *ch, int sig)
+{
+	if (!ch || !notifiable(sig) || herd_chan_elem_size(ch) != (int)sizeof(int))
+		return -EINVAL;
+	herd__rt *rt = atomic_load_explicit(&herd__runtime, mo_acquire);
+	if (!rt)
+		return -ESRCH;
+	int rc = 0;
+	herd__mutex_lock(&rt->sig.lock);
+	for (size_t i = 0; i < rt->sig.nregs; i++)
+		if (rt->sig.regs[i].ch == ch && rt->sig.regs[i].sig == sig)
+			goto out; /* already */
+	if (rt->sig.nregs == rt->sig.cap) {
+		size_t cap = rt->sig.cap ? 2 * rt->sig.cap : 8;
+		struct herd__sigreg *r = realloc(rt->sig.regs, cap * sizeof *r);
+		if (!r) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		rt->sig.regs = r;
+		rt->sig.cap = cap;
+	}
+	if ((rc = install_locked(rt, sig)) == 0)
+		rt->sig.regs[rt->sig.nregs++] = (struct herd__sigreg){ch, sig};
+out:
+	herd__mutex_unlock(&rt->sig.lock);
+	return rc;
+}
+
+int herd_signal_stop(herd_chan *ch)
+{
+	if (!ch)
+		return -EINVAL;
+	herd__rt *rt = atomic_load_explicit(&herd__runtime, mo_acquire);
+	if (!rt)
+		return -ESRCH;
+	herd__mutex_lock(&rt->sig.lock);
+	uint64_t touched = 0;
+	size_t n = 0;
+	for (size_t i = 0; i < rt->sig.nregs; i++) {
+		if (rt->sig.regs[i].ch == ch)
+			touched |= BIT(rt->sig.regs[i].sig);
+		else
+			rt->sig.regs[n++] = rt->sig.regs[i];
+	}
+	rt->sig.nregs = n;
+	for (int sig = 1; sig <= HERD__NSIG; sig++)
+		if ((touched & BIT(sig)) && !(rt->sig.taken & BIT(sig)) &&
+		    !registered_locked(rt, sig))
+			uninstall_locked(rt, sig);
+	herd__mutex_unlock(&rt->sig.lock);
+	return 0;
+}
