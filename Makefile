@@ -43,7 +43,7 @@ test-tsan:
 # catches them itself), measurements of time (Valgrind runs 50x slower),
 # and descriptor limits (Valgrind keeps descriptors of its own at the top
 # and refuses to lower RLIMIT_NOFILE).
-VALGRIND_SKIP = stack[.]overflow|idle_workers_sleep|sleep_many_order|million|sleepers_deadline_order|sleepers_cost_no_cpu|fd_budget_wait|low_fd_limit|child_gets_only_its_fds
+VALGRIND_SKIP = stack[.]overflow|budget[.]|idle_workers_sleep|sleep_many_order|million|sleepers_deadline_order|sleepers_cost_no_cpu|fd_budget_wait|low_fd_limit|child_gets_only_its_fds
 test-valgrind:
 	@$(CMAKE) -S . -B build-valgrind -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERD_BUILD_BENCH=OFF \
 		"-DHERD_TEST_WRAPPER=valgrind;-q;--error-exitcode=99;--leak-check=full;--errors-for-leak-kinds=definite" \

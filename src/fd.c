@@ -217,7 +217,9 @@ int herd__fd_retry(herd__fdwait *fw, int err, int64_t deadline)
 		herd__waitq_push_front(&rt->fd.waitq, &wt);
 	else
 		herd__waitq_push(&rt->fd.waitq, &wt);
-	atomic_fetch_add_explicit(&rt->fd.nwaiting, 1, mo_seq_cst);
+	/* The supervisor's recheck counts from the first wait on. */
+	if (atomic_fetch_add_explicit(&rt->fd.nwaiting, 1, mo_seq_cst) == 0)
+		atomic_store_explicit(&rt->fd.last_release, herd_now(), mo_relaxed);
 	int rc = 0;
 	if (atomic_load_explicit(&rt->fd.released, mo_seq_cst) == fw->gen) {
 		warn_once(rt);
