@@ -255,7 +255,9 @@ static inline bool cgroup_usable(char *dir, size_t size)
 /* A temporary file with `text` and mode `mode`; its path in buf. */
 static inline void temp_file(char *buf, const char *text, mode_t mode)
 {
-	strcpy(buf, "/tmp/herd-test-proc-XXXXXX");
+	/* Named after this process, so that the suite's last check can tell
+	 * one left behind (test/suite-left.c). */
+	snprintf(buf, 64, "/tmp/herd-test-%d-XXXXXX", (int)getpid());
 	int fd = mkstemp(buf);
 	CHECK(fd >= 0);
 	CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
