@@ -644,10 +644,12 @@ HERD_API int herd_timer_free(herd_timer *t);
  *
  * When a descriptor cannot be created because the process has reached its
  * limit (EMFILE), the call that wanted it waits, up to its deadline, until
- * herd closes one of its own (or a moment passes: the program may close its
- * own too), and tries again; the first such wait prints one line on stderr
- * naming the limit. With deadline HERD_NOWAIT the call returns -EMFILE at
- * once instead.
+ * herd closes one of its own, and tries again; waiters are served in
+ * order, one per descriptor released. Descriptors the program closes
+ * itself are not seen: after 100 ms without a release the first waiter
+ * tries again anyway. The first such wait prints one line on stderr naming
+ * the limit. With deadline HERD_NOWAIT the call returns -EMFILE at once
+ * instead.
  */
 
 /* Readiness, for herd_fd_wait (and its result). */
@@ -682,7 +684,8 @@ HERD_API ssize_t herd_write(int fd, const void *buf, size_t n, int64_t deadline)
 
 /*
  * Writes all n bytes, waiting as needed. Returns n, or a negative code as
- * herd_write; bytes written before a failure are not reported (use
+ * herd_write (-EINVAL if n exceeds SSIZE_MAX, which could not be
+ * returned); bytes written before a failure are not reported (use
  * herd_write to know them).
  */
 HERD_API ssize_t herd_write_all(int fd, const void *buf, size_t n, int64_t deadline);
@@ -780,7 +783,14 @@ HERD_API int herd_blocking(int (*fn)(void *arg), void *arg);
  *   - The runtime makes itself a child subreaper: descendants orphaned by
  *     their parent's death come back to herd, which reaps them; those in
  *     the child's group are ended with it. No process and no zombie is
- *     left behind.
+ *     left behind. Orphans of processes the program started by other
+ *     means (system("cmd &"), a fork of its own) come to herd too, and it
+ *     reaps them when they exit, provided herd_run was called by the main
+ *     thread (otherwise herd cannot tell them from the program's own
+ *     children, and leaves them). The program's own children are never
+ *     reaped by herd, with one exception: a child whose forking thread
+ *     (one of the program's, not a task) exits before it passes to the
+ *     main thread, and herd reaps it if it exits during the run.
  *   - Where a writable cgroup v2 hierarchy is available, each child gets
  *     its own cgroup, killed as a whole (cgroup.kill): this also catches
  *     descendants that left the process group (setsid, setpgid), and herd
@@ -838,12 +848,15 @@ typedef struct herd_proc_opts {
  * Returns 0 and the handle in *out; -EINVAL (bad options, a bad stdio
  * mode, argv missing, an unknown flag), -ENOENT (the program was not
  * found), -EACCES, -ENOEXEC and the other errors of execve (reported from
- * the child: no child is left running), -ENOMEM, -EAGAIN; -EMFILE (out of descriptors,
- * deadline HERD_NOWAIT; otherwise it waits up to the deadline, see the
- * budget); HERD_ECANCELED (the scope is cancelled: nothing is started);
- * -EPERM (not called from a task). As with herd_go, `scope` must stay open
- * during the call. Blocks only while waiting for descriptors; the calling
- * worker is held while the child execs (as with posix_spawn).
+ * the child: no child is left running), -ENOMEM, -EAGAIN; -EMFILE (out of
+ * descriptors, deadline HERD_NOWAIT; otherwise it waits up to the
+ * deadline, see the budget); HERD_ECANCELED if `scope` or the calling
+ * task's scope is cancelled, before the call or while it waits for
+ * descriptors: nothing is started then (a cancellation that comes while
+ * the child is being cloned ends the new child at once); -EPERM (not
+ * called from a task). As with herd_go, `scope` must stay open during the
+ * call. Blocks only while waiting for descriptors; the calling worker is
+ * held while the child execs (as with posix_spawn).
  */
 HERD_API int herd_proc_start(herd_proc **out, herd_scope *scope,
 			     const herd_proc_opts *opts, int64_t deadline);
