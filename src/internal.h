@@ -484,12 +484,12 @@ struct herd__rt {
 	} mon;
 	/* Signals (signal.c). */
 	struct {
-		herd__mutex lock;         /* all but fatal */
+		herd__mutex lock;         /* all but fatal (and signal.c's
+					   * saved actions) */
 		struct herd__sigreg *regs; /* herd_signal_notify's */
 		size_t nregs, cap;
 		uint64_t taken;           /* bit sig-1: default action taken */
 		uint64_t installed;       /* herd's handler is installed */
-		struct sigaction saved[HERD__NSIG + 1]; /* what it replaced */
 		_Atomic int fatal;        /* the signal ending the run, or 0 */
 		bool killing;             /* a second one: SIGKILL at once */
 		int64_t kill_at;

@@ -31,7 +31,10 @@
  * leaves the signal unblocked: herd's workers and helpers block them all,
  * so it is the supervisor or one of the program's own threads. `inflight`
  * counts handlers running, so that the runtime's end can wait for them
- * before its bell goes.
+ * before its bell goes. In a child forked from the program (without exec)
+ * the handler is still installed, but the runtime is not the child's: it
+ * puts back the action it replaced and raises the signal again, so that
+ * such a child dies of SIGTERM as it would have.
  *
  * Locks: sig.lock protects the registrations, the installed and saved
  * actions; it comes before any channel's lock (deliveries are made under
@@ -59,6 +62,10 @@
 static _Atomic uint64_t pending;      /* arrived, not yet dispatched */
 static herd__bell *_Atomic bell;       /* the running supervisor's */
 static _Atomic int inflight;          /* handlers running now */
+static _Atomic pid_t owner;           /* the process the runtime runs in */
+/* The actions herd's handler replaced (under sig.lock; read by the
+ * handler in a forked child, where no lock is held for them). */
+static struct sigaction saved[HERD__NSIG + 1];
 
 struct herd__sigreg {
 	herd_chan *ch;
@@ -67,14 +74,24 @@ struct herd__sigreg {
 
 static void on_signal(int sig)
 {
-	int saved = errno;
+	int e = errno;
+	if (getpid() != atomic_load_explicit(&owner, mo_relaxed)) {
+		/* A child forked from the program, without exec: the runtime
+		 * is not its own. The action herd replaced applies: put it
+		 * back and raise again (the signal is blocked until this
+		 * handler returns, then delivered). */
+		sigaction(sig, &saved[sig], NULL);
+		raise(sig);
+		errno = e;
+		return;
+	}
 	atomic_fetch_add_explicit(&inflight, 1, mo_seq_cst);
 	atomic_fetch_or_explicit(&pending, BIT(sig), mo_seq_cst);
 	herd__bell *b = atomic_load_explicit(&bell, mo_seq_cst);
 	if (b)
 		herd__bell_ring(b);
 	atomic_fetch_sub_explicit(&inflight, 1, mo_seq_cst);
-	errno = saved;
+	errno = e;
 }
 
 /* Installs the handler for sig, keeping the action it replaces; lock held. */
@@ -88,7 +105,7 @@ static int install_locked(herd__rt *rt, int sig)
 	sigemptyset(&sa.sa_mask);
 	/* The program's own threads may take it: their calls restart. */
 	sa.sa_flags = SA_RESTART;
-	if (sigaction(sig, &sa, &rt->sig.saved[sig]) < 0)
+	if (sigaction(sig, &sa, &saved[sig]) < 0)
 		return -errno;
 	rt->sig.installed |= BIT(sig);
 	return 0;
@@ -103,7 +120,7 @@ static void uninstall_locked(herd__rt *rt, int sig)
 	struct sigaction cur;
 	if (sigaction(sig, NULL, &cur) == 0 && !(cur.sa_flags & SA_SIGINFO) &&
 	    cur.sa_handler == on_signal)
-		sigaction(sig, &rt->sig.saved[sig], NULL);
+		sigaction(sig, &saved[sig], NULL);
 	rt->sig.installed &= ~BIT(sig);
 }
 
@@ -119,6 +136,7 @@ void herd__signal_start(herd__rt *rt)
 {
 	static const int takeable[] = {SIGINT, SIGTERM, SIGHUP};
 	atomic_store_explicit(&pending, 0, mo_relaxed);
+	atomic_store_explicit(&owner, rt->pid, mo_relaxed);
 	herd__bell_init(&rt->mon.bell);
 	atomic_store_explicit(&bell, &rt->mon.bell, mo_seq_cst);
 	herd__mutex_lock(&rt->sig.lock);
