@@ -947,10 +947,14 @@ HERD_API int herd_proc_free(herd_proc *p);
  *     children then get SIGKILL (their parent-death signal), and the next
  *     herd process that starts children in the same cgroup removes what a
  *     dead one left there.
- *   - SIGPIPE never ends the process because of a write made in a task:
- *     the workers block it, so herd_write (and write) return -EPIPE.
- * Handlers, the program's own included, run on the thread that called
- * herd_run or on the program's own threads, never in a task.
+ *   - SIGPIPE never ends the process because of a write made by a task or
+ *     a herd_blocking function: herd_write (and write) return -EPIPE, as in
+ *     Go. When its action is the default, herd takes SIGPIPE too: one
+ *     raised by another thread of the program ends it as SIGINT would.
+ * The workers keep the signal mask of the thread that called herd_run, and
+ * the kernel gives the process's signals to its main thread when that
+ * thread can take them: when herd_run was called by the main thread,
+ * handlers, the program's own included, run there, not in a task.
  */
 
 /*

@@ -15,7 +15,6 @@
  */
 #include "internal.h"
 
-#include <signal.h>
 #include <stdlib.h>
 
 struct herd__job {
@@ -26,9 +25,12 @@ struct herd__job {
 	struct herd__job *next;
 };
 
+__thread bool herd__tls_helper __attribute__((tls_model("initial-exec")));
+
 static void *helper_main(void *arg)
 {
 	herd__rt *rt = arg;
+	herd__tls_helper = true; /* its writes get EPIPE (signal.c) */
 	herd__mutex_lock(&rt->blk.lock);
 	for (;;) {
 		struct herd__job *j = rt->blk.head;
@@ -65,10 +67,7 @@ static int helper_start_locked(herd__rt *rt)
 		if (!rt->blk.threads)
 			return -ENOMEM;
 	}
-	sigset_t old;
-	herd__block_signals(&old);
 	int rc = pthread_create(&rt->blk.threads[rt->blk.nthreads], NULL, helper_main, rt);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc)
 		return -rc;
 	rt->blk.nthreads++;

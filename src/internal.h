@@ -737,9 +737,8 @@ bool herd__sched_busy(herd__worker *w);
 void herd__sched_rescue(herd__worker *w);
 /* The helper threads (blocking.c). */
 void herd__blocking_fini(herd__rt *rt);
-/* Blocks the asynchronous signals in the calling thread (workers and
- * helpers do), keeping the old mask in *old (runtime.c). */
-void herd__block_signals(sigset_t *old);
+/* Set on helper threads, for the signal handler (async-signal-safe). */
+extern __thread bool herd__tls_helper __attribute__((tls_model("initial-exec")));
 /* The supervisor (monitor.c): runs on herd_run's thread until the run
  * ends; herd__monitor_ring gets it up at once. */
 void herd__supervise(herd__rt *rt);

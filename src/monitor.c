@@ -4,14 +4,12 @@
  * signals on (signal.c), reaps the orphans that come to herd (orphan.c),
  * and at the end of the run ends the root scope's processes (proc.c).
  *
- * Why herd_run's own thread, and not a worker: it is the one thread of
- * herd's that leaves the process's signals unblocked (the workers and
- * helpers block them all), so a handler never runs on a task's small
- * stack, in the middle of a task, and a write to a closed pipe never
- * kills the process from a worker (SIGPIPE stays pending on the worker
- * and the write returns EPIPE). And, being the thread-group leader in the
- * usual case, it is the thread that orphans are reparented to, which is
- * what lets herd tell them from the program's own children (orphan.c).
+ * Why herd_run's own thread, and not a worker: being the main thread in
+ * the usual case, it is the thread the kernel prefers for the process's
+ * signals, so a handler runs there, idle, rather than on a task's small
+ * stack in the middle of a task; and it is the thread that orphans are
+ * reparented to, which lets herd tell them from the program's own
+ * children (orphan.c).
  *
  * The watch. Every stall/4 while any worker runs (backing off to
  * MONITOR_IDLE_MAX when all are idle), a worker whose `progress` (its

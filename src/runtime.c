@@ -9,9 +9,11 @@
  * (scope.c calls herd__shutdown). It then ends the root scope's processes,
  * joins the workers and frees everything.
  *
- * Worker threads block asynchronous signals, so that the process's signals
- * are handled by the thread that called herd_run (which runs no task) or
- * by the program's own threads, never in the middle of a task.
+ * Worker threads keep the caller's signal mask: a child a task forks by
+ * itself (system(), popen()) gets the mask it would have got from the
+ * caller. The kernel gives a process's signals to its main thread when
+ * that thread can take them, so when the main thread called herd_run,
+ * handlers run there, in the supervisor, not in a task (signal.c).
  *
  * Worker threads outlive their scheduler loops until herd_run has ended
  * the root scope's processes (a child's parent-death signal follows the
@@ -290,23 +292,11 @@ static herd__rt *rt_new(const struct settings *st)
 	return rt;
 }
 
-void herd__block_signals(sigset_t *old)
-{
-	sigset_t all;
-	sigfillset(&all);
-	sigdelset(&all, SIGSEGV);
-	sigdelset(&all, SIGBUS);
-	sigdelset(&all, SIGFPE);
-	sigdelset(&all, SIGILL);
-	pthread_sigmask(SIG_BLOCK, &all, old);
-}
-
-/* Starts the workers with asynchronous signals blocked; on failure, stops
- * those already started. */
+/* Starts the workers (with the caller's signal mask, so that what a task
+ * forks by itself gets the mask it would have got from the caller); on
+ * failure, stops those already started. */
 static int start_threads(herd__rt *rt)
 {
-	sigset_t old;
-	herd__block_signals(&old);
 	unsigned started = 0;
 	int rc = 0;
 	for (; started < rt->nworkers; started++) {
@@ -314,7 +304,6 @@ static int start_threads(herd__rt *rt)
 		if ((rc = -pthread_create(&w->thread, NULL, worker_thread, w)))
 			break;
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc) {
 		herd__shutdown(rt);
 		join_workers(rt, started);

@@ -2,9 +2,13 @@
  * signal.c - the process's signals and its end, the herd way: nothing that
  * herd started outlives a program stopped by Ctrl-C, SIGTERM or exit().
  *
- * Taken signals. When herd_run starts, each of SIGINT, SIGTERM and SIGHUP
- * whose action is the default (and that its caller does not block) is
- * taken: herd's handler replaces the default. The first that arrives ends
+ * Taken signals. When herd_run starts, each of SIGINT, SIGTERM, SIGHUP and
+ * SIGPIPE whose action is the default (and that its caller does not block)
+ * is taken: herd's handler replaces the default. SIGPIPE raised by a write
+ * of a worker or a helper is ignored there: the write returns EPIPE, as
+ * in Go, whichever thread the task is on (the handler, not a mask, so that
+ * a child the task forks by itself gets the default action back at exec).
+ * Any other arrival of a taken signal ends
  * the run: the supervisor (monitor.c) cancels the root scope, so that
  * nothing new starts, ends every process tree (SIGTERM, the grace,
  * SIGKILL), removes herd's cgroups, and then restores the default action
@@ -28,8 +32,8 @@
  * The handler is async-signal-safe: it sets the signal's bit in a
  * process-wide mask and rings the supervisor's bell (os-linux.c), both
  * lock-free; the supervisor does the rest. It may run on any thread that
- * leaves the signal unblocked: herd's workers and helpers block them all,
- * so it is the supervisor or one of the program's own threads. `inflight`
+ * leaves the signal unblocked; the kernel prefers the main thread, so when
+ * that thread called herd_run it is usually the supervisor, idle. `inflight`
  * counts handlers running, so that the runtime's end can wait for them
  * before its bell goes. In a child forked from the program (without exec)
  * the handler is still installed, but the runtime is not the child's: it
@@ -85,6 +89,12 @@ static void on_signal(int sig)
 		errno = e;
 		return;
 	}
+	if (sig == SIGPIPE && (herd__tls_worker || herd__tls_helper)) {
+		/* A write by a task or a herd_blocking function: it returns
+		 * EPIPE, as Go's do. */
+		errno = e;
+		return;
+	}
 	atomic_fetch_add_explicit(&inflight, 1, mo_seq_cst);
 	atomic_fetch_or_explicit(&pending, BIT(sig), mo_seq_cst);
 	herd__bell *b = atomic_load_explicit(&bell, mo_seq_cst);
@@ -134,7 +144,7 @@ static bool registered_locked(herd__rt *rt, int sig)
 
 void herd__signal_start(herd__rt *rt)
 {
-	static const int takeable[] = {SIGINT, SIGTERM, SIGHUP};
+	static const int takeable[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
 	atomic_store_explicit(&pending, 0, mo_relaxed);
 	atomic_store_explicit(&owner, rt->pid, mo_relaxed);
 	herd__bell_init(&rt->mon.bell);
