@@ -266,7 +266,7 @@ static inline void temp_file(char *buf, const char *text, mode_t mode)
 /* Starting and reading ---------------------------------------------- */
 
 /* Starts argv in scope sc (NULL: the task's) with the options in base. */
-static herd_proc *start_argv(herd_scope *sc, char **argv, const herd_proc_opts *base)
+static inline herd_proc *start_argv(herd_scope *sc, char **argv, const herd_proc_opts *base)
 {
 	herd_proc_opts o = base ? *base : (herd_proc_opts){0};
 	o.argv = argv;
@@ -276,7 +276,7 @@ static herd_proc *start_argv(herd_scope *sc, char **argv, const herd_proc_opts *
 	return p;
 }
 
-static herd_proc *start_sh(herd_scope *sc, const char *script, const herd_proc_opts *base)
+static inline herd_proc *start_sh(herd_scope *sc, const char *script, const herd_proc_opts *base)
 {
 	char *argv[] = {"sh", "-c", (char *)script, NULL};
 	return start_argv(sc, argv, base);
