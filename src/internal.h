@@ -597,6 +597,9 @@ void herd__cgroup_init(herd__rt *rt);
 /* clone3 with a child function (switch-*.S): pid, or -errno. */
 int herd__clone3(void *args, size_t size, int (*fn)(void *), void *arg);
 void herd__cgroup_fini(herd__rt *rt);
+/* Kills what runs in the directories of herd processes that no longer
+ * exist, under the cgroup directory base, and removes them (cgroup-stale.c). */
+void herd__cgroup_remove_stale(int base);
 /* Removes the pooled empty cgroups. */
 void herd__cgroup_pool_clear(herd__rt *rt);
 /* Makes a cgroup for a new child: 1, or 0 with none (cg->used false). */
