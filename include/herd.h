@@ -25,7 +25,8 @@
  *   - Blocking calls take an absolute deadline on the monotonic clock, in
  *     nanoseconds (see herd_now): HERD_FOREVER (-1) waits without limit,
  *     HERD_NOWAIT (0) never blocks, any other value is the instant at which
- *     the call gives up and returns HERD_ETIMEDOUT.
+ *     the call gives up and returns HERD_ETIMEDOUT. A deadline within a
+ *     second of INT64_MAX (292 years after boot) is never reached.
  *   - A call that may block is a cancellation point: if the calling task's
  *     scope (or any scope it is nested in) is cancelled, the call returns
  *     HERD_ECANCELED at once, or as soon as the cancellation happens while it
@@ -312,7 +313,9 @@ HERD_API int herd_canceled(void);
  * no limit but memory. Returns 0; HERD_ECANCELED if the scope is cancelled
  * (no task is started); -EINVAL if fn is NULL, if size is not 0 and arg is
  * NULL, or if scope is NULL outside a task; -EPERM if no runtime is running;
- * -ENOMEM. Does not block. A thread that is not a worker may call it too,
+ * -ENOMEM, also for a size that no object can have (above PTRDIFF_MAX less
+ * the task's header of a few hundred bytes), before anything is copied.
+ * Does not block. A thread that is not a worker may call it too,
  * with an explicit scope, while that scope is certainly alive (a task of it
  * is running and will not end first): not into the root scope once every
  * task may have ended, as the runtime may then be shutting down.
@@ -445,8 +448,9 @@ typedef struct herd_chan herd_chan;
  * Makes a channel of values of elem_size bytes (0 is allowed: a channel
  * of signals, Go's chan struct{}) buffering up to `capacity` of them, and
  * stores it in *out. Returns 0; -EINVAL if out is NULL, elem_size exceeds
- * HERD_CHAN_ELEM_MAX or capacity HERD_CHAN_CAP_MAX; -ENOMEM. Callable from
- * any thread. Does not block.
+ * HERD_CHAN_ELEM_MAX or capacity HERD_CHAN_CAP_MAX; -ENOMEM if the buffer,
+ * elem_size * capacity bytes (up to 64 TiB within the limits), cannot be
+ * allocated. Callable from any thread. Does not block.
  */
 HERD_API int herd_chan_make(herd_chan **out, size_t elem_size, size_t capacity);
 
@@ -591,9 +595,11 @@ typedef struct herd_timer herd_timer;
 /*
  * Makes a timer that fires at `deadline` (an absolute monotonic time; one
  * in the past fires at once) and, if period > 0, every `period` nanoseconds
- * after it; stores it in *out. Returns 0; -EINVAL if out is NULL, deadline
- * is negative (HERD_FOREVER) or period negative; -ESRCH if no runtime is
- * running; -ENOMEM. Callable from any thread. Does not block.
+ * after it; stores it in *out. Any deadline and period up to INT64_MAX is
+ * valid; a tick that would come within a second of INT64_MAX, or later,
+ * never comes. Returns 0; -EINVAL if out is NULL, deadline is negative
+ * (HERD_FOREVER) or period negative; -ESRCH if no runtime is running;
+ * -ENOMEM. Callable from any thread. Does not block.
  */
 HERD_API int herd_timer_new(herd_timer **out, int64_t deadline, int64_t period);
 

@@ -47,11 +47,17 @@ int herd_chan_make(herd_chan **out, size_t elem_size, size_t capacity)
 {
 	if (!out || elem_size > HERD_CHAN_ELEM_MAX || capacity > HERD_CHAN_CAP_MAX)
 		return -EINVAL;
-	/* One allocation: the ring follows the channel's cache line. */
+	/*
+	 * One allocation: the ring follows the channel's cache line. Within
+	 * the limits the ring takes at most 2^46 bytes, which cannot wrap a
+	 * 64-bit size_t; whether that much can be had is malloc's to say. A
+	 * ring whose size would not fit a smaller size_t is memory that
+	 * cannot be had either: -ENOMEM, as documented, not -EINVAL.
+	 */
 	size_t bytes = elem_size * capacity;
 	if ((capacity && bytes / capacity != elem_size) ||
 	    bytes > SIZE_MAX - 2 * sizeof(herd_chan))
-		return -EINVAL;
+		return -ENOMEM;
 	size_t size = (sizeof(herd_chan) + bytes + HERD__CACHELINE - 1) &
 		      ~(size_t)(HERD__CACHELINE - 1);
 	herd_chan *ch = aligned_alloc(HERD__CACHELINE, size);

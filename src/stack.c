@@ -235,11 +235,16 @@ void herd__stack_cache_drain(herd__worker *w)
 /* Overflow reports                                                   */
 /* ------------------------------------------------------------------ */
 
-/* Formats "herd: task N overflowed its stack (size S)" without malloc or
- * stdio, so that a signal handler can call it. */
+/*
+ * Formats "herd: task N overflowed its stack (size S)" without malloc or
+ * stdio, so that a signal handler can call it. The longest report, the
+ * canary's, is 138 bytes of text and two numbers of up to 20 digits each,
+ * 178 bytes in all; a longer one would be cut short rather than overrun
+ * the buffer.
+ */
 static void overflow_report(const herd__task *t, const char *how)
 {
-	char buf[160], *p = buf;
+	char buf[256], *p = buf, *end = buf + sizeof buf;
 	const char *parts[] = {"herd: task ", NULL, " overflowed its stack (size ",
 			       NULL, ")", how, "\n"};
 	uint64_t nums[] = {t->id, herd__stack_size(atomic_load(&herd__runtime))};
@@ -247,6 +252,8 @@ static void overflow_report(const herd__task *t, const char *how)
 	for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
 		if (parts[i]) {
 			size_t n = strlen(parts[i]);
+			if (n > (size_t)(end - p))
+				n = (size_t)(end - p);
 			memcpy(p, parts[i], n);
 			p += n;
 			continue;
@@ -257,7 +264,7 @@ static void overflow_report(const herd__task *t, const char *how)
 		do
 			d[nd++] = (char)('0' + v % 10);
 		while ((v /= 10) != 0);
-		while (nd)
+		while (nd && p < end)
 			*p++ = d[--nd];
 	}
 	ssize_t r = write(2, buf, (size_t)(p - buf));

@@ -30,6 +30,15 @@ _Static_assert(HERD__TASK_SPAWN_BYTES == HERD__CACHELINE,
 _Static_assert(HERD__TASK_SIZE == 192, "a task object is 192 bytes");
 #endif
 
+/*
+ * The largest argument herd_go copies. A task object with a larger one
+ * would exceed PTRDIFF_MAX, which no object can (malloc refuses it); and
+ * for the largest sizes, adding the header to the size would wrap around
+ * to a small allocation that the copy then overruns.
+ */
+#define TASK_ARG_MAX ((size_t)PTRDIFF_MAX - offsetof(herd__task, argbuf))
+
+/* argsize is at most TASK_ARG_MAX (go checks it). */
 herd__task *herd__task_alloc(herd__worker *w, size_t argsize)
 {
 	herd__task *t = NULL;
@@ -145,6 +154,10 @@ static int go(const char *site, void *ret, herd_scope *scope, herd_fn fn,
 		return -EPERM;
 	if (!scope)
 		scope = cur->scope;
+	/* A size that no object, the caller's argument included, can have:
+	 * refused before the header is added to it. */
+	if (size > TASK_ARG_MAX)
+		return -ENOMEM;
 	herd__task *t = herd__task_alloc(w, size);
 	if (!t)
 		return -ENOMEM;

@@ -93,9 +93,23 @@ static void publish_next(herd__rt *rt)
 	atomic_store_explicit(&rt->timer_next, next, mo_seq_cst);
 }
 
+/*
+ * The latest time a timer fires at: 292 years of uptime, which the
+ * monotonic clock (counting from boot) never reaches. A later deadline is
+ * kept as INT64_MAX, the mark of a timer that never fires (timer_next
+ * holds INT64_MAX while no timer will ever be due), and nobody is woken
+ * for it. Every other `when` then lies a second or more below INT64_MAX,
+ * so that the margins the scheduler adds to the earliest one (sched.c's
+ * TIMER_LATE_NS, a millisecond) cannot overflow: deadlines and periods up
+ * to INT64_MAX are valid, and herd_deadline saturates there.
+ */
+#define WHEN_MAX (INT64_MAX - HERD_SEC)
+
 /* Inserts tm, under timer_lock; -ENOMEM. */
 static int heap_add_locked(herd__rt *rt, herd__timer *tm)
 {
+	if (tm->when > WHEN_MAX)
+		tm->when = INT64_MAX;
 	if (rt->timer_n == rt->timer_cap) {
 		size_t cap = rt->timer_cap ? 2 * rt->timer_cap : 64;
 		herd__timer **h = realloc(rt->timer_heap, cap * sizeof *h);
@@ -113,7 +127,8 @@ int herd__timer_add(herd__rt *rt, herd__timer *tm)
 {
 	herd__mutex_lock(&rt->timer_lock);
 	int rc = heap_add_locked(rt, tm);
-	bool earliest = rc == 0 && tm->index == 0;
+	/* A timer that never fires has nobody to wake. */
+	bool earliest = rc == 0 && tm->index == 0 && tm->when != INT64_MAX;
 	if (earliest)
 		publish_next(rt);
 	herd__mutex_unlock(&rt->timer_lock);
@@ -298,12 +313,13 @@ static int start_unlock(herd__rt *rt, herd_timer *ht, int64_t deadline,
 	ht->tm.when = deadline;
 	ht->period = period;
 	int rc = heap_add_locked(rt, &ht->tm);
-	bool earliest = rc == 0 && ht->tm.index == 0;
+	int64_t when = ht->tm.when; /* as the heap keeps it */
+	bool earliest = rc == 0 && ht->tm.index == 0 && when != INT64_MAX;
 	if (earliest)
 		publish_next(rt);
 	herd__mutex_unlock(&rt->timer_lock);
 	if (earliest)
-		herd__timer_kick(rt, deadline);
+		herd__timer_kick(rt, when);
 	return rc;
 }
 
