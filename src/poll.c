@@ -38,6 +38,7 @@
  */
 #include "internal.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,6 +187,11 @@ static int grow_locked(herd__rt *rt, int fd)
 int herd__poll_attach_locked(herd__rt *rt, int fd, herd__pollw *wt)
 {
 	if ((size_t)fd >= rt->poll.cap) {
+		/* Only for a descriptor that is open: the table grows to its
+		 * number (herd_fd_wait(1 << 26) grew it by 512 MiB, and
+		 * INT_MAX asked for 16 GiB, to answer -EBADF). */
+		if (fcntl(fd, F_GETFD) < 0)
+			return -errno;
 		int rc = grow_locked(rt, fd);
 		if (rc)
 			return rc;

@@ -609,3 +609,45 @@ TEST(env_out_of_range)
 	test_child_ok(test_child(env_max_child, buf, sizeof buf), buf);
 	CHECK_EQ(test_count(buf, "herd: ignoring"), 0);
 }
+
+/* ------------------------------------------------------------------ */
+
+static void fd_main(void *arg)
+{
+	(void)arg;
+	struct rusage before, after;
+	CHECK(getrusage(RUSAGE_SELF, &before) == 0);
+	/* Descriptors that are not open, however large: -EBADF, and the
+	 * poller's table does not grow to their number. */
+	static const int fds[] = {1 << 20, 1 << 26, INT_MAX - 1, INT_MAX};
+	for (size_t i = 0; i < sizeof fds / sizeof *fds; i++) {
+		CHECK_EQ(herd_fd_wait(fds[i], HERD_READABLE, herd_deadline(HERD_SEC)), -EBADF);
+		char c;
+		CHECK_EQ(herd_read(fds[i], &c, 1, herd_deadline(HERD_SEC)), -EBADF);
+	}
+	CHECK(getrusage(RUSAGE_SELF, &after) == 0);
+	/* ru_maxrss is in KiB: a table for 1 << 26 descriptors alone is
+	 * 512 MiB. */
+	CHECK(after.ru_maxrss - before.ru_maxrss < 64 * 1024);
+
+	/* A count herd_write_all could not return. */
+	int p[2];
+	CHECK_OK(herd_pipe(p, HERD_NOWAIT));
+	char buf[16] = "x";
+	CHECK_EQ(herd_write_all(p[1], buf, (size_t)SSIZE_MAX + 1, herd_deadline(HERD_SEC)),
+		 -EINVAL);
+	CHECK_EQ(herd_write_all(p[1], buf, SIZE_MAX, herd_deadline(HERD_SEC)), -EINVAL);
+	CHECK_EQ(herd_read(p[0], buf, sizeof buf, HERD_NOWAIT), HERD_ETIMEDOUT); /* nothing sent */
+	herd_close(p[0]);
+	herd_close(p[1]);
+}
+
+/* herd_fd_wait and herd_read on descriptors that are not open, up to
+ * INT_MAX, return -EBADF and do not grow the poller's table to their
+ * number (it grew by 512 MiB for 1 << 26, and asked for 16 GiB for
+ * INT_MAX); herd_write_all refuses a count above SSIZE_MAX (-EINVAL), which
+ * its result could not hold, and writes nothing. */
+TEST(fd_extremes)
+{
+	test_run(2, fd_main, NULL);
+}
