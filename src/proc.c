@@ -1377,8 +1377,8 @@ void herd__proc_end_cleanup(herd__rt *rt)
  * The end of herd_run: every task has ended and the workers have stopped;
  * the root scope's processes are ended here, on the supervisor's thread,
  * which handles their exits itself. A signal that arrives meanwhile is
- * dispatched: a fatal one kills what is left at once and ends the
- * process with the signal.
+ * dispatched: once the trees are gone the process dies of a fatal one
+ * (signal.c), and a second one kills what is left at once.
  */
 void herd__proc_fini(herd__rt *rt)
 {

@@ -179,9 +179,14 @@ int herd__signal_fini(herd__rt *rt)
 	while (atomic_load_explicit(&inflight, mo_seq_cst))
 		sched_yield();
 	herd__bell_fini(&rt->mon.bell);
-	/* A taken signal that came after the supervisor last looked: the
-	 * run's processes are gone, so the program dies of it now. */
+	/* A fatal signal whose end herd__proc_fini finished (its last step
+	 * found the trees gone before a dispatch could), or a taken signal
+	 * that came after the supervisor last looked: the run's processes
+	 * are gone, so the program dies of it now. */
+	int fatal = atomic_load_explicit(&rt->sig.fatal, mo_acquire);
 	uint64_t left = atomic_exchange_explicit(&pending, 0, mo_seq_cst) & unnotified;
+	if (fatal)
+		return fatal;
 	return left ? __builtin_ctzll(left) + 1 : 0;
 }
 

@@ -298,6 +298,30 @@ TEST(sigint_kills_after_grace)
 	close(fd);
 }
 
+static void leave_trees_task(void *arg)
+{
+	const struct trees *t = arg;
+	herd_proc_opts o = quiet(t->grace);
+	for (int i = 0; i < t->n; i++)
+		kept[i] = start_sh(NULL, t->script, &o);
+	say("ready\n");
+	/* Returns at once: herd_run ends the trees, waiting out the grace. */
+}
+
+/* A SIGINT that comes while herd_run ends the root scope's processes (the
+ * first task has returned, the trees ignore SIGTERM, grace 1.5 s) is not
+ * lost: once the trees are gone, the program dies of it (herd_run
+ * returned 0 and the program exited 0). */
+TEST(signal_during_run_end)
+{
+	struct trees t = {1, TREE_NO_TERM, 1500 * HERD_MSEC};
+	int fd = prog_ready(leave_trees_task, &t, NULL, 2);
+	pause_ms(300); /* in herd_run's end, within the grace */
+	CHECK(kill(prog_pid, SIGINT) == 0);
+	check_end(DIED_OF(SIGINT));
+	close(fd);
+}
+
 /* Trees that ignore SIGTERM, grace 60 s: the first SIGINT cancels the
  * root scope and the trees live on in their grace; a second kills them at
  * once: the program dies of SIGINT within 20 s, with nothing left. */
@@ -576,6 +600,7 @@ TEST(child_mask)
 }
 
 static pid_t caller_tid;
+static sigset_t caller_mask;
 static int pipe_w = -1;   /* sigpipe_every_worker: a pipe with no reader */
 static atomic_int seen;   /* bit 4k+w: k (0 ran, 1 herd_write EPIPE, 2
 			   * write EPIPE) seen on worker w */
@@ -602,7 +627,8 @@ static void worker_task(void *arg)
 		sigset_t cur;
 		CHECK(pthread_sigmask(SIG_BLOCK, NULL, &cur) == 0);
 		for (size_t j = 0; j < sizeof async / sizeof async[0]; j++)
-			CHECK(sigismember(&cur, async[j]));
+			CHECK(sigismember(&cur, async[j]) ==
+			      sigismember(&caller_mask, async[j]));
 		CHECK((pid_t)syscall(SYS_gettid) != caller_tid);
 		atomic_fetch_or(&seen, 1 << herd_worker_id());
 		CHECK_OK(i % 2 ? herd_yield() : herd_sleep(herd_deadline(HERD_MSEC)));
@@ -612,8 +638,6 @@ static void worker_task(void *arg)
 static void workers_main(void *arg)
 {
 	int fds[2];
-	struct sigaction cur;
-	CHECK(sigaction(SIGPIPE, NULL, &cur) == 0 && cur.sa_handler == SIG_DFL);
 	if (arg) {
 		CHECK_OK(herd_pipe(fds, HERD_FOREVER));
 		CHECK_OK(herd_close(fds[0]));
@@ -632,12 +656,20 @@ static void run_workers(bool epipe)
 {
 	caller_tid = (pid_t)syscall(SYS_gettid);
 	sig_default(SIGPIPE);
+	/* The workers keep the caller's mask: some blocked, some not. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR2);
+	sigaddset(&set, SIGWINCH);
+	CHECK(pthread_sigmask(SIG_BLOCK, &set, NULL) == 0);
+	CHECK(pthread_sigmask(SIG_BLOCK, NULL, &caller_mask) == 0);
 	test_run(4, workers_main, epipe ? "" : NULL);
 	CHECK_EQ(atomic_load(&seen), epipe ? 0xfff : 0xf); /* bits missing: unseen */
 }
 
-/* Tasks run on each of 4 workers, with every asynchronous signal blocked,
- * and never on the thread that called herd_run. */
+/* Tasks run on each of 4 workers, with the signal mask of the thread that
+ * called herd_run (so that what a task forks by itself gets it), and never
+ * on that thread. */
 TEST(caller_thread_runs_no_task)
 {
 	run_workers(false);
