@@ -304,6 +304,8 @@ static void leave_trees_task(void *arg)
 	herd_proc_opts o = quiet(t->grace);
 	for (int i = 0; i < t->n; i++)
 		kept[i] = start_sh(NULL, t->script, &o);
+	/* Once the shells have set their traps and started their sleeps. */
+	CHECK(poll_procs(SLEEPERS, 0, 2 * t->n, LONG_WAIT));
 	say("ready\n");
 	/* Returns at once: herd_run ends the trees, waiting out the grace. */
 }
@@ -315,8 +317,11 @@ static void leave_trees_task(void *arg)
 TEST(signal_during_run_end)
 {
 	struct trees t = {1, TREE_NO_TERM, 1500 * HERD_MSEC};
-	int fd = prog_ready(leave_trees_task, &t, NULL, 2);
+	mark_me();
+	int fd = prog_start(leave_trees_task, &t, NULL);
+	prog_expect(fd, "ready");
 	pause_ms(300); /* in herd_run's end, within the grace */
+	CHECK_EQ(count_procs(SLEEPERS, 0), 2); /* the trees live on in it */
 	CHECK(kill(prog_pid, SIGINT) == 0);
 	check_end(DIED_OF(SIGINT));
 	close(fd);
