@@ -543,9 +543,10 @@ static int spawn(herd__worker *w, struct child_args *a, herd__cgroup *cg, int *p
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	/* Workers block asynchronous signals; the child gets an empty mask,
-	 * or, if asked, that of the thread that called herd_run, as a child
-	 * of that thread would. */
+	/* Nothing is delivered to this thread while the child shares its
+	 * memory (above). The child then gets an empty mask, or, if asked,
+	 * that of the thread that called herd_run, as a child of that thread
+	 * would. */
 	a->mask = 0;
 	if (a->keep_signals)
 		memcpy(&a->mask, &rt->sigmask, sizeof a->mask);
@@ -1329,8 +1330,11 @@ void herd__proc_end_all(herd__rt *rt, bool now)
 		return;
 	int64_t t = herd_now();
 	herd__mutex_lock(&rt->proc.lock);
-	/* A start in progress (pid 0) is ended by its scope, cancelled. */
 	for (herd_proc *p = rt->proc.live_list; p; p = p->lv_next) {
+		/* A start in progress: its scope, cancelled, ends it when it
+		 * joins (marking it ended now would skip that SIGTERM). */
+		if (!p->pid)
+			continue;
 		herd__mutex_lock(&p->lock);
 		if (now)
 			kill_now_locked(p, t);
