@@ -238,51 +238,25 @@ static void record_pids(herd__cgroup *cg)
 	int fd = openat(cg->rt->proc.cg_base, f, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	ssize_t n = read(fd, first, sizeof first);
-	if (n <= 0) {
-		close(fd);
-		return;
-	}
-	size_t len = (size_t)n, cap = 4096;
-	char *buf = malloc(cap);
-	if (!buf) {
-		close(fd);
-		return;
-	}
-	memcpy(buf, first, len);
-	while ((n = read(fd, buf + len, cap - 1 - len)) > 0) {
-		len += (size_t)n;
-		if (len + 1 == cap) {
-			char *b = realloc(buf, cap *= 2);
-			if (!b)
-				break;
-			buf = b;
-		}
-	}
+	char *buf = NULL;
+	if (read(fd, first, sizeof first) > 0 && lseek(fd, 0, SEEK_SET) == 0)
+		buf = herd__os_read_fd(fd); /* again, whole */
 	close(fd);
-	buf[len] = 0;
-	for (char *p = buf; *p;) {
-		char *end;
-		long pid = strtol(p, &end, 10);
-		if (end == p)
-			break;
-		p = end + (*end == '\n');
-		bool seen = false;
-		for (size_t i = 0; i < cg->npids && !seen; i++)
-			seen = cg->pids[i] == (pid_t)pid;
-		if (seen)
-			continue;
-		if (cg->npids == cg->cap) {
-			size_t ncap = cg->cap ? 2 * cg->cap : 8;
-			pid_t *a = realloc(cg->pids, ncap * sizeof *a);
-			if (!a)
-				break;
-			cg->pids = a;
-			cg->cap = ncap;
-		}
-		cg->pids[cg->npids++] = (pid_t)pid;
-	}
+	if (!buf)
+		return;
+	/* Appended, then those recorded already are dropped (on a short
+	 * allocation, what could be is kept). */
+	size_t k = cg->npids;
+	herd__os_parse_pids(buf, &cg->pids, &cg->npids, &cg->cap);
 	free(buf);
+	for (size_t i = k; i < cg->npids; i++) {
+		bool seen = false;
+		for (size_t j = 0; j < k && !seen; j++)
+			seen = cg->pids[j] == cg->pids[i];
+		if (!seen)
+			cg->pids[k++] = cg->pids[i];
+	}
+	cg->npids = k;
 }
 
 void herd__cgroup_kill(herd__cgroup *cg)

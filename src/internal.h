@@ -35,6 +35,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* ------------------------------------------------------------------ */
 /* Build environment                                                  */
@@ -103,6 +104,15 @@ int herd__os_guard_mprotect(void *addr, size_t len);
 void *herd__os_reserve(size_t len);     /* lazily committed, no THP; NULL */
 void herd__os_release(void *addr, size_t len);
 void herd__os_set_thread_name(const char *name);
+/* The rest of a (small) file, from fd or from openat(dirfd, path) (dirfd
+ * AT_FDCWD for a plain path), into a malloc'd, NUL-terminated buffer; NULL
+ * if it cannot be read whole. For /proc and cgroup files. */
+char *herd__os_read_fd(int fd);
+char *herd__os_read_file(int dirfd, const char *path);
+/* Appends the numbers of a blank-separated list (pids, as /proc and
+ * cgroup.procs write them) to *pids, which holds *n of *cap (grown with
+ * realloc); returns *n, or -1 if memory ran out. */
+long herd__os_parse_pids(const char *text, pid_t **pids, size_t *n, size_t *cap);
 
 
 /* ------------------------------------------------------------------ */

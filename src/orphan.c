@@ -44,47 +44,14 @@ static long thread_children(pid_t **out)
 {
 	char path[64];
 	snprintf(path, sizeof path, "/proc/self/task/%ld/children", (long)syscall(SYS_gettid));
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	char *buf = herd__os_read_file(AT_FDCWD, path);
+	*out = NULL;
+	if (!buf)
 		return -1;
-	size_t cap = 4096, len = 0;
-	char *buf = malloc(cap);
-	ssize_t r = 0;
-	while (buf && (r = read(fd, buf + len, cap - 1 - len)) > 0) {
-		len += (size_t)r;
-		if (len + 1 == cap) {
-			char *b = realloc(buf, cap *= 2);
-			if (!b)
-				break;
-			buf = b;
-		}
-	}
-	close(fd);
-	if (!buf || r < 0) {
-		free(buf);
-		return -1;
-	}
-	buf[len] = 0;
-	size_t n = 0, ncap = 16;
-	pid_t *pids = malloc(ncap * sizeof *pids);
-	for (char *q = buf, *end; pids; q = end) {
-		long v = strtol(q, &end, 10);
-		if (end == q)
-			break;
-		if (n == ncap) {
-			pid_t *a = realloc(pids, (ncap *= 2) * sizeof *a);
-			if (!a) {
-				free(pids);
-				pids = NULL;
-				break;
-			}
-			pids = a;
-		}
-		pids[n++] = (pid_t)v;
-	}
+	size_t n = 0, cap = 0;
+	long rc = herd__os_parse_pids(buf, out, &n, &cap);
 	free(buf);
-	*out = pids;
-	return pids ? (long)n : -1;
+	return rc;
 }
 
 static bool contains(const pid_t *a, size_t n, pid_t pid)

@@ -22,8 +22,10 @@
 #include <linux/futex.h>
 #endif
 #endif
+#include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -144,6 +146,64 @@ void *herd__os_reserve(size_t len)
 void herd__os_release(void *addr, size_t len)
 {
 	munmap(addr, len);
+}
+
+char *herd__os_read_fd(int fd)
+{
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+	for (ssize_t r; buf; len += (size_t)r) {
+		if (len + 1 == cap) {
+			char *b = realloc(buf, cap *= 2);
+			if (!b) {
+				free(buf);
+				return NULL;
+			}
+			buf = b;
+		}
+		while ((r = read(fd, buf + len, cap - 1 - len)) < 0 && errno == EINTR)
+			;
+		if (r <= 0) {
+			if (r < 0) {
+				free(buf);
+				return NULL;
+			}
+			break;
+		}
+	}
+	if (buf)
+		buf[len] = 0;
+	return buf;
+}
+
+char *herd__os_read_file(int dirfd, const char *path)
+{
+	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	char *buf = herd__os_read_fd(fd);
+	close(fd);
+	return buf;
+}
+
+long herd__os_parse_pids(const char *text, pid_t **pids, size_t *n, size_t *cap)
+{
+	for (const char *q = text;;) {
+		char *end;
+		long v = strtol(q, &end, 10);
+		if (end == q)
+			return (long)*n;
+		q = end;
+		if (*n == *cap) {
+			size_t ncap = *cap ? 2 * *cap : 16;
+			pid_t *a = realloc(*pids, ncap * sizeof *a);
+			if (!a)
+				return -1;
+			*pids = a;
+			*cap = ncap;
+		}
+		(*pids)[(*n)++] = (pid_t)v;
+	}
 }
 
 void herd__os_set_thread_name(const char *name)

@@ -845,51 +845,15 @@ void herd__proc_drain_all(herd__rt *rt)
 /* Strays that left their group                                       */
 /* ------------------------------------------------------------------ */
 
-/* Reads a whole small file into a malloc'd, NUL-terminated buffer; NULL if
- * it cannot. */
-static char *slurp(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	size_t cap = 4096, len = 0;
-	char *buf = malloc(cap);
-	for (ssize_t r; buf; len += (size_t)r) {
-		if (len + 1 == cap) {
-			char *b = realloc(buf, cap *= 2);
-			if (!b) {
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			buf = b;
-		}
-		if ((r = read(fd, buf + len, cap - 1 - len)) <= 0) {
-			if (r < 0) {
-				free(buf);
-				buf = NULL;
-			}
-			break;
-		}
-	}
-	close(fd);
-	if (buf)
-		buf[len] = 0;
-	return buf;
-}
-
 /* Our children (of every thread), into *pids (malloc'd); returns how
  * many, or -1 if the list could not be read whole. */
 static long list_children(pid_t **pids)
 {
-	size_t n = 0, cap = 64;
-	*pids = malloc(cap * sizeof **pids);
+	size_t n = 0, cap = 0;
+	*pids = NULL;
 	DIR *d = opendir("/proc/self/task");
-	if (!d || !*pids) {
-		if (d)
-			closedir(d);
+	if (!d)
 		return -1;
-	}
 	bool whole = true;
 	struct dirent *e;
 	while (whole && (e = readdir(d))) {
@@ -897,23 +861,10 @@ static long list_children(pid_t **pids)
 			continue;
 		char path[300];
 		snprintf(path, sizeof path, "/proc/self/task/%s/children", e->d_name);
-		char *buf = slurp(path);
+		char *buf = herd__os_read_file(AT_FDCWD, path);
 		if (!buf)
 			continue; /* the thread has ended */
-		for (char *q = buf, *end; whole; q = end) {
-			long v = strtol(q, &end, 10);
-			if (end == q)
-				break;
-			if (n == cap) {
-				pid_t *a = realloc(*pids, (cap *= 2) * sizeof *a);
-				if (!a) {
-					whole = false;
-					break;
-				}
-				*pids = a;
-			}
-			(*pids)[n++] = (pid_t)v;
-		}
+		whole = herd__os_parse_pids(buf, pids, &n, &cap) >= 0;
 		free(buf);
 	}
 	closedir(d);

@@ -33,16 +33,41 @@ struct pinfo {
 	char state, comm[32];
 };
 
+/* Reads the start of a small file (a /proc or cgroup file) into buf, NUL
+ * terminated; false if it cannot be opened. */
+static inline bool read_small(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, size - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	return true;
+}
+
+/* A process's /proc/<pid>/status line `key` (e.g. "SigBlk:") as a number,
+ * or all ones if it has none. */
+static inline unsigned long long status_hex(int pid, const char *key)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof path, "/proc/%d/status", pid);
+	FILE *f = fopen(path, "re");
+	CHECK(f != NULL);
+	unsigned long long v = ~0ull;
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, key, strlen(key)) == 0)
+			v = strtoull(line + strlen(key), NULL, 16);
+	fclose(f);
+	return v;
+}
+
 static inline bool read_stat(int pid, struct pinfo *pi)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof path, "/proc/%d/stat", pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (!read_small(path, buf, sizeof buf))
 		return false;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = 0;
 	char *l = strchr(buf, '('), *r = strrchr(buf, ')');
 	if (!l || !r || r < l)
 		return false;

@@ -222,12 +222,8 @@ static bool alive_in(pid_t pid, const char *name)
 	if (!read_stat((int)pid, &pi) || pi.state == 'Z')
 		return false;
 	snprintf(path, sizeof path, "/proc/%d/cgroup", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (!read_small(path, buf, sizeof buf))
 		return false;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = 0;
 	/* The base is this process's cgroup, "/" here or deeper. */
 	char *line = strstr(buf, "0::");
 	if (!line || (line != buf && line[-1] != '\n'))

@@ -453,21 +453,6 @@ TEST(child_gets_only_its_fds)
 	CHECK_EQ(rl.rlim_cur, 1000); /* given back at the end */
 }
 
-/* A child's /proc/<pid>/status line `key` (e.g. "SigBlk:") as a number. */
-static unsigned long long status_hex(int pid, const char *key)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof path, "/proc/%d/status", pid);
-	FILE *f = fopen(path, "re");
-	CHECK(f != NULL);
-	unsigned long long v = ~0ull;
-	while (fgets(line, sizeof line, f))
-		if (strncmp(line, key, strlen(key)) == 0)
-			v = strtoull(line + strlen(key), NULL, 16);
-	fclose(f);
-	return v;
-}
-
 static void mask_main(void *arg)
 {
 	char *sleep5[] = {"sleep", "5", NULL};

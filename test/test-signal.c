@@ -394,21 +394,6 @@ TEST(own_handler_kept)
 	close(fd);
 }
 
-/* A process's /proc/<pid>/status line `key` (e.g. "SigIgn:") as a number. */
-static unsigned long long status_hex(int pid, const char *key)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof path, "/proc/%d/status", pid);
-	FILE *f = fopen(path, "re");
-	CHECK(f != NULL);
-	unsigned long long v = ~0ull;
-	while (fgets(line, sizeof line, f))
-		if (strncmp(line, key, strlen(key)) == 0)
-			v = strtoull(line + strlen(key), NULL, 16);
-	fclose(f);
-	return v;
-}
-
 static void ignored_task(void *arg)
 {
 	struct sigaction cur;
