@@ -1,0 +1,248 @@
+/*
+ * cli.h - what the files of the `herd` command share. The command is built
+ * on the public header only (herd.h), as any program would be.
+ *
+ * The flow: args.c parses the command line into `struct opts`; input.c
+ * turns the input sources into records, one record per job (its arguments);
+ * template.c turns the command and a record into what to run (an argv,
+ * exec'd directly, or a /bin/sh -c string); run.c runs the jobs, so many at
+ * a time, with timeouts, retries and --halt; output.c captures each job's
+ * output and prints it whole (or by line, or in input order); joblog.c
+ * writes the joblog and reads it back for --resume.
+ */
+#ifndef HERD_CLI_H
+#define HERD_CLI_H
+
+#include <herd.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CLI_NAME "herd"
+#define CLI_VERSION "0.1.0"
+/* The exit status of an error of the command's own (as GNU parallel). */
+#define EXIT_ERROR 255
+
+/* ------------------------------------------------------------------ */
+/* Small things (util.c)                                              */
+/* ------------------------------------------------------------------ */
+
+/* A growable byte string, always NUL-terminated once anything is added. */
+typedef struct strbuf {
+	char *s;
+	size_t len, cap;
+} strbuf;
+
+/* Appending; false if memory ran out (the buffer is then unchanged). */
+bool sb_add(strbuf *b, const char *p, size_t n);
+bool sb_adds(strbuf *b, const char *s);
+bool sb_addc(strbuf *b, char c);
+void sb_free(strbuf *b);
+/* Takes the string out of the buffer (malloc'd; "" if empty), or NULL. */
+char *sb_take(strbuf *b);
+
+/* Appends s quoted for the shell as GNU parallel quotes it (unquoted when
+ * it holds only letters, digits and -_.+/, else in single quotes). */
+bool sb_add_quoted(strbuf *b, const char *s);
+
+/* One line "herd: ..." on stderr. */
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same, with the hint to --help, and exit(EXIT_ERROR). */
+__attribute__((noreturn, format(printf, 1, 2))) void cli_usage_error(const char *fmt, ...);
+/* The same without the hint. */
+__attribute__((noreturn, format(printf, 1, 2))) void cli_die(const char *fmt, ...);
+/* malloc that dies with a message when memory runs out (for the
+ * command's own small allocations). */
+void *xmalloc(size_t n);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+
+/* Number parsing: 0 and the value, or -1. */
+int parse_long(const char *s, long *out);
+/* Seconds with a fraction ("1.5", "30"): nanoseconds. */
+int parse_seconds(const char *s, int64_t *ns);
+/* A size with an optional k, M, G, T suffix (powers of 1024). */
+int parse_size(const char *s, uint64_t *out);
+
+/* ------------------------------------------------------------------ */
+/* Options (args.c)                                                   */
+/* ------------------------------------------------------------------ */
+
+/* An input source: the items of a ::: list, a file, or stdin. */
+struct source {
+	char **items;       /* a ::: list, NULL-terminated */
+	const char *path;   /* a file (:::: or -a); "-" is stdin */
+	bool linked;        /* :::+ or ::::+ : read beside the source before */
+};
+
+/* When --halt stops, and on what. */
+enum { HALT_NEVER, HALT_SOON, HALT_NOW };
+enum { HALT_FAIL, HALT_SUCCESS, HALT_DONE };
+
+struct halt {
+	int when;           /* HALT_* */
+	int what;
+	bool percent;       /* val is a percentage of the jobs */
+	double val;
+};
+
+/* One step of --term-seq: a signal, then how long to wait for the end. */
+struct term_step {
+	int sig;
+	int64_t wait_ns;
+};
+
+enum { OUT_GROUP, OUT_LINE, OUT_UNGROUP };
+enum { RESUME_NONE, RESUME, RESUME_FAILED, RETRY_FAILED };
+
+struct opts {
+	/* The command and its input. */
+	char **cmd;                 /* words; NULL-terminated */
+	int ncmd;
+	struct source *src;
+	int nsrc;
+	char delim;                 /* item delimiter: '\n', or -0 / -d */
+	const char *colsep;         /* --colsep regex, or NULL */
+	long max_args;              /* -n / -N: arguments per job; 0: 1 */
+	bool exact_args;            /* -N: {n} past the last is empty */
+	bool no_empty;              /* -r */
+	const char *replace;        /* -I: the string that stands for {} */
+	bool quote;                 /* -q */
+	/* Running. */
+	long jobs;                  /* slots */
+	int64_t delay_ns;           /* --delay */
+	int64_t timeout_ns;         /* --timeout SECS, 0: none */
+	double timeout_pct;         /* --timeout N%, 0: none */
+	struct term_step term[16];  /* --term-seq */
+	int nterm;
+	long retries;               /* tries in all: 1 + --retries */
+	struct halt halt;
+	/* Output. */
+	int output;                 /* OUT_* */
+	bool keep_order;            /* -k */
+	bool tag;                   /* --tag */
+	const char *tagstring;      /* --tagstring */
+	int verbose;                /* -t / -v */
+	bool dry_run;
+	/* The joblog. */
+	const char *joblog;
+	bool joblog_append;         /* +FILE */
+	int resume;                 /* RESUME_* */
+};
+
+/* Parses argv into *o, or prints a one-line error (and the hint) and
+ * exits with EXIT_ERROR; prints --help or --version and exits 0. */
+void args_parse(int argc, char **argv, struct opts *o);
+
+/* ------------------------------------------------------------------ */
+/* Input (input.c)                                                    */
+/* ------------------------------------------------------------------ */
+
+/* The arguments of one job: values, in order of the sources. */
+struct record {
+	char **v;
+	size_t n;
+};
+
+void record_free(struct record *r);
+
+struct input;
+/* Opens the sources (reading all but the first whole): NULL and a message
+ * on stderr if a file cannot be read. From a task (reads may block). */
+struct input *input_open(const struct opts *o);
+/* The next job's record: 1, 0 at the end of the input, or -1 (a message
+ * was printed). From a task. */
+int input_next(struct input *in, struct record *out);
+void input_close(struct input *in);
+
+/* ------------------------------------------------------------------ */
+/* Templates (template.c)                                             */
+/* ------------------------------------------------------------------ */
+
+struct template;
+/* Compiles the command words; NULL and a message if a replacement string
+ * is malformed. */
+struct template *template_compile(const struct opts *o);
+void template_free(struct template *t);
+/* Whether the command names a replacement string (else items are
+ * appended). */
+bool template_has_fields(const struct template *t);
+
+/* What to run for one job. */
+struct command {
+	char **argv;      /* exec'd directly (NULL-terminated), or NULL */
+	char *shell;      /* else a /bin/sh -c string */
+	char *display;    /* the command as -t, --dry-run and the joblog show it */
+};
+
+/* Expands the template for record r, job number seq and slot; 0 or
+ * -ENOMEM. */
+int template_expand(const struct template *t, const struct record *r, uint64_t seq,
+		    long slot, struct command *out);
+void command_free(struct command *c);
+/* The tag of a job (--tag: its values joined by tabs; --tagstring:
+ * expanded), malloc'd, or NULL without either. */
+char *template_tag(const struct template *t, const struct record *r, uint64_t seq,
+		   long slot);
+
+/* ------------------------------------------------------------------ */
+/* Output (output.c)                                                  */
+/* ------------------------------------------------------------------ */
+
+/* What a job printed on one stream: in memory, then (past a limit) in an
+ * unlinked temporary file. */
+struct capture;
+struct capture *capture_new(void);
+/* Adds bytes; false if they could not be kept (then they are lost, and a
+ * warning says so once). */
+bool capture_add(struct capture *c, const char *p, size_t n);
+size_t capture_size(const struct capture *c);
+void capture_free(struct capture *c);
+
+/* The printer: a task that prints finished jobs' output, in input order
+ * with -k. */
+struct result {
+	uint64_t seq;
+	char *tag;                /* prefix of each line, or NULL */
+	struct capture *out, *err;
+	char *message;            /* a line for stderr after the output */
+};
+
+struct printer;
+struct printer *printer_start(const struct opts *o, herd_scope *scope);
+/* Hands a result over (the printer frees it); a job that printed nothing
+ * and has no message may send one all the same, for -k's order. */
+void printer_put(struct printer *p, struct result *r);
+/* Prints what is left in order and ends the printer. */
+void printer_finish(struct printer *p);
+/* --line-buffer: prints the complete lines of buf now (under the output
+ * lock), keeping an incomplete last line in *rest. */
+void print_lines(int fd, const char *tag, strbuf *rest, const char *buf, size_t n,
+		 bool flush_rest);
+
+/* ------------------------------------------------------------------ */
+/* The joblog (joblog.c)                                              */
+/* ------------------------------------------------------------------ */
+
+struct joblog;
+/* Opens the joblog for writing (and reads it for --resume*): NULL and a
+ * message if it cannot be. */
+struct joblog *joblog_open(const struct opts *o);
+/* One line for a job that ended. */
+void joblog_write(struct joblog *j, uint64_t seq, double start, double runtime,
+		  uint64_t received, int exitval, int sig, const char *command);
+/* --resume: whether job seq ran already (--resume-failed: succeeded). */
+bool joblog_skip(const struct joblog *j, uint64_t seq);
+void joblog_close(struct joblog *j);
+
+/* ------------------------------------------------------------------ */
+/* Running (run.c)                                                    */
+/* ------------------------------------------------------------------ */
+
+/* Runs every job; returns the exit status of the command. From the first
+ * task. */
+int run_all(const struct opts *o);
+
+#endif
