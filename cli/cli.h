@@ -182,7 +182,11 @@ struct command {
 int template_expand(const struct template *t, const struct record *r, uint64_t seq,
 		    long slot, struct command *out);
 void command_free(struct command *c);
-/* The tag of a job (--tag: its values joined by tabs; --tagstring:
+/* The program a direct command runs, resolved in PATH once (NULL when the
+ * name is a field); whether it is nowhere to be found (*name: it). */
+const char *template_path(const struct template *t);
+bool template_not_found(const struct template *t, const char **name);
+/* The tag of a job (--tag: its values joined by spaces; --tagstring:
  * expanded), malloc'd, or NULL without either. */
 char *template_tag(const struct template *t, const struct record *r, uint64_t seq,
 		   long slot);
@@ -217,6 +221,8 @@ struct printer *printer_start(const struct opts *o, herd_scope *scope);
 void printer_put(struct printer *p, struct result *r);
 /* Prints what is left in order and ends the printer. */
 void printer_finish(struct printer *p);
+/* Prints s and a newline on fd, under the output lock (-t). */
+void print_line(int fd, const char *s);
 /* --line-buffer: prints the complete lines of buf now (under the output
  * lock), keeping an incomplete last line in *rest. */
 void print_lines(int fd, const char *tag, strbuf *rest, const char *buf, size_t n,
@@ -235,6 +241,9 @@ void joblog_write(struct joblog *j, uint64_t seq, double start, double runtime,
 		  uint64_t received, int exitval, int sig, const char *command);
 /* --resume: whether job seq ran already (--resume-failed: succeeded). */
 bool joblog_skip(const struct joblog *j, uint64_t seq);
+/* --retry-failed: the jobs whose last line says they failed, their numbers
+ * and commands (owned by the joblog); how many. */
+size_t joblog_failed(const struct joblog *j, uint64_t **seqs, char ***commands);
 void joblog_close(struct joblog *j);
 
 /* ------------------------------------------------------------------ */

@@ -912,6 +912,17 @@ HERD_API herd_chan *herd_proc_done(herd_proc *p);
 HERD_API int herd_proc_signal(herd_proc *p, int sig);
 
 /*
+ * Sends signal sig to the process and to everything it started that herd
+ * can reach: its process group and, where it has a cgroup, every process
+ * in it (descendants that left the group with setsid included); SIGKILL to
+ * a cgroup is cgroup.kill. For a command's own sequence of signals (say
+ * TERM, a wait, TERM again, KILL), with herd_proc_wait between them.
+ * Returns 0, -EINVAL, -ESRCH (it has exited: what it left in its group is
+ * killed by herd then). Does not block.
+ */
+HERD_API int herd_proc_signal_all(herd_proc *p, int sig);
+
+/*
  * Ends the process and its group now: SIGTERM, then SIGKILL once its grace
  * period has passed, and waits until it has exited. Returns its status as
  * herd_proc_wait, or HERD_ETIMEDOUT (the deadline passed first: the ending

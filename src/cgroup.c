@@ -32,6 +32,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,6 +281,30 @@ void herd__cgroup_kill(herd__cgroup *cg)
 		(void)r;
 		close(fd);
 	}
+}
+
+void herd__cgroup_signal(herd__cgroup *cg, int sig)
+{
+	if (!cg->used)
+		return;
+	if (sig == SIGKILL) {
+		herd__cgroup_kill(cg);
+		return;
+	}
+	char f[sizeof cg->name + 16];
+	snprintf(f, sizeof f, "%s/cgroup.procs", cg->name);
+	char *buf = herd__os_read_file(cg->rt->proc.cg_base, f);
+	pid_t *pids = NULL;
+	size_t n = 0, cap = 0;
+	if (buf)
+		herd__os_parse_pids(buf, &pids, &n, &cap);
+	free(buf);
+	/* Members listed a moment ago: one may have exited since, and its
+	 * number gone to another process; as with any kill by number, the
+	 * window is the time between the read and the kill. */
+	for (size_t i = 0; i < n; i++)
+		kill(pids[i], sig);
+	free(pids);
 }
 
 bool herd__cgroup_remove(herd__cgroup *cg)

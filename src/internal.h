@@ -623,6 +623,8 @@ void herd__cgroup_abandon(herd__cgroup *cg);
 void herd__cgroup_started(herd__cgroup *cg);
 /* Kills everything in it. */
 void herd__cgroup_kill(herd__cgroup *cg);
+/* Sends sig to everything in it (SIGKILL: herd__cgroup_kill). */
+void herd__cgroup_signal(herd__cgroup *cg, int sig);
 /* Removes it if empty (reaping what came back to us): true when gone. */
 bool herd__cgroup_remove(herd__cgroup *cg);
 

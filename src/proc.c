@@ -1173,6 +1173,23 @@ int herd_proc_signal(herd_proc *p, int sig)
 	return rc;
 }
 
+int herd_proc_signal_all(herd_proc *p, int sig)
+{
+	if (!p || sig < 0 || sig > HERD__NSIG)
+		return -EINVAL;
+	int rc = 0;
+	herd__mutex_lock(&p->lock);
+	if (p->reaping) {
+		rc = -ESRCH;
+	} else if (kill(-p->pid, sig) < 0) {
+		rc = -errno;
+	} else if (sig) {
+		herd__cgroup_signal(&p->cg, sig);
+	}
+	herd__mutex_unlock(&p->lock);
+	return rc;
+}
+
 int herd_proc_kill(herd_proc *p, int64_t deadline)
 {
 	herd__worker *w;

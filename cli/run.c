@@ -1,0 +1,552 @@
+/*
+ * run.c - running the jobs: so many at a time, each in a task of its own.
+ *
+ * The first task reads the input and, for each record, takes a free slot
+ * (a buffered channel holds the free slot numbers, which are {%}) and
+ * spawns a job task with its own copy of the record. A job task starts the
+ * process (its stdin /dev/null, its stdout and stderr pipes read by two
+ * reader tasks into captures), waits for it in a select on the process's
+ * exit, `stop` and `kill`, and a deadline for --timeout; retries a failed
+ * job; writes the joblog line; hands its output to the printer; and gives
+ * its slot back.
+ *
+ * Ending jobs early. `stop` is closed by SIGINT, SIGTERM or --halt now:
+ * every job then ends its process tree by --term-seq (TERM, 200 ms, TERM,
+ * 100 ms, TERM, 50 ms, KILL by default; herd_proc_signal_all reaches the
+ * whole tree, setsid escapees included). `kill`, closed by a second
+ * signal, kills at once. SIGHUP and --halt soon only stop the starts.
+ * Whatever is left when the jobs' scope closes is ended by libherd.
+ *
+ * Counters are atomics; `lock` protects the --halt decision and the
+ * run times behind --timeout N%.
+ */
+#define _GNU_SOURCE
+#include "cli.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define READ_BUF (16 * 1024)
+
+struct run {
+	const struct opts *o;
+	struct template *tpl;
+	struct printer *printer;
+	struct joblog *joblog;
+	herd_chan *slots;        /* free slot numbers (long) */
+	herd_chan *stop;         /* closed: end the running jobs */
+	herd_chan *kill;         /* closed: kill them at once */
+	herd_scope *jobs;
+	atomic_bool no_new;      /* start no more jobs */
+	atomic_bool stopped;     /* by a signal */
+	atomic_ulong started, ok, failed;
+	pthread_mutex_t lock;
+	bool halted;             /* --halt's condition was met */
+	int halt_status;
+	double *runtimes;        /* of the jobs that succeeded, for N% */
+	size_t nruntimes, capruntimes;
+	int64_t last_start;      /* for --delay */
+};
+
+struct job {
+	struct run *R;
+	uint64_t seq;
+	long slot;
+	struct record rec;
+	char *shell;             /* --retry-failed: the command from the log */
+};
+
+/* One run of a job's process. */
+struct attempt {
+	int status;              /* as herd_proc_wait, or 127, 126 */
+	bool timed_out;
+	double start, runtime;   /* wall clock, seconds */
+	struct capture *out, *err;
+	char *message;
+};
+
+static double wall_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading a job's output                                             */
+/* ------------------------------------------------------------------ */
+
+struct reader {
+	int fd;
+	int out_fd;              /* --line-buffer: where lines go */
+	struct capture *cap;     /* else: where bytes go */
+	const char *tag;
+};
+
+static void reader_task(void *arg)
+{
+	struct reader *r = arg; /* this task's own copy */
+	char *buf = malloc(READ_BUF);
+	strbuf rest = {0};
+	for (ssize_t n; buf && (n = herd_read(r->fd, buf, READ_BUF, HERD_FOREVER)) > 0;) {
+		if (r->cap)
+			capture_add(r->cap, buf, (size_t)n);
+		else
+			print_lines(r->out_fd, r->tag, &rest, buf, (size_t)n, false);
+	}
+	if (!r->cap && rest.len)
+		print_lines(r->out_fd, r->tag, &rest, "", 0, true);
+	sb_free(&rest);
+	free(buf);
+}
+
+/* ------------------------------------------------------------------ */
+/* Ending a process                                                   */
+/* ------------------------------------------------------------------ */
+
+/* Waits until p exits, `kill` closes, or the deadline: 0, 1, or
+ * HERD_ETIMEDOUT. */
+static int wait_exit_or_kill(struct run *R, herd_proc *p, int64_t deadline)
+{
+	herd_case cs[2] = {HERD_CASE_RECV(herd_proc_done(p), NULL),
+			   HERD_CASE_RECV(R->kill, NULL)};
+	return herd_select(cs, 2, deadline);
+}
+
+/* --term-seq on p's whole tree, then SIGKILL whatever the sequence left;
+ * returns once p has exited. */
+static void end_tree(struct run *R, herd_proc *p)
+{
+	const struct opts *o = R->o;
+	for (int i = 0; i < o->nterm; i++) {
+		herd_proc_signal_all(p, o->term[i].sig);
+		int k = wait_exit_or_kill(R, p, herd_deadline(o->term[i].wait_ns));
+		if (k == 0)
+			return;
+		if (k == 1)
+			break; /* a second signal: at once */
+	}
+	herd_proc_signal_all(p, SIGKILL);
+	herd_proc_wait(p, HERD_FOREVER);
+}
+
+/* The median run time of the jobs that succeeded, or 0 with none yet. */
+static double median_runtime(struct run *R)
+{
+	pthread_mutex_lock(&R->lock);
+	double m = 0;
+	if (R->nruntimes) {
+		/* Kept sorted as they come (insertion): N% timeouts are for
+		 * runs of hundreds or thousands of jobs. */
+		m = R->runtimes[R->nruntimes / 2];
+	}
+	pthread_mutex_unlock(&R->lock);
+	return m;
+}
+
+static void note_runtime(struct run *R, double t)
+{
+	pthread_mutex_lock(&R->lock);
+	if (R->nruntimes == R->capruntimes) {
+		R->capruntimes = R->capruntimes ? 2 * R->capruntimes : 64;
+		R->runtimes = xrealloc(R->runtimes, R->capruntimes * sizeof *R->runtimes);
+	}
+	size_t i = R->nruntimes++;
+	while (i > 0 && R->runtimes[i - 1] > t) {
+		R->runtimes[i] = R->runtimes[i - 1];
+		i--;
+	}
+	R->runtimes[i] = t;
+	pthread_mutex_unlock(&R->lock);
+}
+
+/* The deadline of a job started at `start` (herd_now()), or FOREVER. */
+static int64_t job_deadline(struct run *R, int64_t start)
+{
+	const struct opts *o = R->o;
+	if (o->timeout_ns)
+		return start + o->timeout_ns;
+	if (o->timeout_pct > 0) {
+		double m = median_runtime(R);
+		/* Until a job has succeeded there is no median: look again in a
+		 * second. */
+		if (m <= 0)
+			return herd_now() + HERD_SEC;
+		return start + (int64_t)(m * o->timeout_pct / 100.0 * 1e9);
+	}
+	return HERD_FOREVER;
+}
+
+/* Waits for p's exit, ending it early on `stop`, `kill` or its timeout. */
+static int wait_job(struct run *R, herd_proc *p, int64_t start, bool *timed_out)
+{
+	herd_case cs[3] = {HERD_CASE_RECV(herd_proc_done(p), NULL),
+			   HERD_CASE_RECV(R->stop, NULL), HERD_CASE_RECV(R->kill, NULL)};
+	for (;;) {
+		int64_t deadline = job_deadline(R, start);
+		int k = herd_select(cs, 3, deadline);
+		if (k == 0)
+			break;
+		if (k == HERD_ETIMEDOUT) {
+			if (R->o->timeout_pct > 0 && job_deadline(R, start) > herd_now())
+				continue; /* the median moved, or there was none */
+			*timed_out = true;
+			end_tree(R, p);
+			break;
+		}
+		if (k == 1) {
+			end_tree(R, p);
+			break;
+		}
+		herd_proc_signal_all(p, SIGKILL);
+		break;
+	}
+	return herd_proc_wait(p, HERD_FOREVER);
+}
+
+/* ------------------------------------------------------------------ */
+/* A job                                                              */
+/* ------------------------------------------------------------------ */
+
+static char *message(const char *fmt, const char *a, const char *b)
+{
+	char *m = NULL;
+	if (asprintf(&m, fmt, a, b) < 0)
+		m = NULL;
+	return m;
+}
+
+/* Runs the command once, filling *a. */
+static void run_once(struct run *R, const struct job *j, const struct command *cmd,
+		     const char *tag, struct attempt *a)
+{
+	const struct opts *o = R->o;
+	memset(a, 0, sizeof *a);
+	const char *name;
+	if (!j->shell && cmd->argv && template_not_found(R->tpl, &name)) {
+		a->status = 127;
+		a->message = message(CLI_NAME ": %s: command not found%s", name, "");
+		return;
+	}
+	char *sh_argv[] = {"/bin/sh", "-c", cmd->shell, NULL};
+	herd_proc_opts po = {.argv = cmd->argv ? cmd->argv : sh_argv};
+	po.file = cmd->argv ? (template_path(R->tpl) && !j->shell ? template_path(R->tpl) : NULL)
+			    : "/bin/sh";
+	/* The resolved path is the template's first word: only when argv[0]
+	 * is that word (it is, when the command starts with a literal). */
+	po.stdio[0].mode = HERD_STDIO_NULL;
+	bool capture = o->output == OUT_GROUP;
+	if (o->output != OUT_UNGROUP)
+		po.stdio[1].mode = po.stdio[2].mode = HERD_STDIO_PIPE;
+	if (o->verbose)
+		print_line(2, cmd->display);
+	a->start = wall_now();
+	int64_t t0 = herd_now();
+	herd_proc *p;
+	int rc = herd_proc_start(&p, NULL, &po, HERD_FOREVER);
+	if (rc < 0) {
+		const char *what = po.argv[0];
+		a->status = rc == -ENOENT ? 127 : 126;
+		a->message = message(rc == -ENOENT ? CLI_NAME ": %s: command not found%s"
+						   : CLI_NAME ": %s: %s", what,
+				     rc == -ENOENT ? "" : herd_strerror(rc));
+		return;
+	}
+	herd_scope *readers;
+	if (herd_scope_open(&readers) < 0)
+		cli_die("out of memory");
+	struct reader rd[2];
+	if (o->output != OUT_UNGROUP) {
+		if (capture) {
+			a->out = capture_new();
+			a->err = capture_new();
+		}
+		for (int i = 0; i < 2; i++) {
+			rd[i] = (struct reader){herd_proc_fd(p, i + 1), i + 1,
+						capture ? (i ? a->err : a->out) : NULL, tag};
+			if (HERD_GO(readers, reader_task, rd[i]) < 0)
+				cli_die("cannot start a reader");
+		}
+	}
+	int st = wait_job(R, p, t0, &a->timed_out);
+	herd_scope_close(readers);
+	herd_proc_free(p);
+	a->runtime = (herd_now() - t0) / 1e9;
+	a->status = st;
+	if (a->timed_out)
+		a->message = message(CLI_NAME ": this job timed out and was ended: %s%s",
+				     cmd->display, "");
+}
+
+static bool attempt_ok(const struct attempt *a)
+{
+	return a->status == 0 && !a->timed_out;
+}
+
+/* Counts a finished job; decides --halt. */
+static void account(struct run *R, const struct attempt *a)
+{
+	const struct halt *h = &R->o->halt;
+	bool ok = attempt_ok(a);
+	unsigned long nok = ok ? atomic_fetch_add(&R->ok, 1) + 1 : atomic_load(&R->ok);
+	unsigned long nfail = ok ? atomic_load(&R->failed) : atomic_fetch_add(&R->failed, 1) + 1;
+	if (h->when == HALT_NEVER)
+		return;
+	unsigned long count = h->what == HALT_FAIL ? nfail : h->what == HALT_SUCCESS ? nok
+										     : nok + nfail;
+	bool relevant = h->what == HALT_DONE || (h->what == HALT_FAIL) != ok;
+	if (!relevant)
+		return;
+	double limit = h->val;
+	if (h->percent)
+		limit = h->val / 100.0 * (double)atomic_load(&R->started);
+	if ((double)count < limit)
+		return;
+	pthread_mutex_lock(&R->lock);
+	bool first = !R->halted;
+	if (first) {
+		R->halted = true;
+		R->halt_status = h->what == HALT_SUCCESS ? 0
+				 : a->status < 256 ? a->status : a->status - 256 + 128;
+	}
+	pthread_mutex_unlock(&R->lock);
+	if (!first)
+		return;
+	atomic_store(&R->no_new, true);
+	if (h->when == HALT_NOW)
+		herd_chan_close(R->stop); /* already closed: harmless */
+}
+
+static void job_task(void *arg)
+{
+	struct job *j = arg;
+	struct run *R = j->R;
+	const struct opts *o = R->o;
+	struct command cmd = {0};
+	if (j->shell) {
+		cmd.shell = j->shell;
+		cmd.display = xstrdup(j->shell);
+		j->shell = NULL;
+	} else {
+		template_expand(R->tpl, &j->rec, j->seq, j->slot, &cmd);
+	}
+	char *tag = template_tag(R->tpl, &j->rec, j->seq, j->slot);
+	struct attempt a;
+	for (long try = 1;; try++) {
+		run_once(R, j, &cmd, tag, &a);
+		if (attempt_ok(&a) || try >= o->retries || atomic_load(&R->stopped))
+			break;
+		capture_free(a.out);
+		capture_free(a.err);
+		free(a.message);
+	}
+	int exitval = a.timed_out ? -1 : a.status < 256 ? a.status : 0;
+	int sig = a.timed_out ? (o->nterm ? o->term[0].sig : SIGTERM)
+			      : a.status >= 256 ? a.status - 256 : 0;
+	joblog_write(R->joblog, j->seq, a.start, a.runtime, capture_size(a.out), exitval, sig,
+		     cmd.display);
+	if (attempt_ok(&a))
+		note_runtime(R, a.runtime);
+	account(R, &a);
+	struct result *res = calloc(1, sizeof *res);
+	if (!res)
+		cli_die("out of memory");
+	*res = (struct result){j->seq, tag, a.out, a.err, a.message};
+	printer_put(R->printer, res);
+	herd_chan_send(R->slots, &j->slot, HERD_FOREVER);
+	command_free(&cmd);
+	record_free(&j->rec);
+}
+
+/* ------------------------------------------------------------------ */
+/* Signals                                                            */
+/* ------------------------------------------------------------------ */
+
+struct sig_arg {
+	struct run *R;
+	herd_chan *ch;
+};
+
+static void signal_task(void *arg)
+{
+	struct sig_arg *sa = arg;
+	struct run *R = sa->R;
+	herd_chan *ch = sa->ch;
+	int sig;
+	while (herd_chan_recv(ch, &sig, HERD_FOREVER) == 0) {
+		atomic_store(&R->no_new, true);
+		if (sig == SIGHUP)
+			continue; /* no new job; running ones finish */
+		if (!atomic_exchange(&R->stopped, true))
+			herd_chan_close(R->stop);
+		else
+			herd_chan_close(R->kill);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* The run                                                            */
+/* ------------------------------------------------------------------ */
+
+/* Takes a free slot, unless the run stops first: the slot, or 0. */
+static long take_slot(struct run *R)
+{
+	long slot;
+	herd_case cs[2] = {HERD_CASE_RECV(R->slots, &slot), HERD_CASE_RECV(R->stop, NULL)};
+	return herd_select(cs, 2, HERD_FOREVER) == 0 ? slot : 0;
+}
+
+/* A result with nothing in it, for -k's order (a job skipped by --resume,
+ * or one --dry-run prints). */
+static void put_empty(struct run *R, uint64_t seq, char *line)
+{
+	struct result *res = calloc(1, sizeof *res);
+	if (!res)
+		cli_die("out of memory");
+	res->seq = seq;
+	if (line) {
+		res->out = capture_new();
+		capture_add(res->out, line, strlen(line));
+		capture_add(res->out, "\n", 1);
+		free(line);
+	}
+	printer_put(R->printer, res);
+}
+
+static void start_job(struct run *R, struct job *j)
+{
+	if (R->o->delay_ns) {
+		int64_t at = R->last_start + R->o->delay_ns;
+		if (R->last_start && at > herd_now())
+			herd_sleep(at);
+		R->last_start = herd_now();
+	}
+	atomic_fetch_add(&R->started, 1);
+	if (HERD_GO(R->jobs, job_task, *j) < 0)
+		cli_die("cannot start a job");
+}
+
+/* One record: skipped, printed (--dry-run) or started. False to stop. */
+static bool one(struct run *R, uint64_t seq, struct record *rec)
+{
+	const struct opts *o = R->o;
+	if (joblog_skip(R->joblog, seq)) {
+		record_free(rec);
+		put_empty(R, seq, NULL);
+		return true;
+	}
+	if (o->dry_run) {
+		struct command cmd;
+		template_expand(R->tpl, rec, seq, 1, &cmd);
+		put_empty(R, seq, xstrdup(cmd.display));
+		command_free(&cmd);
+		record_free(rec);
+		return true;
+	}
+	long slot = take_slot(R);
+	if (!slot || atomic_load(&R->no_new)) {
+		if (slot)
+			herd_chan_send(R->slots, &slot, HERD_FOREVER);
+		record_free(rec);
+		return false;
+	}
+	struct job j = {R, seq, slot, *rec, NULL};
+	start_job(R, &j);
+	return true;
+}
+
+/* --retry-failed: the failed jobs of the joblog, not the input. */
+static void retry_failed(struct run *R)
+{
+	uint64_t *seqs;
+	char **cmds;
+	size_t n = joblog_failed(R->joblog, &seqs, &cmds);
+	for (size_t i = 0; i < n && !atomic_load(&R->no_new); i++) {
+		long slot = take_slot(R);
+		if (!slot)
+			break;
+		struct job j = {R, seqs[i], slot, {0}, xstrdup(cmds[i])};
+		start_job(R, &j);
+	}
+	free(seqs);
+	free(cmds);
+}
+
+static int exit_status(struct run *R, bool input_failed)
+{
+	if (atomic_load(&R->stopped) || input_failed)
+		return EXIT_ERROR;
+	if (R->halted)
+		return R->halt_status;
+	unsigned long failed = atomic_load(&R->failed);
+	return failed > 100 ? 101 : (int)failed;
+}
+
+int run_all(const struct opts *o)
+{
+	/* On the heap: the tasks it is handed to may not hold pointers into
+	 * this task's stack (herd's debug checks would say so). */
+	struct run *R = calloc(1, sizeof *R);
+	if (!R)
+		cli_die("out of memory");
+	R->o = o;
+	pthread_mutex_init(&R->lock, NULL);
+	R->tpl = template_compile(o);
+	R->joblog = joblog_open(o);
+	if (herd_chan_make(&R->slots, sizeof(long), (size_t)o->jobs) < 0 ||
+	    herd_chan_make(&R->stop, 0, 0) < 0 || herd_chan_make(&R->kill, 0, 0) < 0)
+		cli_die("out of memory");
+	for (long s = 1; s <= o->jobs; s++)
+		herd_chan_try_send(R->slots, &s);
+	herd_scope *aux;
+	herd_chan *sigs;
+	if (herd_scope_open(&aux) < 0 || herd_scope_open(&R->jobs) < 0 ||
+	    herd_chan_make(&sigs, sizeof(int), 8) < 0)
+		cli_die("out of memory");
+	herd_signal_notify(sigs, SIGINT);
+	herd_signal_notify(sigs, SIGTERM);
+	herd_signal_notify(sigs, SIGHUP);
+	HERD_GO(aux, signal_task, ((struct sig_arg){R, sigs}));
+	R->printer = printer_start(o, aux);
+
+	bool input_failed = false;
+	if (o->resume == RETRY_FAILED) {
+		retry_failed(R);
+	} else {
+		struct input *in = input_open(o);
+		if (!in) {
+			input_failed = true;
+		} else {
+			struct record rec;
+			uint64_t seq = 0;
+			int r = 0;
+			while (!atomic_load(&R->no_new) && (r = input_next(in, &rec)) > 0)
+				if (!one(R, ++seq, &rec))
+					break;
+			input_failed = r < 0;
+			input_close(in);
+		}
+	}
+	herd_scope_close(R->jobs);
+	printer_finish(R->printer);
+	herd_signal_stop(sigs);
+	herd_chan_close(sigs);
+	herd_scope_close(aux);
+	herd_chan_free(sigs);
+	joblog_close(R->joblog);
+	int status = exit_status(R, input_failed);
+	template_free(R->tpl);
+	herd_chan_free(R->slots);
+	herd_chan_free(R->stop);
+	herd_chan_free(R->kill);
+	free(R->runtimes);
+	pthread_mutex_destroy(&R->lock);
+	free(R);
+	return status;
+}
