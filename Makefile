@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX     ?= /usr/local
 CTEST_ARGS ?= --output-on-failure -j$(JOBS)
 
-.PHONY: all build run test test-sanitize test-asan test-tsan test-valgrind bench install clean
+.PHONY: all build run test test-sanitize test-asan test-tsan test-valgrind bench fuzz install clean
 
 all: build
 
@@ -57,8 +57,20 @@ bench:
 	@$(CMAKE) --build build-release -j$(JOBS) >&2
 	@./bench/run.sh build-release
 
+# libFuzzer targets (needs clang and its runtime, libclang-rt-14-dev on
+# Debian 12), each run FUZZ_SECONDS from its seed corpus; a crash fails.
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+fuzz:
+	@mkdir -p build-fuzz/corpus/template
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+		-D_GNU_SOURCE -Iinclude fuzz/fuzz-template.c cli/template.c cli/util.c \
+		-o build-fuzz/fuzz-template
+	cd build-fuzz && ./fuzz-template -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+		-print_final_stats=1 corpus/template ../fuzz/corpus/template
+
 install: build
 	$(CMAKE) --install build --prefix $(PREFIX)
 
 clean:
-	rm -rf build build-asan build-tsan build-release build-valgrind
+	rm -rf build build-asan build-tsan build-release build-valgrind build-fuzz

@@ -178,4 +178,8 @@ proc-spawn us/proc proc go - -
 proc-spawn-raw us/proc proc raw ratio 1.10
 proc-spawn-par us/proc proc go - -
 EOF
+# The herd command (bench/cli.sh), when it was built.
+if [ -x "$build/cli/herd" ]; then
+	"$src/cli.sh" "$build" || status=1
+fi
 exit $status

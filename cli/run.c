@@ -49,8 +49,8 @@ struct run {
 	pthread_mutex_t lock;
 	bool halted;             /* --halt's condition was met */
 	int halt_status;
-	double *runtimes;        /* of the jobs that succeeded, for N% */
-	size_t nruntimes, capruntimes;
+	double *lo, *hi;         /* run times of the jobs that succeeded, */
+	size_t nlo, caplo, nhi, caphi; /* for N%: see median_runtime */
 	int64_t last_start;      /* for --delay */
 };
 
@@ -136,33 +136,70 @@ static void end_tree(struct run *R, herd_proc *p)
 	herd_proc_wait(p, HERD_FOREVER);
 }
 
-/* The median run time of the jobs that succeeded, or 0 with none yet. */
+/*
+ * The running median of the run times of the jobs that succeeded, for
+ * --timeout N%: two heaps, the lower half's largest on top of `lo` (a
+ * max-heap) and the upper half's smallest on top of `hi` (a min-heap),
+ * `lo` holding as many or one more. O(log n) a job.
+ */
+static void heap_push(double **h, size_t *n, size_t *cap, double v, bool max)
+{
+	if (*n == *cap) {
+		*cap = *cap ? 2 * *cap : 64;
+		*h = xrealloc(*h, *cap * sizeof **h);
+	}
+	size_t i = (*n)++;
+	while (i > 0) {
+		size_t up = (i - 1) / 2;
+		if (max ? (*h)[up] >= v : (*h)[up] <= v)
+			break;
+		(*h)[i] = (*h)[up];
+		i = up;
+	}
+	(*h)[i] = v;
+}
+
+static double heap_pop(double *h, size_t *n, bool max)
+{
+	double top = h[0], v = h[--*n];
+	size_t i = 0;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= *n)
+			break;
+		if (c + 1 < *n && (max ? h[c + 1] > h[c] : h[c + 1] < h[c]))
+			c++;
+		if (max ? v >= h[c] : v <= h[c])
+			break;
+		h[i] = h[c];
+		i = c;
+	}
+	if (*n)
+		h[i] = v;
+	return top;
+}
+
 static double median_runtime(struct run *R)
 {
 	pthread_mutex_lock(&R->lock);
-	double m = 0;
-	if (R->nruntimes) {
-		/* Kept sorted as they come (insertion): N% timeouts are for
-		 * runs of hundreds or thousands of jobs. */
-		m = R->runtimes[R->nruntimes / 2];
-	}
+	double m = R->nlo ? R->lo[0] : 0;
 	pthread_mutex_unlock(&R->lock);
 	return m;
 }
 
 static void note_runtime(struct run *R, double t)
 {
+	if (R->o->timeout_pct <= 0)
+		return;
 	pthread_mutex_lock(&R->lock);
-	if (R->nruntimes == R->capruntimes) {
-		R->capruntimes = R->capruntimes ? 2 * R->capruntimes : 64;
-		R->runtimes = xrealloc(R->runtimes, R->capruntimes * sizeof *R->runtimes);
-	}
-	size_t i = R->nruntimes++;
-	while (i > 0 && R->runtimes[i - 1] > t) {
-		R->runtimes[i] = R->runtimes[i - 1];
-		i--;
-	}
-	R->runtimes[i] = t;
+	if (!R->nlo || t <= R->lo[0])
+		heap_push(&R->lo, &R->nlo, &R->caplo, t, true);
+	else
+		heap_push(&R->hi, &R->nhi, &R->caphi, t, false);
+	if (R->nlo > R->nhi + 1)
+		heap_push(&R->hi, &R->nhi, &R->caphi, heap_pop(R->lo, &R->nlo, true), false);
+	else if (R->nhi > R->nlo)
+		heap_push(&R->lo, &R->nlo, &R->caplo, heap_pop(R->hi, &R->nhi, false), true);
 	pthread_mutex_unlock(&R->lock);
 }
 
@@ -545,7 +582,8 @@ int run_all(const struct opts *o)
 	herd_chan_free(R->slots);
 	herd_chan_free(R->stop);
 	herd_chan_free(R->kill);
-	free(R->runtimes);
+	free(R->lo);
+	free(R->hi);
 	pthread_mutex_destroy(&R->lock);
 	free(R);
 	return status;
