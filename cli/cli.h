@@ -215,7 +215,11 @@ struct result {
 };
 
 struct printer;
-struct printer *printer_start(const struct opts *o, herd_scope *scope);
+/* Starts the printer in `scope`; should stdout's reader go away (EPIPE),
+ * it closes `stop`. */
+struct printer *printer_start(const struct opts *o, herd_scope *scope, herd_chan *stop);
+/* Whether stdout's reader went away. */
+bool output_broken(void);
 /* Hands a result over (the printer frees it); a job that printed nothing
  * and has no message may send one all the same, for -k's order. */
 void printer_put(struct printer *p, struct result *r);

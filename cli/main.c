@@ -6,6 +6,7 @@
  */
 #include "cli.h"
 
+#include <signal.h>
 #include <stdlib.h>
 
 static struct opts options;
@@ -23,5 +24,11 @@ int main(int argc, char **argv)
 	int rc = herd_main(first, NULL);
 	if (rc < 0)
 		cli_die("cannot start: %s", herd_strerror(rc));
+	if (output_broken()) {
+		/* stdout's reader went away: the jobs are gone, and herd dies
+		 * of SIGPIPE as a program writing there would. */
+		signal(SIGPIPE, SIG_DFL);
+		raise(SIGPIPE);
+	}
 	return status;
 }

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -37,6 +38,10 @@ struct capture {
 };
 
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Set when stdout's reader has gone (EPIPE): nothing more is written, and
+ * `on_broken` is closed, which stops the run. */
+static atomic_bool broken;
+static herd_chan *on_broken;
 
 struct capture *capture_new(void)
 {
@@ -65,10 +70,15 @@ static int temp_file(void)
 
 static bool write_all(int fd, const char *p, size_t n)
 {
+	if (fd == 1 && atomic_load(&broken))
+		return false;
 	while (n) {
 		ssize_t w = write(fd, p, n);
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0 && errno == EPIPE && fd == 1 && !atomic_exchange(&broken, true) &&
+		    on_broken)
+			herd_chan_close(on_broken);
 		if (w <= 0)
 			return false;
 		p += w;
@@ -293,8 +303,14 @@ static void printer_task(void *arg)
 	herd_wg_done(p->done);
 }
 
-struct printer *printer_start(const struct opts *o, herd_scope *scope)
+bool output_broken(void)
 {
+	return atomic_load(&broken);
+}
+
+struct printer *printer_start(const struct opts *o, herd_scope *scope, herd_chan *stop)
+{
+	on_broken = stop;
 	struct printer *p = calloc(1, sizeof *p);
 	if (!p || herd_chan_make(&p->ch, sizeof(struct result *), 64) < 0 ||
 	    herd_wg_new(&p->done) < 0)

@@ -10,7 +10,8 @@
  * job; writes the joblog line; hands its output to the printer; and gives
  * its slot back.
  *
- * Ending jobs early. `stop` is closed by SIGINT, SIGTERM or --halt now:
+ * Ending jobs early. `stop` is closed by SIGINT, SIGTERM, --halt now, or
+ * the printer when stdout's reader has gone (EPIPE, as `| head`):
  * every job then ends its process tree by --term-seq (TERM, 200 ms, TERM,
  * 100 ms, TERM, 50 ms, KILL by default; herd_proc_signal_all reaches the
  * whole tree, setsid escapees included). `kill`, closed by a second
@@ -517,6 +518,8 @@ static void retry_failed(struct run *R)
 
 static int exit_status(struct run *R, bool input_failed)
 {
+	if (output_broken())
+		return 128 + SIGPIPE; /* main dies of it */
 	if (atomic_load(&R->stopped) || input_failed)
 		return EXIT_ERROR;
 	if (R->halted)
@@ -550,7 +553,7 @@ int run_all(const struct opts *o)
 	herd_signal_notify(sigs, SIGTERM);
 	herd_signal_notify(sigs, SIGHUP);
 	HERD_GO(aux, signal_task, ((struct sig_arg){R, sigs}));
-	R->printer = printer_start(o, aux);
+	R->printer = printer_start(o, aux, R->stop);
 
 	bool input_failed = false;
 	if (o->resume == RETRY_FAILED) {
