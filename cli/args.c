@@ -39,6 +39,9 @@ static const char usage_text[] =
 	"  -n, --max-args N     N items per job\n"
 	"  -N N                 N items per job; {N} past the last is empty\n"
 	"  -r, --no-run-if-empty  skip empty items\n"
+	"  --pipe               cut stdin into blocks, each a job's stdin\n"
+	"  --block SIZE         bytes a block holds at most (1M); -N: records\n"
+	"  --recend S, --recstart S  where records end and start (\\n, none)\n"
 	"\n"
 	"Command:\n"
 	"  {} {.} {/} {//} {/.} the item, without extension, basename, dirname,\n"
@@ -219,6 +222,22 @@ bad:
 	cli_usage_error("--halt %s: expected never, or now|soon,fail|success|done=N or N%%", s);
 }
 
+/* --recend and --recstart: \n, \t, \r and \\ understood. */
+static char *unescape(const char *s)
+{
+	strbuf b = {0};
+	sb_adds(&b, "");
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] && strchr("ntr\\", s[1])) {
+			s++;
+			sb_addc(&b, *s == 'n' ? '\n' : *s == 't' ? '\t' : *s == 'r' ? '\r' : '\\');
+		} else {
+			sb_addc(&b, *s);
+		}
+	}
+	return sb_take(&b);
+}
+
 /* -d's delimiter: one byte, \n \t \0 \\ understood. */
 static char parse_delim(const char *s)
 {
@@ -256,6 +275,7 @@ enum {
 	O_MAXARGS, O_MAXREPL, O_NOEMPTY, O_REPLACE, O_QUOTE, O_TAG, O_TAGSTRING, O_DELAY,
 	O_TIMEOUT, O_TERMSEQ, O_RETRIES, O_HALT, O_JOBLOG, O_RESUME, O_RESUMEFAILED,
 	O_RETRYFAILED, O_DRYRUN, O_VERBOSE, O_WILLCITE, O_HELP, O_VERSION,
+	O_PIPE, O_BLOCK, O_RECEND, O_RECSTART,
 };
 
 static const struct option_def options[] = {
@@ -277,6 +297,9 @@ static const struct option_def options[] = {
 	{"verbose", 'v', ARG_NONE, O_VERBOSE}, {NULL, 't', ARG_NONE, O_VERBOSE},
 	{"will-cite", 0, ARG_NONE, O_WILLCITE}, {"no-notice", 0, ARG_NONE, O_WILLCITE},
 	{"help", 'h', ARG_NONE, O_HELP}, {"version", 'V', ARG_NONE, O_VERSION},
+	{"pipe", 0, ARG_NONE, O_PIPE}, {"spreadstdin", 0, ARG_NONE, O_PIPE},
+	{"block", 0, ARG_ONE, O_BLOCK}, {"block-size", 0, ARG_ONE, O_BLOCK},
+	{"recend", 0, ARG_ONE, O_RECEND}, {"recstart", 0, ARG_ONE, O_RECSTART},
 };
 
 static void apply(struct opts *o, int id, const char *v, const char *name)
@@ -329,6 +352,13 @@ static void apply(struct opts *o, int id, const char *v, const char *name)
 	case O_DRYRUN: o->dry_run = true; break;
 	case O_VERBOSE: o->verbose++; break;
 	case O_WILLCITE: break;
+	case O_PIPE: o->pipe = true; break;
+	case O_BLOCK:
+		if (parse_size(v, &o->block) < 0 || o->block < 1 || o->block > ((uint64_t)1 << 40))
+			cli_usage_error("--block %s: expected a size (1M, 64k ...)", v);
+		break;
+	case O_RECEND: o->recend = unescape(v); break;
+	case O_RECSTART: o->recstart = unescape(v); break;
 	case O_HELP:
 		fputs(usage_text, stdout);
 		exit(0);
@@ -459,6 +489,7 @@ void args_parse(int argc, char **argv, struct opts *o)
 	o->delim = '\n';
 	o->retries = 1;
 	o->halt.when = HALT_NEVER;
+	o->block = 1024 * 1024;
 	parse_term_seq(o, "TERM,200,TERM,100,TERM,50,KILL,25");
 	int i = parse_options(argc, argv, o);
 	parse_rest(argc, argv, i, o);
@@ -474,4 +505,12 @@ void args_parse(int argc, char **argv, struct opts *o)
 	}
 	if (o->tagstring)
 		o->tag = true;
+	if (o->pipe) {
+		if (!o->recend)
+			o->recend = xstrdup("\n");
+		if (!o->recstart)
+			o->recstart = xstrdup("");
+		if (!*o->recend && !*o->recstart)
+			cli_usage_error("--pipe: --recend and --recstart cannot both be empty");
+	}
 }

@@ -110,6 +110,10 @@ struct opts {
 	bool no_empty;              /* -r */
 	const char *replace;        /* -I: the string that stands for {} */
 	bool quote;                 /* -q */
+	/* --pipe: stdin cut into blocks, each a job's stdin. */
+	bool pipe;
+	uint64_t block;             /* --block: bytes a block holds at most */
+	char *recend, *recstart;    /* records end / start with these */
 	/* Running. */
 	long jobs;                  /* slots */
 	int64_t delay_ns;           /* --delay */
@@ -156,6 +160,14 @@ struct input *input_open(const struct opts *o);
  * was printed). From a task. */
 int input_next(struct input *in, struct record *out);
 void input_close(struct input *in);
+
+/* --pipe: the blocks of stdin, cut at record boundaries (pipe.c). */
+struct blocks;
+struct blocks *blocks_open(const struct opts *o);
+/* The next block (malloc'd) in *buf, *len: 1, 0 at the end, -1 on an
+ * error (a message was printed). From a task. */
+int blocks_next(struct blocks *b, char **buf, size_t *len);
+void blocks_close(struct blocks *b);
 
 /* ------------------------------------------------------------------ */
 /* Templates (template.c)                                             */

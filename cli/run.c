@@ -61,6 +61,8 @@ struct job {
 	long slot;
 	struct record rec;
 	char *shell;             /* --retry-failed: the command from the log */
+	char *block;             /* --pipe: the job's stdin */
+	size_t block_len;
 };
 
 /* One run of a job's process. */
@@ -89,6 +91,22 @@ struct reader {
 	struct capture *cap;     /* else: where bytes go */
 	const char *tag;
 };
+
+/* --pipe: writes the block to the job's stdin, then closes it (the job
+ * then sees the end of its input). */
+struct feeder {
+	herd_proc *p;
+	const char *block;
+	size_t len;
+};
+
+static void feeder_task(void *arg)
+{
+	struct feeder *f = arg;
+	/* A job that exits without reading it all: EPIPE, and that is all. */
+	herd_write_all(herd_proc_fd(f->p, 0), f->block, f->len, HERD_FOREVER);
+	herd_proc_close_fd(f->p, 0);
+}
 
 static void reader_task(void *arg)
 {
@@ -278,7 +296,7 @@ static void run_once(struct run *R, const struct job *j, const struct command *c
 			    : "/bin/sh";
 	/* The resolved path is the template's first word: only when argv[0]
 	 * is that word (it is, when the command starts with a literal). */
-	po.stdio[0].mode = HERD_STDIO_NULL;
+	po.stdio[0].mode = j->block ? HERD_STDIO_PIPE : HERD_STDIO_NULL;
 	bool capture = o->output == OUT_GROUP;
 	if (o->output != OUT_UNGROUP)
 		po.stdio[1].mode = po.stdio[2].mode = HERD_STDIO_PIPE;
@@ -312,6 +330,9 @@ static void run_once(struct run *R, const struct job *j, const struct command *c
 				cli_die("cannot start a reader");
 		}
 	}
+	if (j->block &&
+	    HERD_GO(readers, feeder_task, ((struct feeder){p, j->block, j->block_len})) < 0)
+		cli_die("cannot start a feeder");
 	int st = wait_job(R, p, t0, &a->timed_out);
 	herd_scope_close(readers);
 	herd_proc_free(p);
@@ -400,6 +421,7 @@ static void job_task(void *arg)
 	herd_chan_send(R->slots, &j->slot, HERD_FOREVER);
 	command_free(&cmd);
 	record_free(&j->rec);
+	free(j->block);
 }
 
 /* ------------------------------------------------------------------ */
@@ -494,7 +516,7 @@ static bool one(struct run *R, uint64_t seq, struct record *rec)
 		record_free(rec);
 		return false;
 	}
-	struct job j = {R, seq, slot, *rec, NULL};
+	struct job j = {R, seq, slot, *rec, NULL, NULL, 0};
 	start_job(R, &j);
 	return true;
 }
@@ -509,11 +531,49 @@ static void retry_failed(struct run *R)
 		long slot = take_slot(R);
 		if (!slot)
 			break;
-		struct job j = {R, seqs[i], slot, {0}, xstrdup(cmds[i])};
+		struct job j = {R, seqs[i], slot, {0}, xstrdup(cmds[i]), NULL, 0};
 		start_job(R, &j);
 	}
 	free(seqs);
 	free(cmds);
+}
+
+/* --pipe: a job per block of stdin. False if the input failed. */
+static bool pipe_blocks(struct run *R)
+{
+	struct blocks *b = blocks_open(R->o);
+	uint64_t seq = 0;
+	char *block;
+	size_t len;
+	int r = 0;
+	while (!atomic_load(&R->no_new) && (r = blocks_next(b, &block, &len)) > 0) {
+		seq++;
+		struct record none = {0};
+		if (joblog_skip(R->joblog, seq)) {
+			free(block);
+			put_empty(R, seq, NULL);
+			continue;
+		}
+		if (R->o->dry_run) {
+			struct command cmd;
+			template_expand(R->tpl, &none, seq, 1, &cmd);
+			put_empty(R, seq, xstrdup(cmd.display));
+			command_free(&cmd);
+			free(block);
+			continue;
+		}
+		long slot = take_slot(R);
+		if (!slot || atomic_load(&R->no_new)) {
+			if (slot)
+				herd_chan_send(R->slots, &slot, HERD_FOREVER);
+			free(block);
+			break;
+		}
+		struct job j = {R, seq, slot, none, NULL, block, len};
+		start_job(R, &j);
+	}
+	blocks_close(b);
+	return r >= 0;
 }
 
 static int exit_status(struct run *R, bool input_failed)
@@ -558,6 +618,8 @@ int run_all(const struct opts *o)
 	bool input_failed = false;
 	if (o->resume == RETRY_FAILED) {
 		retry_failed(R);
+	} else if (o->pipe) {
+		input_failed = !pipe_blocks(R);
 	} else {
 		struct input *in = input_open(o);
 		if (!in) {
