@@ -60,6 +60,8 @@ static const char usage_text[] =
 	"  --joblog [+]FILE     a line per job (+: append)\n"
 	"  --resume, --resume-failed, --retry-failed\n"
 	"  --dry-run            print the commands, run nothing\n"
+	"  --load N[%%]          start a job only while fewer processes run\n"
+	"  --memfree SIZE       start a job only while SIZE of memory is free\n"
 	"\n"
 	"Output:\n"
 	"  (default)            each job's output whole when it ends\n"
@@ -68,6 +70,7 @@ static const char usage_text[] =
 	"  -u, --ungroup        as it comes\n"
 	"  --tag, --tagstring S each line after the job's items (or S) and a tab\n"
 	"  -t, -v, --verbose    print each command on stderr\n"
+	"  --progress, --eta, --bar  a progress line on stderr, if a terminal\n"
 	"\n"
 	"  -h, --help, -V, --version, --will-cite (ignored)\n"
 	"\n"
@@ -275,7 +278,7 @@ enum {
 	O_MAXARGS, O_MAXREPL, O_NOEMPTY, O_REPLACE, O_QUOTE, O_TAG, O_TAGSTRING, O_DELAY,
 	O_TIMEOUT, O_TERMSEQ, O_RETRIES, O_HALT, O_JOBLOG, O_RESUME, O_RESUMEFAILED,
 	O_RETRYFAILED, O_DRYRUN, O_VERBOSE, O_WILLCITE, O_HELP, O_VERSION,
-	O_PIPE, O_BLOCK, O_RECEND, O_RECSTART,
+	O_PIPE, O_BLOCK, O_RECEND, O_RECSTART, O_PROGRESS, O_ETA, O_BAR, O_LOAD, O_MEMFREE,
 };
 
 static const struct option_def options[] = {
@@ -300,6 +303,9 @@ static const struct option_def options[] = {
 	{"pipe", 0, ARG_NONE, O_PIPE}, {"spreadstdin", 0, ARG_NONE, O_PIPE},
 	{"block", 0, ARG_ONE, O_BLOCK}, {"block-size", 0, ARG_ONE, O_BLOCK},
 	{"recend", 0, ARG_ONE, O_RECEND}, {"recstart", 0, ARG_ONE, O_RECSTART},
+	{"progress", 0, ARG_NONE, O_PROGRESS}, {"eta", 0, ARG_NONE, O_ETA},
+	{"bar", 0, ARG_NONE, O_BAR}, {"load", 0, ARG_ONE, O_LOAD},
+	{"memfree", 0, ARG_ONE, O_MEMFREE},
 };
 
 static void apply(struct opts *o, int id, const char *v, const char *name)
@@ -356,6 +362,24 @@ static void apply(struct opts *o, int id, const char *v, const char *name)
 	case O_BLOCK:
 		if (parse_size(v, &o->block) < 0 || o->block < 1 || o->block > ((uint64_t)1 << 40))
 			cli_usage_error("--block %s: expected a size (1M, 64k ...)", v);
+		break;
+	case O_PROGRESS: o->progress = true; break;
+	case O_ETA: o->eta = true; break;
+	case O_BAR: o->bar = true; break;
+	case O_LOAD: {
+		char *end;
+		o->load = strtod(v, &end);
+		if (*end == '%' && end[1] == 0)
+			o->load = o->load * (double)ncpu() / 100.0;
+		else if (end == v || *end)
+			o->load = -1;
+		if (o->load <= 0)
+			cli_usage_error("--load %s: expected a number of processes, or N%%", v);
+		break;
+	}
+	case O_MEMFREE:
+		if (parse_size(v, &o->memfree) < 0)
+			cli_usage_error("--memfree %s: expected a size (1G, 512M ...)", v);
 		break;
 	case O_RECEND: o->recend = unescape(v); break;
 	case O_RECSTART: o->recstart = unescape(v); break;

@@ -130,6 +130,9 @@ struct opts {
 	const char *tagstring;      /* --tagstring */
 	int verbose;                /* -t / -v */
 	bool dry_run;
+	bool progress, eta, bar;    /* drawn on stderr when a terminal */
+	double load;                /* --load: start while fewer run, 0: any */
+	uint64_t memfree;           /* --memfree: start while this is free */
 	/* The joblog. */
 	const char *joblog;
 	bool joblog_append;         /* +FILE */
@@ -261,6 +264,23 @@ bool joblog_skip(const struct joblog *j, uint64_t seq);
  * and commands (owned by the joblog); how many. */
 size_t joblog_failed(const struct joblog *j, uint64_t **seqs, char ***commands);
 void joblog_close(struct joblog *j);
+
+/* ------------------------------------------------------------------ */
+/* Progress, --load and --memfree (progress.c)                        */
+/* ------------------------------------------------------------------ */
+
+#include <stdatomic.h>
+
+struct progress;
+/* Starts the progress line if asked for and stderr is a terminal; NULL
+ * otherwise. The counters are read as the line is drawn. */
+struct progress *progress_start(const struct opts *o, herd_scope *scope,
+				const atomic_ulong *started, const atomic_ulong *done,
+				const atomic_ulong *failed);
+void progress_finish(struct progress *p);
+/* Waits while --load or --memfree say the machine has no room for another
+ * job: 0, or -1 if `stop` closed meanwhile. */
+int wait_for_room(const struct opts *o, herd_chan *stop);
 
 /* ------------------------------------------------------------------ */
 /* Running (run.c)                                                    */

@@ -46,7 +46,7 @@ struct run {
 	herd_scope *jobs;
 	atomic_bool no_new;      /* start no more jobs */
 	atomic_bool stopped;     /* by a signal */
-	atomic_ulong started, ok, failed;
+	atomic_ulong started, done, ok, failed;
 	pthread_mutex_t lock;
 	bool halted;             /* --halt's condition was met */
 	int halt_status;
@@ -278,6 +278,38 @@ static char *message(const char *fmt, const char *a, const char *b)
 	return m;
 }
 
+extern char **environ;
+
+/* The job's environment: herd's, with PARALLEL_SEQ (the job's number) and
+ * PARALLEL_JOBSLOT (its slot), as GNU parallel sets them. */
+static char **job_environment(uint64_t seq, long slot)
+{
+	size_t n = 0;
+	while (environ[n])
+		n++;
+	char **env = xmalloc((n + 3) * sizeof *env);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "PARALLEL_SEQ=", 13) &&
+		    strncmp(environ[i], "PARALLEL_JOBSLOT=", 17))
+			env[k++] = environ[i];
+	if (asprintf(&env[k], "PARALLEL_SEQ=%llu", (unsigned long long)seq) < 0 ||
+	    asprintf(&env[k + 1], "PARALLEL_JOBSLOT=%ld", slot) < 0)
+		cli_die("out of memory");
+	env[k + 2] = NULL;
+	return env;
+}
+
+static void free_environment(char **env)
+{
+	size_t n = 0;
+	while (env[n])
+		n++;
+	free(env[n - 1]);
+	free(env[n - 2]);
+	free(env);
+}
+
 /* Runs the command once, filling *a. */
 static void run_once(struct run *R, const struct job *j, const struct command *cmd,
 		     const char *tag, struct attempt *a)
@@ -292,6 +324,8 @@ static void run_once(struct run *R, const struct job *j, const struct command *c
 	}
 	char *sh_argv[] = {"/bin/sh", "-c", cmd->shell, NULL};
 	herd_proc_opts po = {.argv = cmd->argv ? cmd->argv : sh_argv};
+	char **envp = job_environment(j->seq, j->slot);
+	po.envp = envp;
 	po.file = cmd->argv ? (template_path(R->tpl) && !j->shell ? template_path(R->tpl) : NULL)
 			    : "/bin/sh";
 	/* The resolved path is the template's first word: only when argv[0]
@@ -306,6 +340,7 @@ static void run_once(struct run *R, const struct job *j, const struct command *c
 	int64_t t0 = herd_now();
 	herd_proc *p;
 	int rc = herd_proc_start(&p, NULL, &po, HERD_FOREVER);
+	free_environment(envp);
 	if (rc < 0) {
 		const char *what = po.argv[0];
 		a->status = rc == -ENOENT ? 127 : 126;
@@ -353,6 +388,7 @@ static void account(struct run *R, const struct attempt *a)
 {
 	const struct halt *h = &R->o->halt;
 	bool ok = attempt_ok(a);
+	atomic_fetch_add(&R->done, 1);
 	unsigned long nok = ok ? atomic_fetch_add(&R->ok, 1) + 1 : atomic_load(&R->ok);
 	unsigned long nfail = ok ? atomic_load(&R->failed) : atomic_fetch_add(&R->failed, 1) + 1;
 	if (h->when == HALT_NEVER)
@@ -481,6 +517,14 @@ static void put_empty(struct run *R, uint64_t seq, char *line)
 
 static void start_job(struct run *R, struct job *j)
 {
+	if (wait_for_room(R->o, R->stop) < 0) {
+		/* Stopped while waiting: the slot goes back, the job never ran. */
+		herd_chan_send(R->slots, &j->slot, HERD_FOREVER);
+		record_free(&j->rec);
+		free(j->block);
+		free(j->shell);
+		return;
+	}
 	if (R->o->delay_ns) {
 		int64_t at = R->last_start + R->o->delay_ns;
 		if (R->last_start && at > herd_now())
@@ -614,6 +658,7 @@ int run_all(const struct opts *o)
 	herd_signal_notify(sigs, SIGHUP);
 	HERD_GO(aux, signal_task, ((struct sig_arg){R, sigs}));
 	R->printer = printer_start(o, aux, R->stop);
+	struct progress *prog = progress_start(o, aux, &R->started, &R->done, &R->failed);
 
 	bool input_failed = false;
 	if (o->resume == RETRY_FAILED) {
@@ -636,6 +681,7 @@ int run_all(const struct opts *o)
 		}
 	}
 	herd_scope_close(R->jobs);
+	progress_finish(prog);
 	printer_finish(R->printer);
 	herd_signal_stop(sigs);
 	herd_chan_close(sigs);
