@@ -11,6 +11,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <regex.h>
 #include <sched.h>
@@ -343,7 +344,7 @@ static void apply(struct opts *o, int id, const char *v, const char *name)
 	case O_RETRIES:
 		if (parse_long(v, &n) < 0 || n < 0 || n > 1000000)
 			cli_usage_error("--retries %s: expected a number", v);
-		o->retries = n ? n : 1;
+		o->retries = n ? n : LONG_MAX; /* as GNU parallel: 0, for ever */
 		break;
 	case O_HALT: parse_halt(o, v); break;
 	case O_JOBLOG:

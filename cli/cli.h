@@ -121,7 +121,7 @@ struct opts {
 	double timeout_pct;         /* --timeout N%, 0: none */
 	struct term_step term[16];  /* --term-seq */
 	int nterm;
-	long retries;               /* tries in all: 1 + --retries */
+	long retries;               /* tries in all (--retries; 0: no end) */
 	struct halt halt;
 	/* Output. */
 	int output;                 /* OUT_* */
@@ -227,6 +227,9 @@ struct result {
 	char *tag;                /* prefix of each line, or NULL */
 	struct capture *out, *err;
 	char *message;            /* a line for stderr after the output */
+	bool dropped;             /* ended by --halt now or a signal: its
+				   * output is lost, and with -k all after */
+	bool immediate;           /* printed as it comes, not in order (-t) */
 };
 
 struct printer;

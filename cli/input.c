@@ -33,6 +33,7 @@
 struct reader {
 	char **items;           /* a ::: list, or NULL */
 	size_t next;            /* in items */
+	size_t offset;          /* in items[next]: where its next piece starts */
 	int fd;                 /* a file's, or -1 */
 	bool eof, own_fd;
 	char delim;
@@ -108,10 +109,28 @@ static void reader_close(struct reader *r)
 static int reader_next(struct reader *r, char **item)
 {
 	if (r->items) {
-		if (!r->items[r->next])
-			return 0;
-		*item = xstrdup(r->items[r->next++]);
-		return 1;
+		/* A ::: item is split at the delimiter as input lines are (an
+		 * item with a newline in it is two), as GNU parallel does. */
+		while (r->items[r->next]) {
+			const char *s = r->items[r->next] + r->offset;
+			const char *d = r->delim ? strchr(s, r->delim) : NULL;
+			if (d) {
+				*item = strndup(s, (size_t)(d - s));
+				r->offset += (size_t)(d - s) + 1;
+				if (!r->items[r->next][r->offset]) {
+					r->next++; /* a delimiter at the end ends the item */
+					r->offset = 0;
+				}
+			} else {
+				*item = xstrdup(s);
+				r->next++;
+				r->offset = 0;
+			}
+			if (!*item)
+				cli_die("out of memory");
+			return 1;
+		}
+		return 0;
 	}
 	for (;;) {
 		char *p = r->buf ? memchr(r->buf + r->start, r->delim, r->end - r->start) : NULL;

@@ -95,7 +95,11 @@ struct joblog *joblog_open(const struct opts *o)
 		     0644);
 	if (j->fd < 0)
 		cli_die("cannot write the joblog %s: %s", o->joblog, strerror(errno));
-	if (lseek(j->fd, 0, SEEK_END) == 0 && write(j->fd, header, sizeof header - 1) < 0)
+	/* +FILE appends lines only, as GNU parallel does (no header, even to
+	 * a new file); a joblog written afresh, or first by --resume, has
+	 * one. */
+	if (!o->joblog_append && lseek(j->fd, 0, SEEK_END) == 0 &&
+	    write(j->fd, header, sizeof header - 1) < 0)
 		cli_die("cannot write the joblog %s: %s", o->joblog, strerror(errno));
 	return j;
 }

@@ -237,6 +237,7 @@ struct printer {
 	bool keep_order;
 	uint64_t next;        /* with -k: the number to print next */
 	struct result **held; /* with -k: by number, a ring */
+	bool blocked;         /* with -k: past a dropped job, print nothing */
 	size_t cap;
 	herd_wg *done;
 };
@@ -272,7 +273,12 @@ static void flush_ready(struct printer *p)
 			return;
 		p->held[p->next % p->cap] = NULL;
 		p->next++;
-		result_print(r);
+		/* A job ended early leaves a hole that nothing after it may
+		 * pass, as in GNU parallel: the rest is lost. */
+		if (r->dropped)
+			p->blocked = true;
+		if (!p->blocked)
+			result_print(r);
 		result_free(r);
 	}
 }
@@ -282,8 +288,9 @@ static void printer_task(void *arg)
 	struct printer *p = *(struct printer **)arg;
 	struct result *r;
 	while (herd_chan_recv(p->ch, &r, HERD_FOREVER) == 0) {
-		if (!p->keep_order) {
-			result_print(r);
+		if (!p->keep_order || r->immediate) {
+			if (!r->dropped)
+				result_print(r);
 			result_free(r);
 			continue;
 		}
@@ -296,7 +303,10 @@ static void printer_task(void *arg)
 		struct result *h = p->held[(p->next + k) % p->cap];
 		if (h && h->seq == p->next + k) {
 			p->held[(p->next + k) % p->cap] = NULL;
-			result_print(h);
+			if (h->dropped)
+				p->blocked = true;
+			if (!p->blocked)
+				result_print(h);
 			result_free(h);
 		}
 	}

@@ -50,6 +50,7 @@ struct run {
 	pthread_mutex_t lock;
 	bool halted;             /* --halt's condition was met */
 	int halt_status;
+	uint64_t total;          /* --halt P%: the number of jobs */
 	double *lo, *hi;         /* run times of the jobs that succeeded, */
 	size_t nlo, caplo, nhi, caphi; /* for N%: see median_runtime */
 	int64_t last_start;      /* for --delay */
@@ -69,6 +70,7 @@ struct job {
 struct attempt {
 	int status;              /* as herd_proc_wait, or 127, 126 */
 	bool timed_out;
+	bool stopped;            /* ended by --halt now or a signal */
 	double start, runtime;   /* wall clock, seconds */
 	struct capture *out, *err;
 	char *message;
@@ -240,7 +242,8 @@ static int64_t job_deadline(struct run *R, int64_t start)
 }
 
 /* Waits for p's exit, ending it early on `stop`, `kill` or its timeout. */
-static int wait_job(struct run *R, herd_proc *p, int64_t start, bool *timed_out)
+static int wait_job(struct run *R, herd_proc *p, int64_t start, bool *timed_out,
+		    bool *stopped)
 {
 	herd_case cs[3] = {HERD_CASE_RECV(herd_proc_done(p), NULL),
 			   HERD_CASE_RECV(R->stop, NULL), HERD_CASE_RECV(R->kill, NULL)};
@@ -256,6 +259,7 @@ static int wait_job(struct run *R, herd_proc *p, int64_t start, bool *timed_out)
 			end_tree(R, p);
 			break;
 		}
+		*stopped = true;
 		if (k == 1) {
 			end_tree(R, p);
 			break;
@@ -334,8 +338,6 @@ static void run_once(struct run *R, const struct job *j, const struct command *c
 	bool capture = o->output == OUT_GROUP;
 	if (o->output != OUT_UNGROUP)
 		po.stdio[1].mode = po.stdio[2].mode = HERD_STDIO_PIPE;
-	if (o->verbose)
-		print_line(2, cmd->display);
 	a->start = wall_now();
 	int64_t t0 = herd_now();
 	herd_proc *p;
@@ -368,7 +370,7 @@ static void run_once(struct run *R, const struct job *j, const struct command *c
 	if (j->block &&
 	    HERD_GO(readers, feeder_task, ((struct feeder){p, j->block, j->block_len})) < 0)
 		cli_die("cannot start a feeder");
-	int st = wait_job(R, p, t0, &a->timed_out);
+	int st = wait_job(R, p, t0, &a->timed_out, &a->stopped);
 	herd_scope_close(readers);
 	herd_proc_free(p);
 	a->runtime = (herd_now() - t0) / 1e9;
@@ -383,7 +385,29 @@ static bool attempt_ok(const struct attempt *a)
 	return a->status == 0 && !a->timed_out;
 }
 
-/* Counts a finished job; decides --halt. */
+/* A job's status as a number of its own: its exit code, or 128 + the
+ * signal that ended it. */
+static int status_code(const struct attempt *a)
+{
+	return a->status < 256 ? a->status : 128 + a->status - 256;
+}
+
+static int capped(unsigned long n)
+{
+	return n > 100 ? 101 : (int)n;
+}
+
+/* The percentage of failures as GNU parallel reports it: rounded up. */
+static int percent(unsigned long failed, unsigned long of)
+{
+	return of ? (int)((100 * failed + of - 1) / of) : 0;
+}
+
+/* Counts a finished job; decides --halt, as GNU parallel: fail=1 ends
+ * with the failing job's status, fail=N with the failures, fail=P% (of
+ * every job: the input was read whole) with their percentage, or that
+ * job's status when the threshold was one job; success=N with 0; done=N
+ * with the failures. */
 static void account(struct run *R, const struct attempt *a)
 {
 	const struct halt *h = &R->o->halt;
@@ -398,17 +422,25 @@ static void account(struct run *R, const struct attempt *a)
 	bool relevant = h->what == HALT_DONE || (h->what == HALT_FAIL) != ok;
 	if (!relevant)
 		return;
-	double limit = h->val;
-	if (h->percent)
-		limit = h->val / 100.0 * (double)atomic_load(&R->started);
+	double limit = h->percent ? h->val / 100.0 * (double)R->total : h->val;
 	if ((double)count < limit)
 		return;
+	int status;
+	if (h->what == HALT_SUCCESS)
+		status = 0;
+	else if (h->what == HALT_DONE)
+		status = capped(nfail);
+	else if (limit <= 1)
+		status = status_code(a);
+	else if (h->percent)
+		status = percent(nfail, R->total);
+	else
+		status = capped(nfail);
 	pthread_mutex_lock(&R->lock);
 	bool first = !R->halted;
 	if (first) {
 		R->halted = true;
-		R->halt_status = h->what == HALT_SUCCESS ? 0
-				 : a->status < 256 ? a->status : a->status - 256 + 128;
+		R->halt_status = status;
 	}
 	pthread_mutex_unlock(&R->lock);
 	if (!first)
@@ -441,9 +473,11 @@ static void job_task(void *arg)
 		capture_free(a.err);
 		free(a.message);
 	}
-	int exitval = a.timed_out ? -1 : a.status < 256 ? a.status : 0;
-	int sig = a.timed_out ? (o->nterm ? o->term[0].sig : SIGTERM)
-			      : a.status >= 256 ? a.status - 256 : 0;
+	/* As GNU parallel logs: a signal's death is Exitval 0 and the
+	 * signal, -1 and the signal after a timeout; a job that handled
+	 * the timeout's signal and exited keeps its status. */
+	int exitval = a.status < 256 ? a.status : a.timed_out ? -1 : 0;
+	int sig = a.status >= 256 ? a.status - 256 : 0;
 	joblog_write(R->joblog, j->seq, a.start, a.runtime, capture_size(a.out), exitval, sig,
 		     cmd.display);
 	if (attempt_ok(&a))
@@ -452,7 +486,7 @@ static void job_task(void *arg)
 	struct result *res = calloc(1, sizeof *res);
 	if (!res)
 		cli_die("out of memory");
-	*res = (struct result){j->seq, tag, a.out, a.err, a.message};
+	*res = (struct result){j->seq, tag, a.out, a.err, a.message, a.stopped, false};
 	printer_put(R->printer, res);
 	herd_chan_send(R->slots, &j->slot, HERD_FOREVER);
 	command_free(&cmd);
@@ -515,6 +549,35 @@ static void put_empty(struct run *R, uint64_t seq, char *line)
 	printer_put(R->printer, res);
 }
 
+/* -t: the command on stderr as the job starts, through the printer (so
+ * that it comes after the output of the jobs that ended before). */
+static void announce(struct run *R, const struct job *j)
+{
+	if (!R->o->verbose)
+		return;
+	struct command cmd;
+	if (j->shell) {
+		cmd.display = xstrdup(j->shell);
+	} else {
+		template_expand(R->tpl, &j->rec, j->seq, j->slot, &cmd);
+		free(cmd.shell);
+		if (cmd.argv)
+			for (size_t i = 0; cmd.argv[i]; i++)
+				free(cmd.argv[i]);
+		free(cmd.argv);
+	}
+	struct result *res = calloc(1, sizeof *res);
+	if (!res)
+		cli_die("out of memory");
+	res->seq = j->seq;
+	res->immediate = true;
+	res->err = capture_new();
+	capture_add(res->err, cmd.display, strlen(cmd.display));
+	capture_add(res->err, "\n", 1);
+	free(cmd.display);
+	printer_put(R->printer, res);
+}
+
 static void start_job(struct run *R, struct job *j)
 {
 	if (wait_for_room(R->o, R->stop) < 0) {
@@ -532,6 +595,7 @@ static void start_job(struct run *R, struct job *j)
 		R->last_start = herd_now();
 	}
 	atomic_fetch_add(&R->started, 1);
+	announce(R, j);
 	if (HERD_GO(R->jobs, job_task, *j) < 0)
 		cli_die("cannot start a job");
 }
@@ -582,6 +646,46 @@ static void retry_failed(struct run *R)
 	free(cmds);
 }
 
+/* A job per record, as the input is read. False if it failed. */
+static bool records_streamed(struct run *R, struct input *in)
+{
+	struct record rec;
+	uint64_t seq = 0;
+	int r = 0;
+	while (!atomic_load(&R->no_new) && (r = input_next(in, &rec)) > 0)
+		if (!one(R, ++seq, &rec))
+			break;
+	return r >= 0;
+}
+
+/* --halt P%: the percentage is of every job, so the input is read whole
+ * first, as GNU parallel reads it. */
+static bool records_whole(struct run *R, struct input *in)
+{
+	struct record *all = NULL, rec;
+	size_t n = 0, cap = 0;
+	int r;
+	while ((r = input_next(in, &rec)) > 0) {
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			all = xrealloc(all, cap * sizeof *all);
+		}
+		all[n++] = rec;
+	}
+	R->total = n;
+	size_t i = 0;
+	while (i < n && !atomic_load(&R->no_new)) {
+		bool go = one(R, i + 1, &all[i]); /* it owns the record now */
+		i++;
+		if (!go)
+			break;
+	}
+	for (; i < n; i++)
+		record_free(&all[i]);
+	free(all);
+	return r >= 0;
+}
+
 /* --pipe: a job per block of stdin. False if the input failed. */
 static bool pipe_blocks(struct run *R)
 {
@@ -629,7 +733,9 @@ static int exit_status(struct run *R, bool input_failed)
 	if (R->halted)
 		return R->halt_status;
 	unsigned long failed = atomic_load(&R->failed);
-	return failed > 100 ? 101 : (int)failed;
+	if (R->o->halt.when != HALT_NEVER && R->o->halt.percent && R->o->halt.what == HALT_FAIL)
+		return percent(failed, atomic_load(&R->started));
+	return capped(failed);
 }
 
 int run_all(const struct opts *o)
@@ -667,18 +773,13 @@ int run_all(const struct opts *o)
 		input_failed = !pipe_blocks(R);
 	} else {
 		struct input *in = input_open(o);
-		if (!in) {
+		if (!in)
 			input_failed = true;
-		} else {
-			struct record rec;
-			uint64_t seq = 0;
-			int r = 0;
-			while (!atomic_load(&R->no_new) && (r = input_next(in, &rec)) > 0)
-				if (!one(R, ++seq, &rec))
-					break;
-			input_failed = r < 0;
-			input_close(in);
-		}
+		else if (o->halt.when != HALT_NEVER && o->halt.percent)
+			input_failed = !records_whole(R, in);
+		else
+			input_failed = !records_streamed(R, in);
+		input_close(in);
 	}
 	herd_scope_close(R->jobs);
 	progress_finish(prog);

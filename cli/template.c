@@ -48,6 +48,7 @@ struct template {
 	bool direct;      /* exec'd without a shell */
 	bool items_are_command; /* no command: each item is one */
 	bool no_append;   /* --tagstring's: values are not appended */
+	bool unquoted;    /* values are shell text: see field_in_first_word */
 	char *path;       /* the resolved program, for direct commands */
 	bool not_found;   /* the program is nowhere */
 	const char *name; /* the command's name, for messages */
@@ -214,8 +215,31 @@ static char *first_word(const struct template *t)
 	return w;
 }
 
+/* Whether the command's first word (up to a blank or '=') holds a field:
+ * then GNU parallel quotes no value, which is shell text ({} ::: 'echo a;
+ * echo b' runs both); `A={} cmd` is an assignment, quoted as usual. */
+static bool field_in_first_word(const struct template *t)
+{
+	for (size_t i = 0; i < t->nparts; i++) {
+		const struct part *p = &t->parts[i];
+		if (!p->text)
+			return true;
+		const char *s = p->text;
+		if (i == 0)
+			s += strspn(s, " \t\x1f");
+		if (s[strcspn(s, " \t\x1f=")])
+			return false; /* the word ends in this text */
+	}
+	return false;
+}
+
 static void decide(struct template *t)
 {
+	if (!t->o->quote && field_in_first_word(t)) {
+		t->unquoted = true;
+		t->direct = false;
+		return;
+	}
 	t->direct = true;
 	for (size_t i = 0; i < t->nparts && t->direct; i++)
 		if (t->parts[i].text)
@@ -513,7 +537,7 @@ int template_expand(const struct template *t, const struct record *r, uint64_t s
 			out->shell = xstrdup("");
 		}
 	} else {
-		out->shell = shell_form(t, r, seq, slot, !t->items_are_command);
+		out->shell = shell_form(t, r, seq, slot, !t->items_are_command && !t->unquoted);
 		out->display = xstrdup(out->shell);
 	}
 	return 0;

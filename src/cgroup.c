@@ -283,7 +283,7 @@ void herd__cgroup_kill(herd__cgroup *cg)
 	}
 }
 
-void herd__cgroup_signal(herd__cgroup *cg, int sig)
+void herd__cgroup_signal(herd__cgroup *cg, int sig, pid_t pgid)
 {
 	if (!cg->used)
 		return;
@@ -303,7 +303,8 @@ void herd__cgroup_signal(herd__cgroup *cg, int sig)
 	 * number gone to another process; as with any kill by number, the
 	 * window is the time between the read and the kill. */
 	for (size_t i = 0; i < n; i++)
-		kill(pids[i], sig);
+		if (getpgid(pids[i]) != pgid) /* the group had it already */
+			kill(pids[i], sig);
 	free(pids);
 }
 

@@ -623,8 +623,9 @@ void herd__cgroup_abandon(herd__cgroup *cg);
 void herd__cgroup_started(herd__cgroup *cg);
 /* Kills everything in it. */
 void herd__cgroup_kill(herd__cgroup *cg);
-/* Sends sig to everything in it (SIGKILL: herd__cgroup_kill). */
-void herd__cgroup_signal(herd__cgroup *cg, int sig);
+/* Sends sig to everything in it but the members of process group pgid,
+ * which the caller signalled (SIGKILL: herd__cgroup_kill, to all). */
+void herd__cgroup_signal(herd__cgroup *cg, int sig, pid_t pgid);
 /* Removes it if empty (reaping what came back to us): true when gone. */
 bool herd__cgroup_remove(herd__cgroup *cg);
 

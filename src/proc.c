@@ -1184,7 +1184,9 @@ int herd_proc_signal_all(herd_proc *p, int sig)
 	} else if (kill(-p->pid, sig) < 0) {
 		rc = -errno;
 	} else if (sig) {
-		herd__cgroup_signal(&p->cg, sig);
+		/* Each process once: the group at once, then the cgroup's
+		 * members that left it. */
+		herd__cgroup_signal(&p->cg, sig, p->pid);
 	}
 	herd__mutex_unlock(&p->lock);
 	return rc;
