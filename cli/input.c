@@ -145,7 +145,8 @@ static int reader_next(struct reader *r, char **item)
 		if (r->eof)
 			return 0;
 		/* Keep the partial item at the front; make room for a chunk. */
-		memmove(r->buf, r->buf + r->start, r->end - r->start);
+		if (r->end > r->start)
+			memmove(r->buf, r->buf + r->start, r->end - r->start);
 		r->end -= r->start;
 		r->start = 0;
 		if (r->cap - r->end < READ_CHUNK) {

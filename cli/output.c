@@ -89,6 +89,8 @@ static bool write_all(int fd, const char *p, size_t n)
 
 bool capture_add(struct capture *c, const char *p, size_t n)
 {
+	if (!n)
+		return true;
 	if (c->fd < 0 && c->len + n > CAPTURE_MEM)
 		c->fd = temp_file(); /* -1: it all stays in memory */
 	if (c->fd >= 0) {

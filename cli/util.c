@@ -11,6 +11,8 @@
 
 bool sb_add(strbuf *b, const char *p, size_t n)
 {
+	if (!n && b->s)
+		return true;
 	if (b->len + n + 1 > b->cap) {
 		size_t cap = b->cap ? b->cap : 64;
 		while (cap < b->len + n + 1)
@@ -21,7 +23,8 @@ bool sb_add(strbuf *b, const char *p, size_t n)
 		b->s = s;
 		b->cap = cap;
 	}
-	memcpy(b->s + b->len, p, n);
+	if (n)
+		memcpy(b->s + b->len, p, n);
 	b->len += n;
 	b->s[b->len] = 0;
 	return true;
