@@ -6,7 +6,8 @@
  * Setup (once per runtime, herd__cgroup_init): the cgroup2 mount is found
  * in /proc/self/mountinfo and the process's own cgroup in /proc/self/cgroup;
  * if a directory can be made there (and removed), children get cgroups in
- * it, named herd-<pid>-<n>. HERD_CGROUP=0 turns this off. Nothing here is
+ * it, named herd-<pid>-<n>; the probe, herd-<pid>-1, is kept for the first
+ * child. HERD_CGROUP=0 turns this off. Nothing here is
  * fatal: a child whose cgroup cannot be made runs without one.
  *
  * Stale directories, left by herd processes that died without cleaning
@@ -105,6 +106,13 @@ __attribute__((noinline)) static int open_base(void)
 	return open(dir, O_DIRECTORY | O_CLOEXEC | O_PATH);
 }
 
+static void set_name(herd__cgroup *cg, uint64_t seq)
+{
+	cg->seq = seq;
+	snprintf(cg->name, sizeof cg->name, "herd-%d-%llu", (int)getpid(),
+		 (unsigned long long)seq);
+}
+
 void herd__cgroup_init(herd__rt *rt)
 {
 	rt->proc.cg_base = -1;
@@ -117,31 +125,31 @@ void herd__cgroup_init(herd__rt *rt)
 	/* First: a probe left with our name would fail ours, and stale
 	 * directories may hold the cgroup's limit on descendants. */
 	herd__cgroup_remove_stale(base);
-	char probe[64];
-	snprintf(probe, sizeof probe, "herd-%d-probe", (int)getpid());
-	if (mkdirat(base, probe, 0755) < 0) {
+	/* The probe is the first child's cgroup: made, checked, and kept in
+	 * the pool (a mkdir and an rmdir fewer for a run of one process). */
+	herd__cgroup probe = {.rt = rt};
+	set_name(&probe, 1);
+	int rc = mkdirat(base, probe.name, 0755);
+	if (rc < 0 && errno == EEXIST && unlinkat(base, probe.name, AT_REMOVEDIR) == 0)
+		rc = mkdirat(base, probe.name, 0755); /* an earlier process with our pid */
+	if (rc < 0) {
 		close(base);
 		return;
 	}
 	/* cgroup.kill came with Linux 5.14: without it, no use. */
 	char kill_file[96];
-	snprintf(kill_file, sizeof kill_file, "%s/cgroup.kill", probe);
-	bool ok = faccessat(base, kill_file, W_OK, 0) == 0;
-	unlinkat(base, probe, AT_REMOVEDIR);
-	if (!ok) {
+	snprintf(kill_file, sizeof kill_file, "%s/cgroup.kill", probe.name);
+	if (faccessat(base, kill_file, W_OK, 0) != 0) {
+		unlinkat(base, probe.name, AT_REMOVEDIR);
 		close(base);
 		return;
 	}
+	atomic_store_explicit(&rt->proc.cg_seq, 1, mo_relaxed);
+	rt->proc.cg_pool[rt->proc.cg_npool++] = 1;
 	rt->proc.cg_base = base;
 	herd__fd_track(rt, base);
 }
 
-static void set_name(herd__cgroup *cg, uint64_t seq)
-{
-	cg->seq = seq;
-	snprintf(cg->name, sizeof cg->name, "herd-%d-%llu", (int)getpid(),
-		 (unsigned long long)seq);
-}
 
 void herd__cgroup_pool_clear(herd__rt *rt)
 {
