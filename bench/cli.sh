@@ -29,15 +29,7 @@ now() { date +%s.%N; }
 # elapsed T0: milliseconds since T0
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f\n", (b - a) * 1000 }'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'; }
-ratio() { awk -v x="$1" -v y="$2" 'BEGIN { if (x == "-" || y == "-" || y + 0 == 0) print "-"; else printf "%.2f\n", x / y }'; }
-target() {
-	[ "$2" = - ] && return
-	if awk -v v="$2" -v l="$3" 'BEGIN { exit !(v + 0 <= l + 0) }'; then
-		log "target $1: $2 <= $3: met"
-	else
-		log "target $1: $2 > $3: MISSED"
-	fi
-}
+. "$(dirname "$0")/common.sh"
 
 # per_job CMD...: milliseconds per job of `seq $jobs | CMD`
 per_job() {

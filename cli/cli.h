@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #define CLI_NAME "herd"
 #define CLI_VERSION "0.1.0"
@@ -163,6 +164,10 @@ struct input *input_open(const struct opts *o);
  * was printed). From a task. */
 int input_next(struct input *in, struct record *out);
 void input_close(struct input *in);
+/* read(2) of the input through herd_blocking (stdin may be a terminal or
+ * a pipe, which would hold a worker): bytes, 0 at the end, or -errno after
+ * a message. From a task. */
+ssize_t read_input(int fd, void *buf, size_t n);
 
 /* --pipe: the blocks of stdin, cut at record boundaries (pipe.c). */
 struct blocks;

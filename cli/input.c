@@ -75,6 +75,17 @@ static int do_read(void *arg)
 	return r < 0 ? -errno : (int)r;
 }
 
+ssize_t read_input(int fd, void *buf, size_t n)
+{
+	if (n > INT32_MAX)
+		n = INT32_MAX; /* herd_blocking returns an int */
+	struct read_call c = {fd, buf, n};
+	int r = herd_blocking(do_read, &c);
+	if (r < 0)
+		cli_warn("reading the input: %s", strerror(-r));
+	return r;
+}
+
 static int reader_open(struct reader *r, const struct source *s, char delim)
 {
 	memset(r, 0, sizeof *r);
@@ -153,12 +164,9 @@ static int reader_next(struct reader *r, char **item)
 			r->cap = r->cap ? 2 * r->cap : 2 * READ_CHUNK;
 			r->buf = xrealloc(r->buf, r->cap);
 		}
-		struct read_call c = {r->fd, r->buf + r->end, r->cap - r->end};
-		int n = herd_blocking(do_read, &c);
-		if (n < 0) {
-			cli_warn("reading the input: %s", strerror(-n));
+		ssize_t n = read_input(r->fd, r->buf + r->end, r->cap - r->end);
+		if (n < 0)
 			return -1;
-		}
 		if (n == 0)
 			r->eof = true;
 		r->end += (size_t)n;

@@ -28,20 +28,6 @@ struct blocks {
 	bool eof;
 };
 
-struct read_call {
-	void *buf;
-	size_t n;
-};
-
-static int do_read(void *arg)
-{
-	struct read_call *c = arg;
-	ssize_t r;
-	while ((r = read(0, c->buf, c->n)) < 0 && errno == EINTR)
-		;
-	return r < 0 ? -errno : (int)r;
-}
-
 struct blocks *blocks_open(const struct opts *o)
 {
 	struct blocks *b = calloc(1, sizeof *b);
@@ -66,12 +52,9 @@ static int fill(struct blocks *b)
 		b->cap = b->cap ? 2 * b->cap : 2 * READ_CHUNK;
 		b->buf = xrealloc(b->buf, b->cap);
 	}
-	struct read_call c = {b->buf + b->len, b->cap - b->len};
-	int n = herd_blocking(do_read, &c);
-	if (n < 0) {
-		cli_warn("reading the input: %s", strerror(-n));
+	ssize_t n = read_input(0, b->buf + b->len, b->cap - b->len);
+	if (n < 0)
 		return -1;
-	}
 	if (n == 0)
 		b->eof = true;
 	b->len += (size_t)n;
