@@ -302,7 +302,8 @@ struct herd__task {
 	herd__task *reg_prev, *reg_next;
 	herd_scope *owned;      /* scopes it opened and has not closed */
 	/* A scope other than its own whose cancellation also ends its
-	 * cancellable waits: the one herd_proc_start starts a process in. */
+	 * cancellable waits: the one herd_proc_start starts a process in.
+	 * Cleared under reg->reg_lock (herd__wait_scope_set, wait.c). */
 	_Atomic(herd_scope *) wait_scope;
 	int wake_result;        /* written by whoever wins the wake */
 	/* Then: arguments of more than 8 bytes. */
@@ -860,6 +861,8 @@ int herd__wait(herd__worker **wp, herd__mutex *lock, int64_t deadline,
 	       bool cancellable);
 /* Wakes every parked task whose scope is cancelled (herd_scope_cancel). */
 void herd__cancel_parked(herd__rt *rt);
+/* Sets or clears t's wait_scope (the running task's own). */
+void herd__wait_scope_set(herd__task *t, herd_scope *s);
 /* Removes an ending task from the registry of parked tasks. */
 void herd__registry_leave(herd__task *t);
 /* The worker and task of the caller, or -EPERM outside a task. */

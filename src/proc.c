@@ -682,10 +682,11 @@ int herd_proc_start(herd_proc **out, herd_scope *scope, const herd_proc_opts *o,
 		}
 		if (!short_of_fds(rc))
 			goto fail;
-		atomic_store_explicit(&t->wait_scope, scope == t->scope ? NULL : scope,
-				      mo_seq_cst);
+		if (scope != t->scope)
+			herd__wait_scope_set(t, scope);
 		rc = herd__fd_retry(&fw, -rc, deadline);
-		atomic_store_explicit(&t->wait_scope, NULL, mo_relaxed);
+		if (scope != t->scope)
+			herd__wait_scope_set(t, NULL);
 		if (rc)
 			goto fail;
 	}

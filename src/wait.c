@@ -33,7 +33,12 @@
  * on the worker it started on, so the registry locks are rarely contended.
  * herd_scope_cancel marks the scopes, then walks every registry and wakes
  * the tasks parked in a cancelled scope: O(tasks that have parked), which
- * is fine for something as rare as a cancellation.
+ * is fine for something as rare as a cancellation. A task may name one
+ * more scope whose cancellation ends its cancellable waits (wait_scope:
+ * herd_proc_start waiting for descriptors to start a process in a scope
+ * not its own); it clears it under its registry's lock, which the walk
+ * holds while it looks at that scope, so the scope may be closed as soon
+ * as the task has cleared it.
  *
  * Ordering. The task stores its wait state (seq_cst) before it releases the
  * object's lock, then reads its scope's `canceled` flag (seq_cst); the
@@ -157,6 +162,22 @@ static bool wait_canceled(herd__task *t)
 		return true;
 	herd_scope *also = atomic_load_explicit(&t->wait_scope, mo_seq_cst);
 	return also && herd__scope_canceled(also);
+}
+
+void herd__wait_scope_set(herd__task *t, herd_scope *s)
+{
+	if (s || !t->reg) {
+		/* Set while the scope is certainly open (the caller's contract),
+		 * or never seen: the canceller walks registered tasks only. */
+		atomic_store_explicit(&t->wait_scope, s, mo_seq_cst);
+		return;
+	}
+	/* Cleared under the registry's lock, which the canceller holds while
+	 * it reads the pointer and the scope behind it: once this returns,
+	 * the caller may close the scope. */
+	herd__mutex_lock(&t->reg->reg_lock);
+	atomic_store_explicit(&t->wait_scope, NULL, mo_relaxed);
+	herd__mutex_unlock(&t->reg->reg_lock);
 }
 
 void herd__cancel_parked(herd__rt *rt)
