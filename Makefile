@@ -42,8 +42,10 @@ test-tsan:
 # the long ones, and those Valgrind cannot host: stack overflows (Valgrind
 # catches them itself), measurements of time (Valgrind runs 50x slower),
 # and descriptor limits (Valgrind keeps descriptors of its own at the top
-# and refuses to lower RLIMIT_NOFILE).
-VALGRIND_SKIP = stack[.]overflow|budget[.]|idle_workers_sleep|sleep_many_order|million|sleepers_deadline_order|sleepers_cost_no_cpu|fd_budget_wait|low_fd_limit|child_gets_only_its_fds
+# and refuses to lower RLIMIT_NOFILE), and the herd command's cases that
+# measure the memory or the /tmp entries of a process the test forks (a
+# copy of Valgrind until it execs herd; Valgrind keeps pipes in /tmp).
+VALGRIND_SKIP = stack[.]overflow|budget[.]|cli-run[.](output_big|limit_nofile|kill9_leaves_no_files)|idle_workers_sleep|sleep_many_order|million|sleepers_deadline_order|sleepers_cost_no_cpu|fd_budget_wait|low_fd_limit|child_gets_only_its_fds
 test-valgrind:
 	@$(CMAKE) -S . -B build-valgrind -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERD_BUILD_BENCH=OFF \
 		"-DHERD_TEST_WRAPPER=valgrind;-q;--error-exitcode=99;--leak-check=full;--errors-for-leak-kinds=definite" \
