@@ -186,9 +186,6 @@ struct template;
  * is malformed. */
 struct template *template_compile(const struct opts *o);
 void template_free(struct template *t);
-/* Whether the command names a replacement string (else items are
- * appended). */
-bool template_has_fields(const struct template *t);
 
 /* What to run for one job. */
 struct command {

@@ -13,7 +13,11 @@
  * it keeps those that come early until the ones before them are printed
  * (a reorder buffer keyed by the job's number). With a tag, every line of
  * both streams starts with the tag and a tab. Writes to stdout and stderr
- * take `out_lock`, which --line-buffer's readers take too.
+ * take `out_lock` (a pthread mutex, held only for the writes), which
+ * --line-buffer's readers take too. When stdout's reader has gone
+ * (EPIPE), `broken` (an atomic: any writer may see it first) stops every
+ * later write to it, and the first to see it closes `on_broken`, the
+ * run's stop channel.
  */
 #define _GNU_SOURCE
 #include "cli.h"

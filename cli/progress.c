@@ -110,8 +110,12 @@ struct progress *progress_start(const struct opts *o, herd_scope *scope,
 	struct progress *p = calloc(1, sizeof *p);
 	if (!p || herd_chan_make(&p->quit, 0, 0) < 0 || herd_wg_new(&p->ended) < 0)
 		cli_die("out of memory");
-	*p = (struct progress){o, started, done, failed, total_jobs(o), herd_now(), p->quit,
-			       p->ended};
+	p->o = o;
+	p->started = started;
+	p->done = done;
+	p->failed = failed;
+	p->total = total_jobs(o);
+	p->t0 = herd_now();
 	herd_wg_add(p->ended, 1);
 	if (HERD_GO(scope, progress_task, p) < 0)
 		cli_die("cannot start the progress line");

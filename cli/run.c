@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,11 +275,15 @@ static int wait_job(struct run *R, herd_proc *p, int64_t start, bool *timed_out,
 /* A job                                                              */
 /* ------------------------------------------------------------------ */
 
-static char *message(const char *fmt, const char *a, const char *b)
+/* A line for stderr, after the job's output (malloc'd), or NULL. */
+__attribute__((format(printf, 1, 2))) static char *message(const char *fmt, ...)
 {
 	char *m = NULL;
-	if (asprintf(&m, fmt, a, b) < 0)
+	va_list ap;
+	va_start(ap, fmt);
+	if (vasprintf(&m, fmt, ap) < 0)
 		m = NULL;
+	va_end(ap);
 	return m;
 }
 
@@ -323,7 +328,7 @@ static void run_once(struct run *R, const struct job *j, const struct command *c
 	const char *name;
 	if (!j->shell && cmd->argv && template_not_found(R->tpl, &name)) {
 		a->status = 127;
-		a->message = message(CLI_NAME ": %s: command not found%s", name, "");
+		a->message = message(CLI_NAME ": %s: command not found", name);
 		return;
 	}
 	char *sh_argv[] = {"/bin/sh", "-c", cmd->shell, NULL};
@@ -346,9 +351,8 @@ static void run_once(struct run *R, const struct job *j, const struct command *c
 	if (rc < 0) {
 		const char *what = po.argv[0];
 		a->status = rc == -ENOENT ? 127 : 126;
-		a->message = message(rc == -ENOENT ? CLI_NAME ": %s: command not found%s"
-						   : CLI_NAME ": %s: %s", what,
-				     rc == -ENOENT ? "" : herd_strerror(rc));
+		a->message = rc == -ENOENT ? message(CLI_NAME ": %s: command not found", what)
+					   : message(CLI_NAME ": %s: %s", what, herd_strerror(rc));
 		return;
 	}
 	herd_scope *readers;
@@ -376,8 +380,8 @@ static void run_once(struct run *R, const struct job *j, const struct command *c
 	a->runtime = (herd_now() - t0) / 1e9;
 	a->status = st;
 	if (a->timed_out)
-		a->message = message(CLI_NAME ": this job timed out and was ended: %s%s",
-				     cmd->display, "");
+		a->message = message(CLI_NAME ": this job timed out and was ended: %s",
+				     cmd->display);
 }
 
 static bool attempt_ok(const struct attempt *a)
@@ -578,14 +582,20 @@ static void announce(struct run *R, const struct job *j)
 	printer_put(R->printer, res);
 }
 
+/* What a job that will not run holds. */
+static void job_drop(struct job *j)
+{
+	record_free(&j->rec);
+	free(j->block);
+	free(j->shell);
+}
+
 static void start_job(struct run *R, struct job *j)
 {
 	if (wait_for_room(R->o, R->stop) < 0) {
 		/* Stopped while waiting: the slot goes back, the job never ran. */
 		herd_chan_send(R->slots, &j->slot, HERD_FOREVER);
-		record_free(&j->rec);
-		free(j->block);
-		free(j->shell);
+		job_drop(j);
 		return;
 	}
 	if (R->o->delay_ns) {
@@ -600,31 +610,31 @@ static void start_job(struct run *R, struct job *j)
 		cli_die("cannot start a job");
 }
 
-/* One record: skipped, printed (--dry-run) or started. False to stop. */
-static bool one(struct run *R, uint64_t seq, struct record *rec)
+/* One job (which it owns): skipped (--resume), printed (--dry-run), or
+ * started once a slot is free. False to stop reading the input. */
+static bool submit(struct run *R, struct job j)
 {
-	const struct opts *o = R->o;
-	if (joblog_skip(R->joblog, seq)) {
-		record_free(rec);
-		put_empty(R, seq, NULL);
+	if (joblog_skip(R->joblog, j.seq)) {
+		job_drop(&j);
+		put_empty(R, j.seq, NULL);
 		return true;
 	}
-	if (o->dry_run) {
-		struct command cmd;
-		template_expand(R->tpl, rec, seq, 1, &cmd);
-		put_empty(R, seq, xstrdup(cmd.display));
+	if (R->o->dry_run) {
+		struct command cmd = {0};
+		if (!j.shell)
+			template_expand(R->tpl, &j.rec, j.seq, 1, &cmd);
+		put_empty(R, j.seq, xstrdup(j.shell ? j.shell : cmd.display));
 		command_free(&cmd);
-		record_free(rec);
+		job_drop(&j);
 		return true;
 	}
-	long slot = take_slot(R);
-	if (!slot || atomic_load(&R->no_new)) {
-		if (slot)
-			herd_chan_send(R->slots, &slot, HERD_FOREVER);
-		record_free(rec);
+	j.slot = take_slot(R);
+	if (!j.slot || atomic_load(&R->no_new)) {
+		if (j.slot)
+			herd_chan_send(R->slots, &j.slot, HERD_FOREVER);
+		job_drop(&j);
 		return false;
 	}
-	struct job j = {R, seq, slot, *rec, NULL, NULL, 0};
 	start_job(R, &j);
 	return true;
 }
@@ -635,13 +645,9 @@ static void retry_failed(struct run *R)
 	uint64_t *seqs;
 	char **cmds;
 	size_t n = joblog_failed(R->joblog, &seqs, &cmds);
-	for (size_t i = 0; i < n && !atomic_load(&R->no_new); i++) {
-		long slot = take_slot(R);
-		if (!slot)
+	for (size_t i = 0; i < n && !atomic_load(&R->no_new); i++)
+		if (!submit(R, (struct job){.R = R, .seq = seqs[i], .shell = xstrdup(cmds[i])}))
 			break;
-		struct job j = {R, seqs[i], slot, {0}, xstrdup(cmds[i]), NULL, 0};
-		start_job(R, &j);
-	}
 	free(seqs);
 	free(cmds);
 }
@@ -653,7 +659,7 @@ static bool records_streamed(struct run *R, struct input *in)
 	uint64_t seq = 0;
 	int r = 0;
 	while (!atomic_load(&R->no_new) && (r = input_next(in, &rec)) > 0)
-		if (!one(R, ++seq, &rec))
+		if (!submit(R, (struct job){.R = R, .seq = ++seq, .rec = rec}))
 			break;
 	return r >= 0;
 }
@@ -675,7 +681,7 @@ static bool records_whole(struct run *R, struct input *in)
 	R->total = n;
 	size_t i = 0;
 	while (i < n && !atomic_load(&R->no_new)) {
-		bool go = one(R, i + 1, &all[i]); /* it owns the record now */
+		bool go = submit(R, (struct job){.R = R, .seq = i + 1, .rec = all[i]});
 		i++;
 		if (!go)
 			break;
@@ -694,32 +700,10 @@ static bool pipe_blocks(struct run *R)
 	char *block;
 	size_t len;
 	int r = 0;
-	while (!atomic_load(&R->no_new) && (r = blocks_next(b, &block, &len)) > 0) {
-		seq++;
-		struct record none = {0};
-		if (joblog_skip(R->joblog, seq)) {
-			free(block);
-			put_empty(R, seq, NULL);
-			continue;
-		}
-		if (R->o->dry_run) {
-			struct command cmd;
-			template_expand(R->tpl, &none, seq, 1, &cmd);
-			put_empty(R, seq, xstrdup(cmd.display));
-			command_free(&cmd);
-			free(block);
-			continue;
-		}
-		long slot = take_slot(R);
-		if (!slot || atomic_load(&R->no_new)) {
-			if (slot)
-				herd_chan_send(R->slots, &slot, HERD_FOREVER);
-			free(block);
+	while (!atomic_load(&R->no_new) && (r = blocks_next(b, &block, &len)) > 0)
+		if (!submit(R, (struct job){.R = R, .seq = ++seq, .block = block,
+					   .block_len = len}))
 			break;
-		}
-		struct job j = {R, seq, slot, none, NULL, block, len};
-		start_job(R, &j);
-	}
 	blocks_close(b);
 	return r >= 0;
 }

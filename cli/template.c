@@ -316,11 +316,6 @@ void template_free(struct template *t)
 	free(t);
 }
 
-bool template_has_fields(const struct template *t)
-{
-	return t->fields;
-}
-
 /* ------------------------------------------------------------------ */
 /* Expanding                                                          */
 /* ------------------------------------------------------------------ */
@@ -446,10 +441,8 @@ static char *shell_form(const struct template *t, const struct record *r, uint64
 }
 
 /* The -q display: every word of the command quoted. */
-static char *quoted_display(const struct template *t, const struct record *r, uint64_t seq,
-			    long slot, char **argv)
+static char *quoted_display(char **argv)
 {
-	(void)t, (void)r, (void)seq, (void)slot;
 	strbuf b = {0};
 	for (size_t i = 0; argv[i]; i++) {
 		if (i)
@@ -529,7 +522,7 @@ int template_expand(const struct template *t, const struct record *r, uint64_t s
 	memset(out, 0, sizeof *out);
 	if (t->direct) {
 		out->argv = argv_form(t, r, seq, slot);
-		out->display = t->o->quote ? quoted_display(t, r, seq, slot, out->argv)
+		out->display = t->o->quote ? quoted_display(out->argv)
 					   : shell_form(t, r, seq, slot, true);
 		if (!out->argv[0]) {
 			free(out->argv);

@@ -173,14 +173,8 @@ static void remove_stale_dir(int base, const struct stale *s)
 static int emptied(int fd)
 {
 	char buf[256];
-	int ev = openat(fd, "cgroup.events", O_RDONLY | O_CLOEXEC);
-	if (ev < 0)
+	if (herd__os_read_small(fd, "cgroup.events", buf, sizeof buf) <= 0)
 		return -1;
-	ssize_t n = read(ev, buf, sizeof buf - 1);
-	close(ev);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
 	return strstr(buf, "populated 0") ? 1 : strstr(buf, "populated 1") ? 0 : -1;
 }
 

@@ -30,7 +30,10 @@
  *
  * Locks: fd.lock protects waitq and the making of bitmap pages; it is an
  * object lock (level 2): waking takes the scheduler's leaf locks. The
- * counters and the bitmap's bits are atomics.
+ * counters and the bitmap's bits are atomics; `released` and `nwaiting`
+ * are seq_cst (the handshake above), the rest relaxed: `last_release` is
+ * only the supervisor's hint, kept while somebody waits (the first wait
+ * sets it), so a close with nobody waiting reads no clock.
  */
 #include "internal.h"
 
@@ -147,10 +150,11 @@ int herd__fd_close(herd__rt *rt, int fd)
 	bool ours = untrack(rt, fd);
 	int rc = close(fd) < 0 && errno != EINTR ? -errno : 0;
 	if (ours) {
-		atomic_store_explicit(&rt->fd.last_release, herd_now(), mo_relaxed);
 		atomic_fetch_add_explicit(&rt->fd.released, 1, mo_seq_cst);
-		if (atomic_load_explicit(&rt->fd.nwaiting, mo_seq_cst))
+		if (atomic_load_explicit(&rt->fd.nwaiting, mo_seq_cst)) {
+			atomic_store_explicit(&rt->fd.last_release, herd_now(), mo_relaxed);
 			wake_first(rt);
+		}
 	}
 	return rc;
 }

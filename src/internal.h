@@ -109,6 +109,9 @@ void herd__os_set_thread_name(const char *name);
  * if it cannot be read whole. For /proc and cgroup files. */
 char *herd__os_read_fd(int fd);
 char *herd__os_read_file(int dirfd, const char *path);
+/* The start of a small file into buf (NUL-terminated, on the caller's
+ * stack: no allocation, for task stacks): the bytes read, or -1. */
+ssize_t herd__os_read_small(int dirfd, const char *path, char *buf, size_t size);
 /* Appends the numbers of a blank-separated list (pids, as /proc and
  * cgroup.procs write them) to *pids, which holds *n of *cap (grown with
  * realloc); returns *n, or -1 if memory ran out. */

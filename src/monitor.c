@@ -28,7 +28,8 @@
  * bell is rung by herd__shutdown and by the signal handler; it reads the
  * bell's count before it looks at what it waits for, so no ring is lost.
  *
- * Locks: none of its own; it takes the others' as any thread does.
+ * Locks: none of its own (mon.last_sweep and mon.last_orphans are the
+ * supervisor's alone); it takes the others' as any thread does.
  */
 #include "internal.h"
 

@@ -51,6 +51,10 @@ static long thread_children(pid_t **out)
 	size_t n = 0, cap = 0;
 	long rc = herd__os_parse_pids(buf, out, &n, &cap);
 	free(buf);
+	if (rc < 0) { /* out of memory: a part is no list */
+		free(*out);
+		*out = NULL;
+	}
 	return rc;
 }
 

@@ -186,6 +186,19 @@ char *herd__os_read_file(int dirfd, const char *path)
 	return buf;
 }
 
+ssize_t herd__os_read_small(int dirfd, const char *path, char *buf, size_t size)
+{
+	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n;
+	while ((n = read(fd, buf, size - 1)) < 0 && errno == EINTR)
+		;
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	return n;
+}
+
 long herd__os_parse_pids(const char *text, pid_t **pids, size_t *n, size_t *cap)
 {
 	for (const char *q = text;;) {

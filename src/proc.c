@@ -46,9 +46,11 @@
  * The runtime's live list (started or starting, not finished) is what the
  * sweep checks against; a start joins it before the clone.
  *
- * Locks: p->lock protects `reaping`, `termed`, `killed` and `term_at`:
- * whoever signals the group checks `reaping` under it, so no signal is sent
- * to a group whose leader may have been reaped. The scope's lock protects
+ * Locks: p->lock protects `reaping`, `termed`, `killed`, `term_at` and
+ * `waiters` (the tasks in herd_proc_wait, woken after `exited` is set):
+ * whoever signals the group (herd_proc_signal_all included) checks
+ * `reaping` under it, so no signal is sent to a group whose leader may
+ * have been reaped. The scope's lock protects
  * its list of procs (p->sc_prev/sc_next); rt->proc.lock protects the
  * draining list, the live list and p->pid once listed. Order: scope lock,
  * then p->lock; rt->proc.lock, then p->lock; the others are never nested.
@@ -878,14 +880,8 @@ static long long herd_cgroup_of(pid_t pid, int self)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof path, "/proc/%d/cgroup", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (herd__os_read_small(AT_FDCWD, path, buf, sizeof buf) <= 0)
 		return -1;
-	ssize_t len = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (len <= 0)
-		return -1;
-	buf[len] = 0;
 	char *line = strstr(buf, "0::");
 	if (!line || (line != buf && line[-1] != '\n'))
 		return -1;

@@ -44,7 +44,11 @@
  * actions; it comes before any channel's lock (deliveries are made under
  * it, so that after herd_signal_stop returns nothing more is sent). The
  * handler takes no lock. `fatal` is written by the supervisor only, read
- * by others (atomics).
+ * by others (an atomic, release/acquire); `killing` and `kill_at` are the
+ * supervisor's alone. `pending`, `bell`, `inflight` and `owner` are
+ * process-wide atomics the handler uses: seq_cst, so that the runtime's
+ * end, which clears `bell` and then waits for `inflight` to be 0, cannot
+ * miss a handler that is about to ring.
  */
 #include "internal.h"
 
