@@ -18,7 +18,7 @@
  * any child of this process has a directory.
  */
 #define _GNU_SOURCE 1
-#include "internal.h"
+#include "proc/proc.h"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -28,7 +28,7 @@
  * never changes.
  */
 #define _GNU_SOURCE 1
-#include "internal.h"
+#include "proc/proc.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -115,7 +115,7 @@ static void set_name(herd__cgroup *cg, uint64_t seq)
 
 void herd__cgroup_init(herd__rt *rt)
 {
-	rt->proc.cg_base = -1;
+	rt->proc->cg_base = -1;
 	const char *env = getenv("HERD_CGROUP");
 	if (env && strcmp(env, "0") == 0)
 		return;
@@ -144,34 +144,34 @@ void herd__cgroup_init(herd__rt *rt)
 		close(base);
 		return;
 	}
-	atomic_store_explicit(&rt->proc.cg_seq, 1, mo_relaxed);
-	rt->proc.cg_pool[rt->proc.cg_npool++] = 1;
-	rt->proc.cg_base = base;
+	atomic_store_explicit(&rt->proc->cg_seq, 1, mo_relaxed);
+	rt->proc->cg_pool[rt->proc->cg_npool++] = 1;
+	rt->proc->cg_base = base;
 	herd__fd_track(rt, base);
 }
 
 
 void herd__cgroup_pool_clear(herd__rt *rt)
 {
-	if (rt->proc.cg_base < 0)
+	if (rt->proc->cg_base < 0)
 		return;
 	herd__cgroup cg = {.rt = rt};
-	herd__mutex_lock(&rt->proc.cg_lock);
-	for (size_t i = 0; i < rt->proc.cg_npool; i++) {
-		set_name(&cg, rt->proc.cg_pool[i]);
-		unlinkat(rt->proc.cg_base, cg.name, AT_REMOVEDIR);
+	herd__mutex_lock(&rt->proc->cg_lock);
+	for (size_t i = 0; i < rt->proc->cg_npool; i++) {
+		set_name(&cg, rt->proc->cg_pool[i]);
+		unlinkat(rt->proc->cg_base, cg.name, AT_REMOVEDIR);
 	}
-	rt->proc.cg_npool = 0;
-	herd__mutex_unlock(&rt->proc.cg_lock);
+	rt->proc->cg_npool = 0;
+	herd__mutex_unlock(&rt->proc->cg_lock);
 }
 
 void herd__cgroup_fini(herd__rt *rt)
 {
-	if (rt->proc.cg_base >= 0) {
+	if (rt->proc->cg_base >= 0) {
 		herd__cgroup_pool_clear(rt);
-		herd__fd_close(rt, rt->proc.cg_base);
+		herd__fd_close(rt, rt->proc->cg_base);
 	}
-	rt->proc.cg_base = -1;
+	rt->proc->cg_base = -1;
 }
 
 int herd__cgroup_make(herd__rt *rt, herd__cgroup *cg)
@@ -179,33 +179,33 @@ int herd__cgroup_make(herd__rt *rt, herd__cgroup *cg)
 	memset(cg, 0, sizeof *cg);
 	cg->procs_fd = cg->dir_fd = -1;
 	cg->rt = rt;
-	if (rt->proc.cg_base < 0)
+	if (rt->proc->cg_base < 0)
 		return 0;
 	/* An empty one from the pool saves a mkdir and an rmdir, each a
 	 * good part of a process start. */
 	uint64_t seq = 0;
-	herd__mutex_lock(&rt->proc.cg_lock);
-	if (rt->proc.cg_npool)
-		seq = rt->proc.cg_pool[--rt->proc.cg_npool];
-	herd__mutex_unlock(&rt->proc.cg_lock);
+	herd__mutex_lock(&rt->proc->cg_lock);
+	if (rt->proc->cg_npool)
+		seq = rt->proc->cg_pool[--rt->proc->cg_npool];
+	herd__mutex_unlock(&rt->proc->cg_lock);
 	if (seq) {
 		set_name(cg, seq);
 	} else {
-		set_name(cg, atomic_fetch_add_explicit(&rt->proc.cg_seq, 1, mo_relaxed) + 1);
-		int rc = mkdirat(rt->proc.cg_base, cg->name, 0755);
+		set_name(cg, atomic_fetch_add_explicit(&rt->proc->cg_seq, 1, mo_relaxed) + 1);
+		int rc = mkdirat(rt->proc->cg_base, cg->name, 0755);
 		/* Left by an earlier process with our pid that died: if it
 		 * is empty, it goes, and the name is ours. */
 		if (rc < 0 && errno == EEXIST &&
-		    unlinkat(rt->proc.cg_base, cg->name, AT_REMOVEDIR) == 0)
-			rc = mkdirat(rt->proc.cg_base, cg->name, 0755);
+		    unlinkat(rt->proc->cg_base, cg->name, AT_REMOVEDIR) == 0)
+			rc = mkdirat(rt->proc->cg_base, cg->name, 0755);
 		if (rc < 0) {
 			cg->seq = 0;
 			return 0; /* the child runs without one */
 		}
 	}
-	cg->dir_fd = openat(rt->proc.cg_base, cg->name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	cg->dir_fd = openat(rt->proc->cg_base, cg->name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cg->dir_fd < 0) {
-		unlinkat(rt->proc.cg_base, cg->name, AT_REMOVEDIR);
+		unlinkat(rt->proc->cg_base, cg->name, AT_REMOVEDIR);
 		cg->seq = 0;
 		return 0;
 	}
@@ -224,7 +224,7 @@ void herd__cgroup_abandon(herd__cgroup *cg)
 {
 	herd__cgroup_started(cg);
 	if (cg->used)
-		unlinkat(cg->rt->proc.cg_base, cg->name, AT_REMOVEDIR);
+		unlinkat(cg->rt->proc->cg_base, cg->name, AT_REMOVEDIR);
 	cg->used = false;
 }
 
@@ -244,7 +244,7 @@ static void record_pids(herd__cgroup *cg)
 	 * A first read tells an empty cgroup, the common case, at once. */
 	char f[sizeof cg->name + 16], first[64];
 	snprintf(f, sizeof f, "%s/cgroup.procs", cg->name);
-	int fd = openat(cg->rt->proc.cg_base, f, O_RDONLY | O_CLOEXEC);
+	int fd = openat(cg->rt->proc->cg_base, f, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
 	char *buf = NULL;
@@ -280,10 +280,10 @@ void herd__cgroup_kill(herd__cgroup *cg)
 		return;
 	}
 	cg->empty = false;
-	atomic_store_explicit(&cg->rt->proc.strays, true, mo_relaxed); /* monitor */
+	atomic_store_explicit(&cg->rt->proc->strays, true, mo_relaxed); /* monitor */
 	char f[sizeof cg->name + 16];
 	snprintf(f, sizeof f, "%s/cgroup.kill", cg->name);
-	int fd = openat(cg->rt->proc.cg_base, f, O_WRONLY | O_CLOEXEC);
+	int fd = openat(cg->rt->proc->cg_base, f, O_WRONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		ssize_t r = write(fd, "1", 1);
 		(void)r;
@@ -301,7 +301,7 @@ void herd__cgroup_signal(herd__cgroup *cg, int sig, pid_t pgid)
 	}
 	char f[sizeof cg->name + 16];
 	snprintf(f, sizeof f, "%s/cgroup.procs", cg->name);
-	char *buf = herd__os_read_file(cg->rt->proc.cg_base, f);
+	char *buf = herd__os_read_file(cg->rt->proc->cg_base, f);
 	pid_t *pids = NULL;
 	size_t n = 0, cap = 0;
 	if (buf)
@@ -322,17 +322,17 @@ bool herd__cgroup_remove(herd__cgroup *cg)
 		return true;
 	herd__rt *rt = cg->rt;
 	if (cg->empty && !cg->npids) {
-		herd__mutex_lock(&rt->proc.cg_lock);
-		bool kept = rt->proc.cg_npool < HERD__CG_POOL;
+		herd__mutex_lock(&rt->proc->cg_lock);
+		bool kept = rt->proc->cg_npool < HERD__CG_POOL;
 		if (kept)
-			rt->proc.cg_pool[rt->proc.cg_npool++] = cg->seq;
-		herd__mutex_unlock(&rt->proc.cg_lock);
+			rt->proc->cg_pool[rt->proc->cg_npool++] = cg->seq;
+		herd__mutex_unlock(&rt->proc->cg_lock);
 		if (kept) {
 			cg->used = false;
 			return true;
 		}
 	}
-	if (unlinkat(cg->rt->proc.cg_base, cg->name, AT_REMOVEDIR) < 0 && errno == EBUSY) {
+	if (unlinkat(cg->rt->proc->cg_base, cg->name, AT_REMOVEDIR) < 0 && errno == EBUSY) {
 		herd__cgroup_kill(cg); /* something moved in or forked late */
 		return false;
 	}

@@ -51,19 +51,19 @@
  * whoever signals the group (herd_proc_signal_all included) checks
  * `reaping` under it, so no signal is sent to a group whose leader may
  * have been reaped. The scope's lock protects
- * its list of procs (p->sc_prev/sc_next); rt->proc.lock protects the
+ * its list of procs (p->sc_prev/sc_next); rt->proc->lock protects the
  * draining list, the live list and p->pid once listed. Order: scope lock,
- * then p->lock; rt->proc.lock, then p->lock; the others are never nested.
+ * then p->lock; rt->proc->lock, then p->lock; the others are never nested.
  * No lock is held across a clone.
  *
  * Atomics: `exited` is stored (release) after `status`, and read (acquire)
  * before it. `refs` counts the handle, the scope's hold until the proc is
  * finished, and each herd_proc_wait or herd_proc_kill in progress; the
- * last drop (acq_rel) frees. rt->proc.nterm and .strays are relaxed hints
+ * last drop (acq_rel) frees. rt->proc->nterm and .strays are relaxed hints
  * that tell the monitor whether to look.
  */
 #define _GNU_SOURCE 1
-#include "internal.h"
+#include "proc/proc.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -119,8 +119,8 @@ struct herd_proc {
 	uint64_t serial;        /* rt->serial: the runtime still exists */
 	herd_scope *scope;
 	struct herd_proc *sc_prev, *sc_next;  /* the scope's list */
-	struct herd_proc *dr_next;            /* rt->proc.draining */
-	struct herd_proc *lv_prev, *lv_next;  /* rt->proc.live_list */
+	struct herd_proc *dr_next;            /* rt->proc->draining */
+	struct herd_proc *lv_prev, *lv_next;  /* rt->proc->live_list */
 	_Atomic int refs;       /* the handle, and the scope's until finished */
 	pid_t pid;              /* also the process group's id */
 	int pidfd;
@@ -302,13 +302,13 @@ static int open_null(void *arg)
 /* /dev/null, opened once per runtime. */
 static int null_fd(herd__rt *rt)
 {
-	int fd = atomic_load_explicit(&rt->proc.null_fd, mo_acquire);
+	int fd = atomic_load_explicit(&rt->proc->null_fd, mo_acquire);
 	if (fd >= 0)
 		return fd;
 	if ((fd = make_fd(open_null, NULL)) < 0)
 		return fd;
 	int none = -1;
-	if (!atomic_compare_exchange_strong(&rt->proc.null_fd, &none, fd)) {
+	if (!atomic_compare_exchange_strong(&rt->proc->null_fd, &none, fd)) {
 		close(fd);
 		return none;
 	}
@@ -422,26 +422,26 @@ static void term_locked(herd_proc *p, int64_t now);
 static void live_add(herd_proc *p)
 {
 	herd__rt *rt = p->rt;
-	herd__mutex_lock(&rt->proc.lock);
+	herd__mutex_lock(&rt->proc->lock);
 	p->lv_prev = NULL;
-	p->lv_next = rt->proc.live_list;
+	p->lv_next = rt->proc->live_list;
 	if (p->lv_next)
 		p->lv_next->lv_prev = p;
-	rt->proc.live_list = p;
-	herd__mutex_unlock(&rt->proc.lock);
+	rt->proc->live_list = p;
+	herd__mutex_unlock(&rt->proc->lock);
 }
 
 static void live_remove(herd_proc *p)
 {
 	herd__rt *rt = p->rt;
-	herd__mutex_lock(&rt->proc.lock);
+	herd__mutex_lock(&rt->proc->lock);
 	if (p->lv_prev)
 		p->lv_prev->lv_next = p->lv_next;
 	else
-		rt->proc.live_list = p->lv_next;
+		rt->proc->live_list = p->lv_next;
 	if (p->lv_next)
 		p->lv_next->lv_prev = p->lv_prev;
-	herd__mutex_unlock(&rt->proc.lock);
+	herd__mutex_unlock(&rt->proc->lock);
 }
 
 static void scope_add(herd_scope *s, herd_proc *p)
@@ -494,8 +494,8 @@ static int do_clone(herd__rt *rt, struct child_args *a, herd__cgroup *cg, char *
 		    int *fd)
 {
 	a->cg_procs = -1;
-	if (!atomic_load_explicit(&rt->proc.no_clone3, mo_relaxed)) {
-		bool into = cg->used && !atomic_load_explicit(&rt->proc.no_into_cgroup,
+	if (!atomic_load_explicit(&rt->proc->no_clone3, mo_relaxed)) {
+		bool into = cg->used && !atomic_load_explicit(&rt->proc->no_into_cgroup,
 							      mo_relaxed);
 		struct clone_args3 ca = {
 			.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD |
@@ -513,9 +513,9 @@ static int do_clone(herd__rt *rt, struct child_args *a, herd__cgroup *cg, char *
 		    rc == -ENFILE || (rc != -ENOSYS && !into))
 			return rc;
 		if (rc == -ENOSYS)
-			atomic_store_explicit(&rt->proc.no_clone3, true, mo_relaxed);
+			atomic_store_explicit(&rt->proc->no_clone3, true, mo_relaxed);
 		else if (rc == -EINVAL || rc == -E2BIG)
-			atomic_store_explicit(&rt->proc.no_into_cgroup, true, mo_relaxed);
+			atomic_store_explicit(&rt->proc->no_into_cgroup, true, mo_relaxed);
 		else
 			herd__cgroup_abandon(cg); /* cannot start in it: without */
 		return do_clone(rt, a, cg, stack, fd); /* once more, without */
@@ -524,12 +524,12 @@ static int do_clone(herd__rt *rt, struct child_args *a, herd__cgroup *cg, char *
 		a->cg_procs = herd__cgroup_procs_fd(cg);
 	int flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
 	pid_t pid;
-	if (atomic_load_explicit(&rt->proc.no_clone_pidfd, mo_relaxed))
+	if (atomic_load_explicit(&rt->proc->no_clone_pidfd, mo_relaxed))
 		pid = clone(child_main, stack + CHILD_STACK, flags, a);
 	else
 		pid = clone(child_main, stack + CHILD_STACK, flags | CLONE_PIDFD, a, fd);
 	if (pid < 0 && errno == EINVAL && *fd < 0 &&
-	    !atomic_exchange(&rt->proc.no_clone_pidfd, true))
+	    !atomic_exchange(&rt->proc->no_clone_pidfd, true))
 		pid = clone(child_main, stack + CHILD_STACK, flags, a); /* Linux < 5.2 */
 	return pid < 0 ? -errno : pid;
 }
@@ -559,7 +559,7 @@ static int spawn(herd__worker *w, struct child_args *a, herd__cgroup *cg, int *p
 	 * close-on-exec pipe, as after a fork: end of file means the exec. */
 	int ep[2] = {-1, -1};
 	a->err_fd = -1;
-	if (!atomic_load_explicit(&rt->proc.vm_shared, mo_relaxed)) {
+	if (!atomic_load_explicit(&rt->proc->vm_shared, mo_relaxed)) {
 		if (pipe2(ep, O_CLOEXEC) < 0) {
 			int e = errno;
 			pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -586,7 +586,7 @@ static int spawn(herd__worker *w, struct child_args *a, herd__cgroup *cg, int *p
 				;
 			a->err = n == sizeof e ? e : 0;
 		} else if (pid >= 0) {
-			atomic_store_explicit(&rt->proc.vm_shared, true, mo_relaxed);
+			atomic_store_explicit(&rt->proc->vm_shared, true, mo_relaxed);
 		}
 		close(ep[0]);
 	}
@@ -642,10 +642,10 @@ int herd_proc_start(herd_proc **out, herd_scope *scope, const herd_proc_opts *o,
 	p->pidfd = -1;
 	herd__proc_once(rt);
 
-	if (rt->fd.raised) {
+	if (rt->io->fd.raised) {
 		a.set_nofile = true;
 		getrlimit(RLIMIT_NOFILE, &a.nofile);
-		a.nofile.rlim_cur = (rlim_t)rt->fd.limit_at_start;
+		a.nofile.rlim_cur = (rlim_t)rt->io->fd.limit_at_start;
 	}
 	/* Out of descriptors at any step, everything this start holds is
 	 * released before it waits: starts that each held some while waiting
@@ -692,9 +692,9 @@ int herd_proc_start(herd_proc **out, herd_scope *scope, const herd_proc_opts *o,
 		if (rc)
 			goto fail;
 	}
-	herd__mutex_lock(&rt->proc.lock);
+	herd__mutex_lock(&rt->proc->lock);
 	p->pid = rc;
-	herd__mutex_unlock(&rt->proc.lock);
+	herd__mutex_unlock(&rt->proc->lock);
 	stdio_release(rt, &io, false, false);
 	memcpy(p->fds, io.parent, sizeof p->fds);
 	if (p->pidfd >= 0)
@@ -705,11 +705,11 @@ int herd_proc_start(herd_proc **out, herd_scope *scope, const herd_proc_opts *o,
 
 	p->exit_w.cb = on_exit_event;
 	p->exit_w.events = HERD_READABLE;
-	herd__mutex_lock(&rt->poll.lock);
+	herd__mutex_lock(&rt->io->poll.lock);
 	rc = p->pidfd >= 0 ? herd__poll_attach_locked(rt, p->pidfd, &p->exit_w) : -ENOSYS;
 	if (rc == 0)
 		herd__poll_watch(rt);
-	herd__mutex_unlock(&rt->poll.lock);
+	herd__mutex_unlock(&rt->io->poll.lock);
 	if (rc)
 		herd__proc_watch_thread(p); /* no pidfd: a thread waits */
 	*out = p;
@@ -775,7 +775,7 @@ void herd__proc_exited(herd_proc *p)
 	group_signal_locked(p, SIGKILL); /* the zombie holds the group's id */
 	if (p->termed && !p->killed) {
 		p->killed = true; /* nothing left to escalate */
-		atomic_fetch_sub_explicit(&rt->proc.nterm, 1, mo_relaxed);
+		atomic_fetch_sub_explicit(&rt->proc->nterm, 1, mo_relaxed);
 	}
 	p->reaping = true;
 	herd__mutex_unlock(&p->lock);
@@ -798,10 +798,10 @@ void herd__proc_exited(herd_proc *p)
 		finish(p);
 		return;
 	}
-	herd__mutex_lock(&rt->proc.lock);
-	p->dr_next = rt->proc.draining;
-	rt->proc.draining = p;
-	herd__mutex_unlock(&rt->proc.lock);
+	herd__mutex_lock(&rt->proc->lock);
+	p->dr_next = rt->proc->draining;
+	rt->proc->draining = p;
+	herd__mutex_unlock(&rt->proc->lock);
 }
 
 static void on_exit_event(herd__pollw *w, uint32_t ready)
@@ -812,10 +812,10 @@ static void on_exit_event(herd__pollw *w, uint32_t ready)
 
 void herd__proc_drain_all(herd__rt *rt)
 {
-	herd__mutex_lock(&rt->proc.lock);
-	herd_proc *list = rt->proc.draining, *done = NULL;
-	rt->proc.draining = NULL;
-	herd__mutex_unlock(&rt->proc.lock);
+	herd__mutex_lock(&rt->proc->lock);
+	herd_proc *list = rt->proc->draining, *done = NULL;
+	rt->proc->draining = NULL;
+	herd__mutex_unlock(&rt->proc->lock);
 	herd_proc *keep = NULL;
 	while (list) {
 		herd_proc *p = list;
@@ -829,13 +829,13 @@ void herd__proc_drain_all(herd__rt *rt)
 		}
 	}
 	if (keep) {
-		herd__mutex_lock(&rt->proc.lock);
+		herd__mutex_lock(&rt->proc->lock);
 		herd_proc *last = keep;
 		while (last->dr_next)
 			last = last->dr_next;
-		last->dr_next = rt->proc.draining;
-		rt->proc.draining = keep;
-		herd__mutex_unlock(&rt->proc.lock);
+		last->dr_next = rt->proc->draining;
+		rt->proc->draining = keep;
+		herd__mutex_unlock(&rt->proc->lock);
 	}
 	while (done) {
 		herd_proc *p = done;
@@ -917,16 +917,16 @@ static int sweep_once(herd__rt *rt)
 	if (nk <= 0)
 		goto out;
 	size_t nknown = 0, cap = 0;
-	herd__mutex_lock(&rt->proc.lock);
-	for (herd_proc *p = rt->proc.live_list; p; p = p->lv_next)
+	herd__mutex_lock(&rt->proc->lock);
+	for (herd_proc *p = rt->proc->live_list; p; p = p->lv_next)
 		cap++;
 	known = malloc((cap ? cap : 1) * sizeof *known);
-	for (herd_proc *p = rt->proc.live_list; known && p; p = p->lv_next)
+	for (herd_proc *p = rt->proc->live_list; known && p; p = p->lv_next)
 		if (p->cg.seq) /* set before it was listed; 0: no cgroup */
 			known[nknown++] = (struct known){
 				p->cg.seq, p->pid,
 				!atomic_load_explicit(&p->exited, mo_acquire)};
-	herd__mutex_unlock(&rt->proc.lock);
+	herd__mutex_unlock(&rt->proc->lock);
 	if (!known)
 		goto out;
 	qsort(known, nknown, sizeof *known, cmp_known);
@@ -954,7 +954,7 @@ out:
 
 int herd__proc_sweep(herd__rt *rt)
 {
-	if (!atomic_load_explicit(&rt->proc.ready, mo_acquire) || rt->proc.cg_base < 0)
+	if (!atomic_load_explicit(&rt->proc->ready, mo_acquire) || rt->proc->cg_base < 0)
 		return 0;
 	return sweep_once(rt);
 }
@@ -977,7 +977,7 @@ static void term_locked(herd_proc *p, int64_t now)
 		group_signal_locked(p, SIGTERM);
 		/* The monitor sends SIGKILL when the grace has passed, whether
 		 * or not anybody waits. */
-		atomic_fetch_add_explicit(&p->rt->proc.nterm, 1, mo_relaxed);
+		atomic_fetch_add_explicit(&p->rt->proc->nterm, 1, mo_relaxed);
 	}
 }
 
@@ -986,23 +986,23 @@ static void escalate_locked(herd_proc *p, int64_t now)
 {
 	if (p->termed && !p->killed && now - p->term_at >= p->grace) {
 		p->killed = true;
-		atomic_fetch_sub_explicit(&p->rt->proc.nterm, 1, mo_relaxed);
+		atomic_fetch_sub_explicit(&p->rt->proc->nterm, 1, mo_relaxed);
 		group_signal_locked(p, SIGKILL);
 	}
 }
 
 void herd__proc_escalate_all(herd__rt *rt)
 {
-	if (!atomic_load_explicit(&rt->proc.nterm, mo_relaxed))
+	if (!atomic_load_explicit(&rt->proc->nterm, mo_relaxed))
 		return;
 	int64_t now = herd_now();
-	herd__mutex_lock(&rt->proc.lock);
-	for (herd_proc *p = rt->proc.live_list; p; p = p->lv_next) {
+	herd__mutex_lock(&rt->proc->lock);
+	for (herd_proc *p = rt->proc->live_list; p; p = p->lv_next) {
 		herd__mutex_lock(&p->lock);
 		escalate_locked(p, now);
 		herd__mutex_unlock(&p->lock);
 	}
-	herd__mutex_unlock(&rt->proc.lock);
+	herd__mutex_unlock(&rt->proc->lock);
 }
 
 void herd__proc_cancel_locked(herd_proc *list)
@@ -1106,11 +1106,11 @@ static void exit_now(herd_proc *p)
 	si.si_pid = 0;
 	if (waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || !si.si_pid)
 		return;
-	herd__mutex_lock(&rt->poll.lock);
+	herd__mutex_lock(&rt->io->poll.lock);
 	bool mine = p->exit_w.linked;
 	if (mine)
 		herd__poll_detach_locked(rt, &p->exit_w);
-	herd__mutex_unlock(&rt->poll.lock);
+	herd__mutex_unlock(&rt->io->poll.lock);
 	if (mine)
 		herd__proc_exited(p);
 }
@@ -1240,17 +1240,22 @@ int herd_proc_free(herd_proc *p)
 
 void herd__proc_once(herd__rt *rt)
 {
-	if (atomic_load_explicit(&rt->proc.ready, mo_acquire))
+	if (atomic_load_explicit(&rt->proc->ready, mo_acquire))
 		return;
-	herd__mutex_lock(&rt->proc.lock);
-	if (!atomic_load_explicit(&rt->proc.ready, mo_relaxed)) {
+	herd__mutex_lock(&rt->proc->lock);
+	if (!atomic_load_explicit(&rt->proc->ready, mo_relaxed)) {
 		/* Orphaned descendants come back to us, to be killed and
 		 * reaped, instead of going to init. */
 		prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 		herd__cgroup_init(rt);
-		atomic_store_explicit(&rt->proc.ready, true, mo_release);
+		static const herd__scope_hooks hooks = {
+			.cancel_locked = herd__proc_cancel_locked,
+			.end = herd__proc_scope_end,
+		};
+		atomic_store_explicit(&rt->scope_hooks, &hooks, mo_release);
+		atomic_store_explicit(&rt->proc->ready, true, mo_release);
 	}
-	herd__mutex_unlock(&rt->proc.lock);
+	herd__mutex_unlock(&rt->proc->lock);
 }
 
 /* Without a pidfd (Linux < 5.3), a thread waits for the exit. */
@@ -1284,7 +1289,7 @@ static void kill_now_locked(herd_proc *p, int64_t now)
 	if (p->killed)
 		return;
 	if (p->termed) /* SIGTERM sent: it was counted for the monitor */
-		atomic_fetch_sub_explicit(&p->rt->proc.nterm, 1, mo_relaxed);
+		atomic_fetch_sub_explicit(&p->rt->proc->nterm, 1, mo_relaxed);
 	else
 		p->term_at = now;
 	p->termed = p->killed = true;
@@ -1293,11 +1298,11 @@ static void kill_now_locked(herd_proc *p, int64_t now)
 
 void herd__proc_end_all(herd__rt *rt, bool now)
 {
-	if (!atomic_load_explicit(&rt->proc.ready, mo_acquire))
+	if (!atomic_load_explicit(&rt->proc->ready, mo_acquire))
 		return;
 	int64_t t = herd_now();
-	herd__mutex_lock(&rt->proc.lock);
-	for (herd_proc *p = rt->proc.live_list; p; p = p->lv_next) {
+	herd__mutex_lock(&rt->proc->lock);
+	for (herd_proc *p = rt->proc->live_list; p; p = p->lv_next) {
 		/* A start in progress: its scope, cancelled, ends it when it
 		 * joins (marking it ended now would skip that SIGTERM). */
 		if (!p->pid)
@@ -1309,12 +1314,12 @@ void herd__proc_end_all(herd__rt *rt, bool now)
 			term_locked(p, t);
 		herd__mutex_unlock(&p->lock);
 	}
-	herd__mutex_unlock(&rt->proc.lock);
+	herd__mutex_unlock(&rt->proc->lock);
 }
 
 bool herd__proc_end_step(herd__rt *rt, bool kill)
 {
-	if (!atomic_load_explicit(&rt->proc.ready, mo_acquire))
+	if (!atomic_load_explicit(&rt->proc->ready, mo_acquire))
 		return false;
 	if (kill)
 		herd__proc_end_all(rt, true);
@@ -1324,15 +1329,15 @@ bool herd__proc_end_step(herd__rt *rt, bool kill)
 	 * doorbell is theirs. */
 	herd__poll_run(rt, 0);
 	herd__proc_drain_all(rt);
-	herd__mutex_lock(&rt->proc.lock);
-	bool left = rt->proc.live_list != NULL;
-	herd__mutex_unlock(&rt->proc.lock);
+	herd__mutex_lock(&rt->proc->lock);
+	bool left = rt->proc->live_list != NULL;
+	herd__mutex_unlock(&rt->proc->lock);
 	return left;
 }
 
 void herd__proc_end_cleanup(herd__rt *rt)
 {
-	if (!atomic_load_explicit(&rt->proc.ready, mo_acquire))
+	if (!atomic_load_explicit(&rt->proc->ready, mo_acquire))
 		return;
 	/* Strays of the trees that left their groups and were orphaned to
 	 * us; killing one may orphan its own children, so again until a pass
@@ -1348,15 +1353,15 @@ void herd__proc_end_cleanup(herd__rt *rt)
  * The end of herd_run: every task has ended and the workers have stopped;
  * the root scope's processes are ended here, on the supervisor's thread,
  * which handles their exits itself. A signal that arrives meanwhile is
- * dispatched: once the trees are gone the process dies of a fatal one
- * (signal.c), and a second one kills what is left at once.
+ * handed on by `between`: once the trees are gone the process dies of a
+ * fatal one (run/signal.c), and a second one kills what is left at once.
  */
-void herd__proc_fini(herd__rt *rt)
+void herd__proc_fini(herd__rt *rt, void (*between)(herd__rt *rt, int64_t now))
 {
-	if (atomic_load_explicit(&rt->proc.ready, mo_acquire)) {
+	if (atomic_load_explicit(&rt->proc->ready, mo_acquire)) {
 		herd__proc_end_all(rt, false);
 		while (herd__proc_end_step(rt, false)) {
-			herd__signal_dispatch(rt, herd_now());
+			between(rt, herd_now());
 			struct timespec ts = {0, END_POLL_NS};
 			nanosleep(&ts, NULL);
 		}
@@ -1364,7 +1369,7 @@ void herd__proc_fini(herd__rt *rt)
 		herd__orphans_reap(rt);
 		prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
 	}
-	int fd = atomic_load_explicit(&rt->proc.null_fd, mo_relaxed);
+	int fd = atomic_load_explicit(&rt->proc->null_fd, mo_relaxed);
 	if (fd >= 0)
 		herd__fd_close(rt, fd);
 	herd__cgroup_fini(rt);

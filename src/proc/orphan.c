@@ -29,7 +29,7 @@
  * No lock: the state is the supervisor's.
  */
 #define _GNU_SOURCE 1
-#include "internal.h"
+#include "proc/proc.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -68,30 +68,30 @@ static bool contains(const pid_t *a, size_t n, pid_t pid)
 
 void herd__orphans_init(herd__rt *rt)
 {
-	rt->orphan.keep = NULL;
-	rt->orphan.nkeep = 0;
-	rt->orphan.leader = syscall(SYS_gettid) == getpid();
-	if (!rt->orphan.leader)
+	rt->proc->orphan.keep = NULL;
+	rt->proc->orphan.nkeep = 0;
+	rt->proc->orphan.leader = syscall(SYS_gettid) == getpid();
+	if (!rt->proc->orphan.leader)
 		return;
-	long n = thread_children(&rt->orphan.keep);
+	long n = thread_children(&rt->proc->orphan.keep);
 	if (n < 0) {
-		rt->orphan.leader = false; /* cannot tell: reap nothing */
-		rt->orphan.keep = NULL;
+		rt->proc->orphan.leader = false; /* cannot tell: reap nothing */
+		rt->proc->orphan.keep = NULL;
 		return;
 	}
-	rt->orphan.nkeep = (size_t)n;
+	rt->proc->orphan.nkeep = (size_t)n;
 }
 
 void herd__orphans_fini(herd__rt *rt)
 {
-	free(rt->orphan.keep);
-	rt->orphan.keep = NULL;
-	rt->orphan.nkeep = 0;
+	free(rt->proc->orphan.keep);
+	rt->proc->orphan.keep = NULL;
+	rt->proc->orphan.nkeep = 0;
 }
 
 int herd__orphans_reap(herd__rt *rt)
 {
-	if (!rt->orphan.leader || !atomic_load_explicit(&rt->proc.ready, mo_acquire))
+	if (!rt->proc->orphan.leader || !atomic_load_explicit(&rt->proc->ready, mo_acquire))
 		return 0;
 	pid_t *kids;
 	long n = thread_children(&kids);
@@ -100,13 +100,13 @@ int herd__orphans_reap(herd__rt *rt)
 	/* The program's own children that have gone are no longer kept: a
 	 * later process with the same number is not one of them. */
 	size_t k = 0;
-	for (size_t i = 0; i < rt->orphan.nkeep; i++)
-		if (contains(kids, (size_t)n, rt->orphan.keep[i]))
-			rt->orphan.keep[k++] = rt->orphan.keep[i];
-	rt->orphan.nkeep = k;
+	for (size_t i = 0; i < rt->proc->orphan.nkeep; i++)
+		if (contains(kids, (size_t)n, rt->proc->orphan.keep[i]))
+			rt->proc->orphan.keep[k++] = rt->proc->orphan.keep[i];
+	rt->proc->orphan.nkeep = k;
 	int reaped = 0;
 	for (long i = 0; i < n; i++) {
-		if (contains(rt->orphan.keep, rt->orphan.nkeep, kids[i]))
+		if (contains(rt->proc->orphan.keep, rt->proc->orphan.nkeep, kids[i]))
 			continue;
 		/* Only a child of this thread: a number reused since by a
 		 * child of another thread is not touched. */

@@ -31,12 +31,12 @@
  * that holds it to a task that it readies (a release through the run
  * queue). So a send happens before the receive it feeds completes.
  *
- * Locks: ch->lock, an object lock (level 2 in internal.h). select.c holds
+ * Locks: ch->lock, HERD__RANK_OBJECT (base.h). select.c holds
  * several, taken in order of channel address. Under it, a waker takes the
  * scheduler's leaf locks (herd__ready) and, preparing a wait, a registry
  * lock. The timer heap's lock is never held when a channel's is taken.
  */
-#include "internal.h"
+#include "sync/sync.h"
 
 #include <stdlib.h>
 #include <string.h>

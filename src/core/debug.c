@@ -12,7 +12,7 @@
  * `lock` protects the set of call sites already warned about (a leaf,
  * taken only when a suspicious spawn is found).
  */
-#include "internal.h"
+#include "core/core.h"
 
 #include <stdio.h>
 #include <stdlib.h>

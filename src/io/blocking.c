@@ -13,7 +13,7 @@
  * Locks: blk.lock protects the job queue and the helper counts; it is an
  * object lock (level 2).
  */
-#include "internal.h"
+#include "io/io.h"
 
 #include <stdlib.h>
 
@@ -31,46 +31,46 @@ static void *helper_main(void *arg)
 {
 	herd__rt *rt = arg;
 	herd__tls_helper = true; /* its writes get EPIPE (signal.c) */
-	herd__mutex_lock(&rt->blk.lock);
+	herd__mutex_lock(&rt->io->blk.lock);
 	for (;;) {
-		struct herd__job *j = rt->blk.head;
+		struct herd__job *j = rt->io->blk.head;
 		if (!j) {
-			if (rt->blk.stop)
+			if (rt->io->blk.stop)
 				break;
-			uint32_t seq = atomic_load_explicit(&rt->blk.seq, mo_acquire);
-			rt->blk.nidle++;
-			herd__mutex_unlock(&rt->blk.lock);
-			herd__futex_wait(&rt->blk.seq, seq, -1);
-			herd__mutex_lock(&rt->blk.lock);
-			rt->blk.nidle--;
+			uint32_t seq = atomic_load_explicit(&rt->io->blk.seq, mo_acquire);
+			rt->io->blk.nidle++;
+			herd__mutex_unlock(&rt->io->blk.lock);
+			herd__futex_wait(&rt->io->blk.seq, seq, -1);
+			herd__mutex_lock(&rt->io->blk.lock);
+			rt->io->blk.nidle--;
 			continue;
 		}
-		rt->blk.head = j->next;
-		if (!rt->blk.head)
-			rt->blk.tail = NULL;
-		herd__mutex_unlock(&rt->blk.lock);
+		rt->io->blk.head = j->next;
+		if (!rt->io->blk.head)
+			rt->io->blk.tail = NULL;
+		herd__mutex_unlock(&rt->io->blk.lock);
 		j->result = j->fn(j->arg);
 		herd__task *t = j->task;
 		if (herd__wait_claim(t)) /* firm and without deadline: always */
 			herd__wait_finish(t, 0);
-		herd__mutex_lock(&rt->blk.lock);
+		herd__mutex_lock(&rt->io->blk.lock);
 	}
-	herd__mutex_unlock(&rt->blk.lock);
+	herd__mutex_unlock(&rt->io->blk.lock);
 	return NULL;
 }
 
 /* Starts a helper; blk.lock held. 0 or -errno. */
 static int helper_start_locked(herd__rt *rt)
 {
-	if (!rt->blk.threads) {
-		rt->blk.threads = calloc(rt->blk.max, sizeof *rt->blk.threads);
-		if (!rt->blk.threads)
+	if (!rt->io->blk.threads) {
+		rt->io->blk.threads = calloc(rt->io->blk.max, sizeof *rt->io->blk.threads);
+		if (!rt->io->blk.threads)
 			return -ENOMEM;
 	}
-	int rc = pthread_create(&rt->blk.threads[rt->blk.nthreads], NULL, helper_main, rt);
+	int rc = pthread_create(&rt->io->blk.threads[rt->io->blk.nthreads], NULL, helper_main, rt);
 	if (rc)
 		return -rc;
-	rt->blk.nthreads++;
+	rt->io->blk.nthreads++;
 	return 0;
 }
 
@@ -84,34 +84,34 @@ int herd_blocking(int (*fn)(void *), void *arg)
 		return -EPERM;
 	herd__rt *rt = w->rt;
 	struct herd__job job = {.fn = fn, .arg = arg, .task = t};
-	herd__mutex_lock(&rt->blk.lock);
-	if (rt->blk.nidle == 0 && rt->blk.nthreads < rt->blk.max &&
-	    helper_start_locked(rt) < 0 && rt->blk.nthreads == 0) {
-		herd__mutex_unlock(&rt->blk.lock);
+	herd__mutex_lock(&rt->io->blk.lock);
+	if (rt->io->blk.nidle == 0 && rt->io->blk.nthreads < rt->io->blk.max &&
+	    helper_start_locked(rt) < 0 && rt->io->blk.nthreads == 0) {
+		herd__mutex_unlock(&rt->io->blk.lock);
 		return -EAGAIN;
 	}
-	if (rt->blk.tail)
-		rt->blk.tail->next = &job;
+	if (rt->io->blk.tail)
+		rt->io->blk.tail->next = &job;
 	else
-		rt->blk.head = &job;
-	rt->blk.tail = &job;
-	atomic_fetch_add_explicit(&rt->blk.seq, 1, mo_release);
-	herd__futex_wake(&rt->blk.seq, 1);
-	herd__wait(&w, &rt->blk.lock, HERD_FOREVER, false);
+		rt->io->blk.head = &job;
+	rt->io->blk.tail = &job;
+	atomic_fetch_add_explicit(&rt->io->blk.seq, 1, mo_release);
+	herd__futex_wake(&rt->io->blk.seq, 1);
+	herd__wait(&w, &rt->io->blk.lock, HERD_FOREVER, false);
 	return job.result;
 }
 
 void herd__blocking_fini(herd__rt *rt)
 {
-	herd__mutex_lock(&rt->blk.lock);
-	rt->blk.stop = true;
-	unsigned n = rt->blk.nthreads;
-	atomic_fetch_add_explicit(&rt->blk.seq, 1, mo_release);
-	herd__mutex_unlock(&rt->blk.lock);
-	herd__futex_wake(&rt->blk.seq, INT32_MAX);
+	herd__mutex_lock(&rt->io->blk.lock);
+	rt->io->blk.stop = true;
+	unsigned n = rt->io->blk.nthreads;
+	atomic_fetch_add_explicit(&rt->io->blk.seq, 1, mo_release);
+	herd__mutex_unlock(&rt->io->blk.lock);
+	herd__futex_wake(&rt->io->blk.seq, INT32_MAX);
 	for (unsigned i = 0; i < n; i++)
-		pthread_join(rt->blk.threads[i], NULL);
-	free(rt->blk.threads);
-	rt->blk.threads = NULL;
-	rt->blk.nthreads = 0;
+		pthread_join(rt->io->blk.threads[i], NULL);
+	free(rt->io->blk.threads);
+	rt->io->blk.threads = NULL;
+	rt->io->blk.nthreads = 0;
 }

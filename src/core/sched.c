@@ -91,7 +91,7 @@
  * each worker's `idle` flag; stackless_lock the tasks waiting for a stack.
  * All three are leaves.
  */
-#include "internal.h"
+#include "core/core.h"
 
 #include <sched.h>
 #include <stdio.h>
@@ -478,8 +478,8 @@ static herd__task *pick_local(herd__worker *w)
 	/* Only on the scheduler's own stack: pick_local also runs on the
 	 * stack of a task that parks or yields, and the poller's callbacks
 	 * (a child's exit) need more room than a task may have left. */
-	if ((tick & 63) == 0 && !w->cur && herd__poll_due(w->rt))
-		herd__poll_run(w->rt, 0);
+	if ((tick & 63) == 0 && !w->cur && w->rt->netpoll->due(w->rt))
+		w->rt->netpoll->run(w->rt, 0);
 	if (tick % 61 == 0 && (t = global_get(w)))
 		return t;
 	if ((t = runq_get(w)))
@@ -538,7 +538,7 @@ static void wake_worker(herd__worker *v, uint32_t token)
 	/* Dekker with worker_sleep: it sets in_poll, then reads the token. */
 	atomic_store_explicit(&v->wake_token, token, mo_seq_cst);
 	if (atomic_load_explicit(&v->in_poll, mo_seq_cst))
-		herd__poll_interrupt(v->rt);
+		v->rt->netpoll->interrupt(v->rt);
 	else
 		herd__futex_wake(&v->wake_token, 1);
 }
@@ -586,7 +586,7 @@ void herd__timer_kick(herd__rt *rt, int64_t when)
 	 * of its time when every wait had a deadline. */
 	int s = atomic_load_explicit(&rt->timer_sleeper, mo_seq_cst);
 	if (s && atomic_load_explicit(&rt->workers[s - 1]->in_poll, mo_seq_cst) &&
-	    herd__poll_wake_by(rt, when))
+	    rt->netpoll->wake_by(rt, when))
 		return;
 	/* With no sleeper, a worker that adds a timer is busy: it fires the
 	 * timer itself every few rounds, or sleeps on it once it runs dry
@@ -715,7 +715,7 @@ static int poll_local(herd__worker *w, int64_t deadline)
 {
 	w->quiet = true;
 	w->quiet_readied = 0;
-	int n = herd__poll_run(w->rt, deadline);
+	int n = w->rt->netpoll->run(w->rt, deadline);
 	w->quiet = false;
 	if (w->quiet_readied > 1)
 		wakep(w->rt);
@@ -806,7 +806,7 @@ static herd__task *find_runnable(herd__worker *w)
 		/* Descriptors before stealing, as Go's findrunnable: a worker
 		 * that finds its task there has not started spinning, so it
 		 * does not wake another to spin in its place. */
-		if (!t && atomic_load_explicit(&w->rt->poll.waiters, mo_relaxed) &&
+		if (!t && w->rt->netpoll->waiters(w->rt) &&
 		    poll_local(w, 0) > 0)
 			continue;
 		if (!t)
@@ -823,7 +823,7 @@ static herd__task *find_runnable(herd__worker *w)
 		/* Work that comes back within microseconds is worth a spin;
 		 * but while descriptors are waited on and nobody sleeps in the
 		 * poller, the next work is likelier an event: sleep there. */
-		if (!(atomic_load_explicit(&w->rt->poll.waiters, mo_relaxed) &&
+		if (!(w->rt->netpoll->waiters(w->rt) &&
 		      !atomic_load_explicit(&w->rt->timer_sleeper, mo_relaxed)) &&
 		    spin_for_work(w))
 			continue;

@@ -34,7 +34,7 @@
  * position, the guard mode and the orphans (free stacks that no magazine
  * could take, for want of memory); it is a leaf.
  */
-#include "internal.h"
+#include "core/core.h"
 
 #include <signal.h>
 #include <stdio.h>

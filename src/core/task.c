@@ -12,7 +12,7 @@
  * Invariant: herd_go copies the argument before it returns, so nothing the
  * caller does afterwards can change what the task sees.
  */
-#include "internal.h"
+#include "core/core.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -24,7 +24,7 @@
  * then include both a send and a receive of this task: a waker claims the
  * task before it touches a waiter, so only one of them can be performed.
  */
-#include "internal.h"
+#include "sync/sync.h"
 
 #include <stdlib.h>
 #include <time.h>

@@ -31,7 +31,7 @@
  * Locks: none of its own (mon.last_sweep and mon.last_orphans are the
  * supervisor's alone); it takes the others' as any thread does.
  */
-#include "internal.h"
+#include "run/run.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,13 +90,13 @@ static void chores(herd__rt *rt, int64_t now)
 	/* Strays that left their groups come back to us now and then (their
 	 * parent died): a sweep a second, while a child that has exited
 	 * left something alive in its cgroup. */
-	if (now - rt->mon.last_sweep >= SWEEP_EVERY &&
-	    atomic_exchange_explicit(&rt->proc.strays, false, mo_relaxed)) {
-		rt->mon.last_sweep = now;
+	if (now - rt->run->last_sweep >= SWEEP_EVERY &&
+	    atomic_exchange_explicit(&rt->proc->strays, false, mo_relaxed)) {
+		rt->run->last_sweep = now;
 		herd__proc_sweep(rt);
 	}
-	if (now - rt->mon.last_orphans >= ORPHANS_EVERY) {
-		rt->mon.last_orphans = now;
+	if (now - rt->run->last_orphans >= ORPHANS_EVERY) {
+		rt->run->last_orphans = now;
 		herd__orphans_reap(rt);
 	}
 }
@@ -131,16 +131,4 @@ void herd__supervise(herd__rt *rt)
 			     : rt->stall_ns / 4;
 	}
 	free(seen);
-}
-
-void herd__monitor_wake_by(herd__rt *rt, int64_t when)
-{
-	/* Without an alarm, the supervisor's tick (stall_ns / 4 while a
-	 * worker is busy) has to do. */
-	herd__alarm_set(&rt->mon.alarm, when);
-}
-
-void herd__monitor_ring(herd__rt *rt)
-{
-	herd__bell_ring(&rt->mon.bell);
 }

@@ -4,7 +4,7 @@
  * (eventfd). Everything else in src/ is portable C plus the context
  * switch; a BSD or macOS port replaces this file (with _umtx_op /
  * __ulock_wait, kqueue's EVFILT_TIMER and EVFILT_USER) and keeps the
- * interface declared in internal.h.
+ * interface declared in os.h.
  *
  * A bell is a doorbell for a thread that sleeps in herd__alarm_wait: an
  * eventfd polled beside the alarm, rung from anywhere, signal handlers
@@ -15,7 +15,7 @@
  * its timerfd against the reading of a ring, so that `at` is never later
  * than the time the timerfd rings (or it has rung and is unread).
  */
-#include "internal.h"
+#include "os/os.h"
 
 #if defined(__has_include)
 #if __has_include(<linux/futex.h>)

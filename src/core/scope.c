@@ -41,7 +41,7 @@
  * child (cancellation walks down holding each lock); a closing child takes
  * its parent's lock only after releasing its own.
  */
-#include "internal.h"
+#include "core/core.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +54,7 @@
  * spawn and every exit, has the second to itself.
  */
 struct herd_scope {
-	alignas(HERD__CACHELINE) herd__scope_head head; /* first: see internal.h */
+	alignas(HERD__CACHELINE) herd__scope_head head; /* first: see core.h */
 	herd__mutex lock;
 	herd_scope *parent;
 	herd__rt *rt;
@@ -308,7 +308,8 @@ static bool cancel_locked(herd_scope *s)
 	if (atomic_load_explicit(&s->head.canceled, mo_relaxed))
 		return false;
 	atomic_store_explicit(&s->head.canceled, 1, mo_seq_cst);
-	herd__proc_cancel_locked(s->procs);
+	if (s->procs) /* the process layer's hooks are in since one started */
+		atomic_load_explicit(&s->rt->scope_hooks, mo_acquire)->cancel_locked(s->procs);
 	for (herd_scope *c = s->children; c; c = c->sib_next) {
 		herd__mutex_lock(&c->lock);
 		cancel_locked(c);
@@ -344,7 +345,10 @@ static void scope_close(herd__worker **wp, herd__task *t, herd_scope *s)
 	}
 	herd__mutex_unlock(&s->lock);
 	/* No task of s is left to start a process: end those still running. */
-	herd__proc_scope_end(wp, s);
+	const herd__scope_hooks *hooks =
+		atomic_load_explicit(&s->rt->scope_hooks, mo_acquire);
+	if (hooks)
+		hooks->end(wp, s);
 
 	herd_scope **o = &t->owned;
 	while (*o != s)

@@ -50,7 +50,7 @@
  * end, which clears `bell` and then waits for `inflight` to be 0, cannot
  * miss a handler that is about to ring.
  */
-#include "internal.h"
+#include "run/run.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -111,7 +111,7 @@ static void on_signal(int sig)
 /* Installs the handler for sig, keeping the action it replaces; lock held. */
 static int install_locked(herd__rt *rt, int sig)
 {
-	if (rt->sig.installed & BIT(sig))
+	if (rt->run->sig.installed & BIT(sig))
 		return 0;
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
@@ -121,7 +121,7 @@ static int install_locked(herd__rt *rt, int sig)
 	sa.sa_flags = SA_RESTART;
 	if (sigaction(sig, &sa, &saved[sig]) < 0)
 		return -errno;
-	rt->sig.installed |= BIT(sig);
+	rt->run->sig.installed |= BIT(sig);
 	return 0;
 }
 
@@ -129,19 +129,19 @@ static int install_locked(herd__rt *rt, int sig)
  * one of its own since; lock held. */
 static void uninstall_locked(herd__rt *rt, int sig)
 {
-	if (!(rt->sig.installed & BIT(sig)))
+	if (!(rt->run->sig.installed & BIT(sig)))
 		return;
 	struct sigaction cur;
 	if (sigaction(sig, NULL, &cur) == 0 && !(cur.sa_flags & SA_SIGINFO) &&
 	    cur.sa_handler == on_signal)
 		sigaction(sig, &saved[sig], NULL);
-	rt->sig.installed &= ~BIT(sig);
+	rt->run->sig.installed &= ~BIT(sig);
 }
 
 static bool registered_locked(herd__rt *rt, int sig)
 {
-	for (size_t i = 0; i < rt->sig.nregs; i++)
-		if (rt->sig.regs[i].sig == sig)
+	for (size_t i = 0; i < rt->run->sig.nregs; i++)
+		if (rt->run->sig.regs[i].sig == sig)
 			return true;
 	return false;
 }
@@ -153,7 +153,7 @@ void herd__signal_start(herd__rt *rt)
 	atomic_store_explicit(&owner, rt->pid, mo_relaxed);
 	herd__bell_init(&rt->mon.bell);
 	atomic_store_explicit(&bell, &rt->mon.bell, mo_seq_cst);
-	herd__mutex_lock(&rt->sig.lock);
+	herd__mutex_lock(&rt->run->sig.lock);
 	for (size_t i = 0; i < sizeof takeable / sizeof takeable[0]; i++) {
 		int sig = takeable[i];
 		struct sigaction cur;
@@ -161,23 +161,23 @@ void herd__signal_start(herd__rt *rt)
 		    (cur.sa_flags & SA_SIGINFO) || cur.sa_handler != SIG_DFL)
 			continue; /* the program's to handle */
 		if (install_locked(rt, sig) == 0)
-			rt->sig.taken |= BIT(sig);
+			rt->run->sig.taken |= BIT(sig);
 	}
-	herd__mutex_unlock(&rt->sig.lock);
+	herd__mutex_unlock(&rt->run->sig.lock);
 }
 
 int herd__signal_fini(herd__rt *rt)
 {
-	herd__mutex_lock(&rt->sig.lock);
-	uint64_t unnotified = rt->sig.taken;
-	for (size_t i = 0; i < rt->sig.nregs; i++)
-		unnotified &= ~BIT(rt->sig.regs[i].sig);
+	herd__mutex_lock(&rt->run->sig.lock);
+	uint64_t unnotified = rt->run->sig.taken;
+	for (size_t i = 0; i < rt->run->sig.nregs; i++)
+		unnotified &= ~BIT(rt->run->sig.regs[i].sig);
 	for (int sig = 1; sig <= HERD__NSIG; sig++)
 		uninstall_locked(rt, sig);
-	free(rt->sig.regs);
-	rt->sig.regs = NULL;
-	rt->sig.nregs = rt->sig.cap = 0;
-	herd__mutex_unlock(&rt->sig.lock);
+	free(rt->run->sig.regs);
+	rt->run->sig.regs = NULL;
+	rt->run->sig.nregs = rt->run->sig.cap = 0;
+	herd__mutex_unlock(&rt->run->sig.lock);
 	/* The bell goes with the runtime: no handler may be ringing it. */
 	atomic_store_explicit(&bell, NULL, mo_seq_cst);
 	while (atomic_load_explicit(&inflight, mo_seq_cst))
@@ -187,7 +187,7 @@ int herd__signal_fini(herd__rt *rt)
 	 * found the trees gone before a dispatch could), or a taken signal
 	 * that came after the supervisor last looked: the run's processes
 	 * are gone, so the program dies of it now. */
-	int fatal = atomic_load_explicit(&rt->sig.fatal, mo_acquire);
+	int fatal = atomic_load_explicit(&rt->run->sig.fatal, mo_acquire);
 	uint64_t left = atomic_exchange_explicit(&pending, 0, mo_seq_cst) & unnotified;
 	if (fatal)
 		return fatal;
@@ -217,30 +217,30 @@ HERD__NORETURN void herd__signal_die(int sig)
 static bool deliver_locked(herd__rt *rt, int sig)
 {
 	bool any = false;
-	for (size_t i = 0; i < rt->sig.nregs; i++) {
-		if (rt->sig.regs[i].sig != sig)
+	for (size_t i = 0; i < rt->run->sig.nregs; i++) {
+		if (rt->run->sig.regs[i].sig != sig)
 			continue;
 		any = true;
-		(void)herd_chan_try_send(rt->sig.regs[i].ch, &sig); /* full: dropped */
+		(void)herd_chan_try_send(rt->run->sig.regs[i].ch, &sig); /* full: dropped */
 	}
 	return any;
 }
 
 static void fatal_arrived(herd__rt *rt, int sig, int64_t now)
 {
-	if (!atomic_load_explicit(&rt->sig.fatal, mo_relaxed)) {
-		atomic_store_explicit(&rt->sig.fatal, sig, mo_release);
+	if (!atomic_load_explicit(&rt->run->sig.fatal, mo_relaxed)) {
+		atomic_store_explicit(&rt->run->sig.fatal, sig, mo_release);
 		herd_scope_cancel(rt->root); /* nothing new starts */
 		herd__proc_end_all(rt, false);
-	} else if (!rt->sig.killing) {
-		rt->sig.killing = true; /* the user insists */
-		rt->sig.kill_at = now;
+	} else if (!rt->run->sig.killing) {
+		rt->run->sig.killing = true; /* the user insists */
+		rt->run->sig.kill_at = now;
 	}
 }
 
 bool herd__signal_ending(herd__rt *rt)
 {
-	return atomic_load_explicit(&rt->sig.fatal, mo_acquire) != 0;
+	return atomic_load_explicit(&rt->run->sig.fatal, mo_acquire) != 0;
 }
 
 void herd__signal_dispatch(herd__rt *rt, int64_t now)
@@ -249,18 +249,18 @@ void herd__signal_dispatch(herd__rt *rt, int64_t now)
 	while (got) {
 		int sig = __builtin_ctzll(got) + 1;
 		got &= got - 1;
-		herd__mutex_lock(&rt->sig.lock);
+		herd__mutex_lock(&rt->run->sig.lock);
 		bool delivered = deliver_locked(rt, sig);
-		bool taken = rt->sig.taken & BIT(sig);
-		herd__mutex_unlock(&rt->sig.lock);
+		bool taken = rt->run->sig.taken & BIT(sig);
+		herd__mutex_unlock(&rt->run->sig.lock);
 		if (!delivered && taken)
 			fatal_arrived(rt, sig, now);
 	}
-	int sig = atomic_load_explicit(&rt->sig.fatal, mo_relaxed);
+	int sig = atomic_load_explicit(&rt->run->sig.fatal, mo_relaxed);
 	if (!sig)
 		return;
-	if (herd__proc_end_step(rt, rt->sig.killing) &&
-	    !(rt->sig.killing && now - rt->sig.kill_at >= KILL_GIVE_UP))
+	if (herd__proc_end_step(rt, rt->run->sig.killing) &&
+	    !(rt->run->sig.killing && now - rt->run->sig.kill_at >= KILL_GIVE_UP))
 		return;
 	herd__proc_end_cleanup(rt);
 	herd__signal_die(sig);
@@ -340,24 +340,24 @@ int herd_signal_notify(herd_chan *ch, int sig)
 	if (!rt)
 		return -ESRCH;
 	int rc = 0;
-	herd__mutex_lock(&rt->sig.lock);
-	for (size_t i = 0; i < rt->sig.nregs; i++)
-		if (rt->sig.regs[i].ch == ch && rt->sig.regs[i].sig == sig)
+	herd__mutex_lock(&rt->run->sig.lock);
+	for (size_t i = 0; i < rt->run->sig.nregs; i++)
+		if (rt->run->sig.regs[i].ch == ch && rt->run->sig.regs[i].sig == sig)
 			goto out; /* already */
-	if (rt->sig.nregs == rt->sig.cap) {
-		size_t cap = rt->sig.cap ? 2 * rt->sig.cap : 8;
-		struct herd__sigreg *r = realloc(rt->sig.regs, cap * sizeof *r);
+	if (rt->run->sig.nregs == rt->run->sig.cap) {
+		size_t cap = rt->run->sig.cap ? 2 * rt->run->sig.cap : 8;
+		struct herd__sigreg *r = realloc(rt->run->sig.regs, cap * sizeof *r);
 		if (!r) {
 			rc = -ENOMEM;
 			goto out;
 		}
-		rt->sig.regs = r;
-		rt->sig.cap = cap;
+		rt->run->sig.regs = r;
+		rt->run->sig.cap = cap;
 	}
 	if ((rc = install_locked(rt, sig)) == 0)
-		rt->sig.regs[rt->sig.nregs++] = (struct herd__sigreg){ch, sig};
+		rt->run->sig.regs[rt->run->sig.nregs++] = (struct herd__sigreg){ch, sig};
 out:
-	herd__mutex_unlock(&rt->sig.lock);
+	herd__mutex_unlock(&rt->run->sig.lock);
 	return rc;
 }
 
@@ -368,20 +368,20 @@ int herd_signal_stop(herd_chan *ch)
 	herd__rt *rt = atomic_load_explicit(&herd__runtime, mo_acquire);
 	if (!rt)
 		return -ESRCH;
-	herd__mutex_lock(&rt->sig.lock);
+	herd__mutex_lock(&rt->run->sig.lock);
 	uint64_t touched = 0;
 	size_t n = 0;
-	for (size_t i = 0; i < rt->sig.nregs; i++) {
-		if (rt->sig.regs[i].ch == ch)
-			touched |= BIT(rt->sig.regs[i].sig);
+	for (size_t i = 0; i < rt->run->sig.nregs; i++) {
+		if (rt->run->sig.regs[i].ch == ch)
+			touched |= BIT(rt->run->sig.regs[i].sig);
 		else
-			rt->sig.regs[n++] = rt->sig.regs[i];
+			rt->run->sig.regs[n++] = rt->run->sig.regs[i];
 	}
-	rt->sig.nregs = n;
+	rt->run->sig.nregs = n;
 	for (int sig = 1; sig <= HERD__NSIG; sig++)
-		if ((touched & BIT(sig)) && !(rt->sig.taken & BIT(sig)) &&
+		if ((touched & BIT(sig)) && !(rt->run->sig.taken & BIT(sig)) &&
 		    !registered_locked(rt, sig))
 			uninstall_locked(rt, sig);
-	herd__mutex_unlock(&rt->sig.lock);
+	herd__mutex_unlock(&rt->run->sig.lock);
 	return 0;
 }

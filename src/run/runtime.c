@@ -24,7 +24,7 @@
  * runs; the exit lock (signal.c) keeps the atexit handler off a runtime
  * being freed. Statistics are read racily from the workers' own counters.
  */
-#include "internal.h"
+#include "run/run.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -253,26 +253,38 @@ static void rt_free(herd__rt *rt)
 
 static herd__rt *rt_new(const struct settings *st)
 {
-	herd__rt *rt = calloc(1, sizeof *rt);
-	if (!rt)
+	/* The layers' states in one block, the core's first (rt_free frees
+	 * it through rt). */
+	struct rt_block {
+		herd__rt rt;
+		struct herd__io_rt io;
+		struct herd__proc_rt proc;
+		struct herd__run_rt run;
+	} *b;
+	if (posix_memalign((void **)&b, HERD__CACHELINE, sizeof *b))
 		return NULL;
+	memset(b, 0, sizeof *b);
+	herd__rt *rt = &b->rt;
+	rt->io = &b->io;
+	rt->proc = &b->proc;
+	rt->run = &b->run;
 	static _Atomic uint64_t serials;
 	rt->serial = atomic_fetch_add(&serials, 1) + 1;
 	rt->nworkers = st->workers;
 	rt->debug = st->debug;
 	rt->stall_ns = st->stall_ns;
-	rt->blk.max = st->blocking_threads;
+	rt->io->blk.max = st->blocking_threads;
 	atomic_init(&rt->id_block, 1);
 	atomic_init(&rt->timer_next, INT64_MAX);
 	herd__ctx_capture_fp(rt);
 	herd__stacks_init(rt, st->stack_size, st->guard);
 	rt->workers = calloc(st->workers, sizeof *rt->workers);
 	rt->root = herd__scope_root_new(rt);
-	rt->poll.epfd = rt->poll.wakefd = -1;
-	rt->poll.alarm.fd = rt->mon.alarm.fd = rt->mon.bell.fd = -1;
+	rt->io->poll.os.fd = rt->io->poll.os.wakefd = -1;
+	rt->io->poll.os.alarm.fd = rt->mon.alarm.fd = rt->mon.bell.fd = -1;
 	rt->pid = getpid();
-	rt->proc.cg_base = -1;
-	atomic_init(&rt->proc.null_fd, -1);
+	rt->proc->cg_base = -1;
+	atomic_init(&rt->proc->null_fd, -1);
 	if (!rt->workers || !rt->root || herd__poll_init(rt)) {
 		rt_free(rt);
 		return NULL;
@@ -360,7 +372,7 @@ int herd_run(const herd_config *config, herd_fn fn, void *arg)
 		if ((rc = first_task(rt, fn, arg)) != 0)
 			herd__shutdown(rt); /* the workers then end at once */
 		herd__supervise(rt);
-		herd__proc_fini(rt); /* the root scope's processes */
+		herd__proc_fini(rt, herd__signal_dispatch); /* the root scope's processes */
 		join_workers(rt, rt->nworkers);
 		herd__blocking_fini(rt);
 	}

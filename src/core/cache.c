@@ -15,7 +15,7 @@
  * stale zero only sends it to malloc (or to carve a stack) once more, a
  * stale non-zero only costs it the lock.
  */
-#include "internal.h"
+#include "core/core.h"
 
 #include <stdlib.h>
 #include <string.h>

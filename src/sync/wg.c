@@ -10,7 +10,7 @@
  * counter that would go negative is an error code, not a panic, and the
  * counter is left as it was.
  */
-#include "internal.h"
+#include "sync/sync.h"
 
 #include <stdlib.h>
 

@@ -35,7 +35,7 @@
  * only the supervisor's hint, kept while somebody waits (the first wait
  * sets it), so a close with nobody waiting reads no clock.
  */
-#include "internal.h"
+#include "io/io.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -53,41 +53,41 @@ int herd__fd_init(herd__rt *rt)
 {
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		rt->fd.limit_at_start = (long)rl.rlim_cur;
+		rt->io->fd.limit_at_start = (long)rl.rlim_cur;
 		if (rl.rlim_cur < rl.rlim_max) {
 			struct rlimit up = {rl.rlim_max, rl.rlim_max};
 			if (setrlimit(RLIMIT_NOFILE, &up) == 0) {
-				rt->fd.raised = true;
+				rt->io->fd.raised = true;
 				rl.rlim_cur = rl.rlim_max;
 			}
 		}
-		rt->fd.limit = (long)rl.rlim_cur;
+		rt->io->fd.limit = (long)rl.rlim_cur;
 	} else {
-		rt->fd.limit = rt->fd.limit_at_start = 1024;
+		rt->io->fd.limit = rt->io->fd.limit_at_start = 1024;
 	}
-	size_t n = ((size_t)rt->fd.limit + FD_PAGE_BITS - 1) / FD_PAGE_BITS;
-	rt->fd.pages = calloc(n ? n : 1, sizeof *rt->fd.pages);
-	if (!rt->fd.pages)
+	size_t n = ((size_t)rt->io->fd.limit + FD_PAGE_BITS - 1) / FD_PAGE_BITS;
+	rt->io->fd.pages = calloc(n ? n : 1, sizeof *rt->io->fd.pages);
+	if (!rt->io->fd.pages)
 		return -ENOMEM;
-	rt->fd.npages = n;
+	rt->io->fd.npages = n;
 	return 0;
 }
 
 void herd__fd_fini(herd__rt *rt)
 {
-	if (rt->fd.pages) {
-		for (size_t i = 0; i < rt->fd.npages; i++)
-			free((void *)atomic_load_explicit(&rt->fd.pages[i], mo_relaxed));
-		free(rt->fd.pages);
-		rt->fd.pages = NULL;
+	if (rt->io->fd.pages) {
+		for (size_t i = 0; i < rt->io->fd.npages; i++)
+			free((void *)atomic_load_explicit(&rt->io->fd.pages[i], mo_relaxed));
+		free(rt->io->fd.pages);
+		rt->io->fd.pages = NULL;
 	}
-	if (rt->fd.raised) {
+	if (rt->io->fd.raised) {
 		struct rlimit rl;
 		if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-			rl.rlim_cur = (rlim_t)rt->fd.limit_at_start;
+			rl.rlim_cur = (rlim_t)rt->io->fd.limit_at_start;
 			setrlimit(RLIMIT_NOFILE, &rl);
 		}
-		rt->fd.raised = false;
+		rt->io->fd.raised = false;
 	}
 }
 
@@ -96,15 +96,15 @@ void herd__fd_fini(herd__rt *rt)
 static _Atomic uint64_t *mark_word(herd__rt *rt, int fd, bool make)
 {
 	size_t pg = (size_t)fd / FD_PAGE_BITS;
-	if (pg >= rt->fd.npages)
+	if (pg >= rt->io->fd.npages)
 		return NULL;
-	_Atomic uint64_t *page = atomic_load_explicit(&rt->fd.pages[pg], mo_acquire);
+	_Atomic uint64_t *page = atomic_load_explicit(&rt->io->fd.pages[pg], mo_acquire);
 	if (!page && make) {
-		herd__mutex_lock(&rt->fd.lock);
-		page = atomic_load_explicit(&rt->fd.pages[pg], mo_relaxed);
+		herd__mutex_lock(&rt->io->fd.lock);
+		page = atomic_load_explicit(&rt->io->fd.pages[pg], mo_relaxed);
 		if (!page && (page = calloc(FD_PAGE_WORDS, sizeof *page)))
-			atomic_store_explicit(&rt->fd.pages[pg], page, mo_release);
-		herd__mutex_unlock(&rt->fd.lock);
+			atomic_store_explicit(&rt->io->fd.pages[pg], page, mo_release);
+		herd__mutex_unlock(&rt->io->fd.lock);
 	}
 	return page ? &page[(fd % FD_PAGE_BITS) / 64] : NULL;
 }
@@ -117,9 +117,9 @@ void herd__fd_track(herd__rt *rt, int fd)
 	uint64_t bit = (uint64_t)1 << (fd % 64);
 	if (atomic_fetch_or_explicit(wd, bit, mo_relaxed) & bit)
 		return;
-	long n = atomic_fetch_add_explicit(&rt->fd.open, 1, mo_relaxed) + 1;
-	long peak = atomic_load_explicit(&rt->fd.peak, mo_relaxed);
-	while (n > peak && !atomic_compare_exchange_weak_explicit(&rt->fd.peak, &peak, n,
+	long n = atomic_fetch_add_explicit(&rt->io->fd.open, 1, mo_relaxed) + 1;
+	long peak = atomic_load_explicit(&rt->io->fd.peak, mo_relaxed);
+	while (n > peak && !atomic_compare_exchange_weak_explicit(&rt->io->fd.peak, &peak, n,
 								  mo_relaxed, mo_relaxed))
 		;
 }
@@ -133,16 +133,16 @@ static bool untrack(herd__rt *rt, int fd)
 	uint64_t bit = (uint64_t)1 << (fd % 64);
 	if (!(atomic_fetch_and_explicit(wd, ~bit, mo_relaxed) & bit))
 		return false;
-	atomic_fetch_sub_explicit(&rt->fd.open, 1, mo_relaxed);
+	atomic_fetch_sub_explicit(&rt->io->fd.open, 1, mo_relaxed);
 	return true;
 }
 
 /* Wakes the first waiter for a descriptor, if any. */
 static void wake_first(herd__rt *rt)
 {
-	herd__mutex_lock(&rt->fd.lock);
-	herd__waitq_wake_one(&rt->fd.waitq);
-	herd__mutex_unlock(&rt->fd.lock);
+	herd__mutex_lock(&rt->io->fd.lock);
+	herd__waitq_wake_one(&rt->io->fd.waitq);
+	herd__mutex_unlock(&rt->io->fd.lock);
 }
 
 int herd__fd_close(herd__rt *rt, int fd)
@@ -150,9 +150,9 @@ int herd__fd_close(herd__rt *rt, int fd)
 	bool ours = untrack(rt, fd);
 	int rc = close(fd) < 0 && errno != EINTR ? -errno : 0;
 	if (ours) {
-		atomic_fetch_add_explicit(&rt->fd.released, 1, mo_seq_cst);
-		if (atomic_load_explicit(&rt->fd.nwaiting, mo_seq_cst)) {
-			atomic_store_explicit(&rt->fd.last_release, herd_now(), mo_relaxed);
+		atomic_fetch_add_explicit(&rt->io->fd.released, 1, mo_seq_cst);
+		if (atomic_load_explicit(&rt->io->fd.nwaiting, mo_seq_cst)) {
+			atomic_store_explicit(&rt->io->fd.last_release, herd_now(), mo_relaxed);
 			wake_first(rt);
 		}
 	}
@@ -167,31 +167,31 @@ int herd__fd_close_quiet(herd__rt *rt, int fd)
 
 void herd__fd_recheck(herd__rt *rt, int64_t now)
 {
-	if (!atomic_load_explicit(&rt->fd.nwaiting, mo_relaxed) ||
-	    now - atomic_load_explicit(&rt->fd.last_release, mo_relaxed) < FD_RECHECK_NS)
+	if (!atomic_load_explicit(&rt->io->fd.nwaiting, mo_relaxed) ||
+	    now - atomic_load_explicit(&rt->io->fd.last_release, mo_relaxed) < FD_RECHECK_NS)
 		return;
-	atomic_store_explicit(&rt->fd.last_release, now, mo_relaxed);
+	atomic_store_explicit(&rt->io->fd.last_release, now, mo_relaxed);
 	wake_first(rt);
 }
 
 static void warn_once(herd__rt *rt)
 {
-	if (atomic_exchange_explicit(&rt->fd.warned, 1, mo_relaxed))
+	if (atomic_exchange_explicit(&rt->io->fd.warned, 1, mo_relaxed))
 		return;
-	if (rt->fd.limit != rt->fd.limit_at_start)
+	if (rt->io->fd.limit != rt->io->fd.limit_at_start)
 		fprintf(stderr, "herd: out of file descriptors: the limit is %ld "
 				"(RLIMIT_NOFILE, raised from %ld); waiting until "
-				"one is closed\n", rt->fd.limit, rt->fd.limit_at_start);
+				"one is closed\n", rt->io->fd.limit, rt->io->fd.limit_at_start);
 	else
 		fprintf(stderr, "herd: out of file descriptors: the limit is %ld "
 				"(RLIMIT_NOFILE, ulimit -n); waiting until one is "
-				"closed\n", rt->fd.limit);
+				"closed\n", rt->io->fd.limit);
 }
 
 void herd__fd_attempt(herd__fdwait *fw)
 {
 	herd__rt *rt = atomic_load_explicit(&herd__runtime, mo_acquire);
-	fw->gen = rt ? atomic_load_explicit(&rt->fd.released, mo_seq_cst) : 0;
+	fw->gen = rt ? atomic_load_explicit(&rt->io->fd.released, mo_seq_cst) : 0;
 	fw->woken = false;
 }
 
@@ -215,27 +215,27 @@ int herd__fd_retry(herd__fdwait *fw, int err, int64_t deadline)
 		return early;
 	}
 	herd__waiter wt = {.task = t};
-	herd__mutex_lock(&rt->fd.lock);
+	herd__mutex_lock(&rt->io->fd.lock);
 	/* Woken for a release and still short: first in line again. */
 	if (fw->woken)
-		herd__waitq_push_front(&rt->fd.waitq, &wt);
+		herd__waitq_push_front(&rt->io->fd.waitq, &wt);
 	else
-		herd__waitq_push(&rt->fd.waitq, &wt);
+		herd__waitq_push(&rt->io->fd.waitq, &wt);
 	/* The supervisor's recheck counts from the first wait on. */
-	if (atomic_fetch_add_explicit(&rt->fd.nwaiting, 1, mo_seq_cst) == 0)
-		atomic_store_explicit(&rt->fd.last_release, herd_now(), mo_relaxed);
+	if (atomic_fetch_add_explicit(&rt->io->fd.nwaiting, 1, mo_seq_cst) == 0)
+		atomic_store_explicit(&rt->io->fd.last_release, herd_now(), mo_relaxed);
 	int rc = 0;
-	if (atomic_load_explicit(&rt->fd.released, mo_seq_cst) == fw->gen) {
+	if (atomic_load_explicit(&rt->io->fd.released, mo_seq_cst) == fw->gen) {
 		warn_once(rt);
-		atomic_fetch_add_explicit(&rt->fd.waits, 1, mo_relaxed);
-		rc = herd__wait(&w, &rt->fd.lock, deadline, true);
-		herd__mutex_lock(&rt->fd.lock);
+		atomic_fetch_add_explicit(&rt->io->fd.waits, 1, mo_relaxed);
+		rc = herd__wait(&w, &rt->io->fd.lock, deadline, true);
+		herd__mutex_lock(&rt->io->fd.lock);
 	}
 	/* Released since the failed attempt, or woken: try again. */
-	herd__waitq_remove(&rt->fd.waitq, &wt);
-	atomic_fetch_sub_explicit(&rt->fd.nwaiting, 1, mo_relaxed);
-	herd__mutex_unlock(&rt->fd.lock);
-	fw->gen = atomic_load_explicit(&rt->fd.released, mo_seq_cst);
+	herd__waitq_remove(&rt->io->fd.waitq, &wt);
+	atomic_fetch_sub_explicit(&rt->io->fd.nwaiting, 1, mo_relaxed);
+	herd__mutex_unlock(&rt->io->fd.lock);
+	fw->gen = atomic_load_explicit(&rt->io->fd.released, mo_seq_cst);
 	fw->woken = rc == 0;
 	return rc;
 }
@@ -305,12 +305,12 @@ int herd_fd_stats_get(herd_fd_stats *out)
 	herd__rt *rt = runtime();
 	if (!rt)
 		return -ESRCH;
-	out->open = atomic_load_explicit(&rt->fd.open, mo_relaxed);
-	out->peak = atomic_load_explicit(&rt->fd.peak, mo_relaxed);
-	out->waits = atomic_load_explicit(&rt->fd.waits, mo_relaxed);
+	out->open = atomic_load_explicit(&rt->io->fd.open, mo_relaxed);
+	out->peak = atomic_load_explicit(&rt->io->fd.peak, mo_relaxed);
+	out->waits = atomic_load_explicit(&rt->io->fd.waits, mo_relaxed);
 	struct rlimit rl;
-	out->limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (long)rl.rlim_cur : rt->fd.limit;
-	out->limit_at_start = rt->fd.limit_at_start;
+	out->limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (long)rl.rlim_cur : rt->io->fd.limit;
+	out->limit_at_start = rt->io->fd.limit_at_start;
 	return 0;
 }
 

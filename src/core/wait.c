@@ -50,7 +50,7 @@
  * reg_lock protects its registry (joined under an object's lock, walked
  * with no other lock held; herd__ready's leaf locks may be taken under it).
  */
-#include "internal.h"
+#include "core/core.h"
 
 /* Claims the wake of a parked task: true if this caller won it. */
 static bool claim(herd__task *t, uint32_t from)

@@ -2,7 +2,7 @@
  * error.c - names for every code herd returns. herd's own codes lie below
  * -10000, so they never collide with a negated errno.
  */
-#include "internal.h"
+#include "base/base.h"
 
 #include <string.h>
 

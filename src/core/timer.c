@@ -1,0 +1,213 @@
+/*
+ * timer.c - the clock, deadlines, and the timer heap that wakes parked
+ * tasks at their deadlines.
+ *
+ * A timer lives in the frame of the task that waits (herd__wait), so adding
+ * one allocates nothing but, at times, heap array growth. The heap is a
+ * binary min-heap on `when`, global to the runtime, under timer_lock; each
+ * timer knows its index, so a task woken early removes its timer in
+ * O(log n). timer_next mirrors the root's deadline (INT64_MAX when empty),
+ * so that workers can poll it without the lock; it is written under the
+ * lock with seq_cst, for the idle protocol described in sched.c.
+ *
+ * Firing happens under timer_lock: a timer in the heap means its task is
+ * still in that wait (it removes the timer, under the lock, before it
+ * returns), so claiming the task's wake there is safe (see wait.c).
+ *
+ * Lock order: timer_lock is taken after object and scope locks and before
+ * the scheduler's leaf locks (herd__ready takes those).
+ */
+#include "core/core.h"
+
+#include <sched.h>
+#include <stdlib.h>
+#include <time.h>
+
+int64_t herd_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t herd_deadline(int64_t timeout)
+{
+	if (timeout < 0)
+		return HERD_FOREVER;
+	int64_t now = herd_now();
+	return timeout > INT64_MAX - now ? INT64_MAX : now + timeout;
+}
+
+static void publish_next(herd__rt *rt)
+{
+	int64_t next = rt->timers.n ? rt->timers.a[0]->when : INT64_MAX;
+	atomic_store_explicit(&rt->timer_next, next, mo_seq_cst);
+}
+
+int herd__timer_add(herd__rt *rt, herd__timer *tm)
+{
+	herd__mutex_lock(&rt->timer_lock);
+	int rc = herd__timerheap_add(&rt->timers, tm);
+	/* A timer that never fires has nobody to wake. */
+	bool earliest = rc == 0 && tm->index == 0 && tm->when != INT64_MAX;
+	if (earliest)
+		publish_next(rt);
+	herd__mutex_unlock(&rt->timer_lock);
+	if (earliest)
+		herd__timer_kick(rt, tm->when);
+	return rc;
+}
+
+/* Takes tm out of the heap if it is in it (timer_lock held); true if it
+ * was. */
+static bool heap_unlink(herd__rt *rt, herd__timer *tm)
+{
+	if (tm->index == SIZE_MAX)
+		return false;
+	bool was_root = tm->index == 0;
+	herd__timerheap_remove(&rt->timers, tm);
+	if (was_root)
+		publish_next(rt);
+	return true;
+}
+
+void herd__timer_del(herd__rt *rt, herd__timer *tm)
+{
+	herd__mutex_lock(&rt->timer_lock);
+	heap_unlink(rt, tm);
+	herd__mutex_unlock(&rt->timer_lock);
+}
+
+/*
+ * Deliveries (timers with no task: sync/'s channel timers): delivering
+ * takes the channel's lock, which must not be taken under timer_lock (lock
+ * order). herd__timers_run takes due timers out of the heap (putting
+ * periodic ones back at their next tick) and counts them in `firing`,
+ * under timer_lock; delivers after unlocking; and then uncounts them.
+ * Stopping waits until `firing` is 0, so a stopped timer delivers nothing
+ * more and its owner can free it.
+ */
+/* How late the earliest timer may get while the ring is full. */
+#define OVERDUE_NS (10 * HERD_MSEC)
+
+/* Timers delivered per round of herd__timers_run, at most. */
+#define FIRE_BATCH 32
+
+
+/* Takes a due delivery out of the heap, or puts a ticker back at its
+ * next tick after `now` (a tick missed altogether is skipped, as Go does). */
+static void delivery_due(herd__rt *rt, herd__timer *tm, int64_t now)
+{
+	tm->firing++;
+	if (tm->period > 0) {
+		int64_t late = now - tm->when;
+		int64_t skip = late / tm->period + 1;
+		tm->when = skip > (INT64_MAX - tm->when) / tm->period
+				   ? INT64_MAX
+				   : tm->when + skip * tm->period;
+		herd__timerheap_add(&rt->timers, tm); /* cannot fail: one slot was freed */
+	}
+}
+
+int herd__timers_run(herd__worker *w, int64_t now)
+{
+	herd__rt *rt = w->rt;
+	herd__timer *fire[FIRE_BATCH];
+	unsigned nfire = 0;
+	int n = 0;
+	/* Tasks go to the back of w's ring, in deadline order; no more than
+	 * fit, or the overflow would reorder them (sched.c). But a ring that
+	 * is full at every poll must not hold timers back for ever: once the
+	 * earliest is OVERDUE_NS late, one fires all the same (its overflow
+	 * moves half the ring to the global queue, so the next poll has room
+	 * again). Only timers that late may then run out of order. */
+	int room = (int)herd__runq_room(w);
+	if (room < 1 && now - atomic_load_explicit(&rt->timer_next, mo_relaxed) >= OVERDUE_NS)
+		room = 1;
+	herd__mutex_lock(&rt->timer_lock);
+	while (n < room && nfire < FIRE_BATCH && rt->timers.n &&
+	       rt->timers.a[0]->when <= now) {
+		herd__timer *tm = rt->timers.a[0];
+		herd__timerheap_remove(&rt->timers, tm);
+		if (tm->task) {
+			n += herd__wake_timeout(tm->task);
+		} else {
+			fire[nfire++] = tm;
+			delivery_due(rt, tm, now);
+			n++;
+		}
+	}
+	publish_next(rt);
+	herd__mutex_unlock(&rt->timer_lock);
+	if (!nfire)
+		return n;
+	for (unsigned i = 0; i < nfire; i++)
+		fire[i]->deliver(fire[i], now);
+	herd__mutex_lock(&rt->timer_lock);
+	for (unsigned i = 0; i < nfire; i++)
+		fire[i]->firing--;
+	herd__mutex_unlock(&rt->timer_lock);
+	return n;
+}
+
+void herd__timers_fini(herd__rt *rt)
+{
+	free(rt->timers.a);
+	rt->timers.a = NULL;
+	rt->timers.n = rt->timers.cap = 0;
+}
+
+int herd_sleep(int64_t deadline)
+{
+	herd__worker *w;
+	herd__task *t;
+	if (herd__current(&w, &t))
+		return -EPERM;
+	if (deadline < 0)
+		return -EINVAL;
+	if (deadline == 0)
+		return 0;
+	int rc = herd__wait(&w, NULL, deadline, true);
+	return rc == HERD_ETIMEDOUT ? 0 : rc;
+}
+
+/* Takes the timer out of the heap and waits out a delivery in progress;
+ * returns with timer_lock held, and whether the timer was pending. */
+static bool stop_locked(herd__rt *rt, herd__timer *tm)
+{
+	herd__mutex_lock(&rt->timer_lock);
+	bool pending = heap_unlink(rt, tm);
+	while (tm->firing) {
+		/* A worker is delivering: a few instructions, unless its
+		 * thread was preempted. */
+		herd__mutex_unlock(&rt->timer_lock);
+		sched_yield();
+		herd__mutex_lock(&rt->timer_lock);
+	}
+	return pending;
+}
+
+bool herd__timer_stop(herd__rt *rt, herd__timer *tm)
+{
+	bool pending = stop_locked(rt, tm);
+	herd__mutex_unlock(&rt->timer_lock);
+	return pending;
+}
+
+int herd__timer_start(herd__rt *rt, herd__timer *tm, int64_t deadline, int64_t period)
+{
+	herd__mutex_lock(&rt->timer_lock);
+	/* A concurrent start of the same timer may have put it in. */
+	heap_unlink(rt, tm);
+	tm->when = deadline;
+	tm->period = period;
+	int rc = herd__timerheap_add(&rt->timers, tm);
+	int64_t when = tm->when; /* as the heap keeps it */
+	bool earliest = rc == 0 && tm->index == 0 && when != INT64_MAX;
+	if (earliest)
+		publish_next(rt);
+	herd__mutex_unlock(&rt->timer_lock);
+	if (earliest)
+		herd__timer_kick(rt, when);
+	return rc;
+}

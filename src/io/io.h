@@ -1,0 +1,121 @@
+/*
+ * io.h - the I/O layer: the poller (tasks wait for descriptors without
+ * holding a worker), the descriptor budget, the I/O calls, and the helper
+ * threads of herd_blocking. The scheduler reaches the poller through the
+ * herd__netpoll hooks herd__poll_init installs.
+ */
+#ifndef HERD_IO_H
+#define HERD_IO_H
+
+#include "core/core.h"
+
+/* The layer's state, one per runtime (rt->io). */
+struct herd__io_rt {
+	/* The poller (poll.c). */
+	struct {
+		alignas(HERD__CACHELINE) herd__mutex lock;
+		herd__os_poller os;
+		struct herd__pollent **tab; /* by descriptor */
+		size_t cap;
+		uint32_t gen;
+		_Atomic uint32_t waiters;   /* registered waits */
+		_Atomic int64_t last;       /* when somebody last polled */
+	} poll;
+	/* herd_blocking's helper threads (blocking.c). */
+	struct {
+		alignas(HERD__CACHELINE) herd__mutex lock;
+		struct herd__job *head, *tail;
+		unsigned nthreads, nidle, max;
+		bool stop;
+		pthread_t *threads;
+		_Atomic uint32_t seq;     /* futex: helpers sleep on it */
+	} blk;
+	/* The descriptor budget (fd.c). */
+	struct {
+		alignas(HERD__CACHELINE) herd__mutex lock;
+		herd__waitq waitq;          /* tasks waiting for a descriptor */
+		_Atomic uint32_t nwaiting;
+		_Atomic long open, peak, waits;
+		_Atomic uint32_t released;  /* releases so far */
+		_Atomic int64_t last_release;
+		long limit, limit_at_start;
+		bool raised;
+		_Atomic int warned;
+		/* Which descriptors are herd's: a bitmap in pages of
+		 * FD_PAGE_BITS, made on first use, freed with the runtime. */
+		_Atomic(_Atomic uint64_t *) *pages;
+		size_t npages;
+	} fd;
+};
+
+/* ------------------------------------------------------------------ */
+/* The poller (poll.c)                                                 */
+/* ------------------------------------------------------------------ */
+
+/* A wait for a descriptor: a parked task's (on its stack), or a callback's
+ * (task NULL; proc/'s pidfds), run by whoever polls, with no lock held. */
+typedef struct herd__pollw {
+	herd__task *task;
+	uint32_t events;        /* HERD_READABLE | HERD_WRITABLE */
+	uint32_t result;        /* for a callback: the events ready */
+	int fd;
+	bool linked;            /* in its entry's list, under poll.lock */
+	struct herd__pollw *prev, *next, *cb_next;
+	void (*cb)(struct herd__pollw *p, uint32_t ready);
+} herd__pollw;
+
+int herd__poll_init(herd__rt *rt);
+void herd__poll_fini(herd__rt *rt);
+/* Registers wt for fd (poll.lock held). 0, or -errno from the backend
+ * (-EBADF, -EPERM for a regular file), -ENOMEM. */
+int herd__poll_attach_locked(herd__rt *rt, int fd, herd__pollw *wt);
+/* Unregisters wt if it is still registered (poll.lock held). */
+void herd__poll_detach_locked(herd__rt *rt, herd__pollw *wt);
+/* Waits for events until deadline (-1: none; 0: do not block), wakes
+ * their waiters; returns how many it woke. Any thread. */
+int herd__poll_run(herd__rt *rt, int64_t deadline);
+/* Wakes a thread blocked in herd__poll_run. */
+void herd__poll_interrupt(herd__rt *rt);
+/* Makes a thread blocked in herd__poll_run return by `when` at the
+ * latest, without waking it before; false if it cannot (no alarm). */
+bool herd__poll_wake_by(herd__rt *rt, int64_t when);
+/* Whether a busy worker should poll now (someone waits, and nobody has
+ * polled for a while). */
+bool herd__poll_due(herd__rt *rt);
+
+/* ------------------------------------------------------------------ */
+/* Descriptors (fd.c)                                                  */
+/* ------------------------------------------------------------------ */
+
+int herd__fd_init(herd__rt *rt);
+void herd__fd_fini(herd__rt *rt);
+/* Counts fd as herd's (created close-on-exec by herd). */
+void herd__fd_track(herd__rt *rt, int fd);
+/* A creation of descriptors that may wait for some to be released: the
+ * count of releases seen before an attempt, and whether it was woken. */
+typedef struct herd__fdwait {
+	uint32_t gen;
+	bool woken;
+} herd__fdwait;
+/* Before the first attempt. */
+void herd__fd_attempt(herd__fdwait *fw);
+/* After an attempt failed with errno err: 0 to try again (at once if a
+ * descriptor was released since the attempt, else once one is, when err
+ * is EMFILE or ENFILE and the deadline allows), else the code to return:
+ * -err, HERD_ETIMEDOUT, HERD_ECANCELED (the task's scope or its
+ * wait_scope is cancelled). */
+int herd__fd_retry(herd__fdwait *fw, int err, int64_t deadline);
+/* Closes fd, uncounting it if it is herd's, which releases it to a
+ * waiter; _quiet gives back what a failed attempt took, waking nobody. */
+int herd__fd_close(herd__rt *rt, int fd);
+int herd__fd_close_quiet(herd__rt *rt, int fd);
+/* The supervisor's: wakes the first waiter if nothing was released for a
+ * while (the program may have closed its own). */
+void herd__fd_recheck(herd__rt *rt, int64_t now);
+
+/* The helper threads (blocking.c). */
+void herd__blocking_fini(herd__rt *rt);
+/* Set on helper threads, for the signal handler (async-signal-safe). */
+extern __thread bool herd__tls_helper __attribute__((tls_model("initial-exec")));
+
+#endif /* HERD_IO_H */

@@ -1,0 +1,153 @@
+/*
+ * os.h - the platform seam: everything that differs between kernels and
+ * CPUs (os-linux.c, poller-epoll.c, switch-<arch>.S, clone3-<arch>.S).
+ * The layers above call these and no system interface of their own but
+ * POSIX's (read, write, pipe2, fcntl, waitid, kill).
+ */
+#ifndef HERD_OS_H
+#define HERD_OS_H
+
+#include "base/base.h"
+
+#define HERD__NSIG 64    /* signals 1 .. 64 */
+
+/* ------------------------------------------------------------------ */
+/* Processors, memory and files (os-linux.c)                          */
+/* ------------------------------------------------------------------ */
+
+int herd__os_ncpu(void);                /* CPUs this process may use */
+long herd__os_max_map_count(void);      /* vm.max_map_count, or 65530 */
+size_t herd__os_page_size(void);
+/* Makes [addr, addr+len) fault on access without a new mapping; -errno. */
+int herd__os_guard_light(void *addr, size_t len);
+/* Same with mprotect(PROT_NONE): one more mapping or two. */
+int herd__os_guard_mprotect(void *addr, size_t len);
+void *herd__os_reserve(size_t len);     /* lazily committed, no THP; NULL */
+void herd__os_release(void *addr, size_t len);
+void herd__os_set_thread_name(const char *name);
+/* The rest of a (small) file, from fd or from openat(dirfd, path) (dirfd
+ * AT_FDCWD for a plain path), into a malloc'd, NUL-terminated buffer; NULL
+ * if it cannot be read whole. For /proc and cgroup files. */
+char *herd__os_read_fd(int fd);
+char *herd__os_read_file(int dirfd, const char *path);
+/* The start of a small file into buf (NUL-terminated, on the caller's
+ * stack: no allocation, for task stacks): the bytes read, or -1. */
+ssize_t herd__os_read_small(int dirfd, const char *path, char *buf, size_t size);
+/* Appends the numbers of a blank-separated list (pids, as /proc and
+ * cgroup.procs write them) to *pids, which holds *n of *cap (grown with
+ * realloc); returns *n, or -1 if memory ran out. */
+long herd__os_parse_pids(const char *text, pid_t **pids, size_t *n, size_t *cap);
+
+/* ------------------------------------------------------------------ */
+/* Alarms and bells (os-linux.c)                                      */
+/* ------------------------------------------------------------------ */
+
+/*
+ * An alarm: a descriptor that becomes readable at a set time (a timerfd on
+ * Linux), so that a thread asleep in epoll_wait or poll can be given an
+ * earlier time to get up without being woken now. Setting it only ever
+ * brings the time forward; a ring, once read, is forgotten.
+ */
+typedef struct herd__alarm {
+	int fd;            /* -1: none (callers fall back to a wakeup) */
+	herd__mutex lock;  /* orders setting against reading; a leaf */
+	int64_t at;        /* when it rings, INT64_MAX if unset; under lock */
+} herd__alarm;
+/* Makes the descriptor (fd -1 if the system refuses one). */
+void herd__alarm_init(herd__alarm *a);
+void herd__alarm_fini(herd__alarm *a);
+/* Makes the alarm ring by `when` (absolute monotonic ns; the past rings at
+ * once). True if it will; false if there is no descriptor. */
+bool herd__alarm_set(herd__alarm *a, int64_t when);
+/* Reads a ring off the descriptor, and forgets the time if it has passed. */
+void herd__alarm_clear(herd__alarm *a);
+/*
+ * A bell: wakes a thread asleep in herd__alarm_wait from any thread or
+ * signal handler. `rung` counts the rings; a waiter reads it before it
+ * looks at what it waits for, and passes what it read as `seen`.
+ */
+typedef struct herd__bell {
+	int fd;                  /* an eventfd, or -1 (then the futex) */
+	_Atomic uint32_t rung;
+} herd__bell;
+void herd__bell_init(herd__bell *b);
+void herd__bell_fini(herd__bell *b);
+/* Async-signal-safe. */
+void herd__bell_ring(herd__bell *b);
+/* Sleeps until the alarm rings (true), the bell rings (or has rung since
+ * `seen` was read), or `deadline` (-1: none). */
+bool herd__alarm_wait(herd__alarm *a, herd__bell *b, uint32_t seen, int64_t deadline);
+
+/* ------------------------------------------------------------------ */
+/* The poller's backend (poller-epoll.c): a set of descriptors a thread */
+/* can sleep on, with a wakeup and an alarm in it.                     */
+/* ------------------------------------------------------------------ */
+
+/* An event: the events ready (HERD_READABLE, HERD_WRITABLE; an error or
+ * a hang-up reports both, so that the next call sees it) and the cookie
+ * the descriptor was armed with. */
+typedef struct herd__os_event {
+	uint32_t events;
+	uint64_t cookie;
+} herd__os_event;
+
+typedef struct herd__os_poller {
+	int fd;             /* the epoll set */
+	int wakefd;         /* an eventfd in it: herd__os_poller_interrupt */
+	herd__alarm alarm;  /* in it: herd__os_poller_wake_by */
+} herd__os_poller;
+
+/* Makes the set: 0 or -errno. */
+int herd__os_poller_open(herd__os_poller *p);
+void herd__os_poller_close(herd__os_poller *p);
+/* Arms fd, once (one-shot: an event disarms it until armed again), for
+ * `events` (HERD_READABLE | HERD_WRITABLE); `fresh` adds it to the set.
+ * 0, or -errno (-EBADF, -EPERM for a regular file, -ENOMEM). */
+int herd__os_poller_arm(herd__os_poller *p, int fd, bool fresh, uint32_t events,
+			uint64_t cookie);
+/* Takes fd out of the set. */
+void herd__os_poller_forget(herd__os_poller *p, int fd);
+/* Waits for events until the deadline (-1: none; 0: do not block) and
+ * stores at most n in ev; returns how many (0 on a timeout, a wakeup or
+ * the alarm). Only a waiter that may block (deadline not 0) consumes a
+ * wakeup or a ring: one that only looks leaves them for the sleeper. */
+int herd__os_poller_wait(herd__os_poller *p, herd__os_event *ev, int n, int64_t deadline);
+/* Gets a thread asleep in herd__os_poller_wait up; async-signal-safe. */
+void herd__os_poller_interrupt(herd__os_poller *p);
+/* Makes its sleep end by `when` at the latest, without waking it before;
+ * false if it cannot (no alarm). */
+bool herd__os_poller_wake_by(herd__os_poller *p, int64_t when);
+
+/* ------------------------------------------------------------------ */
+/* Context switch (switch-<arch>.S) and clone3 (clone3-<arch>.S)       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * An execution context that can be suspended: a task, or a worker's
+ * scheduler loop on its thread's own stack ("g0", as Go calls it).
+ */
+typedef struct herd__ctx {
+	void *sp;          /* saved stack pointer while suspended */
+#if HERD_ASAN
+	const void *stack_lo; /* the stack's bounds, for ASan */
+	size_t stack_size;
+	void *asan_fake;
+#endif
+#if HERD_TSAN
+	void *tsan_fiber;
+#endif
+} herd__ctx;
+
+/*
+ * Saves the callee-saved registers and FP control words on the current
+ * stack, stores the stack pointer in *save_sp, loads load_sp and restores
+ * the registers found there. Returns `w` in the context it resumes: the
+ * context that switches back tells the resumed one which worker it is on.
+ */
+herd__worker *herd__ctx_switch(void **save_sp, void *load_sp, herd__worker *w);
+/* First code of a new task: calls herd__task_main(w). */
+void herd__ctx_trampoline(void);
+/* clone3 with a child function: pid, or -errno. */
+int herd__clone3(void *args, size_t size, int (*fn)(void *), void *arg);
+
+#endif /* HERD_OS_H */

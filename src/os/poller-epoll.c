@@ -1,0 +1,161 @@
+/*
+ * poller-epoll.c - the poller's backend on Linux: an epoll set, with an
+ * eventfd that wakes its sleeper and an alarm (a timerfd, os-linux.c) that
+ * ends its sleep at a time set after it fell asleep.
+ *
+ * io/poll.c keeps the bookkeeping (which task waits on which descriptor)
+ * and calls only this file's herd__os_poller_* functions, as redis's ae.c
+ * keeps aeApi* behind a seam: a kqueue backend is one more file.
+ *
+ * Descriptors are registered level-triggered and one-shot: an event
+ * disarms the descriptor until the bookkeeping arms it again for the
+ * waiters left. The two internal descriptors carry cookies no descriptor
+ * can have (a cookie's low half is a descriptor number).
+ *
+ * No lock here: the caller serialises arming a descriptor (io/poll.c does
+ * under its lock); epoll_wait may run on several threads at once.
+ */
+#include "os/os.h"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define WAKE_COOKIE UINT64_MAX
+#define ALARM_COOKIE (UINT64_MAX - 1)
+#define EVENTS_MAX 64
+
+static uint32_t to_epoll(uint32_t events)
+{
+	uint32_t e = 0;
+	if (events & HERD_READABLE)
+		e |= EPOLLIN | EPOLLRDHUP;
+	if (events & HERD_WRITABLE)
+		e |= EPOLLOUT;
+	return e;
+}
+
+static uint32_t from_epoll(uint32_t rev)
+{
+	if (rev & (EPOLLERR | EPOLLHUP))
+		return HERD_READABLE | HERD_WRITABLE;
+	uint32_t r = 0;
+	if (rev & (EPOLLIN | EPOLLRDHUP | EPOLLPRI))
+		r |= HERD_READABLE;
+	if (rev & EPOLLOUT)
+		r |= HERD_WRITABLE;
+	return r;
+}
+
+int herd__os_poller_open(herd__os_poller *p)
+{
+	p->fd = p->wakefd = -1;
+	p->alarm.fd = -1;
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0)
+		return -errno;
+	int ev = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (ev < 0) {
+		int e = -errno;
+		close(ep);
+		return e;
+	}
+	struct epoll_event e = {.events = EPOLLIN, .data.u64 = WAKE_COOKIE};
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, ev, &e) < 0) {
+		int err = -errno;
+		close(ev);
+		close(ep);
+		return err;
+	}
+	p->fd = ep;
+	p->wakefd = ev;
+	herd__alarm_init(&p->alarm);
+	struct epoll_event te = {.events = EPOLLIN, .data.u64 = ALARM_COOKIE};
+	if (p->alarm.fd >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, p->alarm.fd, &te) < 0)
+		herd__alarm_fini(&p->alarm); /* then an earlier timer wakes */
+	return 0;
+}
+
+void herd__os_poller_close(herd__os_poller *p)
+{
+	if (p->wakefd >= 0)
+		close(p->wakefd);
+	herd__alarm_fini(&p->alarm);
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = p->wakefd = -1;
+}
+
+int herd__os_poller_arm(herd__os_poller *p, int fd, bool fresh, uint32_t events,
+			uint64_t cookie)
+{
+	struct epoll_event ev = {.events = to_epoll(events) | EPOLLONESHOT, .data.u64 = cookie};
+	if (epoll_ctl(p->fd, fresh ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+void herd__os_poller_forget(herd__os_poller *p, int fd)
+{
+	epoll_ctl(p->fd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+static int timeout_ms(int64_t deadline)
+{
+	if (deadline < 0)
+		return -1;
+	if (deadline == 0)
+		return 0;
+	int64_t left = deadline - herd_now();
+	if (left <= 0)
+		return 0;
+	int64_t ms = (left + HERD_MSEC - 1) / HERD_MSEC; /* never early */
+	return ms > INT32_MAX ? INT32_MAX : (int)ms;
+}
+
+int herd__os_poller_wait(herd__os_poller *p, herd__os_event *out, int max, int64_t deadline)
+{
+	struct epoll_event evs[EVENTS_MAX];
+	int n;
+	if (max > EVENTS_MAX)
+		max = EVENTS_MAX;
+	do
+		n = epoll_wait(p->fd, evs, max, timeout_ms(deadline));
+	while (n < 0 && errno == EINTR && deadline != 0);
+	int k = 0;
+	for (int i = 0; i < n; i++) {
+		uint64_t c = evs[i].data.u64;
+		if (c == WAKE_COOKIE) {
+			/* The doorbell is the sleeper's: a thread that only
+			 * looked (deadline 0) leaves it ringing, or the
+			 * sleeper, woken with it, would sleep on. */
+			if (deadline != 0) {
+				uint64_t v;
+				ssize_t r = read(p->wakefd, &v, sizeof v);
+				(void)r;
+			}
+		} else if (c == ALARM_COOKIE) {
+			/* Likewise the alarm. The sleeper, back in its loop,
+			 * reads the earliest deadline again. */
+			if (deadline != 0)
+				herd__alarm_clear(&p->alarm);
+		} else {
+			out[k].events = from_epoll(evs[i].events);
+			out[k].cookie = c;
+			k++;
+		}
+	}
+	return k;
+}
+
+void herd__os_poller_interrupt(herd__os_poller *p)
+{
+	uint64_t one = 1;
+	ssize_t r = write(p->wakefd, &one, sizeof one);
+	(void)r; /* EAGAIN: the counter is full, so a wake is pending */
+}
+
+bool herd__os_poller_wake_by(herd__os_poller *p, int64_t when)
+{
+	return herd__alarm_set(&p->alarm, when);
+}

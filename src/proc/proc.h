@@ -1,0 +1,111 @@
+/*
+ * proc.h - the process layer: child processes bound to scopes (start,
+ * reap, end), their cgroups, and the orphans the runtime reaps. A scope
+ * reaches it through the hooks herd__proc_once installs (herd__scope_hooks).
+ */
+#ifndef HERD_PROC_H
+#define HERD_PROC_H
+
+#include "io/io.h"
+#include "sync/sync.h"
+
+#define HERD__CG_POOL 64 /* empty child cgroups kept for reuse */
+
+/* The layer's state, one per runtime (rt->proc). */
+struct herd__proc_rt {
+	alignas(HERD__CACHELINE) herd__mutex lock; /* draining; once */
+	struct herd_proc *draining;
+	struct herd_proc *live_list; /* started, not finished */
+	_Atomic bool ready;       /* herd__proc_once has run */
+	_Atomic long nterm;       /* sent SIGTERM, SIGKILL pending */
+	_Atomic int null_fd;      /* /dev/null, or -1 */
+	_Atomic bool no_clone_pidfd;
+	int cg_base;              /* cgroup directory, or -1 */
+	_Atomic uint64_t cg_seq;
+	_Atomic bool no_clone3, no_into_cgroup;
+	_Atomic bool strays;      /* a sweep may find some */
+	_Atomic bool vm_shared;   /* a vfork child shared our memory */
+	herd__mutex cg_lock;      /* the pool */
+	uint64_t cg_pool[HERD__CG_POOL]; /* empty cgroups, by number */
+	size_t cg_npool;
+	/* Orphans (orphan.c), the supervisor's. */
+	struct {
+		bool leader;              /* herd_run runs on the group leader */
+		pid_t *keep;              /* its children from before the run */
+		size_t nkeep;
+	} orphan;
+};
+
+/* A child's cgroup (cgroup.c); unused where there is none. */
+typedef struct herd__cgroup {
+	herd__rt *rt;
+	bool used;
+	bool empty;             /* nothing lived in it when its child exited */
+	int dir_fd;             /* the directory, until the child started */
+	int procs_fd;           /* its cgroup.procs, if the child joins itself */
+	char name[48];
+	uint64_t seq;           /* the n of its name, herd-<pid>-<n> */
+	pid_t *pids;            /* recorded before a kill, reaped after */
+	size_t npids, cap;
+} herd__cgroup;
+
+void herd__cgroup_init(herd__rt *rt);
+void herd__cgroup_fini(herd__rt *rt);
+/* Kills what runs in the directories of herd processes that no longer
+ * exist, under the cgroup directory base, and removes them (cgroup-stale.c). */
+void herd__cgroup_remove_stale(int base);
+/* Removes the pooled empty cgroups. */
+void herd__cgroup_pool_clear(herd__rt *rt);
+/* Makes a cgroup for a new child: 1, or 0 with none (cg->used false). */
+int herd__cgroup_make(herd__rt *rt, herd__cgroup *cg);
+/* Its cgroup.procs, opened on first use (for clone without
+ * CLONE_INTO_CGROUP); -1 if it cannot be. */
+int herd__cgroup_procs_fd(herd__cgroup *cg);
+/* The child could not be started in it: it is removed, unused. */
+void herd__cgroup_abandon(herd__cgroup *cg);
+/* The child has joined it (or failed): closes the descriptors. */
+void herd__cgroup_started(herd__cgroup *cg);
+/* Kills everything in it. */
+void herd__cgroup_kill(herd__cgroup *cg);
+/* Sends sig to everything in it but the members of process group pgid,
+ * which the caller signalled (SIGKILL: herd__cgroup_kill, to all). */
+void herd__cgroup_signal(herd__cgroup *cg, int sig, pid_t pgid);
+/* Removes it if empty (reaping what came back to us): true when gone. */
+bool herd__cgroup_remove(herd__cgroup *cg);
+
+/* Sets the runtime up for children, once: subreaper, cgroups. */
+void herd__proc_once(herd__rt *rt);
+/* Ends the root scope's processes at the end of herd_run, calling
+ * `between(rt, now)` while it waits for them (the run layer hands on the
+ * signals that arrive meanwhile). */
+void herd__proc_fini(herd__rt *rt, void (*between)(herd__rt *rt, int64_t now));
+/* Ending every process tree, from any thread, without parking: end_all
+ * sends SIGTERM (SIGKILL if now) to every tree not ended yet; end_step
+ * sends SIGKILL to those whose grace has passed (all, if kill), handles
+ * the exits and drains, and returns true while a process is left;
+ * end_cleanup then kills strays and removes herd's empty cgroups. */
+void herd__proc_end_all(herd__rt *rt, bool now);
+bool herd__proc_end_step(herd__rt *rt, bool kill);
+void herd__proc_end_cleanup(herd__rt *rt);
+void herd__proc_exited(herd_proc *p);
+void herd__proc_watch_thread(herd_proc *p);
+/* Kills and reaps our children that are in a herd child's cgroup but are
+ * not that child: descendants that left their group and were orphaned to
+ * us. Returns how many; 0 without cgroups. */
+int herd__proc_sweep(herd__rt *rt);
+/* SIGKILL to the groups whose grace since SIGTERM has passed. */
+void herd__proc_escalate_all(herd__rt *rt);
+/* Retries the groups not yet gone. */
+void herd__proc_drain_all(herd__rt *rt);
+/* SIGTERM to a cancelled scope's processes (its lock held). */
+void herd__proc_cancel_locked(herd_proc *list);
+/* Ends a closing scope's processes; returns once none is left. */
+void herd__proc_scope_end(herd__worker **wp, herd_scope *s);
+
+/* Orphans (orphan.c), from the supervisor's thread: init remembers its
+ * children, reap reaps the exited ones it gained since; how many. */
+void herd__orphans_init(herd__rt *rt);
+void herd__orphans_fini(herd__rt *rt);
+int herd__orphans_reap(herd__rt *rt);
+
+#endif /* HERD_PROC_H */

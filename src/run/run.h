@@ -1,0 +1,47 @@
+/*
+ * run.h - the top layer: herd_run, its supervisor (the monitor, signals,
+ * the end of the run) and exit().
+ */
+#ifndef HERD_RUN_H
+#define HERD_RUN_H
+
+#include "proc/proc.h"
+
+/* The layer's state, one per runtime (rt->run). */
+struct herd__run_rt {
+	int64_t last_sweep, last_orphans; /* the supervisor's chores */
+	/* Signals (signal.c). */
+	struct {
+		herd__mutex lock;         /* all but fatal (and signal.c's
+					   * saved actions) */
+		struct herd__sigreg *regs; /* herd_signal_notify's */
+		size_t nregs, cap;
+		uint64_t taken;           /* bit sig-1: default action taken */
+		uint64_t installed;       /* herd's handler is installed */
+		_Atomic int fatal;        /* the signal ending the run, or 0 */
+		bool killing;             /* a second one: SIGKILL at once */
+		int64_t kill_at;
+	} sig;
+};
+
+/* The supervisor (monitor.c): runs on herd_run's thread until the run
+ * ends. */
+void herd__supervise(herd__rt *rt);
+/* Signals and exit() (signal.c). */
+void herd__signal_start(herd__rt *rt);
+/* Restores the actions; returns a taken signal that arrived too late to
+ * be dispatched (the caller dies of it), else 0. */
+int herd__signal_fini(herd__rt *rt);
+/* Hands the signals that arrived on, and runs a fatal one's end: ends the
+ * process with the signal once the trees are gone. Supervisor only. */
+void herd__signal_dispatch(herd__rt *rt, int64_t now);
+/* Whether a fatal signal is ending the run. */
+bool herd__signal_ending(herd__rt *rt);
+HERD__NORETURN void herd__signal_die(int sig);
+/* The atexit handler, registered once; the lock herd_run holds while it
+ * takes a runtime down. */
+void herd__exit_watch(void);
+void herd__exit_lock(void);
+void herd__exit_unlock(void);
+
+#endif /* HERD_RUN_H */

@@ -1,0 +1,44 @@
+/*
+ * sync.h - the synchronisation layer: wait groups, channels, select, and
+ * the timers that deliver on channels. Built on core's parking (wait.c).
+ */
+#ifndef HERD_SYNC_H
+#define HERD_SYNC_H
+
+#include "core/core.h"
+
+/* A task blocked in a channel operation: in the channel's sendq or recvq,
+ * on the task's stack. A select queues one per case. */
+typedef struct herd__chan_waiter {
+	herd__waiter base;      /* first: a queue's herd__waiter is one */
+	void *elem;             /* the value to send, or where to receive */
+	uint32_t index;         /* the select case; 0 for a plain call */
+	bool closed;            /* set by the waker: woken by a close */
+} herd__chan_waiter;
+
+/* One cache line; the ring of cap * elem_size bytes follows it, from the
+ * next line on, so that writing a value does not evict the channel's state
+ * from the other side's cache. */
+struct herd_chan {
+	herd__mutex lock;       /* everything below but the constants */
+	bool closed;
+	uint32_t elem_size;     /* constant */
+	uint32_t cap;           /* constant */
+	uint32_t count;         /* values buffered */
+	uint32_t recvx, sendx;  /* buffer slots to receive from, send to */
+	herd__waitq recvq, sendq;
+} __attribute__((aligned(HERD__CACHELINE)));
+
+/* What the *_locked operations return when they would have to wait. */
+#define HERD__WOULD_BLOCK 1
+
+/* With ch->lock held: sends or receives if that can be done at once.
+ * Returns 0, HERD_ECLOSED, or HERD__WOULD_BLOCK. */
+int herd__chan_send_locked(herd_chan *ch, const void *elem);
+int herd__chan_recv_locked(herd_chan *ch, void *elem);
+/* With ch->lock held: drops every buffered value (a timer's reset). */
+void herd__chan_drain_locked(herd_chan *ch);
+/* Whether a task is blocked on ch. */
+bool herd__chan_busy(herd_chan *ch);
+
+#endif /* HERD_SYNC_H */
