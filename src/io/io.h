@@ -30,7 +30,7 @@ struct herd__io_rt {
 		pthread_t *threads;
 		_Atomic uint32_t seq;     /* futex: helpers sleep on it */
 	} blk;
-	/* The descriptor budget (fd.c). */
+	/* The descriptor budget (fd-budget.c). */
 	struct {
 		alignas(HERD__CACHELINE) herd__mutex lock;
 		herd__waitq waitq;          /* tasks waiting for a descriptor */
@@ -84,13 +84,15 @@ bool herd__poll_wake_by(herd__rt *rt, int64_t when);
 bool herd__poll_due(herd__rt *rt);
 
 /* ------------------------------------------------------------------ */
-/* Descriptors (fd.c)                                                  */
+/* Descriptors (fd-budget.c)                                                  */
 /* ------------------------------------------------------------------ */
 
 int herd__fd_init(herd__rt *rt);
 void herd__fd_fini(herd__rt *rt);
-/* Counts fd as herd's (created close-on-exec by herd). */
+/* Counts fd as herd's (created close-on-exec by herd); _running, in the
+ * running runtime if there is one. */
 void herd__fd_track(herd__rt *rt, int fd);
+void herd__fd_track_running(int fd);
 /* A creation of descriptors that may wait for some to be released: the
  * count of releases seen before an attempt, and whether it was woken. */
 typedef struct herd__fdwait {

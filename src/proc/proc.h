@@ -9,7 +9,39 @@
 #include "io/io.h"
 #include "sync/sync.h"
 
+#include <sys/resource.h>
+
 #define HERD__CG_POOL 64 /* empty child cgroups kept for reuse */
+#define HERD__PROC_GRACE (2 * HERD_SEC) /* SIGTERM to SIGKILL, by default */
+/* Sweeps at the end of a scope, at most, each after the strays the
+ * previous one killed may have orphaned theirs. */
+#define HERD__SWEEP_PASSES 8
+/* How often a closing scope looks at its processes. */
+#define HERD__END_POLL_NS (1 * HERD_MSEC)
+
+
+
+/* What a start hands the child (start.c to spawn-linux.c). */
+struct herd__child_args {
+	const char *path;
+	char *const *argv;
+	char *const *envp;
+	const char *dir;
+	int src[3];             /* what goes to 0, 1, 2; -1: inherited */
+	int cg_procs;           /* cgroup.procs to join, or -1 */
+	struct rlimit nofile;   /* given back to the child */
+	bool set_nofile;
+	uint64_t mask;          /* the signal mask to exec with */
+	bool keep_signals;      /* keep ignored signals (and that mask) */
+	pid_t ppid;
+	volatile int err;       /* the child's errno if it failed */
+	volatile int shared;    /* set by the child: it shares our memory */
+	int err_fd;             /* or it writes err here (see spawn), or -1 */
+};
+
+/* herd__proc_spawn's code for a child that ran out of descriptors
+ * itself. */
+#define HERD__CHILD_EMFILE (-EMFILE - 4096)
 
 /* The layer's state, one per runtime (rt->proc). */
 struct herd__proc_rt {
@@ -48,6 +80,30 @@ typedef struct herd__cgroup {
 	pid_t *pids;            /* recorded before a kill, reaped after */
 	size_t npids, cap;
 } herd__cgroup;
+
+/* A child process handle (proc.c has its protocol). */
+struct herd_proc {
+	herd__rt *rt;
+	uint64_t serial;        /* rt->serial: the runtime still exists */
+	herd_scope *scope;
+	struct herd_proc *sc_prev, *sc_next;  /* the scope's list */
+	struct herd_proc *dr_next;            /* rt->proc->draining */
+	struct herd_proc *lv_prev, *lv_next;  /* rt->proc->live_list */
+	_Atomic int refs;       /* the handle, and the scope's until finished */
+	pid_t pid;              /* also the process group's id */
+	int pidfd;
+	int fds[3];             /* the parent's pipe ends, or -1 */
+	int64_t grace;
+	herd__cgroup cg;
+	herd__pollw exit_w;
+	herd_chan *done;
+	herd__mutex lock;
+	herd__waitq waiters;    /* tasks in herd_proc_wait */
+	bool reaping, termed, killed;
+	int64_t term_at;
+	_Atomic bool exited;    /* status is set (release) */
+	int status;
+};
 
 void herd__cgroup_init(herd__rt *rt);
 void herd__cgroup_fini(herd__rt *rt);
@@ -101,6 +157,32 @@ void herd__proc_drain_all(herd__rt *rt);
 void herd__proc_cancel_locked(herd_proc *list);
 /* Ends a closing scope's processes; returns once none is left. */
 void herd__proc_scope_end(herd__worker **wp, herd_scope *s);
+
+/* Shared by the layer's files (the handle's helpers: proc.c; exits:
+ * reap.c; ending: end.c; the clone: spawn-linux.c). */
+/* Runs the clone. Returns the child's pid, with its pidfd in *pidfd, or a
+ * negative code (the child's exec error, after reaping it). */
+int herd__proc_spawn(herd__worker *w, struct herd__child_args *a, herd__cgroup *cg, int *pidfd);
+/* Sends sig to p's group unless its leader may have been reaped; p->lock
+ * held. */
+void herd__proc_group_signal_locked(herd_proc *p, int sig);
+/* The poller's callback for a child's pidfd: it has exited. */
+void herd__proc_on_exit_event(herd__pollw *w, uint32_t ready);
+/* SIGTERM to p's group, once; p->lock held. */
+void herd__proc_term_locked(herd_proc *p, int64_t now);
+/* SIGKILL once the grace period since SIGTERM has passed; p->lock held. */
+void herd__proc_escalate_locked(herd_proc *p, int64_t now);
+/* Sleeps firmly (not a cancellation point) until `until`. */
+void herd__proc_nap(herd__worker **wp, int64_t until);
+/* Drops a reference; the last frees the handle. */
+void herd__proc_unref(herd_proc *p);
+/* The runtime's list of processes started (or being started) and not
+ * finished, which the sweep reads. */
+void herd__proc_live_add(herd_proc *p);
+void herd__proc_live_remove(herd_proc *p);
+/* The scope's list of its processes (under the scope's lock). */
+void herd__proc_scope_add(herd_scope *s, herd_proc *p);
+void herd__proc_scope_remove(herd_scope *s, herd_proc *p);
 
 /* Orphans (orphan.c), from the supervisor's thread: init remembers its
  * children, reap reaps the exited ones it gained since; how many. */

@@ -1,6 +1,7 @@
 /*
- * fd.c - descriptors: the budget herd keeps of the ones it creates, and the
- * task-aware I/O calls (read, write, accept, connect) built on the poller.
+ * fd-budget.c - the descriptor budget: the count and the marks herd keeps
+ * of the descriptors it creates, and tasks waiting for one when the table
+ * is full. The calls that create descriptors and do I/O are in fd-io.c.
  *
  * The budget. At start the soft RLIMIT_NOFILE is raised to the hard limit
  * (children get the original back, proc.c), and restored at the end. Every
@@ -246,39 +247,11 @@ static herd__rt *runtime(void)
 	return atomic_load_explicit(&herd__runtime, mo_acquire);
 }
 
-int herd_pipe(int fds[2], int64_t deadline)
+void herd__fd_track_running(int fd)
 {
-	if (!fds)
-		return -EINVAL;
-	herd__fdwait fw;
-	herd__fd_attempt(&fw);
-	while (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) {
-		int rc = herd__fd_retry(&fw, errno, deadline);
-		if (rc)
-			return rc;
-	}
-	herd__rt *rt = runtime();
-	if (rt) {
-		herd__fd_track(rt, fds[0]);
-		herd__fd_track(rt, fds[1]);
-	}
-	return 0;
-}
-
-int herd_socket(int domain, int type, int protocol, int64_t deadline)
-{
-	int fd;
-	herd__fdwait fw;
-	herd__fd_attempt(&fw);
-	while ((fd = socket(domain, type | SOCK_CLOEXEC | SOCK_NONBLOCK, protocol)) < 0) {
-		int rc = herd__fd_retry(&fw, errno, deadline);
-		if (rc)
-			return rc;
-	}
 	herd__rt *rt = runtime();
 	if (rt)
 		herd__fd_track(rt, fd);
-	return fd;
 }
 
 int herd_close(int fd)
@@ -286,16 +259,6 @@ int herd_close(int fd)
 	if (fd < 0)
 		return -EBADF;
 	return herd__fd_close(runtime(), fd);
-}
-
-int herd_fd_nonblock(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-	if (fl < 0)
-		return -errno;
-	if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-		return -errno;
-	return 0;
 }
 
 int herd_fd_stats_get(herd_fd_stats *out)
@@ -312,118 +275,4 @@ int herd_fd_stats_get(herd_fd_stats *out)
 	out->limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (long)rl.rlim_cur : rt->io->fd.limit;
 	out->limit_at_start = rt->io->fd.limit_at_start;
 	return 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* Task-aware I/O                                                      */
-/* ------------------------------------------------------------------ */
-
-/* The entry check of the blocking I/O calls: 0, -EPERM or HERD_ECANCELED. */
-static int io_entry(int64_t deadline)
-{
-	herd__worker *w;
-	herd__task *t;
-	if (herd__current(&w, &t))
-		return -EPERM;
-	if (deadline != HERD_NOWAIT && herd__scope_canceled(t->scope))
-		return HERD_ECANCELED;
-	return 0;
-}
-
-/* After a call failed with errno e: 0 to try again (fd became ready), or
- * the code to return. */
-static int io_again(int fd, int e, int events, int64_t deadline)
-{
-	if (e == EINTR)
-		return 0;
-	if (e != EAGAIN && e != EWOULDBLOCK)
-		return -e;
-	int rc = herd_fd_wait(fd, events, deadline);
-	return rc < 0 ? rc : 0;
-}
-
-ssize_t herd_read(int fd, void *buf, size_t n, int64_t deadline)
-{
-	int rc = io_entry(deadline);
-	if (rc)
-		return rc;
-	for (;;) {
-		ssize_t r = read(fd, buf, n);
-		if (r >= 0)
-			return r;
-		if ((rc = io_again(fd, errno, HERD_READABLE, deadline)))
-			return rc;
-	}
-}
-
-ssize_t herd_write(int fd, const void *buf, size_t n, int64_t deadline)
-{
-	int rc = io_entry(deadline);
-	if (rc)
-		return rc;
-	for (;;) {
-		ssize_t r = write(fd, buf, n);
-		if (r >= 0)
-			return r;
-		if ((rc = io_again(fd, errno, HERD_WRITABLE, deadline)))
-			return rc;
-	}
-}
-
-ssize_t herd_write_all(int fd, const void *buf, size_t n, int64_t deadline)
-{
-	if (n > SSIZE_MAX)
-		return -EINVAL; /* its count could not be returned */
-	const char *p = buf;
-	size_t done = 0;
-	while (done < n) {
-		ssize_t r = herd_write(fd, p + done, n - done, deadline);
-		if (r < 0)
-			return r;
-		done += (size_t)r;
-	}
-	return (ssize_t)n;
-}
-
-int herd_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t deadline)
-{
-	int rc = io_entry(deadline);
-	if (rc)
-		return rc;
-	herd__fdwait fw;
-	herd__fd_attempt(&fw);
-	for (;;) {
-		int s = accept4(fd, addr, addrlen, SOCK_CLOEXEC | SOCK_NONBLOCK);
-		if (s >= 0) {
-			herd__fd_track(runtime(), s);
-			return s;
-		}
-		int e = errno;
-		if (e == EMFILE || e == ENFILE)
-			rc = herd__fd_retry(&fw, e, deadline);
-		else
-			rc = io_again(fd, e, HERD_READABLE, deadline);
-		if (rc)
-			return rc;
-	}
-}
-
-int herd_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline)
-{
-	int rc = io_entry(deadline);
-	if (rc)
-		return rc;
-	if (connect(fd, addr, addrlen) == 0)
-		return 0;
-	if (errno != EINPROGRESS && errno != EINTR)
-		return -errno;
-	/* The connection goes on in the kernel; it is made (or has failed)
-	 * when the socket becomes writable. */
-	if ((rc = herd_fd_wait(fd, HERD_WRITABLE, deadline)) < 0)
-		return rc;
-	int err = 0;
-	socklen_t len = sizeof err;
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		return -errno;
-	return -err;
 }

@@ -1,0 +1,167 @@
+/*
+ * fd-io.c - the task-aware descriptor calls: creating pipes and sockets
+ * (counted in the budget, fd-budget.c, and waiting there when the table
+ * is full), and read, write, accept and connect, which park the task on
+ * the poller (poll.c) instead of blocking its worker.
+ *
+ * No lock of its own: the poller's and the budget's.
+ */
+#include "io/io.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int herd_pipe(int fds[2], int64_t deadline)
+{
+	if (!fds)
+		return -EINVAL;
+	herd__fdwait fw;
+	herd__fd_attempt(&fw);
+	while (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) {
+		int rc = herd__fd_retry(&fw, errno, deadline);
+		if (rc)
+			return rc;
+	}
+	herd__fd_track_running(fds[0]);
+	herd__fd_track_running(fds[1]);
+	return 0;
+}
+
+int herd_socket(int domain, int type, int protocol, int64_t deadline)
+{
+	int fd;
+	herd__fdwait fw;
+	herd__fd_attempt(&fw);
+	while ((fd = socket(domain, type | SOCK_CLOEXEC | SOCK_NONBLOCK, protocol)) < 0) {
+		int rc = herd__fd_retry(&fw, errno, deadline);
+		if (rc)
+			return rc;
+	}
+	herd__fd_track_running(fd);
+	return fd;
+}
+
+int herd_fd_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0)
+		return -errno;
+	if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Task-aware I/O                                                      */
+/* ------------------------------------------------------------------ */
+
+/* The entry check of the blocking I/O calls: 0, -EPERM or HERD_ECANCELED. */
+static int io_entry(int64_t deadline)
+{
+	herd__worker *w;
+	herd__task *t;
+	if (herd__current(&w, &t))
+		return -EPERM;
+	if (deadline != HERD_NOWAIT && herd__scope_canceled(t->scope))
+		return HERD_ECANCELED;
+	return 0;
+}
+
+/* After a call failed with errno e: 0 to try again (fd became ready), or
+ * the code to return. */
+static int io_again(int fd, int e, int events, int64_t deadline)
+{
+	if (e == EINTR)
+		return 0;
+	if (e != EAGAIN && e != EWOULDBLOCK)
+		return -e;
+	int rc = herd_fd_wait(fd, events, deadline);
+	return rc < 0 ? rc : 0;
+}
+
+ssize_t herd_read(int fd, void *buf, size_t n, int64_t deadline)
+{
+	int rc = io_entry(deadline);
+	if (rc)
+		return rc;
+	for (;;) {
+		ssize_t r = read(fd, buf, n);
+		if (r >= 0)
+			return r;
+		if ((rc = io_again(fd, errno, HERD_READABLE, deadline)))
+			return rc;
+	}
+}
+
+ssize_t herd_write(int fd, const void *buf, size_t n, int64_t deadline)
+{
+	int rc = io_entry(deadline);
+	if (rc)
+		return rc;
+	for (;;) {
+		ssize_t r = write(fd, buf, n);
+		if (r >= 0)
+			return r;
+		if ((rc = io_again(fd, errno, HERD_WRITABLE, deadline)))
+			return rc;
+	}
+}
+
+ssize_t herd_write_all(int fd, const void *buf, size_t n, int64_t deadline)
+{
+	if (n > SSIZE_MAX)
+		return -EINVAL; /* its count could not be returned */
+	const char *p = buf;
+	size_t done = 0;
+	while (done < n) {
+		ssize_t r = herd_write(fd, p + done, n - done, deadline);
+		if (r < 0)
+			return r;
+		done += (size_t)r;
+	}
+	return (ssize_t)n;
+}
+
+int herd_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t deadline)
+{
+	int rc = io_entry(deadline);
+	if (rc)
+		return rc;
+	herd__fdwait fw;
+	herd__fd_attempt(&fw);
+	for (;;) {
+		int s = accept4(fd, addr, addrlen, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (s >= 0) {
+			herd__fd_track_running(s);
+			return s;
+		}
+		int e = errno;
+		if (e == EMFILE || e == ENFILE)
+			rc = herd__fd_retry(&fw, e, deadline);
+		else
+			rc = io_again(fd, e, HERD_READABLE, deadline);
+		if (rc)
+			return rc;
+	}
+}
+
+int herd_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline)
+{
+	int rc = io_entry(deadline);
+	if (rc)
+		return rc;
+	if (connect(fd, addr, addrlen) == 0)
+		return 0;
+	if (errno != EINPROGRESS && errno != EINTR)
+		return -errno;
+	/* The connection goes on in the kernel; it is made (or has failed)
+	 * when the socket becomes writable. */
+	if ((rc = herd_fd_wait(fd, HERD_WRITABLE, deadline)) < 0)
+		return rc;
+	int err = 0;
+	socklen_t len = sizeof err;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		return -errno;
+	return -err;
+}
