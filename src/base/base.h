@@ -221,6 +221,12 @@ typedef struct herd__mutex {
 #endif
 } herd__mutex;
 
+#if HERD_CHECKED
+#define HERD__MUTEX_INITIALIZER(r) {.state = 0, .rank = (r)}
+#else
+#define HERD__MUTEX_INITIALIZER(r) {.state = 0}
+#endif
+
 static inline void herd__mutex_init(herd__mutex *m, enum herd__rank rank)
 {
 	atomic_init(&m->state, 0);

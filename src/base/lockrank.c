@@ -2,8 +2,7 @@
  * lockrank.c - checked invariants: the report of a failed assert, and the
  * lock-rank checker (as Go's lockrank.go).
  *
- * Each thread keeps the ranks of the herd locks it holds, in the order it
- * took them. A lock may be taken only if its rank is above every rank held,
+ * Each thread counts the herd locks it holds, by rank. A lock may be taken only if its rank is above every rank held,
  * or equal to the highest where the rank allows several (HERD__RANK_MULTI:
  * the order among those is the caller's, by address or parent first).
  * Locks may be released in any order. A task never holds a lock across a
@@ -34,25 +33,29 @@ void herd__assert_fail(const char *expr, const char *file, int line)
 
 #if HERD_CHECKED
 
-#define HELD_MAX 16 /* deepest nesting of herd locks: scopes of a tree */
-
+/* What the thread holds: how many locks of each rank, and, for a rank
+ * that allows one at a time, which (so that taking it again is caught). A
+ * select holds up to HERD_SELECT_MAX channels at once: a count, not a
+ * list. */
 static __thread struct {
-	unsigned n;
-	uint8_t rank[HELD_MAX];
-	const herd__mutex *lock[HELD_MAX];
+	uint32_t count[HERD__RANK_COUNT];
+	const herd__mutex *single[HERD__RANK_COUNT];
+	unsigned top;      /* the highest rank held, 0 for none */
 } held;
 
 static HERD__NORETURN void rank_fail(const char *what, const herd__mutex *m)
 {
 	char buf[256];
-	int n = snprintf(buf, sizeof buf, "herd: lock rank: %s: taking %p (rank %u), holding",
+	int n = snprintf(buf, sizeof buf, "herd: lock rank: %s: lock %p (rank %u), holding ranks",
 			 what, (const void *)m, m ? m->rank : 0);
-	for (unsigned i = 0; i < held.n && n > 0 && (size_t)n < sizeof buf; i++)
-		n += snprintf(buf + n, sizeof buf - (size_t)n, " %u", held.rank[i]);
+	for (unsigned r = 1; r < HERD__RANK_COUNT && n > 0 && (size_t)n < sizeof buf; r++)
+		if (held.count[r])
+			n += snprintf(buf + n, sizeof buf - (size_t)n, " %u(x%u)", r,
+				      held.count[r]);
 	if (n > 0 && (size_t)n < sizeof buf - 1) {
 		buf[n++] = '\n';
-		ssize_t r = write(2, buf, (size_t)n);
-		(void)r;
+		ssize_t wr = write(2, buf, (size_t)n);
+		(void)wr;
 	}
 	abort();
 }
@@ -62,42 +65,35 @@ void herd__rank_acquire(const herd__mutex *m)
 	unsigned r = m->rank;
 	if (r == HERD__RANK_NONE || r >= HERD__RANK_COUNT)
 		rank_fail("lock never initialised", m);
-	if (held.n) {
-		unsigned top = 0;
-		for (unsigned i = 0; i < held.n; i++) {
-			if (held.lock[i] == m)
-				rank_fail("lock already held by this thread", m);
-			if (held.rank[i] > top)
-				top = held.rank[i];
-		}
-		if (r < top || (r == top && !(HERD__RANK_MULTI & (1u << r))))
-			rank_fail("out of order", m);
+	bool multi = HERD__RANK_MULTI & (1u << r);
+	if (r < held.top || (r == held.top && !multi)) {
+		if (held.single[r] == m)
+			rank_fail("lock already held by this thread", m);
+		rank_fail("taken out of order", m);
 	}
-	if (held.n == HELD_MAX)
-		rank_fail("too many locks held", m);
-	held.rank[held.n] = (uint8_t)r;
-	held.lock[held.n] = m;
-	held.n++;
+	held.count[r]++;
+	if (!multi)
+		held.single[r] = m;
+	held.top = r;
 }
 
 void herd__rank_release(const herd__mutex *m)
 {
-	for (unsigned i = held.n; i-- > 0;) {
-		if (held.lock[i] == m) {
-			memmove(&held.lock[i], &held.lock[i + 1],
-				(held.n - i - 1) * sizeof held.lock[0]);
-			memmove(&held.rank[i], &held.rank[i + 1],
-				(held.n - i - 1) * sizeof held.rank[0]);
-			held.n--;
-			return;
-		}
+	unsigned r = m->rank;
+	if (r >= HERD__RANK_COUNT || held.count[r] == 0 ||
+	    (!(HERD__RANK_MULTI & (1u << r)) && held.single[r] != m))
+		rank_fail("releasing a lock this thread does not hold", m);
+	if (--held.count[r] == 0) {
+		held.single[r] = NULL;
+		if (r == held.top)
+			while (held.top && !held.count[held.top])
+				held.top--;
 	}
-	rank_fail("releasing a lock this thread does not hold", m);
 }
 
 void herd__rank_none_held(void)
 {
-	if (held.n)
+	if (held.top)
 		rank_fail("a lock held across a context switch", NULL);
 }
 

@@ -20,7 +20,7 @@
 
 #define SITES 1024u
 
-static herd__mutex lock;
+static herd__mutex lock = HERD__MUTEX_INITIALIZER(HERD__RANK_DEBUG);
 static const void *warned[SITES];
 
 /* True the first time a site is seen; a full table warns every time. */

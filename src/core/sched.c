@@ -125,6 +125,7 @@ herd__task *herd__pick_local(herd__worker *w)
 static inline herd__worker *ctx_switch(herd__worker *w, herd__ctx *from,
 				       herd__ctx *to, bool dying)
 {
+	herd__rank_none_held(); /* no herd lock across a switch */
 #if HERD_ASAN
 	__sanitizer_start_switch_fiber(dying ? NULL : &from->asan_fake,
 				       to->stack_lo, to->stack_size);

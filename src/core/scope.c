@@ -77,6 +77,7 @@ static herd_scope *scope_new(herd__worker *w, herd__rt *rt)
 		s = aligned_alloc(HERD__CACHELINE, sizeof *s);
 	if (s) {
 		memset(s, 0, sizeof *s);
+		herd__mutex_init(&s->lock, HERD__RANK_SCOPE);
 		s->rt = rt;
 	}
 	return s;

@@ -92,6 +92,8 @@ int herd__stacks_init(herd__rt *rt, size_t size, int mode)
 {
 	herd__stacks *s = &rt->stacks;
 	memset(s, 0, sizeof *s);
+	herd__mutex_init(&s->lock, HERD__RANK_STACKS);
+	herd__mutex_init(&s->depot.lock, HERD__RANK_DEPOT);
 	s->size = size;
 	s->guard = GUARD_SIZE;
 	s->stride = s->guard + size;

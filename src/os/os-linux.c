@@ -227,6 +227,7 @@ void herd__os_set_thread_name(const char *name)
 void herd__alarm_init(herd__alarm *a)
 {
 	a->at = INT64_MAX;
+	herd__mutex_init(&a->lock, HERD__RANK_LEAF);
 	/* A seccomp filter may refuse timerfds: callers then wake threads. */
 	a->fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 }

@@ -208,6 +208,8 @@ int herd_proc_start(herd_proc **out, herd_scope *scope, const herd_proc_opts *o,
 	if ((rc = resolve(o->file ? o->file : o->argv[0], buf, sizeof buf, &a.path)))
 		return rc;
 	herd_proc *p = calloc(1, sizeof *p);
+	if (p)
+		herd__mutex_init(&p->lock, HERD__RANK_PROC);
 	if (!p)
 		return -ENOMEM;
 	if ((rc = herd_chan_make(&p->done, 0, 0))) {

@@ -268,6 +268,18 @@ static herd__rt *rt_new(const struct settings *st)
 	rt->io = &b->io;
 	rt->proc = &b->proc;
 	rt->run = &b->run;
+	herd__mutex_init(&rt->gq_lock, HERD__RANK_LEAF);
+	herd__mutex_init(&rt->idle_lock, HERD__RANK_LEAF);
+	herd__mutex_init(&rt->stackless_lock, HERD__RANK_LEAF);
+	herd__mutex_init(&rt->task_depot.lock, HERD__RANK_DEPOT);
+	herd__mutex_init(&rt->scope_depot.lock, HERD__RANK_DEPOT);
+	herd__mutex_init(&rt->timer_lock, HERD__RANK_TIMERS);
+	herd__mutex_init(&rt->io->poll.lock, HERD__RANK_POLL);
+	herd__mutex_init(&rt->io->blk.lock, HERD__RANK_OBJECT);
+	herd__mutex_init(&rt->io->fd.lock, HERD__RANK_FD);
+	herd__mutex_init(&rt->proc->lock, HERD__RANK_PROC_LISTS);
+	herd__mutex_init(&rt->proc->cg_lock, HERD__RANK_CGROUP_POOL);
+	herd__mutex_init(&rt->run->sig.lock, HERD__RANK_SIGNALS);
 	static _Atomic uint64_t serials;
 	rt->serial = atomic_fetch_add(&serials, 1) + 1;
 	rt->nworkers = st->workers;
@@ -296,6 +308,7 @@ static herd__rt *rt_new(const struct settings *st)
 			return NULL;
 		}
 		memset(w, 0, sizeof *w);
+		herd__mutex_init(&w->reg_lock, HERD__RANK_REGISTRY);
 		w->rt = rt;
 		w->index = i;
 		w->rand = 0x9E3779B97F4A7C15ull * (i + 1);

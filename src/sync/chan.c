@@ -64,6 +64,7 @@ int herd_chan_make(herd_chan **out, size_t elem_size, size_t capacity)
 	if (!ch)
 		return -ENOMEM;
 	memset(ch, 0, sizeof *ch);
+	herd__mutex_init(&ch->lock, HERD__RANK_OBJECT);
 	ch->elem_size = (uint32_t)elem_size;
 	ch->cap = (uint32_t)capacity;
 	*out = ch;

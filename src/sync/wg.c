@@ -27,6 +27,7 @@ int herd_wg_new(herd_wg **out)
 	herd_wg *wg = calloc(1, sizeof *wg);
 	if (!wg)
 		return -ENOMEM;
+	herd__mutex_init(&wg->lock, HERD__RANK_OBJECT);
 	*out = wg;
 	return 0;
 }
