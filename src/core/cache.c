@@ -46,6 +46,7 @@ static void mag_recycle(herd__depot *d, struct herd__mag *m)
 
 void *herd__cache_get(herd__cache *c, herd__depot *d)
 {
+	HERD__ASSERT(c->n <= HERD__CACHE);
 	if (herd__likely(c->n))
 		return c->obj[--c->n];
 	if (!atomic_load_explicit(&d->nfull_hint, mo_relaxed))

@@ -404,6 +404,7 @@ uint64_t herd__next_id(herd__worker *w);
 
 static inline void herd__waitq_push(herd__waitq *q, herd__waiter *wt)
 {
+	HERD__ASSERT(!wt->linked);
 	wt->next = NULL;
 	wt->prev = q->tail;
 	if (q->tail)
@@ -431,6 +432,7 @@ static inline void herd__waitq_remove(herd__waitq *q, herd__waiter *wt)
 }
 static inline void herd__waitq_push_front(herd__waitq *q, herd__waiter *wt)
 {
+	HERD__ASSERT(!wt->linked);
 	wt->prev = NULL;
 	wt->next = q->head;
 	if (q->head)

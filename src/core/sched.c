@@ -199,6 +199,8 @@ void herd__finish_switch(herd__worker *w)
 	if (!p)
 		return;
 	w->prev = NULL;
+	HERD__ASSERT(p != w->cur);
+	HERD__ASSERT(atomic_load_explicit(&p->on_cpu, mo_relaxed) == 1);
 	if (!w->prev_dead) {
 		atomic_store_explicit(&p->on_cpu, 0, mo_release);
 		return;

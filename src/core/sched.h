@@ -40,6 +40,7 @@ static inline void herd__runq_put(herd__worker *w, herd__task *t)
 	for (;;) {
 		uint32_t h = atomic_load_explicit(&w->rq_head, mo_acquire);
 		uint32_t tl = atomic_load_explicit(&w->rq_tail, mo_relaxed);
+		HERD__ASSERT(tl - h <= HERD__RUNQ);
 		if (herd__likely(tl - h < HERD__RUNQ)) {
 			atomic_store_explicit(&w->rq[tl % HERD__RUNQ], t, mo_relaxed);
 			atomic_store_explicit(&w->rq_tail, tl + 1, mo_release);

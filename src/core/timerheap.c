@@ -49,6 +49,7 @@ static void sift_down(herd__timerheap *h, size_t i)
 void herd__timerheap_remove(herd__timerheap *h, herd__timer *tm)
 {
 	size_t i = tm->index;
+	HERD__ASSERT(i < h->n && h->a[i] == tm);
 	herd__timer *last = h->a[--h->n];
 	tm->index = SIZE_MAX;
 	if (last == tm)

@@ -194,6 +194,8 @@ void herd__cancel_parked(herd__rt *rt)
 
 void herd__wait_prepare(herd__worker *w, herd__task *t, bool cancellable)
 {
+	HERD__ASSERT(t == w->cur);
+	HERD__ASSERT(atomic_load_explicit(&t->wait, mo_relaxed) == HERD__WAIT_NONE);
 	if (herd__unlikely(!t->reg))
 		registry_join(w, t);
 	t->wake_result = 0;
@@ -225,6 +227,8 @@ int herd__wait_park(herd__worker **wp, int64_t deadline, bool cancellable)
 
 	w = herd__park(w);
 	*wp = w;
+	/* Only the winner of the wake readies a parked task. */
+	HERD__ASSERT(atomic_load_explicit(&t->wait, mo_relaxed) == HERD__WAIT_WOKEN);
 	int result = t->wake_result;
 	atomic_store_explicit(&t->wait, HERD__WAIT_NONE, mo_relaxed);
 	/* Always under the lock: the timer code may be firing it right now. */

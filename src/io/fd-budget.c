@@ -134,7 +134,9 @@ static bool untrack(herd__rt *rt, int fd)
 	uint64_t bit = (uint64_t)1 << (fd % 64);
 	if (!(atomic_fetch_and_explicit(wd, ~bit, mo_relaxed) & bit))
 		return false;
-	atomic_fetch_sub_explicit(&rt->io->fd.open, 1, mo_relaxed);
+	long was = atomic_fetch_sub_explicit(&rt->io->fd.open, 1, mo_relaxed);
+	HERD__ASSERT(was > 0); /* a mark is counted once */
+	(void)was;
 	return true;
 }
 

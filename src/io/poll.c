@@ -208,6 +208,7 @@ void herd__poll_detach_locked(herd__rt *rt, herd__pollw *wt)
 	if (!wt->linked)
 		return;
 	struct herd__pollent *e = rt->io->poll.tab[wt->fd];
+	HERD__ASSERT(e && e->fd == wt->fd); /* a linked waiter has its entry */
 	unlink_locked(rt, e, wt);
 	rearm_locked(rt, e);
 }

@@ -90,7 +90,9 @@ static int proc_close(herd_proc *p, int fd)
 
 void herd__proc_unref(herd_proc *p)
 {
-	if (atomic_fetch_sub_explicit(&p->refs, 1, mo_acq_rel) != 1)
+	int refs = atomic_fetch_sub_explicit(&p->refs, 1, mo_acq_rel);
+	HERD__ASSERT(refs >= 1);
+	if (refs != 1)
 		return;
 	for (int i = 0; i < 3; i++)
 		if (p->fds[i] >= 0)

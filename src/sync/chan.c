@@ -124,8 +124,19 @@ static inline uint32_t next_slot(const herd_chan *ch, uint32_t i)
 	return ++i == ch->cap ? 0 : i;
 }
 
+/* The count fits the ring. (Go's chan.go also has "a queued receiver
+ * means an empty buffer": not here, where a waiter its timer or a
+ * cancellation claimed stays queued until its task unqueues it.) */
+static inline void check_locked(const herd_chan *ch)
+{
+	HERD__ASSERT(ch->count <= ch->cap);
+	HERD__ASSERT(ch->cap == 0 || (ch->recvx < ch->cap && ch->sendx < ch->cap));
+	(void)ch;
+}
+
 int herd__chan_send_locked(herd_chan *ch, const void *elem)
 {
+	check_locked(ch);
 	if (herd__unlikely(ch->closed))
 		return HERD_ECLOSED;
 	herd__chan_waiter *r = dequeue(&ch->recvq);
@@ -146,6 +157,7 @@ int herd__chan_send_locked(herd_chan *ch, const void *elem)
 
 int herd__chan_recv_locked(herd_chan *ch, void *elem)
 {
+	check_locked(ch);
 	if (ch->count == 0 || ch->sendq.head) {
 		herd__chan_waiter *s = dequeue(&ch->sendq);
 		if (s) {
