@@ -4,7 +4,7 @@
  * is full. The calls that create descriptors and do I/O are in fd-io.c.
  *
  * The budget. At start the soft RLIMIT_NOFILE is raised to the hard limit
- * (children get the original back, proc.c), and restored at the end. Every
+ * (children get the original back, proc/spawn-linux.c), and restored at the end. Every
  * descriptor herd creates is close-on-exec and marked in a bitmap (pages of
  * FD_PAGE_BITS bits, made on first use, so a limit of millions costs
  * nothing until used); `open` and `peak` count the marked ones. herd_close

@@ -35,7 +35,7 @@
  * scheduler's leaf locks under it.
  * Callbacks run with no lock held. poll.waiters (registered waits) is
  * changed under the lock but read without it: seq_cst where a worker
- * decides whether to sleep in the poller (sched.c), relaxed where it is
+ * decides whether to sleep in the poller (core/idle.c), relaxed where it is
  * only a hint to poll. poll.last is a relaxed hint of when somebody last
  * polled. The alarm's lock is a leaf, taken under poll.lock at times.
  */

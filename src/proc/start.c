@@ -114,7 +114,7 @@ struct stdio_set {
 
 /* Closes the child's ends (and the parent's, if parent_too); `quiet` when
  * a start gives back what it took because it is short of descriptors, so
- * that no waiter is woken for them (fd.c). */
+ * that no waiter is woken for them (io/fd-budget.c). */
 static void stdio_release(herd__rt *rt, struct stdio_set *io, bool parent_too, bool quiet)
 {
 	int (*close_fn)(herd__rt *, int) = quiet ? herd__fd_close_quiet : herd__fd_close;

@@ -22,7 +22,7 @@
  * and wakes an idle worker for a timer that nobody has fired a
  * millisecond after its time (a task ran long on the worker that would
  * have): workers set its alarm for that when no worker sleeps on the
- * timers (sched.c).
+ * timers (core/idle.c).
  *
  * Sleeping. It sleeps in herd__alarm_wait on its alarm and its bell: the
  * bell is rung by herd__shutdown and by the signal handler; it reads the
