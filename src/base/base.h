@@ -166,6 +166,13 @@ static inline void herd__list_remove(herd__list *l, herd__link *k)
 	k->prev = k->next = NULL;
 }
 
+/* Iterates `it` (a type *) over the objects linked in l by their member
+ * `member`; the body must not unlink the current one. */
+#define herd__list_each(it, l, type, member)                                  \
+	for (herd__link *it##_link_ = (l)->head;                               \
+	     it##_link_ && ((it) = herd__container_of(it##_link_, type, member), 1); \
+	     it##_link_ = it##_link_->next)
+
 static inline herd__link *herd__list_pop_front(herd__list *l)
 {
 	herd__link *k = l->head;

@@ -270,7 +270,7 @@ typedef struct herd__netpoll {
  */
 typedef struct herd__scope_hooks {
 	/* SIGTERM to a cancelled scope's processes (its lock held). */
-	void (*cancel_locked)(herd_proc *list);
+	void (*cancel_locked)(herd__list *procs);
 	/* Ends a closing scope's processes; returns once none is left. */
 	void (*end)(herd__worker **wp, herd_scope *s);
 } herd__scope_hooks;
@@ -533,7 +533,7 @@ void herd__debug_check_spawn(herd__worker *w, const char *site, void *ret,
 void herd__debug_fini(void);
 /* The process layer's side of a scope (its lock, its list of processes). */
 herd__mutex *herd__scope_lock(herd_scope *s);
-herd_proc **herd__scope_procs(herd_scope *s);
+herd__list *herd__scope_procs(herd_scope *s);
 bool *herd__scope_had_procs(herd_scope *s); /* under the scope's lock */
 
 void herd__debug_check_spawn(herd__worker *w, const char *site, void *ret,

@@ -63,7 +63,7 @@ struct herd_scope {
 	herd_scope *children;       /* open children, through sib_prev/next */
 	herd_scope *sib_prev, *sib_next;
 	herd__waitq waiters;
-	herd_proc *procs;           /* running child processes (proc.c) */
+	herd__list procs;           /* its child processes (proc/: herd_proc.sc) */
 	bool had_procs;             /* one was ever started in it */
 	alignas(HERD__CACHELINE) _Atomic uint64_t state; /* count << 32 | waiters */
 } __attribute__((aligned(HERD__CACHELINE)));
@@ -238,7 +238,7 @@ herd__mutex *herd__scope_lock(herd_scope *s)
 	return &s->lock;
 }
 
-herd_proc **herd__scope_procs(herd_scope *s)
+herd__list *herd__scope_procs(herd_scope *s)
 {
 	return &s->procs;
 }
@@ -309,8 +309,8 @@ static bool cancel_locked(herd_scope *s)
 	if (atomic_load_explicit(&s->head.canceled, mo_relaxed))
 		return false;
 	atomic_store_explicit(&s->head.canceled, 1, mo_seq_cst);
-	if (s->procs) /* the process layer's hooks are in since one started */
-		atomic_load_explicit(&s->rt->scope_hooks, mo_acquire)->cancel_locked(s->procs);
+	if (!herd__list_empty(&s->procs)) /* the process layer's hooks are in */
+		atomic_load_explicit(&s->rt->scope_hooks, mo_acquire)->cancel_locked(&s->procs);
 	for (herd_scope *c = s->children; c; c = c->sib_next) {
 		herd__mutex_lock(&c->lock);
 		cancel_locked(c);

@@ -57,7 +57,8 @@ void herd__proc_escalate_all(herd__rt *rt)
 		return;
 	int64_t now = herd_now();
 	herd__mutex_lock(&rt->proc->lock);
-	for (herd_proc *p = rt->proc->live_list; p; p = p->lv_next) {
+	herd_proc *p;
+	herd__list_each(p, &rt->proc->live, herd_proc, lv) {
 		herd__mutex_lock(&p->lock);
 		herd__proc_escalate_locked(p, now);
 		herd__mutex_unlock(&p->lock);
@@ -65,10 +66,11 @@ void herd__proc_escalate_all(herd__rt *rt)
 	herd__mutex_unlock(&rt->proc->lock);
 }
 
-void herd__proc_cancel_locked(herd_proc *list)
+void herd__proc_cancel_locked(herd__list *procs)
 {
 	int64_t now = herd_now();
-	for (herd_proc *p = list; p; p = p->sc_next) {
+	herd_proc *p;
+	herd__list_each(p, procs, herd_proc, sc) {
 		herd__mutex_lock(&p->lock);
 		herd__proc_term_locked(p, now);
 		herd__mutex_unlock(&p->lock);
@@ -87,9 +89,11 @@ static bool end_round(herd_scope *s, bool first)
 {
 	herd__mutex *lock = herd__scope_lock(s);
 	herd__mutex_lock(lock);
-	herd_proc *head = *herd__scope_procs(s);
+	herd__list *procs = herd__scope_procs(s);
+	bool left = !herd__list_empty(procs);
 	int64_t now = herd_now();
-	for (herd_proc *p = head; p; p = p->sc_next) {
+	herd_proc *p;
+	herd__list_each(p, procs, herd_proc, sc) {
 		herd__mutex_lock(&p->lock);
 		if (first)
 			herd__proc_term_locked(p, now);
@@ -97,7 +101,7 @@ static bool end_round(herd_scope *s, bool first)
 		herd__mutex_unlock(&p->lock);
 	}
 	herd__mutex_unlock(lock);
-	return head != NULL;
+	return left;
 }
 
 void herd__proc_scope_end(herd__worker **wp, herd_scope *s)
@@ -167,7 +171,8 @@ void herd__proc_end_all(herd__rt *rt, bool now)
 		return;
 	int64_t t = herd_now();
 	herd__mutex_lock(&rt->proc->lock);
-	for (herd_proc *p = rt->proc->live_list; p; p = p->lv_next) {
+	herd_proc *p;
+	herd__list_each(p, &rt->proc->live, herd_proc, lv) {
 		/* A start in progress: its scope, cancelled, ends it when it
 		 * joins (marking it ended now would skip that SIGTERM). */
 		if (!p->pid)
@@ -195,7 +200,7 @@ bool herd__proc_end_step(herd__rt *rt, bool kill)
 	herd__poll_run(rt, 0);
 	herd__proc_drain_all(rt);
 	herd__mutex_lock(&rt->proc->lock);
-	bool left = rt->proc->live_list != NULL;
+	bool left = !herd__list_empty(&rt->proc->live);
 	herd__mutex_unlock(&rt->proc->lock);
 	return left;
 }

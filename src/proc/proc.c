@@ -52,7 +52,7 @@
  * whoever signals the group (herd_proc_signal_all included) checks
  * `reaping` under it, so no signal is sent to a group whose leader may
  * have been reaped. The scope's lock protects
- * its list of procs (p->sc_prev/sc_next); rt->proc->lock protects the
+ * its list of procs (p->sc); rt->proc->lock protects the
  * draining list, the live list and p->pid once listed. Order: scope lock,
  * then p->lock; rt->proc->lock, then p->lock; the others are never nested.
  * No lock is held across a clone.
@@ -108,11 +108,7 @@ void herd__proc_live_add(herd_proc *p)
 {
 	herd__rt *rt = p->rt;
 	herd__mutex_lock(&rt->proc->lock);
-	p->lv_prev = NULL;
-	p->lv_next = rt->proc->live_list;
-	if (p->lv_next)
-		p->lv_next->lv_prev = p;
-	rt->proc->live_list = p;
+	herd__list_push_front(&rt->proc->live, &p->lv);
 	herd__mutex_unlock(&rt->proc->lock);
 }
 
@@ -120,26 +116,16 @@ void herd__proc_live_remove(herd_proc *p)
 {
 	herd__rt *rt = p->rt;
 	herd__mutex_lock(&rt->proc->lock);
-	if (p->lv_prev)
-		p->lv_prev->lv_next = p->lv_next;
-	else
-		rt->proc->live_list = p->lv_next;
-	if (p->lv_next)
-		p->lv_next->lv_prev = p->lv_prev;
+	herd__list_remove(&rt->proc->live, &p->lv);
 	herd__mutex_unlock(&rt->proc->lock);
 }
 
 void herd__proc_scope_add(herd_scope *s, herd_proc *p)
 {
 	herd__mutex *lock = herd__scope_lock(s);
-	herd_proc **list = herd__scope_procs(s);
 	herd__mutex_lock(lock);
 	*herd__scope_had_procs(s) = true;
-	p->sc_prev = NULL;
-	p->sc_next = *list;
-	if (*list)
-		(*list)->sc_prev = p;
-	*list = p;
+	herd__list_push_front(herd__scope_procs(s), &p->sc);
 	if (herd__scope_canceled(s)) { /* cancelled since the check */
 		herd__mutex_lock(&p->lock);
 		herd__proc_term_locked(p, herd_now());
@@ -152,12 +138,7 @@ void herd__proc_scope_remove(herd_scope *s, herd_proc *p)
 {
 	herd__mutex *lock = herd__scope_lock(s);
 	herd__mutex_lock(lock);
-	if (p->sc_prev)
-		p->sc_prev->sc_next = p->sc_next;
-	else
-		*herd__scope_procs(s) = p->sc_next;
-	if (p->sc_next)
-		p->sc_next->sc_prev = p->sc_prev;
+	herd__list_remove(herd__scope_procs(s), &p->sc);
 	herd__mutex_unlock(lock);
 }
 

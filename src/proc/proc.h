@@ -47,7 +47,7 @@ struct herd__child_args {
 struct herd__proc_rt {
 	alignas(HERD__CACHELINE) herd__mutex lock; /* draining; once */
 	struct herd_proc *draining;
-	struct herd_proc *live_list; /* started, not finished */
+	herd__list live;          /* started, not finished (herd_proc.lv) */
 	_Atomic bool ready;       /* herd__proc_once has run */
 	_Atomic long nterm;       /* sent SIGTERM, SIGKILL pending */
 	_Atomic int null_fd;      /* /dev/null, or -1 */
@@ -86,9 +86,9 @@ struct herd_proc {
 	herd__rt *rt;
 	uint64_t serial;        /* rt->serial: the runtime still exists */
 	herd_scope *scope;
-	struct herd_proc *sc_prev, *sc_next;  /* the scope's list */
+	herd__link sc;                        /* the scope's list */
 	struct herd_proc *dr_next;            /* rt->proc->draining */
-	struct herd_proc *lv_prev, *lv_next;  /* rt->proc->live_list */
+	herd__link lv;                        /* rt->proc->live */
 	_Atomic int refs;       /* the handle, and the scope's until finished */
 	pid_t pid;              /* also the process group's id */
 	int pidfd;
@@ -154,7 +154,7 @@ void herd__proc_escalate_all(herd__rt *rt);
 /* Retries the groups not yet gone. */
 void herd__proc_drain_all(herd__rt *rt);
 /* SIGTERM to a cancelled scope's processes (its lock held). */
-void herd__proc_cancel_locked(herd_proc *list);
+void herd__proc_cancel_locked(herd__list *procs);
 /* Ends a closing scope's processes; returns once none is left. */
 void herd__proc_scope_end(herd__worker **wp, herd_scope *s);
 

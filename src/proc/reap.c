@@ -217,14 +217,18 @@ static int sweep_once(herd__rt *rt)
 		goto out;
 	size_t nknown = 0, cap = 0;
 	herd__mutex_lock(&rt->proc->lock);
-	for (herd_proc *p = rt->proc->live_list; p; p = p->lv_next)
+	herd_proc *p;
+	herd__list_each(p, &rt->proc->live, herd_proc, lv)
 		cap++;
 	known = malloc((cap ? cap : 1) * sizeof *known);
-	for (herd_proc *p = rt->proc->live_list; known && p; p = p->lv_next)
-		if (p->cg.seq) /* set before it was listed; 0: no cgroup */
-			known[nknown++] = (struct known){
-				p->cg.seq, p->pid,
-				!atomic_load_explicit(&p->exited, mo_acquire)};
+	if (known) {
+		herd__list_each(p, &rt->proc->live, herd_proc, lv) {
+			if (p->cg.seq) /* set before it was listed; 0: no cgroup */
+				known[nknown++] = (struct known){
+					p->cg.seq, p->pid,
+					!atomic_load_explicit(&p->exited, mo_acquire)};
+		}
+	}
 	herd__mutex_unlock(&rt->proc->lock);
 	if (!known)
 		goto out;
