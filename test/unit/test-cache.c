@@ -156,7 +156,14 @@ TEST(spill_refill)
 TEST(drain_fini)
 {
 	objs_make();
-	for (size_t total = 0; total <= 3 * HERD__MAG + 5; total += 1 + total / 3) {
+	/* Totals that leave the cache empty, full, and in between. */
+	static const size_t totals[] = {0, 1, HERD__MAG - 1, HERD__MAG, HERD__MAG + 1,
+					HERD__CACHE - 1, HERD__CACHE, HERD__CACHE + 1,
+					HERD__CACHE + HERD__MAG - 1,
+					HERD__CACHE + HERD__MAG,
+					HERD__CACHE + HERD__MAG + 1, 3 * HERD__MAG + 5};
+	for (size_t k = 0; k < sizeof totals / sizeof totals[0]; k++) {
+		size_t total = totals[k];
 		herd__depot *d = depot_new();
 		herd__cache c = {0};
 		for (size_t i = 0; i < total; i++)

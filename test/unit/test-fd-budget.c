@@ -315,15 +315,32 @@ TEST(counters)
 }
 
 /* Threads marking descriptors of the same fresh pages at once: each page
- * made once (a second one would leak), every mark and count kept. */
-#define MARKERS 4
-static unit_gate gate = {.n = MARKERS};
+ * made once (a second one would lose the marks set in the first, and
+ * leak), every mark and count kept. Each round starts from a new bitmap,
+ * and every thread marks one descriptor of each page first, so that the
+ * threads meet at every page's making. */
+#define MARKERS 2
+#if TEST_UNDER_TSAN
+#define ROUNDS 100
+#else
+#define ROUNDS 1000
+#endif
 static int span;
+static _Atomic int arrived;
 
 static void *marker(void *arg)
 {
 	int me = (int)(intptr_t)arg;
-	unit_gate_pass(&gate);
+	/* Spin, rather than sleep in a barrier, to start within a moment of
+	 * each other. */
+	atomic_fetch_add(&arrived, 1);
+	for (unsigned i = 1; atomic_load(&arrived) < MARKERS; i++) {
+		herd__cpu_relax();
+		if (i % 1024 == 0)
+			sched_yield();
+	}
+	for (int fd = me; fd < span; fd += FD_PAGE_BITS)
+		herd__fd_track(rt, fd);
 	for (int fd = me; fd < span; fd += MARKERS)
 		herd__fd_track(rt, fd);
 	return NULL;
@@ -332,18 +349,27 @@ static void *marker(void *arg)
 TEST(threads_mark)
 {
 	setup();
-	span = (int)rt->io->fd.limit;
-	if (span > 16 * (int)FD_PAGE_BITS)
-		span = 16 * (int)FD_PAGE_BITS;
-	pthread_t th[MARKERS];
-	for (int i = 0; i < MARKERS; i++)
-		CHECK(pthread_create(&th[i], NULL, marker, (void *)(intptr_t)i) == 0);
-	for (int i = 0; i < MARKERS; i++)
-		CHECK(pthread_join(th[i], NULL) == 0);
-	size_t pages;
-	CHECK_EQ(marks(&pages), span);
-	CHECK_EQ(pages, ((size_t)span + FD_PAGE_BITS - 1) / FD_PAGE_BITS);
-	CHECK_EQ(nopen(), span);
-	CHECK_EQ(npeak(), span);
+	for (int round = 0; round < ROUNDS; round++) {
+		if (round) { /* a new bitmap */
+			herd__fd_fini(rt);
+			memset(&rt->io->fd, 0, sizeof rt->io->fd);
+			herd__mutex_init(&rt->io->fd.lock, HERD__RANK_FD);
+			CHECK_OK(herd__fd_init(rt));
+		}
+		span = (int)rt->io->fd.limit;
+		if (span > 16 * (int)FD_PAGE_BITS)
+			span = 16 * (int)FD_PAGE_BITS;
+		atomic_store(&arrived, 0);
+		pthread_t th[MARKERS];
+		for (int i = 0; i < MARKERS; i++)
+			CHECK(pthread_create(&th[i], NULL, marker, (void *)(intptr_t)i) == 0);
+		for (int i = 0; i < MARKERS; i++)
+			CHECK(pthread_join(th[i], NULL) == 0);
+		size_t pages;
+		CHECK_EQ(marks(&pages), span);
+		CHECK_EQ(pages, ((size_t)span + FD_PAGE_BITS - 1) / FD_PAGE_BITS);
+		CHECK_EQ(nopen(), span);
+		CHECK_EQ(npeak(), span);
+	}
 	teardown();
 }
