@@ -101,7 +101,7 @@ struct herd__task {
 	/* The registry of tasks that have parked (see wait.c): the worker
 	 * whose list holds the task, or NULL. */
 	herd__worker *reg;
-	herd__task *reg_prev, *reg_next;
+	herd__link reg_link;    /* in reg->reg */
 	herd_scope *owned;      /* scopes it opened and has not closed */
 	/* A scope other than its own whose cancellation also ends its
 	 * cancellable waits: the one herd_proc_start starts a process in.
@@ -208,7 +208,7 @@ struct herd__worker {
 	/* Tasks that parked on this worker at least once and are alive; walked
 	 * by cancellation. reg_lock is a leaf but for herd__ready's locks. */
 	herd__mutex reg_lock;
-	herd__task *reg_head;
+	herd__list reg;         /* herd__task.reg_link */
 	/* Statistics, written by the owner with relaxed stores. */
 	_Atomic int64_t st_live, st_parked, st_spawned;
 	/* 0 while asleep; a waker stores HERD__WAKE_* and wakes the futex. */

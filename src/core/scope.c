@@ -60,8 +60,8 @@ struct herd_scope {
 	herd__rt *rt;
 	herd__task *owner;          /* NULL for the root */
 	herd_scope *owned_next;     /* the owner's list of open scopes */
-	herd_scope *children;       /* open children, through sib_prev/next */
-	herd_scope *sib_prev, *sib_next;
+	herd__list children;        /* open children, through their sib */
+	herd__link sib;
 	herd__waitq waiters;
 	herd__list procs;           /* its child processes (proc/: herd_proc.sc) */
 	bool had_procs;             /* one was ever started in it */
@@ -206,10 +206,7 @@ int herd_scope_open(herd_scope **out)
 	herd__mutex_lock(&p->lock);
 	atomic_store_explicit(&s->head.canceled,
 			      atomic_load_explicit(&p->head.canceled, mo_relaxed), mo_relaxed);
-	s->sib_next = p->children;
-	if (p->children)
-		p->children->sib_prev = s;
-	p->children = s;
+	herd__list_push_front(&p->children, &s->sib);
 	atomic_fetch_add_explicit(&p->state, COUNT_ONE, mo_relaxed);
 	herd__mutex_unlock(&p->lock);
 	s->owned_next = t->owned;
@@ -311,7 +308,8 @@ static bool cancel_locked(herd_scope *s)
 	atomic_store_explicit(&s->head.canceled, 1, mo_seq_cst);
 	if (!herd__list_empty(&s->procs)) /* the process layer's hooks are in */
 		atomic_load_explicit(&s->rt->scope_hooks, mo_acquire)->cancel_locked(&s->procs);
-	for (herd_scope *c = s->children; c; c = c->sib_next) {
+	herd_scope *c;
+	herd__list_each(c, &s->children, herd_scope, sib) {
 		herd__mutex_lock(&c->lock);
 		cancel_locked(c);
 		herd__mutex_unlock(&c->lock);
@@ -358,12 +356,7 @@ static void scope_close(herd__worker **wp, herd__task *t, herd_scope *s)
 
 	herd_scope *p = s->parent;
 	herd__mutex_lock(&p->lock);
-	if (s->sib_prev)
-		s->sib_prev->sib_next = s->sib_next;
-	else
-		p->children = s->sib_next;
-	if (s->sib_next)
-		s->sib_next->sib_prev = s->sib_prev;
+	herd__list_remove(&p->children, &s->sib);
 	herd__mutex_unlock(&p->lock);
 	scope_free(*wp, s);
 	scope_put(p); /* the owner lives in p: p cannot empty here */

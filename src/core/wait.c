@@ -130,11 +130,7 @@ static void registry_join(herd__worker *w, herd__task *t)
 {
 	herd__mutex_lock(&w->reg_lock);
 	t->reg = w;
-	t->reg_prev = NULL;
-	t->reg_next = w->reg_head;
-	if (w->reg_head)
-		w->reg_head->reg_prev = t;
-	w->reg_head = t;
+	herd__list_push_front(&w->reg, &t->reg_link);
 	herd__mutex_unlock(&w->reg_lock);
 }
 
@@ -144,12 +140,7 @@ void herd__registry_leave(herd__task *t)
 	if (!w)
 		return;
 	herd__mutex_lock(&w->reg_lock);
-	if (t->reg_prev)
-		t->reg_prev->reg_next = t->reg_next;
-	else
-		w->reg_head = t->reg_next;
-	if (t->reg_next)
-		t->reg_next->reg_prev = t->reg_prev;
+	herd__list_remove(&w->reg, &t->reg_link);
 	herd__mutex_unlock(&w->reg_lock);
 	t->reg = NULL;
 }
@@ -185,7 +176,8 @@ void herd__cancel_parked(herd__rt *rt)
 	for (unsigned i = 0; i < rt->nworkers; i++) {
 		herd__worker *w = rt->workers[i];
 		herd__mutex_lock(&w->reg_lock);
-		for (herd__task *t = w->reg_head; t; t = t->reg_next)
+		herd__task *t;
+		herd__list_each(t, &w->reg, herd__task, reg_link)
 			if (wait_canceled(t))
 				herd__wake_canceled(t);
 		herd__mutex_unlock(&w->reg_lock);
