@@ -625,7 +625,8 @@ HERD_API int herd_timer_stop(herd_timer *t);
 /*
  * Stops the timer, empties its channel and starts it again with a new
  * deadline and period. Returns what herd_timer_stop would have; -EINVAL as
- * herd_timer_new. Callable from any thread. Does not block.
+ * herd_timer_new; -ENOMEM (the timer and its channel are left as they
+ * were). Callable from any thread. Does not block.
  */
 HERD_API int herd_timer_reset(herd_timer *t, int64_t deadline, int64_t period);
 
