@@ -1012,6 +1012,52 @@ TEST(timer)
 	walk("herd_timer_new/reset", 1, timer_body, NULL);
 }
 
+/* The timer heap's first size (src/core/timerheap.c). */
+#define HEAP_FIRST 64
+
+/*
+ * A reset that has to grow the timer heap, of a timer that has fired and
+ * whose tick waits in its channel: when the heap cannot grow, the reset
+ * fails, and the tick is still there.
+ */
+static void timer_reset_full_body(void *arg)
+{
+	(void)arg;
+	herd_timer *t, *fill[HEAP_FIRST];
+	CHECK_OK(herd_timer_new(&t, herd_now(), 0));
+	int64_t give_up = herd_deadline(10 * HERD_SEC);
+	while (herd_chan_len(herd_timer_chan(t)) == 0) {
+		CHECK(herd_now() < give_up);
+		CHECK_OK(herd_sleep(herd_deadline(HERD_MSEC)));
+	}
+	/* The heap is full: HEAP_FIRST pending timers, and nothing else
+	 * waits with a deadline. */
+	for (int i = 0; i < HEAP_FIRST; i++)
+		CHECK_OK(herd_timer_new(&fill[i], herd_deadline(3600 * HERD_SEC), 0));
+	arm(M_ALL, WHO_TASK);
+	int rc = herd_timer_reset(t, herd_deadline(HERD_MSEC), 0);
+	int k = disarm();
+	CHECK_AT(rc == 0 || (k >= 0 && rc == -ENOMEM), rc, k);
+	int64_t when;
+	if (rc < 0) {
+		/* Nothing changed: the tick is still there. */
+		CHECK_AT(herd_chan_len(herd_timer_chan(t)) == 1, rc, k);
+		CHECK_OK(herd_chan_recv(herd_timer_chan(t), &when, HERD_NOWAIT));
+		CHECK_EQ(herd_timer_reset(t, herd_deadline(HERD_MSEC), 0), 0);
+	}
+	/* The reset emptied the channel; the new deadline fires. */
+	CHECK_OK(herd_chan_recv(herd_timer_chan(t), &when, herd_deadline(5 * HERD_SEC)));
+	for (int i = 0; i < HEAP_FIRST; i++)
+		CHECK_OK(herd_timer_free(fill[i]));
+	CHECK_OK(herd_timer_free(t));
+}
+
+TEST(timer_reset_full)
+{
+	walk("herd_timer_reset (the heap grows)", 1, timer_reset_full_body, NULL);
+	CHECK(hist[K_REALLOC] >= 1); /* the heap did have to grow */
+}
+
 static void sleep_body(void *arg)
 {
 	(void)arg;
