@@ -27,6 +27,10 @@
  *     HERD_NOWAIT (0) never blocks, any other value is the instant at which
  *     the call gives up and returns HERD_ETIMEDOUT. A deadline within a
  *     second of INT64_MAX (292 years after boot) is never reached.
+ *   - A call that waits with a deadline (not HERD_FOREVER), or waits for a
+ *     descriptor, may also return -ENOMEM: the timer for its deadline, or
+ *     the poller's registration of the descriptor, could not be allocated.
+ *     It returns at once then, as any failed call, having done nothing.
  *   - A call that may block is a cancellation point: if the calling task's
  *     scope (or any scope it is nested in) is cancelled, the call returns
  *     HERD_ECANCELED at once, or as soon as the cancellation happens while it
@@ -621,7 +625,8 @@ HERD_API int herd_timer_stop(herd_timer *t);
 /*
  * Stops the timer, empties its channel and starts it again with a new
  * deadline and period. Returns what herd_timer_stop would have; -EINVAL as
- * herd_timer_new. Callable from any thread. Does not block.
+ * herd_timer_new; -ENOMEM (the timer and its channel are left as they
+ * were). Callable from any thread. Does not block.
  */
 HERD_API int herd_timer_reset(herd_timer *t, int64_t deadline, int64_t period);
 

@@ -385,6 +385,9 @@ void herd__timers_unwatched(herd__rt *rt, int64_t now);
  * wakes a worker for them (the monitor, for a stuck worker). */
 bool herd__sched_busy(herd__worker *w);
 void herd__sched_rescue(herd__worker *w);
+/* For the monitor: a task waiting for a stack (none could be had when it
+ * first ran) tries again. */
+void herd__sched_retry_stackless(herd__rt *rt);
 /* Gets the supervisor up by `when` (without an alarm, its tick has to
  * do), or at once. */
 static inline void herd__monitor_wake_by(herd__rt *rt, int64_t when)

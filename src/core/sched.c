@@ -182,6 +182,15 @@ static void retry_stackless(herd__rt *rt)
 	}
 }
 
+/* From the supervisor, at each of its rounds: a task waiting for a stack
+ * also tries again when no task ends (the first task, say, or one whose
+ * spawner waits for it), or it would wait for ever. */
+void herd__sched_retry_stackless(herd__rt *rt)
+{
+	if (atomic_load_explicit(&rt->nstackless, mo_relaxed))
+		retry_stackless(rt);
+}
+
 /* A task that never ran gets its stack now; false if none could be had. */
 static inline bool start_if_new(herd__worker *w, herd__task *t)
 {

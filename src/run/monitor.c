@@ -22,7 +22,8 @@
  * and wakes an idle worker for a timer that nobody has fired a
  * millisecond after its time (a task ran long on the worker that would
  * have): workers set its alarm for that when no worker sleeps on the
- * timers (core/idle.c).
+ * timers (core/idle.c). And it gives a task that could get no stack another
+ * try (a task that ends does too, but none may end).
  *
  * Sleeping. It sleeps in herd__alarm_wait on its alarm and its bell: the
  * bell is rung by herd__shutdown and by the signal handler; it reads the
@@ -84,6 +85,7 @@ static void chores(herd__rt *rt, int64_t now)
 	if (herd__poll_due(rt))
 		herd__poll_run(rt, 0);
 	herd__timers_unwatched(rt, now);
+	herd__sched_retry_stackless(rt); /* no task may end to retry it */
 	herd__proc_escalate_all(rt);
 	herd__proc_drain_all(rt);
 	herd__fd_recheck(rt, now);

@@ -102,9 +102,15 @@ int herd_timer_reset(herd_timer *ht, int64_t deadline, int64_t period)
 	if (!rt)
 		return -ESRCH;
 	bool pending = herd__timer_stop(rt, &ht->tm);
+	/* Back in the heap first, for a time that never comes: the heap may
+	 * have to grow (not when the timer was pending: its place is free),
+	 * and a reset that fails leaves the channel as it was. */
+	int rc = herd__timer_start(rt, &ht->tm, INT64_MAX, 0);
+	if (rc)
+		return rc;
 	drain(ht->ch);
-	int rc = herd__timer_start(rt, &ht->tm, deadline, period);
-	return rc ? rc : pending;
+	herd__timer_start(rt, &ht->tm, deadline, period); /* in place: cannot fail */
+	return pending;
 }
 
 int herd_timer_free(herd_timer *ht)
