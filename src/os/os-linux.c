@@ -315,8 +315,12 @@ bool herd__alarm_wait(herd__alarm *a, herd__bell *b, uint32_t seen, int64_t dead
 		return false;
 	}
 	struct pollfd p[2] = {{.fd = a->fd, .events = POLLIN}, {.fd = b->fd, .events = POLLIN}};
-	if (atomic_load_explicit(&b->rung, mo_seq_cst) != seen)
-		tsp = &(struct timespec){0, 0}; /* rung before we got here */
+	if (atomic_load_explicit(&b->rung, mo_seq_cst) != seen) {
+		/* Rung before we got here. (ts, not a compound literal: that
+		 * would end with this block, before ppoll reads it.) */
+		ts = (struct timespec){0, 0};
+		tsp = &ts;
+	}
 	/* A descriptor of -1 is skipped by poll: either may be missing. */
 	int n = ppoll(p, 2, tsp, NULL);
 	if (n > 0 && (p[1].revents & POLLIN)) {
