@@ -524,13 +524,17 @@ static int do_clone(herd__rt *rt, struct child_args *a, herd__cgroup *cg, char *
 		a->cg_procs = herd__cgroup_procs_fd(cg);
 	int flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
 	pid_t pid;
-	if (atomic_load_explicit(&rt->proc.no_clone_pidfd, mo_relaxed))
+	bool with_pidfd = !atomic_load_explicit(&rt->proc.no_clone_pidfd, mo_relaxed);
+	if (!with_pidfd)
 		pid = clone(child_main, stack + CHILD_STACK, flags, a);
 	else
 		pid = clone(child_main, stack + CHILD_STACK, flags | CLONE_PIDFD, a, fd);
-	if (pid < 0 && errno == EINVAL && *fd < 0 &&
-	    !atomic_exchange(&rt->proc.no_clone_pidfd, true))
-		pid = clone(child_main, stack + CHILD_STACK, flags, a); /* Linux < 5.2 */
+	/* Linux < 5.2 (or qemu-user): every clone that tried CLONE_PIDFD
+	 * tries again without, not only the first to notice. */
+	if (pid < 0 && errno == EINVAL && *fd < 0 && with_pidfd) {
+		atomic_store_explicit(&rt->proc.no_clone_pidfd, true, mo_relaxed);
+		pid = clone(child_main, stack + CHILD_STACK, flags, a);
+	}
 	return pid < 0 ? -errno : pid;
 }
 
