@@ -573,12 +573,12 @@ static int spawn(herd__worker *w, struct child_args *a, herd__cgroup *cg, int *p
 		a->err_fd = ep[1];
 	}
 	int fd = -1;
-	/* The thread waits until the child has exec'd: the monitor should
-	 * move the worker's queue away if that takes long, but not call the
-	 * worker stuck. */
+	/* The thread waits until the child has exec'd (in the clone, or, if
+	 * the vfork was a fork, on the pipe): the monitor should move the
+	 * worker's queue away if that takes long, but not call the worker
+	 * stuck. */
 	atomic_store_explicit(&w->in_syscall, true, mo_relaxed);
 	int pid = do_clone(rt, a, cg, stack, &fd);
-	atomic_store_explicit(&w->in_syscall, false, mo_relaxed);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	free(stack);
 	if (ep[1] >= 0) {
@@ -594,6 +594,7 @@ static int spawn(herd__worker *w, struct child_args *a, herd__cgroup *cg, int *p
 		}
 		close(ep[0]);
 	}
+	atomic_store_explicit(&w->in_syscall, false, mo_relaxed);
 	if (pid < 0)
 		return pid;
 	if (fd < 0 && (fd = (int)syscall(SYS_pidfd_open, pid, 0)) >= 0)
