@@ -16,7 +16,6 @@
 #define _GNU_SOURCE
 #include "procs.h"
 
-#include <linux/sched.h> /* struct clone_args */
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
@@ -110,12 +109,20 @@ static pid_t sleeper(void)
 	return pid;
 }
 
+/* clone3's arguments as far as set_tid (Linux 5.5), the kernel's ABI
+ * spelt out, as src/proc.c does: <linux/sched.h> is not there for every C
+ * library (musl-gcc has no kernel headers). */
+struct clone3_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal;
+	uint64_t stack, stack_size, tls, set_tid, set_tid_size;
+};
+
 /* A marked `sleep 600` with pid `want` (clone3's set_tid); -errno if the
  * kernel will not (EPERM without CAP_SYS_ADMIN, EEXIST if it is taken). */
 static pid_t sleeper_as(pid_t want)
 {
 	pid_t tid = want;
-	struct clone_args args;
+	struct clone3_args args;
 	memset(&args, 0, sizeof args);
 	args.exit_signal = SIGCHLD;
 	args.set_tid = (uint64_t)(uintptr_t)&tid;
