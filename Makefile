@@ -1,14 +1,16 @@
 # Thin wrapper over CMake. `make run` builds and runs the demo, `make test`
 # builds and runs every test. Build trees: build/ (RelWithDebInfo),
 # build-asan/ (ASan+UBSan), build-tsan/ (TSan), build-valgrind/,
-# build-release/ (benchmarks).
+# build-release/ (benchmarks), build-aarch64/ (cross, run under qemu-user),
+# build-musl/ (musl libc).
 CMAKE      ?= cmake
 CTEST      ?= ctest
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX     ?= /usr/local
 CTEST_ARGS ?= --output-on-failure -j$(JOBS)
 
-.PHONY: all build run test test-sanitize test-asan test-tsan test-valgrind bench fuzz install clean
+.PHONY: all build run test test-sanitize test-asan test-tsan test-valgrind test-cross test-musl \
+	bench fuzz install clean
 
 all: build
 
@@ -53,6 +55,25 @@ test-valgrind:
 	@$(CMAKE) --build build-valgrind -j$(JOBS)
 	cd build-valgrind && $(CTEST) $(CTEST_ARGS)
 
+# The library and every test for 64-bit ARM, built with Debian's
+# gcc-aarch64-linux-gnu (and libc6-dev-arm64-cross) and run under qemu-user
+# (qemu-aarch64, which CTest prefixes to each test: no binfmt_misc needed).
+# Cases that cannot pass under qemu-user skip and say why.
+test-cross:
+	@$(CMAKE) -S . -B build-aarch64 -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
+		-DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERD_BUILD_BENCH=OFF >/dev/null
+	@$(CMAKE) --build build-aarch64 -j$(JOBS)
+	cd build-aarch64 && $(CTEST) $(CTEST_ARGS)
+
+# The library and every test built with musl-gcc (Debian's musl-tools), a C
+# library other than glibc: no kernel headers there, and less forgiving.
+MUSL_CC ?= musl-gcc
+test-musl:
+	@$(CMAKE) -S . -B build-musl -DCMAKE_C_COMPILER=$(MUSL_CC) \
+		-DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERD_BUILD_BENCH=OFF >/dev/null
+	@$(CMAKE) --build build-musl -j$(JOBS)
+	cd build-musl && $(CTEST) $(CTEST_ARGS)
+
 # Prints one line per benchmark on stdout; the build and details go to stderr.
 bench:
 	@$(CMAKE) -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DHERD_BUILD_TESTS=OFF >&2
@@ -75,4 +96,5 @@ install: build
 	$(CMAKE) --install build --prefix $(PREFIX)
 
 clean:
-	rm -rf build build-asan build-tsan build-release build-valgrind build-fuzz
+	rm -rf build build-asan build-tsan build-release build-valgrind build-fuzz build-aarch64 \
+		build-musl

@@ -11,6 +11,9 @@
  *   chmod +x /tmp/parallel-wrap
  *   HERD_CLI=/tmp/parallel-wrap build/test/test-cli inputs_stdin
  *
+ * Under an emulator (a cross build's tests: $HERD_TEST_EMULATOR, see
+ * test.h) the command is run through it, as CTest runs the tests.
+ *
  * Cases of behaviours herd has and parallel has not (or where herd
  * differs on purpose) call herd_only(), which skips them unless the
  * command's basename is `herd`.
@@ -258,6 +261,15 @@ static inline void cli_start(struct cli_proc *p, const char *stdin_data, size_t 
 			     struct cli_out *res)
 {
 	const char *path = cli_path();
+	/* Under an emulator (a cross build's tests), the command runs through
+	 * it: the emulator's words come first in argv. */
+	char emu_buf[256], *emu[16];
+	int emu_n = 0;
+	if (test_emulator()) {
+		snprintf(emu_buf, sizeof emu_buf, "%s", test_emulator());
+		for (char *w = strtok(emu_buf, " "); w && emu_n < 16; w = strtok(NULL, " "))
+			emu[emu_n++] = w;
+	}
 	cli_setup();
 	memset(res, 0, sizeof *res);
 	memset(p, 0, sizeof *p);
@@ -293,6 +305,11 @@ static inline void cli_start(struct cli_proc *p, const char *stdin_data, size_t 
 			if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
 				_exit(126);
 		}
+		/* Emulated code runs some 20 times slower: so does the
+		 * monitor's patience (10 ms by default) before it says a task
+		 * blocks its worker. */
+		if (emu_n && !getenv("HERD_STALL_MS"))
+			setenv("HERD_STALL_MS", "200", 1);
 		for (const char *const *e = opts ? opts->env : NULL; e && *e; e++) {
 			const char *eq = strchr(*e, '=');
 			if (eq) {
@@ -306,14 +323,16 @@ static inline void cli_start(struct cli_proc *p, const char *stdin_data, size_t 
 		int n = 0;
 		while (argv[n])
 			n++;
-		char **av = calloc((size_t)n + 1, sizeof *av);
+		char **av = calloc((size_t)(n + emu_n) + 1, sizeof *av);
 		if (!av)
 			_exit(126);
-		av[0] = (char *)path;
+		for (int i = 0; i < emu_n; i++)
+			av[i] = emu[i];
+		av[emu_n] = (char *)path;
 		for (int i = 1; i < n; i++)
-			av[i] = (char *)argv[i];
-		execv(path, av);
-		fprintf(stderr, "cannot run %s: %s\n", path, strerror(errno));
+			av[emu_n + i] = (char *)argv[i];
+		execvp(av[0], av);
+		fprintf(stderr, "cannot run %s: %s\n", av[0], strerror(errno));
 		_exit(127);
 	}
 	setpgid(p->pid, p->pid); /* also here: no race with a kill(-pid) */

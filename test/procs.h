@@ -12,6 +12,7 @@
 
 #include <dirent.h>
 #include <stdbool.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 
 /* Far enough never to pass in a correct run; the CTest timeout is 60 s. */
@@ -25,6 +26,21 @@ static inline void run_marked(herd_fn fn, void *arg)
 	CHECK(setenv("HERD_TEST_MARK", strchr(mark, '=') + 1, 1) == 0);
 	test_run(4, fn, arg);
 }
+
+/* Whether this process can be a child subreaper, as herd makes itself
+ * (orphans of its children come back to it, to be killed and reaped).
+ * qemu-user (7.2) does not emulate PR_SET_CHILD_SUBREAPER: it fails with
+ * EINVAL without asking the kernel, and herd goes on without; orphans then
+ * go to init, which in a container may never reap them. */
+static inline bool can_subreap(void)
+{
+	int v = 0;
+	return prctl(PR_GET_CHILD_SUBREAPER, &v, 0, 0, 0) == 0;
+}
+
+#define NO_SUBREAPER_REASON                                                \
+	"cannot be a child subreaper (PR_SET_CHILD_SUBREAPER fails: qemu-user " \
+	"does not emulate it), so orphans of its children go to init"
 
 /* /proc ------------------------------------------------------------- */
 

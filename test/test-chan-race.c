@@ -9,23 +9,6 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-static herd_chan *make_chan(size_t elem, size_t cap)
-{
-	herd_chan *ch;
-	CHECK_OK(herd_chan_make(&ch, elem, cap));
-	return ch;
-}
-
-/* xorshift64: cheap pseudo-random numbers for delays and deadlines. */
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
-}
-
 /* A mix of v, so that a sum of mixes makes a checksum. */
 static uint64_t mix(uint64_t v)
 {

@@ -13,13 +13,6 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-static herd_chan *make_chan(size_t elem, size_t cap)
-{
-	herd_chan *ch;
-	CHECK_OK(herd_chan_make(&ch, elem, cap));
-	return ch;
-}
-
 /* ------------------------------------------------------------------ */
 
 /* Bad arguments give -EINVAL and change nothing; the limits are accepted. */

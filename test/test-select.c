@@ -12,22 +12,6 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-static herd_chan *make_chan(size_t elem, size_t cap)
-{
-	herd_chan *ch;
-	CHECK_OK(herd_chan_make(&ch, elem, cap));
-	return ch;
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
-}
-
 /* ------------------------------------------------------------------ */
 
 static void ready_main(void *arg)

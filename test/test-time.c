@@ -129,8 +129,7 @@ static void smo_main(void *arg)
 	for (int i = 0; i < SMO_N; i++)
 		order[i] = i;
 	for (int i = SMO_N - 1; i > 0; i--) { /* Fisher-Yates */
-		rng = rng * 6364136223846793005u + 1442695040888963407u;
-		int j = (int)((rng >> 33) % (uint64_t)(i + 1)), t = order[i];
+		int j = (int)(rng_next(&rng) % (uint64_t)(i + 1)), t = order[i];
 		order[i] = order[j];
 		order[j] = t;
 	}

@@ -449,13 +449,10 @@ static void sleepers_main(void *arg)
 	 * SLEEP_SPREAD / n, handed to the tasks in a shuffled order. */
 	uint64_t r = 88172645463325252ull;
 	int64_t slot = SLEEP_SPREAD / n;
-	for (long i = 0; i < n; i++) {
-		r ^= r << 13, r ^= r >> 7, r ^= r << 17;
-		sleepers[i].deadline = i * slot + (int64_t)(r % (uint64_t)slot);
-	}
+	for (long i = 0; i < n; i++)
+		sleepers[i].deadline = i * slot + (int64_t)(rng_next(&r) % (uint64_t)slot);
 	for (long i = n - 1; i > 0; i--) {
-		r ^= r << 13, r ^= r >> 7, r ^= r << 17;
-		long j = (long)(r % (uint64_t)(i + 1));
+		long j = (long)(rng_next(&r) % (uint64_t)(i + 1));
 		int64_t t = sleepers[i].deadline;
 		sleepers[i].deadline = sleepers[j].deadline;
 		sleepers[j].deadline = t;

@@ -107,6 +107,38 @@ static inline void test_register(const char *name, test_fn fn)
 #endif
 #define TEST_UNDER_TSAN (TEST_SCALE == 50)
 
+/* A channel the test needs: fails the test if it cannot be made. */
+static inline herd_chan *make_chan(size_t elem, size_t cap)
+{
+	herd_chan *ch;
+	CHECK_OK(herd_chan_make(&ch, elem, cap));
+	return ch;
+}
+
+/* xorshift64: cheap, reproducible pseudo-random numbers (shuffles, delays,
+ * deadlines); *s is the state, never 0. */
+static inline uint64_t rng_next(uint64_t *s)
+{
+	uint64_t x = *s;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+/*
+ * The emulator the tests run under, if any: $HERD_TEST_EMULATOR, words
+ * separated by spaces (e.g. "qemu-aarch64 -L /usr/aarch64-linux-gnu"; CMake
+ * sets it from CMAKE_CROSSCOMPILING_EMULATOR, see test/CMakeLists.txt), or
+ * NULL. A test that executes one of the build's own programs (itself, the
+ * herd command) runs it through this, as CTest runs the test itself.
+ */
+static inline const char *test_emulator(void)
+{
+	const char *e = getenv("HERD_TEST_EMULATOR");
+	return e && *e ? e : NULL;
+}
+
 /* Runs fn(arg) as the first task of a runtime with `workers` workers (0: default). */
 static inline void test_run(unsigned workers, herd_fn fn, void *arg)
 {
