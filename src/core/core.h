@@ -170,13 +170,17 @@ void herd__altstack_remove(herd__worker *w);
 /* A parked task in an object's queue; lives on the parked task's stack. */
 typedef struct herd__waiter {
 	herd__task *task;
-	struct herd__waiter *prev, *next;
-	bool linked;
+	herd__link link;        /* in its queue, while linked */
+	bool linked;            /* under the object's lock */
 } herd__waiter;
 
-typedef struct herd__waitq {
-	herd__waiter *head, *tail;
-} herd__waitq;
+/* A queue of waiters: the one intrusive list, of herd__waiter.link. */
+typedef herd__list herd__waitq;
+
+static inline herd__waiter *herd__waiter_of(herd__link *k)
+{
+	return k ? herd__container_of(k, herd__waiter, link) : NULL;
+}
 
 #define HERD__RUNQ 256u /* slots of a worker's local run queue */
 
@@ -408,13 +412,7 @@ uint64_t herd__next_id(herd__worker *w);
 static inline void herd__waitq_push(herd__waitq *q, herd__waiter *wt)
 {
 	HERD__ASSERT(!wt->linked);
-	wt->next = NULL;
-	wt->prev = q->tail;
-	if (q->tail)
-		q->tail->next = wt;
-	else
-		q->head = wt;
-	q->tail = wt;
+	herd__list_push_back(q, &wt->link);
 	wt->linked = true;
 }
 
@@ -423,26 +421,14 @@ static inline void herd__waitq_remove(herd__waitq *q, herd__waiter *wt)
 {
 	if (!wt->linked)
 		return;
-	if (wt->prev)
-		wt->prev->next = wt->next;
-	else
-		q->head = wt->next;
-	if (wt->next)
-		wt->next->prev = wt->prev;
-	else
-		q->tail = wt->prev;
+	herd__list_remove(q, &wt->link);
 	wt->linked = false;
 }
+
 static inline void herd__waitq_push_front(herd__waitq *q, herd__waiter *wt)
 {
 	HERD__ASSERT(!wt->linked);
-	wt->prev = NULL;
-	wt->next = q->head;
-	if (q->head)
-		q->head->prev = wt;
-	else
-		q->tail = wt;
-	q->head = wt;
+	herd__list_push_front(q, &wt->link);
 	wt->linked = true;
 }
 

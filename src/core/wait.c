@@ -85,8 +85,9 @@ bool herd__wake_timeout(herd__task *t)
 unsigned herd__waitq_wake_all(herd__waitq *q)
 {
 	unsigned n = 0;
-	for (herd__waiter *wt = q->head, *next; wt; wt = next) {
-		next = wt->next;
+	for (herd__link *k = q->head, *next; k; k = next) {
+		next = k->next;
+		herd__waiter *wt = herd__waiter_of(k);
 		herd__task *t = wt->task;
 		if (herd__wait_claim(t)) {
 			herd__waitq_remove(q, wt); /* before the task can run */
@@ -99,10 +100,11 @@ unsigned herd__waitq_wake_all(herd__waitq *q)
 
 bool herd__waitq_wake_one(herd__waitq *q)
 {
-	for (herd__waiter *wt = q->head; wt; wt = wt->next) {
+	herd__waiter *wt;
+	herd__list_each(wt, q, herd__waiter, link) {
 		herd__task *t = wt->task;
 		if (herd__wait_claim(t)) {
-			herd__waitq_remove(q, wt);
+			herd__waitq_remove(q, wt); /* then the walk ends */
 			herd__wait_finish(t, 0);
 			return true;
 		}

@@ -60,7 +60,8 @@ typedef struct herd__pollw {
 	uint32_t result;        /* for a callback: the events ready */
 	int fd;
 	bool linked;            /* in its entry's list, under poll.lock */
-	struct herd__pollw *prev, *next, *cb_next;
+	herd__link link;        /* in its entry's list, while linked */
+	struct herd__pollw *cb_next;
 	void (*cb)(struct herd__pollw *p, uint32_t ready);
 } herd__pollw;
 

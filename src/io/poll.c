@@ -57,7 +57,7 @@ struct herd__pollent {
 	int fd;
 	uint32_t gen;          /* tells this entry from an earlier one */
 	uint32_t armed;        /* the events it is armed for */
-	herd__pollw *head;     /* waiters, through next/prev */
+	herd__list waiters;    /* herd__pollw.link */
 };
 
 static uint32_t poll_waiters(herd__rt *rt)
@@ -111,7 +111,8 @@ static uint64_t cookie(const struct herd__pollent *e)
 static uint32_t wanted(const struct herd__pollent *e)
 {
 	uint32_t ev = 0;
-	for (const herd__pollw *p = e->head; p; p = p->next)
+	const herd__pollw *p;
+	herd__list_each(p, &e->waiters, const herd__pollw, link)
 		ev |= p->events;
 	return ev;
 }
@@ -120,7 +121,7 @@ static uint32_t wanted(const struct herd__pollent *e)
  * and frees the entry when none is left. */
 static void rearm_locked(herd__rt *rt, struct herd__pollent *e)
 {
-	if (!e->head) {
+	if (herd__list_empty(&e->waiters)) {
 		herd__os_poller_forget(&rt->io->poll.os, e->fd);
 		rt->io->poll.tab[e->fd] = NULL;
 		free(e);
@@ -164,19 +165,13 @@ int herd__poll_attach_locked(herd__rt *rt, int fd, herd__pollw *wt)
 		e->fd = fd;
 		e->gen = ++rt->io->poll.gen;
 	}
-	wt->prev = NULL;
-	wt->next = e->head;
-	if (e->head)
-		e->head->prev = wt;
-	e->head = wt;
+	herd__list_push_front(&e->waiters, &wt->link);
 	wt->fd = fd;
 	wt->linked = true;
 	uint32_t want = wanted(e);
 	int err = herd__os_poller_arm(&rt->io->poll.os, fd, fresh, want, cookie(e));
 	if (err) {
-		e->head = wt->next;
-		if (e->head)
-			e->head->prev = NULL;
+		herd__list_remove(&e->waiters, &wt->link);
 		wt->linked = false;
 		if (fresh)
 			free(e);
@@ -193,12 +188,7 @@ int herd__poll_attach_locked(herd__rt *rt, int fd, herd__pollw *wt)
 
 static void unlink_locked(herd__rt *rt, struct herd__pollent *e, herd__pollw *wt)
 {
-	if (wt->prev)
-		wt->prev->next = wt->next;
-	else
-		e->head = wt->next;
-	if (wt->next)
-		wt->next->prev = wt->prev;
+	herd__list_remove(&e->waiters, &wt->link);
 	wt->linked = false;
 	atomic_fetch_sub_explicit(&rt->io->poll.waiters, 1, mo_relaxed);
 }
@@ -226,8 +216,9 @@ static int dispatch_locked(herd__rt *rt, uint64_t data, uint32_t rev, herd__poll
 	if (!e || e->gen != (uint32_t)(data >> 32))
 		return 0; /* its waiters left; the registration went with them */
 	herd__pollw *woken = NULL;
-	for (herd__pollw *p = e->head, *next; p; p = next) {
-		next = p->next;
+	for (herd__link *k = e->waiters.head, *next; k; k = next) {
+		next = k->next;
+		herd__pollw *p = herd__container_of(k, herd__pollw, link);
 		uint32_t r = p->events & rev;
 		if (!r)
 			continue;

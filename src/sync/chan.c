@@ -110,9 +110,10 @@ static inline unsigned char *slot(herd_chan *ch, uint32_t i)
  * was woken but has not yet run. */
 static herd__chan_waiter *dequeue(herd__waitq *q)
 {
-	for (herd__waiter *wt = q->head; wt; wt = wt->next) {
+	herd__waiter *wt;
+	herd__list_each(wt, q, herd__waiter, link) {
 		if (herd__wait_claim(wt->task)) {
-			herd__waitq_remove(q, wt);
+			herd__waitq_remove(q, wt); /* then the walk ends */
 			return (herd__chan_waiter *)wt;
 		}
 	}
