@@ -6,6 +6,10 @@
 
 #include <string.h>
 
+/* errno values run below this (Linux's MAX_ERRNO is 4095); herd's own
+ * codes lie far below. */
+#define ERRNO_MAX 4096
+
 const char *herd_strerror(int code)
 {
 	switch (code) {
@@ -18,7 +22,7 @@ const char *herd_strerror(int code)
 	case HERD_ECLOSED:
 		return "closed";
 	}
-	if (code < 0 && code > -4096) {
+	if (code < 0 && code > -ERRNO_MAX) {
 		/* strerrordesc_np would be thread-safe, but musl lacks it;
 		 * strerror returns static strings for known values. */
 		const char *s = strerror(-code);

@@ -56,6 +56,8 @@
 #include <stdlib.h>
 
 #define STEAL_ROUNDS 4
+/* A spinning worker reads the clock once per this many spins. */
+#define CLOCK_EVERY 32u
 /* How long a spinning worker watches the queues before it sleeps. */
 #define SPIN_NS (20 * HERD_USEC)
 /* How late the earliest timer may be, with nobody sleeping on it, before
@@ -367,7 +369,7 @@ static bool spin_for_work(herd__worker *w)
 				return true;
 		}
 		herd__cpu_relax();
-		if (i % 32 == 0 && herd_now() >= until)
+		if (i % CLOCK_EVERY == 0 && herd_now() >= until)
 			return false;
 	}
 	return false;

@@ -73,6 +73,7 @@ static _Atomic int inflight;          /* handlers running now */
 static _Atomic pid_t owner;           /* the process the runtime runs in */
 /* The actions herd's handler replaced (under sig.lock; read by the
  * handler in a forked child, where no lock is held for them). */
+#define SIG_STANDARD_END 32 /* signals 1-31; then the real-time ones */
 static struct sigaction saved[HERD__NSIG + 1];
 
 struct herd__sigreg {
@@ -329,7 +330,8 @@ static bool notifiable(int sig)
 	case SIGILL: case SIGTRAP: case SIGSYS:
 		return false;
 	}
-	return sig < 32 || (sig >= SIGRTMIN && sig <= SIGRTMAX);
+	/* The 31 standard signals, and the real-time ones libc leaves free. */
+	return sig < SIG_STANDARD_END || (sig >= SIGRTMIN && sig <= SIGRTMAX);
 }
 
 int herd_signal_notify(herd_chan *ch, int sig)

@@ -31,6 +31,8 @@
 
 /* Cases handled without allocating. */
 #define INLINE_CASES 16
+/* Up to this many cases, insertion sort beats heapsort. */
+#define INSERTION_SORT_MAX 16
 
 /*
  * A random number below n (multiply-shift; n <= 2^16), from the worker's
@@ -78,7 +80,7 @@ static void sift_down(const herd_case *cs, uint16_t *order, size_t r, size_t n)
  * cases, heapsort beyond (no allocation, no quadratic worst case). */
 static void sort_by_chan(const herd_case *cs, uint16_t *order, size_t n)
 {
-	if (n <= 16) {
+	if (n <= INSERTION_SORT_MAX) {
 		for (size_t i = 1; i < n; i++) {
 			uint16_t v = order[i];
 			size_t j = i;
