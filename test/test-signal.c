@@ -22,8 +22,6 @@
 #include <stdatomic.h>
 #include <sys/syscall.h>
 
-#define TERMED (256 + SIGTERM)
-#define KILLED (256 + SIGKILL)
 #define BIT(sig) (1ull << ((sig) - 1))
 #define TREE "sleep 301 & sleep 302"
 #define TREE_NO_TERM "trap '' TERM; sleep 301 & sleep 302"
