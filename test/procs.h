@@ -18,6 +18,10 @@
 /* Far enough never to pass in a correct run; the CTest timeout is 60 s. */
 #define LONG_WAIT (20 * HERD_SEC)
 
+/* herd_proc_wait's results for a child killed by SIGTERM and SIGKILL. */
+#define TERMED (256 + SIGTERM)
+#define KILLED (256 + SIGKILL)
+
 static char mark[64]; /* "HERD_TEST_MARK=proc-<pid>" */
 
 static inline void run_marked(herd_fn fn, void *arg)
@@ -211,6 +215,27 @@ static inline void check_nothing_left(int64_t wait)
 	}
 	CHECK_EQ(marked, 0);
 	CHECK_EQ(zombies, 0);
+}
+
+/* Waits until `n` marked sleeps run in process group pgrp (0: any). */
+static inline void wait_sleepers(int pgrp, int n)
+{
+	if (!poll_procs(SLEEPERS, pgrp, n, LONG_WAIT)) {
+		count_procs(KILL_MARKED, 0);
+		CHECK(!"the process tree did not start");
+	}
+}
+
+/* The scope was closed: nothing of group pgid is left. */
+static inline void check_tree_gone(int pgid)
+{
+	int in_group = count_procs(IN_PGRP, pgid), strays = count_procs(STRAYS, 0);
+	if (in_group || strays)
+		fprintf(stderr, "after the close: %d in the group, %d stray sleeps\n",
+			in_group, strays);
+	check_nothing_left(0);
+	CHECK_EQ(in_group, 0);
+	CHECK_EQ(strays, 0);
 }
 
 /* Entries of dir whose name starts with prefix ("": all but . and ..). */

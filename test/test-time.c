@@ -7,6 +7,7 @@
 #include "test.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 
 static int64_t mono_ns(void)
 {
@@ -94,6 +95,7 @@ static herd_wg *smo_gate;
 static _Atomic int64_t smo_base;
 static atomic_int smo_seq, smo_late;
 static atomic_int smo_woke[SMO_N], smo_was_late[SMO_N];
+static bool smo_in_order; /* the run's verdict, but for "never early" */
 
 static void smo_task(void *p)
 {
@@ -136,22 +138,29 @@ static void smo_main(void *arg)
 	CHECK_OK(herd_wg_new(&smo_gate));
 	CHECK_EQ(herd_wg_add(smo_gate, 1), 1);
 	CHECK_OK(herd_scope_open(&s));
+	int64_t t0 = herd_now();
 	for (int i = 0; i < SMO_N; i++) {
 		struct smo_arg a = { order[i], smo_offset(order[i]) };
 		CHECK_OK(herd_go(s, smo_task, &a, sizeof a));
 	}
-	/* Every task sleeps from a common base, once all are ready. */
+	/* Every task sleeps from a common base, once all are ready: 250 ms
+	 * later, or three times what starting them took (a busy machine). */
 	test_wait_parked(SMO_N);
-	atomic_store(&smo_base, herd_now() + 250 * HERD_MSEC);
+	int64_t lead = 250 * HERD_MSEC;
+	if (lead < 3 * (herd_now() - t0))
+		lead = 3 * (herd_now() - t0);
+	atomic_store(&smo_base, herd_now() + lead);
 	CHECK_EQ(herd_wg_done(smo_gate), 0);
 	CHECK_OK(herd_scope_close(s));
 	CHECK_OK(herd_wg_free(smo_gate));
 	CHECK_EQ(smo_seq, SMO_N);
 	/* A task woken from the gate after its deadline proves nothing. */
+	smo_in_order = false;
 	if (smo_late)
 		printf("%d tasks started sleeping after their deadline\n",
 		       (int)smo_late);
-	CHECK(smo_late < SMO_N / 10);
+	if (smo_late >= SMO_N / 10)
+		return;
 	for (int k = 0; k < SMO_BUCKETS; k++) {
 		lo[k] = SMO_N;
 		hi[k] = -1;
@@ -164,14 +173,38 @@ static void smo_main(void *arg)
 		hi[k] = seq > hi[k] ? seq : hi[k];
 	}
 	/* Deadlines at least 10 ms apart wake in order. */
-	for (int k = 0; k + 2 < SMO_BUCKETS; k++)
-		CHECK(hi[k] < lo[k + 2]);
+	smo_in_order = true;
+	for (int k = 0; k + 2 < SMO_BUCKETS; k++) {
+		if (hi[k] >= lo[k + 2]) {
+			printf("bucket %d's last task woke as %d, bucket %d's first as %d\n",
+			       k, hi[k], k + 2, lo[k + 2]);
+			smo_in_order = false;
+		}
+	}
 }
 
-/* Many sleepers wake in deadline order, none before its deadline. */
+/* Many sleepers wake in deadline order, none before its deadline. The
+ * order is the order in which the four workers ran the woken tasks: a
+ * worker thread that the system preempts for more than 10 ms (a busy
+ * machine) between waking a task and running it puts it out of order, as
+ * a late timer would, and nothing tells the two apart. So the run is made
+ * again, three times at most, while it is out of order; "never early" is
+ * checked on every run. */
 SERIAL_TEST(sleep_many_order)
 {
-	test_run(4, smo_main, NULL);
+	for (int run = 1;; run++) {
+		atomic_store(&smo_seq, 0);
+		atomic_store(&smo_late, 0);
+		for (int i = 0; i < SMO_N; i++) {
+			atomic_store(&smo_woke[i], 0);
+			atomic_store(&smo_was_late[i], 0);
+		}
+		test_run(4, smo_main, NULL);
+		if (smo_in_order)
+			return;
+		CHECK(run < 3);
+		printf("run %d: out of order, or too many tasks late; again\n", run);
+	}
 }
 
 /* ------------------------------------------------------------------ */
