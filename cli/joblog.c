@@ -25,6 +25,7 @@ struct logged {
 	uint64_t seq;
 	bool ok;
 	char *command;
+	size_t line;            /* its place in the file: the later wins */
 };
 
 struct joblog {
@@ -35,10 +36,20 @@ struct joblog {
 	size_t nlines;
 };
 
+/* By job only: bsearch's comparison. */
 static int by_seq(const void *a, const void *b)
 {
 	const struct logged *x = a, *y = b;
 	return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* By job, then by place in the file: qsort need not be stable (musl's is
+ * not), and the last line of a job is the one that counts (find). */
+static int by_seq_line(const void *a, const void *b)
+{
+	const struct logged *x = a, *y = b;
+	int c = by_seq(a, b);
+	return c ? c : (x->line > y->line) - (x->line < y->line);
 }
 
 /* Reads what an earlier run wrote; a missing file has nothing. */
@@ -71,12 +82,13 @@ static void read_back(struct joblog *j, const char *path)
 			n = n ? 2 * n : 64;
 			j->lines = xrealloc(j->lines, n * sizeof *j->lines);
 		}
-		j->lines[j->nlines++] = (struct logged){(uint64_t)seq, exitval == 0 && sig == 0,
-							xstrdup(field[8])};
+		j->lines[j->nlines] = (struct logged){(uint64_t)seq, exitval == 0 && sig == 0,
+						      xstrdup(field[8]), j->nlines};
+		j->nlines++;
 	}
 	free(line);
 	fclose(f);
-	qsort(j->lines, j->nlines, sizeof *j->lines, by_seq);
+	qsort(j->lines, j->nlines, sizeof *j->lines, by_seq_line);
 }
 
 struct joblog *joblog_open(const struct opts *o)

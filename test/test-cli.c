@@ -646,46 +646,10 @@ TEST(joblog_resume)
 	cli_done(0);
 }
 
-struct seq_pos {
-	unsigned long seq;
-	int pos;
-};
-
-static int by_seq_only(const void *a, const void *b)
-{
-	const struct seq_pos *x = a, *y = b;
-	return (x->seq > y->seq) - (x->seq < y->seq);
-}
-
-/* cli/joblog.c sorts the joblog's lines by Seq with qsort and takes the
- * last of a Seq's lines as the one that decides, which holds only if qsort
- * keeps equal elements in order. The C standard does not promise it; glibc
- * 2.36's qsort (a merge sort) happens to, musl's (smoothsort) does not, and
- * --resume-failed then reruns jobs whose last run succeeded. Whether this
- * C library's qsort keeps the order of the joblog below (its Seqs, in the
- * file's order). To be removed once joblog.c breaks ties by position. */
-static bool qsort_keeps_order(void)
-{
-	static const unsigned long seqs[] = {1, 2, 3, 4, 2, 3, 5, 2, 3, 5};
-	struct seq_pos v[10];
-	for (int i = 0; i < 10; i++)
-		v[i] = (struct seq_pos){seqs[i], i};
-	qsort(v, 10, sizeof *v, by_seq_only);
-	for (int i = 1; i < 10; i++)
-		if (v[i].seq == v[i - 1].seq && v[i].pos < v[i - 1].pos)
-			return false;
-	return true;
-}
-
 /* --resume-failed reruns the jobs the joblog has as failed (by Seq, with
  * today's command and arguments), then the ones it has not. */
 TEST(joblog_resume_failed)
 {
-	/* A bug of the command's, which shows with some C libraries: see
-	 * qsort_keeps_order. */
-	if (!qsort_keeps_order())
-		TEST_SKIP("cli/joblog.c relies on qsort keeping equal elements in order, and "
-			  "this C library's qsort does not (musl's smoothsort)");
 	char jl[96];
 	struct jl_row r[16];
 	cli_temp_name(jl);

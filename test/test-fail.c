@@ -39,7 +39,10 @@
 #define _GNU_SOURCE
 #include "procs.h"
 
-#include <execinfo.h>
+#if defined(__GLIBC__)
+#include <execinfo.h> /* glibc's; musl has no backtrace() */
+#define HAVE_BACKTRACE 1
+#endif
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -106,9 +109,13 @@ static bool should_fail(int k)
 	atomic_store(&inj.injected, k);
 	if (getenv("TEST_FAIL_BT")) {
 		/* Where it failed: addr2line -e test-fail the +offsets. */
-		void *bt[16];
 		fprintf(stderr, "N=%ld: failing %s at\n", inj.fail_at, kind_name[k]);
+#ifdef HAVE_BACKTRACE
+		void *bt[16];
 		backtrace_symbols_fd(bt, backtrace(bt, 16), 2);
+#else
+		fprintf(stderr, "  (no backtrace() in this C library)\n");
+#endif
 	}
 	return true;
 }

@@ -79,6 +79,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 static int proc_close(herd_proc *p, int fd)
 {
