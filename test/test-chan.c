@@ -213,6 +213,21 @@ static void fifo_main(void *arg)
 /* Values from one sender arrive in the order it sent them. */
 TEST(fifo_per_sender)
 {
+	/*
+	 * Under qemu-user on an x86 host this case hung once in about 25
+	 * runs (never natively: 0 in 1,100). qemu translates AArch64's STLR
+	 * as "barrier, store" and LDAR as "load, barrier", so a seq_cst store
+	 * followed by a seq_cst load on another variable (STLR; LDAR, which
+	 * ARMv8 keeps in order) may be reordered by the host's store buffer:
+	 * the store-then-load handshakes by which herd's idle workers and
+	 * their wakers see each other (core/idle.c) do not hold there. This
+	 * case, two workers that go idle and wake each other some 10,000
+	 * times, is the one that meets it. Real AArch64 hardware would tell
+	 * for sure; until then it does not run under the emulator.
+	 */
+	if (test_emulator())
+		TEST_SKIP("qemu-user reorders AArch64's STLR;LDAR on an x86 host "
+			  "(see the comment): not run under the emulator");
 	test_run(0, fifo_main, NULL);
 }
 
