@@ -194,8 +194,9 @@ typedef struct herd_config {
  * defaults).
  * Returns 0 when all tasks have ended; -EINVAL if fn is NULL or a field of
  * `config` is out of range; -EBUSY if a runtime is already running in this
- * process; -ENOMEM or -EAGAIN if memory or threads could not be obtained (in
- * which case nothing was started). An environment variable that cannot be
+ * process; -ENOMEM or -EAGAIN if memory or threads could not be obtained,
+ * -EMFILE or -ENFILE if the descriptors the runtime needs could not be made
+ * (in each case nothing was started). An environment variable that cannot be
  * parsed is reported on stderr in one line and ignored.
  * Blocks the calling thread until the end. Not callable from a task.
  */

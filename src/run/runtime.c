@@ -251,8 +251,11 @@ static void rt_free(herd__rt *rt)
 	free(rt);
 }
 
-static herd__rt *rt_new(const struct settings *st)
+/* A new runtime, or NULL with *err: -ENOMEM, or the poller's -errno (a
+ * full descriptor table gives -EMFILE, not a misleading -ENOMEM). */
+static herd__rt *rt_new(const struct settings *st, int *err)
 {
+	*err = -ENOMEM;
 	/* The layers' states in one block, the core's first (rt_free frees
 	 * it through rt). */
 	struct rt_block {
@@ -297,10 +300,13 @@ static herd__rt *rt_new(const struct settings *st)
 	rt->pid = getpid();
 	rt->proc->cg_base = -1;
 	atomic_init(&rt->proc->null_fd, -1);
-	if (!rt->workers || !rt->root || herd__poll_init(rt)) {
+	if (!rt->workers || !rt->root || (*err = herd__poll_init(rt)) != 0) {
+		if (!rt->workers || !rt->root)
+			*err = -ENOMEM;
 		rt_free(rt);
 		return NULL;
 	}
+	*err = -ENOMEM;
 	for (unsigned i = 0; i < st->workers; i++) {
 		herd__worker *w;
 		if (posix_memalign((void **)&w, HERD__CACHELINE, sizeof *w)) {
@@ -361,9 +367,9 @@ int herd_run(const herd_config *config, herd_fn fn, void *arg)
 	int rc = settings_get(config, &st);
 	if (rc)
 		return rc;
-	herd__rt *rt = rt_new(&st);
+	herd__rt *rt = rt_new(&st, &rc);
 	if (!rt)
-		return -ENOMEM;
+		return rc;
 	herd__rt *none = NULL;
 	if (!atomic_compare_exchange_strong(&herd__runtime, &none, rt)) {
 		rt_free(rt);
