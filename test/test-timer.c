@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 
 /* ------------------------------------------------------------------ */
 
@@ -529,32 +530,34 @@ static void check_sleepers(long n, int workers)
 			TEST_SKIP("the machine is too busy or slow for this test");
 		}
 	}
-	/* On one worker, in deadline order: but for the tasks that woke
-	 * SLEEP_OVERDUE late or more. The worker puts woken tasks in its run
-	 * queue in deadline order, as far as the queue has room; a queue full
-	 * at every poll (the worker fell behind: a busy machine) holds timers
-	 * back until the earliest is that late, then one fires all the same
-	 * and the queue's overflow may reorder tasks that late (src/timer.c,
-	 * herd__timers_run). The others keep their order. */
+	/* On one worker, in deadline order. One exception: the worker puts
+	 * woken tasks in its run queue in deadline order as far as the queue
+	 * has room, and a queue full at every poll (the worker fell behind: a
+	 * busy machine, or 100,000 tasks on one worker) holds timers back
+	 * until the earliest is SLEEP_OVERDUE late, then fires one all the
+	 * same, and the queue's overflow may reorder tasks that late (src/
+	 * core/timer.c, herd__timers_run). So two neighbours (by deadline) out
+	 * of order fail the test unless one of them woke that late. */
 	qsort(sleepers, (size_t)n, sizeof *sleepers, by_deadline);
-	long prev = -1, late = 0;
+	long late = 0, excused = 0;
 	for (long i = 0; i < n; i++) {
-		if (sleepers[i].woke - sleep_base - sleepers[i].deadline >= SLEEP_OVERDUE) {
-			late++;
+		bool late_i = sleepers[i].woke - sleep_base - sleepers[i].deadline >= SLEEP_OVERDUE;
+		late += late_i;
+		if (i == 0 || sleepers[i].seq > sleepers[i - 1].seq)
+			continue;
+		bool late_prev = sleepers[i - 1].woke - sleep_base - sleepers[i - 1].deadline >=
+				 SLEEP_OVERDUE;
+		if (late_i || late_prev) {
+			excused++;
 			continue;
 		}
-		if (prev >= 0 && sleepers[i].seq < sleepers[prev].seq) {
-			fprintf(stderr, "deadline %" PRId64 " woke as %ld, after deadline "
-				"%" PRId64 " woke as %ld\n", sleepers[prev].deadline,
-				sleepers[prev].seq, sleepers[i].deadline, sleepers[i].seq);
-			exit(1);
-		}
-		prev = i;
+		fprintf(stderr, "deadline %" PRId64 " woke as %ld, after deadline "
+			"%" PRId64 " woke as %ld\n", sleepers[i - 1].deadline,
+			sleepers[i - 1].seq, sleepers[i].deadline, sleepers[i].seq);
+		exit(1);
 	}
-	printf("%ld of %ld tasks woke %" PRId64 " ms late or more\n", late, n,
-	       SLEEP_OVERDUE / HERD_MSEC);
-	if (late > n / 2)
-		TEST_SKIP("the machine is too busy or slow for this test");
+	printf("%ld of %ld tasks woke %" PRId64 " ms late or more; %ld pairs out of "
+	       "order among them\n", late, n, SLEEP_OVERDUE / HERD_MSEC, excused);
 }
 
 /* 100,000 tasks sleeping on distinct deadlines wake in deadline order (one
