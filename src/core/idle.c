@@ -46,6 +46,10 @@
  * queue without a wakep each (w->quiet, owner-only): the worker runs the
  * first itself, and wakes another only if there is a second.
  *
+ * The poller is reached through rt->netpoll, a plain pointer: io/poll.c
+ * sets it while the runtime is made, before any worker thread starts
+ * (pthread_create orders it).
+ *
  * Locks: idle_lock (a leaf) protects the idle list and each worker's
  * `idle` flag.
  */

@@ -40,6 +40,12 @@
  * waiter half of `state` changes only under it). Lock order: parent before
  * child (cancellation walks down holding each lock); a closing child takes
  * its parent's lock only after releasing its own.
+ *
+ * Processes. A scope holds its child processes as a list of links it does
+ * not look into (`procs`, under `lock`); the process layer cancels and
+ * ends them through rt->scope_hooks, which it stores (release) before its
+ * first process joins any scope, so a scope that finds its list non-empty
+ * reads the hooks (acquire) non-NULL.
  */
 #include "core/core.h"
 

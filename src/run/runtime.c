@@ -300,13 +300,12 @@ static herd__rt *rt_new(const struct settings *st, int *err)
 	rt->pid = getpid();
 	rt->proc->cg_base = -1;
 	atomic_init(&rt->proc->null_fd, -1);
-	if (!rt->workers || !rt->root || (*err = herd__poll_init(rt)) != 0) {
-		if (!rt->workers || !rt->root)
-			*err = -ENOMEM;
+	int rc = !rt->workers || !rt->root ? -ENOMEM : herd__poll_init(rt);
+	if (rc) {
+		*err = rc;
 		rt_free(rt);
 		return NULL;
 	}
-	*err = -ENOMEM;
 	for (unsigned i = 0; i < st->workers; i++) {
 		herd__worker *w;
 		if (posix_memalign((void **)&w, HERD__CACHELINE, sizeof *w)) {
