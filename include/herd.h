@@ -95,6 +95,14 @@ enum {
  */
 HERD_API const char *herd_strerror(int code);
 
+/*
+ * Returns the name of the constant behind a code, as libuv's uv_err_name:
+ * "HERD_ECANCELED", "ENOENT" (for -ENOENT), "0" for 0, "UNKNOWN" for a code
+ * that is neither a herd code nor a negated errno known to this system.
+ * Never returns NULL; the string is static. Does not block.
+ */
+HERD_API const char *herd_errname(int code);
+
 /* ------------------------------------------------------------------------ */
 /* Time and deadlines                                                       */
 /* ------------------------------------------------------------------------ */
@@ -139,11 +147,11 @@ HERD_API int herd_sleep(int64_t deadline);
 /* The function a task runs. `arg` is described at herd_go. */
 typedef void (*herd_fn)(void *arg);
 
-/* Values of herd_config.debug. */
+/* Values of herd_config.debug: 1 is on, as HERD_DEBUG=1 is. */
 enum {
 	HERD_DEBUG_DEFAULT = 0, /* the HERD_DEBUG variable, else on in debug builds */
-	HERD_DEBUG_OFF = 1,
-	HERD_DEBUG_ON = 2,
+	HERD_DEBUG_ON = 1,
+	HERD_DEBUG_OFF = -1,
 };
 
 /*
@@ -350,17 +358,88 @@ HERD_API int herd_go_at(const char *site, herd_scope *scope, herd_fn fn,
 	herd_go_at(HERD__SITE, (scope), (fn), (arg), (size))
 
 /*
- * HERD_GO(scope, fn, value): spawns fn with a copy of `value`, an expression
- * of any non-array type evaluated once, as Go's `go fn(value)` does. fn
- * receives a pointer to the copy: `T v = *(T *)p;`. Returns as herd_go.
- * (Uses a GNU statement expression, which gcc and clang accept.)
+ * HERD_GO spawns a task with a copy of a value, as Go's `go f(v)` does, in
+ * two forms:
+ *
+ *   HERD_GO(scope, task(value)): `task` is declared with HERD_TASK (below),
+ *     so the value's type is checked against the task's argument type;
+ *   HERD_GO(scope, fn, value): fn is any herd_fn, which receives a pointer
+ *     to the copy (`T v = *(T *)p;`), unchecked.
+ *
+ * value is an expression of any non-array type, evaluated once. Returns as
+ * herd_go. (Uses GNU statement expressions and typeof: gcc and clang.)
  */
-#define HERD_GO(scope, fn, value)                                          \
+#define HERD_GO(...) HERD__GO_PICK(__VA_ARGS__, HERD__GO_FN, HERD__GO_TASK, ~)(__VA_ARGS__)
+#define HERD__GO_PICK(a, b, c, name, ...) name
+#define HERD__GO_FN(scope, fn, value)                                      \
 	__extension__({                                                    \
 		__typeof__(value) herd__value_ = (value);                  \
 		herd_go_at(HERD__SITE, (scope), (fn), &herd__value_,       \
 			   sizeof herd__value_);                           \
 	})
+#define HERD__GO_TASK(scope, call)                                         \
+	__extension__({                                                    \
+		HERD__STRICT_BEGIN                                         \
+		__typeof__(herd__call_##call) herd__call_ = herd__call_##call; \
+		HERD__STRICT_END                                           \
+		herd_go_at(HERD__SITE, (scope), herd__call_.fn, &herd__call_.herd__v, \
+			   sizeof herd__call_.herd__v);                        \
+	})
+
+/*
+ * Typed tasks. HERD_TASK declares a task function whose argument has a
+ * type, so that spawning it with a value of another type does not compile,
+ * as calling a C function with one does not:
+ *
+ *     HERD_TASK(start, struct object, obj)
+ *     {
+ *             printf("Finished: %s\n", obj.name); // the task's own copy
+ *     }
+ *     ...
+ *     HERD_GO(NULL, start(o));                     // Go's `go start(o)`
+ *
+ * HERD_TASK(name, T, arg) defines `static void name(void *)`, a herd_fn
+ * usable wherever one is, whose body receives `T arg`: the copy of the value
+ * given to HERD_GO, made before HERD_GO returned. T is any complete
+ * non-array type (for several values, a struct). HERD_GO converts the value
+ * to T as a call to a function taking a T would, and refuses, as errors,
+ * what C only warns about: a pointer to another type, a pointer that drops
+ * a qualifier, an integer for a pointer or the reverse.
+ */
+#define HERD_TASK(name, T, arg)                                            \
+	static void name##__herd_body(T arg);                              \
+	static void name(void *herd__p) { name##__herd_body(*(T *)herd__p); } \
+	struct name##__herd_call {                                         \
+		herd_fn fn;                                                \
+		T herd__v;                                                 \
+	};                                                                 \
+	static inline __attribute__((unused)) struct name##__herd_call     \
+	herd__call_##name(T herd__a)                                       \
+	{                                                                  \
+		struct name##__herd_call herd__c = {name, herd__a};       \
+		return herd__c;                                            \
+	}                                                                  \
+	static void name##__herd_body(T arg)
+
+/* Turns what C only warns about in a conversion into errors, for HERD_GO. */
+#if defined(__clang__)
+#define HERD__STRICT_BEGIN                                                  \
+	_Pragma("clang diagnostic push")                                    \
+	_Pragma("clang diagnostic error \"-Wincompatible-pointer-types\"")  \
+	_Pragma("clang diagnostic error \"-Wint-conversion\"")              \
+	_Pragma("clang diagnostic error \"-Wincompatible-pointer-types-discards-qualifiers\"")
+#define HERD__STRICT_END _Pragma("clang diagnostic pop")
+#elif defined(__GNUC__)
+#define HERD__STRICT_BEGIN                                                  \
+	_Pragma("GCC diagnostic push")                                      \
+	_Pragma("GCC diagnostic error \"-Wincompatible-pointer-types\"")    \
+	_Pragma("GCC diagnostic error \"-Wint-conversion\"")                \
+	_Pragma("GCC diagnostic error \"-Wdiscarded-qualifiers\"")
+#define HERD__STRICT_END _Pragma("GCC diagnostic pop")
+#else
+#define HERD__STRICT_BEGIN
+#define HERD__STRICT_END
+#endif
 
 /*
  * Lets other tasks run: the calling task goes to the back of its worker's
@@ -511,9 +590,77 @@ HERD_API int herd_chan_cap(const herd_chan *ch);
 HERD_API int herd_chan_elem_size(const herd_chan *ch);
 
 /*
+ * herd_chan_send and herd_chan_recv that also check the size of the
+ * caller's value: `size` must be the channel's element size (recv: unless
+ * elem is NULL), else they return -EINVAL at once and copy nothing. The
+ * HERD_SEND, HERD_RECV and HERD_RANGE macros below pass sizeof the variable
+ * here, so that an int sent into an int64_t channel is an error, not a read
+ * past the int.
+ */
+HERD_API int herd_chan_send_sized(herd_chan *ch, const void *elem, size_t size,
+				  int64_t deadline);
+HERD_API int herd_chan_recv_sized(herd_chan *ch, void *elem, size_t size,
+				  int64_t deadline);
+
+/*
+ * Typed channels. HERD_CHAN(T) is the type of a channel of T values: a
+ * herd_chan in disguise that carries T, so that the compiler checks every
+ * value sent or received through the macros below (a mismatch is a compile
+ * error, not a silent copy):
+ *
+ *     HERD_CHAN(struct job) jobs;
+ *     if (HERD_CHAN_MAKE(jobs, 16) < 0) ...
+ *     struct job j = {...};
+ *     HERD_SEND(jobs, j, HERD_FOREVER);
+ *     HERD_RANGE(j, jobs) { ... }
+ *     herd_chan_close(jobs); herd_chan_free(jobs);
+ *
+ * T must be a complete type (a function pointer through a typedef). Two
+ * HERD_CHAN(T) of the same T have the same type, so a typed channel can be
+ * a parameter, a struct field or a task's argument. Never dereference one;
+ * HERD_CHAN_RAW gives the plain herd_chan for any other call (in C, the
+ * herd_chan_* calls that take only a channel, and herd_chan_send/recv, also
+ * accept a typed one directly). These macros are C only (C11 _Generic and
+ * GNU typeof; gcc and clang).
+ *
+ * HERD_SEND, HERD_RECV, HERD_RANGE and the HERD_CASE_* initialisers also
+ * take a plain herd_chan: then the size of the variable is checked when the
+ * call runs, and a mismatch returns -EINVAL (HERD_RANGE stops, and
+ * HERD_RANGE_RC says why).
+ */
+#define HERD_CHAN(T) __typeof__(__extension__(T(*)[0])0)
+
+/* Makes a typed channel of `capacity` values and stores it in the lvalue c;
+ * returns as herd_chan_make (c is then NULL on failure). */
+#define HERD_CHAN_MAKE(c, capacity)                                          \
+	__extension__({                                                      \
+		HERD__CHECK_CHAN(c);                                         \
+		herd_chan *herd__made_ = 0;                                  \
+		int herd__rc_ = herd_chan_make(&herd__made_, sizeof **(c),   \
+					       (capacity));                  \
+		(c) = (__typeof__(c))(void *)herd__made_;                    \
+		herd__rc_;                                                   \
+	})
+
+/* The plain herd_chan of a typed channel (or of a plain one). */
+#define HERD_CHAN_RAW(c) (HERD__CHECK_CHAN(c), (herd_chan *)(void *)(c))
+
+/*
+ * Sends the variable `var` (an lvalue: a variable, an array element, a
+ * compound literal such as (int){42}) on channel c; receives into it.
+ * Return as herd_chan_send and herd_chan_recv.
+ */
+#define HERD_SEND(c, var, deadline)                                          \
+	(HERD__CHECK_VAR(c, var),                                            \
+	 herd_chan_send_sized((herd_chan *)(void *)(c), &(var), sizeof(var), (deadline)))
+#define HERD_RECV(c, var, deadline)                                          \
+	(HERD__CHECK_VAR(c, var),                                            \
+	 herd_chan_recv_sized((herd_chan *)(void *)(c), &(var), sizeof(var), (deadline)))
+
+/*
  * Go's `for v := range ch`: runs the statement that follows once for every
- * value received into the variable `var` (whose size must be the channel's
- * element size), until the channel is closed and drained:
+ * value received into the variable `var` (of the channel's element type or
+ * size), until the channel is closed and drained:
  *
  *     int job;
  *     HERD_RANGE(job, jobs) {
@@ -521,14 +668,66 @@ HERD_API int herd_chan_elem_size(const herd_chan *ch);
  *     }
  *
  * The loop also ends if the receive fails otherwise (the task's scope is
- * cancelled, for example); HERD_RANGE_RC stores the code that ended it in
- * the int lvalue `rc` (HERD_ECLOSED after a normal end), so that the two
- * can be told apart. `break` and `continue` work as in any loop.
+ * cancelled, or var has the wrong size); HERD_RANGE_RC stores the code that
+ * ended it in the int lvalue `rc` (HERD_ECLOSED after a normal end), so that
+ * the two can be told apart. `break` and `continue` work as in any loop.
  */
-#define HERD_RANGE(var, ch) \
-	for (; herd_chan_recv((ch), &(var), HERD_FOREVER) == 0;)
+#define HERD_RANGE(var, ch) for (; HERD_RECV(ch, var, HERD_FOREVER) == 0;)
 #define HERD_RANGE_RC(var, ch, rc) \
-	for (; ((rc) = herd_chan_recv((ch), &(var), HERD_FOREVER)) == 0;)
+	for (; ((rc) = HERD_RECV(ch, var, HERD_FOREVER)) == 0;)
+
+/*
+ * The checks behind the typed macros. A typed channel is a pointer to a
+ * zero-length array of T: HERD__TYPED maps a plain channel (or NULL) to one
+ * of zero-size elements instead, so that one expression serves both, and
+ * sizeof *HERD__TYPED(c) is 0 for both and for nothing else.
+ */
+#define HERD__UNTYPED(c) _Generic((c), herd_chan *: 1, void *: 1, default: 0)
+#define HERD__TYPED(c)                                                        \
+	(__extension__ _Generic((c), herd_chan *: (char(*)[0][0])0,           \
+				void *: (char(*)[0][0])0, default: (c)))
+#define HERD__VOIDP(p) _Generic((p), void *: 1, const void *: 1, default: 0)
+/* sizeof *p, or 0 for a void pointer (the size is then unknown). */
+#define HERD__PSIZE(p)                                                        \
+	(__extension__ sizeof *_Generic((p), void *: (char(*)[0])0,            \
+					const void *: (char(*)[0])0, default: (p)))
+#define HERD__STATIC_CHECK(cond, msg) \
+	((void)sizeof(struct { int herd__x; _Static_assert(cond, msg); }))
+#define HERD__CHECK_CHAN(c)                                                   \
+	HERD__STATIC_CHECK(sizeof *HERD__TYPED(c) == 0,                        \
+			   "herd: not a channel (a herd_chan * or a HERD_CHAN(T))")
+#define HERD__CHECK_VAR(c, var)                                               \
+	(HERD__CHECK_CHAN(c),                                                 \
+	 HERD__STATIC_CHECK(HERD__UNTYPED(c) ||                               \
+				    __builtin_types_compatible_p(              \
+					    __typeof__(var),                   \
+					    __typeof__(**HERD__TYPED(c))),     \
+			    "herd: the variable's type is not the channel's element type"))
+#define HERD__CHECK_PTR(c, p)                                                 \
+	(HERD__CHECK_CHAN(c),                                                 \
+	 HERD__STATIC_CHECK(HERD__UNTYPED(c) || HERD__VOIDP(p) ||             \
+				    __builtin_types_compatible_p(              \
+					    __typeof__(*(p)),                  \
+					    __typeof__(**HERD__TYPED(c))),     \
+			    "herd: the pointer's type does not match the channel's element type"))
+
+/* The calls that take a channel accept a typed one too (C only). The
+ * functions themselves are reached as (herd_chan_close)(ch). */
+#if !defined(__cplusplus)
+#define herd_chan_send(c, elem, deadline) \
+	(HERD__CHECK_PTR(c, elem), (herd_chan_send)((herd_chan *)(void *)(c), (elem), (deadline)))
+#define herd_chan_recv(c, elem, deadline) \
+	(HERD__CHECK_PTR(c, elem), (herd_chan_recv)((herd_chan *)(void *)(c), (elem), (deadline)))
+#define herd_chan_try_send(c, elem) \
+	(HERD__CHECK_PTR(c, elem), (herd_chan_try_send)((herd_chan *)(void *)(c), (elem)))
+#define herd_chan_try_recv(c, elem) \
+	(HERD__CHECK_PTR(c, elem), (herd_chan_try_recv)((herd_chan *)(void *)(c), (elem)))
+#define herd_chan_close(c) (herd_chan_close)(HERD_CHAN_RAW(c))
+#define herd_chan_free(c) (herd_chan_free)(HERD_CHAN_RAW(c))
+#define herd_chan_len(c) (herd_chan_len)(HERD_CHAN_RAW(c))
+#define herd_chan_cap(c) (herd_chan_cap)(HERD_CHAN_RAW(c))
+#define herd_chan_elem_size(c) (herd_chan_elem_size)(HERD_CHAN_RAW(c))
+#endif
 
 /* ------------------------------------------------------------------------ */
 /* Select                                                                   */
@@ -541,19 +740,38 @@ enum { HERD_SEND = 1, HERD_RECV = 2 };
 typedef struct herd_case {
 	herd_chan *chan; /* NULL: a case that is never ready (as a nil
 			  * channel in Go), to turn a case off */
-	int op;          /* HERD_SEND or HERD_RECV */
 	void *elem;      /* SEND: the value to send; RECV: where to store
 			  * the value received, or NULL to discard it */
+	size_t size;     /* the size of *elem, which must then be the
+			  * channel's element size; 0: not checked */
+	int op;          /* HERD_SEND or HERD_RECV */
 	int result;      /* set in the chosen case: 0, or HERD_ECLOSED if
 			  * its channel is closed (a receive then got no
 			  * value and elem is zeroed; a send sent nothing) */
 } herd_case;
 
-/* Case initialisers: herd_case cs[] = { HERD_CASE_RECV(a, &x), ... }; */
+/*
+ * Case initialisers: herd_case cs[] = { HERD_CASE_RECV(a, &x), ... }. The
+ * channel is a herd_chan * (or NULL) or a typed channel; ptr points to the
+ * value (or is NULL, for a receive that discards it). With a typed channel,
+ * a pointer of another type is a compile error; otherwise herd_select
+ * checks the size of *ptr (unless ptr is a void pointer) and returns
+ * -EINVAL on a mismatch.
+ */
+#if !defined(__cplusplus)
+#define HERD_CASE_SEND(ch, ptr)                                               \
+	{ .chan = (HERD__CHECK_PTR(ch, ptr), (herd_chan *)(void *)(ch)),      \
+	  .elem = (void *)(ptr), .size = HERD__PSIZE(ptr), .op = HERD_SEND,   \
+	  .result = 0 }
+#define HERD_CASE_RECV(ch, ptr)                                               \
+	{ .chan = (HERD__CHECK_PTR(ch, ptr), (herd_chan *)(void *)(ch)),      \
+	  .elem = (ptr), .size = HERD__PSIZE(ptr), .op = HERD_RECV, .result = 0 }
+#else
 #define HERD_CASE_SEND(ch, ptr) \
-	{ .chan = (ch), .op = HERD_SEND, .elem = (void *)(ptr), .result = 0 }
+	{ (ch), (void *)(ptr), 0, HERD_SEND, 0 }
 #define HERD_CASE_RECV(ch, ptr) \
-	{ .chan = (ch), .op = HERD_RECV, .elem = (ptr), .result = 0 }
+	{ (ch), (ptr), 0, HERD_RECV, 0 }
+#endif
 
 /* The largest number of cases herd_select accepts. */
 #define HERD_SELECT_MAX 65536

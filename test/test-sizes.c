@@ -481,7 +481,7 @@ TEST(config_out_of_range)
 		{.stack_size = SIZE_MAX},
 		{.stack_size = SIZE_MAX - 16},
 		{.stack_size = PTRDIFF_MAX},
-		{.debug = -1},
+		{.debug = HERD_DEBUG_OFF - 1},
 		{.debug = HERD_DEBUG_ON + 1},
 		{.debug = INT_MIN},
 		{.debug = INT_MAX},

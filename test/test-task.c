@@ -809,7 +809,7 @@ TEST(config_workers)
 	cfg.workers = 2;
 	cfg.debug = 3;
 	CHECK_EQ(herd_run(&cfg, cfg_main, NULL), -EINVAL);
-	cfg.debug = -1;
+	cfg.debug = -2;
 	CHECK_EQ(herd_run(&cfg, cfg_main, NULL), -EINVAL);
 	CHECK_EQ(cfg_seen, 0); /* nothing ran */
 	CHECK_EQ(herd_workers(), -ESRCH);

@@ -151,7 +151,7 @@ static int settings_get(const herd_config *cfg, struct settings *st)
 		if (cfg->workers > MAX_WORKERS ||
 		    (cfg->stack_size && (cfg->stack_size < STACK_MIN ||
 					 cfg->stack_size > STACK_MAX)) ||
-		    cfg->debug < HERD_DEBUG_DEFAULT || cfg->debug > HERD_DEBUG_ON ||
+		    cfg->debug < HERD_DEBUG_OFF || cfg->debug > HERD_DEBUG_ON ||
 		    (cfg->stall_ns && cfg->stall_ns < STALL_MIN) ||
 		    cfg->blocking_threads > BLOCKING_MAX)
 			return -EINVAL;

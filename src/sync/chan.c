@@ -71,7 +71,7 @@ int herd_chan_make(herd_chan **out, size_t elem_size, size_t capacity)
 	return 0;
 }
 
-int herd_chan_free(herd_chan *ch)
+int (herd_chan_free)(herd_chan *ch)
 {
 	if (!ch)
 		return 0;
@@ -242,10 +242,11 @@ static herd__worker *may_block(int64_t deadline, int *rc)
 	return w;
 }
 
-int herd_chan_send(herd_chan *ch, const void *elem, int64_t deadline)
+/* The bodies of send and receive, after the arguments are checked; inlined
+ * into each entry point so that the sized ones cost one comparison more. */
+static inline __attribute__((always_inline)) int chan_send(herd_chan *ch, const void *elem,
+							   int64_t deadline)
 {
-	if (herd__unlikely(!ch || (!elem && ch->elem_size)))
-		return -EINVAL;
 	int why;
 	herd__worker *w = may_block(deadline, &why);
 	if (why == HERD_ECANCELED)
@@ -259,10 +260,9 @@ int herd_chan_send(herd_chan *ch, const void *elem, int64_t deadline)
 	return block(ch, &ch->sendq, (void *)elem, w, deadline);
 }
 
-int herd_chan_recv(herd_chan *ch, void *elem, int64_t deadline)
+static inline __attribute__((always_inline)) int chan_recv(herd_chan *ch, void *elem,
+							   int64_t deadline)
 {
-	if (herd__unlikely(!ch))
-		return -EINVAL;
 	int why;
 	herd__worker *w = may_block(deadline, &why);
 	if (why == HERD_ECANCELED)
@@ -276,12 +276,40 @@ int herd_chan_recv(herd_chan *ch, void *elem, int64_t deadline)
 	return block(ch, &ch->recvq, elem, w, deadline);
 }
 
-int herd_chan_try_send(herd_chan *ch, const void *elem)
+int (herd_chan_send)(herd_chan *ch, const void *elem, int64_t deadline)
+{
+	if (herd__unlikely(!ch || (!elem && ch->elem_size)))
+		return -EINVAL;
+	return chan_send(ch, elem, deadline);
+}
+
+int (herd_chan_recv)(herd_chan *ch, void *elem, int64_t deadline)
+{
+	if (herd__unlikely(!ch))
+		return -EINVAL;
+	return chan_recv(ch, elem, deadline);
+}
+
+int herd_chan_send_sized(herd_chan *ch, const void *elem, size_t size, int64_t deadline)
+{
+	if (herd__unlikely(!ch || size != ch->elem_size || (!elem && size)))
+		return -EINVAL;
+	return chan_send(ch, elem, deadline);
+}
+
+int herd_chan_recv_sized(herd_chan *ch, void *elem, size_t size, int64_t deadline)
+{
+	if (herd__unlikely(!ch || (elem && size != ch->elem_size)))
+		return -EINVAL;
+	return chan_recv(ch, elem, deadline);
+}
+
+int (herd_chan_try_send)(herd_chan *ch, const void *elem)
 {
 	return herd_chan_send(ch, elem, HERD_NOWAIT);
 }
 
-int herd_chan_try_recv(herd_chan *ch, void *elem)
+int (herd_chan_try_recv)(herd_chan *ch, void *elem)
 {
 	return herd_chan_recv(ch, elem, HERD_NOWAIT);
 }
@@ -298,7 +326,7 @@ static void wake_closed(herd_chan *ch, herd__waitq *q, bool zero)
 	}
 }
 
-int herd_chan_close(herd_chan *ch)
+int (herd_chan_close)(herd_chan *ch)
 {
 	if (!ch)
 		return -EINVAL;
@@ -314,7 +342,7 @@ int herd_chan_close(herd_chan *ch)
 	return 0;
 }
 
-int herd_chan_len(herd_chan *ch)
+int (herd_chan_len)(herd_chan *ch)
 {
 	if (!ch)
 		return -EINVAL;
@@ -324,12 +352,12 @@ int herd_chan_len(herd_chan *ch)
 	return n;
 }
 
-int herd_chan_cap(const herd_chan *ch)
+int (herd_chan_cap)(const herd_chan *ch)
 {
 	return ch ? (int)ch->cap : -EINVAL;
 }
 
-int herd_chan_elem_size(const herd_chan *ch)
+int (herd_chan_elem_size)(const herd_chan *ch)
 {
 	return ch ? (int)ch->elem_size : -EINVAL;
 }

@@ -136,6 +136,10 @@ static int check_cases(const herd_case *cs, size_t n)
 		if (cs[i].op == HERD_SEND && cs[i].chan && !cs[i].elem &&
 		    cs[i].chan->elem_size)
 			return -EINVAL;
+		/* The size of the caller's variable, when the case says it. */
+		if (cs[i].chan && cs[i].elem && cs[i].size &&
+		    cs[i].size != cs[i].chan->elem_size)
+			return -EINVAL;
 	}
 	return 0;
 }
