@@ -50,7 +50,7 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /* Runs once(0) to warm up, then once(1) .. once(RUNS); returns their median. */
-static double median_of(const char *name, double (*once)(int run))
+static __attribute__((unused)) double median_of(const char *name, double (*once)(int run))
 {
 	double v[RUNS];
 

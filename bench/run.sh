@@ -29,6 +29,8 @@
 #     select         2-case select <= 0.6 x Go            (ratio <= 0.60)
 #     proc-spawn-raw herd's proc-spawn <= 1.1 x a raw posix_spawn + waitpid
 #                    loop in C                            (ratio <= 1.10)
+#     typed-chan-raw a typed send+receive <= 1.02 x an untyped one
+#                                                         (ratio <= 1.02)
 # proc-spawn (2,000 runs of /bin/true in a row, stdout a pipe read to the
 # end; us/proc) and proc-spawn-par (the same shared by 8 tasks or goroutines;
 # wall time / 2,000) are compared with Go's os/exec, without a target.
@@ -135,7 +137,7 @@ while read -r name unit bin against kind limit; do
 			status=1
 		}
 		y=-
-		if [ $have_go = 1 ]; then
+		if [ $have_go = 1 ] && [ "$against" = go ]; then
 			y=$(measure "$go_bin" "$name" "$unit") || y=-
 		fi
 	fi
@@ -162,6 +164,8 @@ select ns/op core go ratio 0.60
 proc-spawn us/proc proc go - -
 proc-spawn-raw us/proc proc raw ratio 1.10
 proc-spawn-par us/proc proc go - -
+typed-chan ns/op typed - - -
+typed-chan-raw ns/op typed raw ratio 1.02
 EOF
 # The herd command (bench/cli.sh), when it was built.
 if [ -x "$build/cli/herd" ]; then

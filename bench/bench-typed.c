@@ -1,0 +1,120 @@
+/*
+ * bench-typed.c - what the typed channel operations cost over the untyped
+ * ones: one task sends and receives a 16-byte value on a buffered channel,
+ * through a typed channel (HERD_CHAN, HERD_SEND, HERD_RECV: a size
+ * comparison more per call) and through herd_chan_send and herd_chan_recv.
+ * Both run in the same process on one worker, alternating round by round,
+ * so that neither gets the better half of a noisy machine.
+ *
+ *     bench-typed typed-chan        ns per send+receive, typed
+ *     bench-typed typed-chan-raw    the same, untyped
+ */
+#define BENCH_NAME "bench-typed"
+#include "bench.h"
+
+#include <time.h>
+
+#define OPS 2000000
+#define ROUNDS 11
+
+struct value {
+	int64_t a, b;
+};
+
+static double now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static double typed_round(void)
+{
+	HERD_CHAN(struct value) ch;
+	OK(HERD_CHAN_MAKE(ch, 64));
+	struct value v = {1, 2}, got;
+	int64_t sum = 0;
+	double t0 = now_ns();
+	for (long i = 0; i < OPS; i++) {
+		v.a = i;
+		OK(HERD_SEND(ch, v, HERD_FOREVER));
+		OK(HERD_RECV(ch, got, HERD_FOREVER));
+		sum += got.a;
+	}
+	double t = (now_ns() - t0) / OPS;
+	if (sum != (int64_t)OPS * (OPS - 1) / 2)
+		fail("typed: wrong sum");
+	herd_chan_free(ch);
+	return t;
+}
+
+static double raw_round(void)
+{
+	herd_chan *ch;
+	OK(herd_chan_make(&ch, sizeof(struct value), 64));
+	struct value v = {1, 2}, got;
+	int64_t sum = 0;
+	double t0 = now_ns();
+	for (long i = 0; i < OPS; i++) {
+		v.a = i;
+		OK(herd_chan_send(ch, &v, HERD_FOREVER));
+		OK(herd_chan_recv(ch, &got, HERD_FOREVER));
+		sum += got.a;
+	}
+	double t = (now_ns() - t0) / OPS;
+	if (sum != (int64_t)OPS * (OPS - 1) / 2)
+		fail("raw: wrong sum");
+	herd_chan_free(ch);
+	return t;
+}
+
+static int want_typed;
+static double result;
+
+static void bench_main(void *unused)
+{
+	(void)unused;
+	double typed[ROUNDS], raw[ROUNDS];
+	typed_round();
+	raw_round(); /* warm-up */
+	for (int i = 0; i < ROUNDS; i++) {
+		if (i % 2) {
+			typed[i] = typed_round();
+			raw[i] = raw_round();
+		} else {
+			raw[i] = raw_round();
+			typed[i] = typed_round();
+		}
+	}
+	qsort(typed, ROUNDS, sizeof typed[0], cmp_double);
+	qsort(raw, ROUNDS, sizeof raw[0], cmp_double);
+	fprintf(stderr, "typed-chan: median typed %.2f, untyped %.2f ns\n", typed[ROUNDS / 2],
+		raw[ROUNDS / 2]);
+	result = want_typed ? typed[ROUNDS / 2] : raw[ROUNDS / 2];
+}
+
+struct bench {
+	const char *name;
+	int typed;
+};
+
+static const struct bench benches[] = {
+	{"typed-chan", 1},
+	{"typed-chan-raw", 0},
+};
+
+BENCH_TABLE(benches)
+
+int main(int argc, char **argv)
+{
+	const struct bench *b = argc == 2 ? find_bench(argv[1]) : NULL;
+	if (!b)
+		return usage();
+	want_typed = b->typed;
+	herd_config cfg = {.workers = 1};
+	int rc = herd_run(&cfg, bench_main, NULL);
+	if (rc < 0)
+		fail("herd_run: %s", herd_strerror(rc));
+	printf("%.2f ns/op\n", result);
+	return 0;
+}
