@@ -10,9 +10,10 @@
  *
  *   proc-spawn      us/proc  2,000 processes, one after the other, from the
  *                            first task of a herd_run (all cores): for each,
- *                            herd_proc_start (stdout HERD_STDIO_PIPE),
- *                            herd_read on herd_proc_fd(p, 1) until end of
- *                            file, herd_proc_wait, herd_proc_free.
+ *                            herd_proc_output (which starts it with its
+ *                            stdout a pipe, reads that until end of file
+ *                            and waits for the exit status; stdin and
+ *                            stderr given as fds 0 and 2), herd_output_free.
  *   proc-spawn-par  us/proc  the same 2,000 processes run by 8 tasks at once,
  *                            250 each, one after the other (all cores); wall
  *                            time / 2,000.
@@ -22,9 +23,9 @@
  *                            (posix_spawn_file_actions_adddup2 + addclose),
  *                            blocking read until end of file, waitpid. The
  *                            issue's target: proc-spawn <= 1.1 x this.
- * Every process is checked: exit status 0, nothing written. The herd calls
- * get a deadline of 10 s per process, so that a hang is reported (which call,
- * which process) instead of waiting for run.sh's timeout.
+ * Every process is checked: exit status 0, nothing written. Each herd
+ * process gets a deadline of 10 s, so that a hang is reported (which
+ * process) instead of waiting for run.sh's timeout.
  *
  * Timings run once to warm up, then 5 times, and print the median, in
  * microseconds per process.
@@ -66,41 +67,21 @@ static char *const true_argv[] = { TRUE_PATH, NULL };
 static void herd_true(const char *name, long i)
 {
 	herd_proc_opts o = { .file = TRUE_PATH, .argv = true_argv };
-	int64_t deadline = herd_deadline(PROC_TIMEOUT);
-	herd_proc *p;
-	char buf[512];
-	size_t got = 0;
-	ssize_t n;
-	int fd, rc, st;
+	herd_output r;
+	int rc;
 
-	o.stdio[1].mode = HERD_STDIO_PIPE;
-	rc = herd_proc_start(&p, NULL, &o, deadline);
+	o.stdio[0] = (herd_stdio){ .mode = HERD_STDIO_FD, .fd = 0 };
+	o.stdio[2] = (herd_stdio){ .mode = HERD_STDIO_FD, .fd = 2 };
+	rc = herd_proc_output(&r, NULL, &o, 512, 0, herd_deadline(PROC_TIMEOUT));
 	if (rc < 0)
-		fail("%s: process %ld: herd_proc_start: %s", name, i,
+		fail("%s: process %ld: herd_proc_output: %s", name, i,
 		     herd_strerror(rc));
-	fd = herd_proc_fd(p, 1);
-	if (fd < 0)
-		fail("%s: process %ld (pid %d): herd_proc_fd(p, 1) = %d, "
-		     "expected the pipe", name, i, herd_proc_pid(p), fd);
-	while ((n = herd_read(fd, buf, sizeof buf, deadline)) > 0)
-		got += (size_t)n;
-	if (n < 0)
-		fail("%s: process %ld (pid %d): herd_read: %s", name, i,
-		     herd_proc_pid(p), herd_strerror((int)n));
-	st = herd_proc_wait(p, deadline);
-	if (st < 0)
-		fail("%s: process %ld (pid %d): herd_proc_wait: %s", name, i,
-		     herd_proc_pid(p), herd_strerror(st));
-	if (st != 0)
-		fail("%s: process %ld (pid %d): status %d, expected 0", name, i,
-		     herd_proc_pid(p), st);
-	if (got != 0)
-		fail("%s: process %ld (pid %d): wrote %zu bytes, expected none",
-		     name, i, herd_proc_pid(p), got);
-	rc = herd_proc_free(p);
-	if (rc < 0)
-		fail("%s: process %ld: herd_proc_free: %s", name, i,
-		     herd_strerror(rc));
+	if (r.status != 0)
+		fail("%s: process %ld: status %d, expected 0", name, i, r.status);
+	if (r.out_len != 0 || r.truncated)
+		fail("%s: process %ld: wrote %zu bytes%s, expected none", name,
+		     i, r.out_len, r.truncated ? " and more" : "");
+	herd_output_free(&r);
 }
 
 static double spawn_once(int run)

@@ -69,7 +69,7 @@ struct job {
 
 /* One run of a job's process. */
 struct attempt {
-	int status;              /* as herd_proc_wait, or 127, 126 */
+	int status;              /* as herd_proc_wait stores it, or 127, 126 */
 	bool timed_out;
 	bool stopped;            /* ended by --halt now or a signal */
 	double start, runtime;   /* wall clock, seconds */
@@ -141,6 +141,18 @@ static int wait_exit_or_kill(struct run *R, herd_proc *p, int64_t deadline)
 	return herd_select(cs, 2, deadline);
 }
 
+/* p's exit status. A wait cut short (the run is being cancelled) ends the
+ * job instead, which is not a cancellation point, so that the status is
+ * had all the same; herd_proc_kill then fails only if the status was lost
+ * (-ECHILD), which is reported as a death by SIGKILL. */
+static int job_status(herd_proc *p)
+{
+	int st;
+	if (herd_proc_wait(p, &st, HERD_FOREVER) == 0 || herd_proc_kill(p, &st, HERD_FOREVER) == 0)
+		return st;
+	return 256 + SIGKILL;
+}
+
 /* --term-seq on p's whole tree, then SIGKILL whatever the sequence left;
  * returns once p has exited. */
 static void end_tree(struct run *R, herd_proc *p)
@@ -155,7 +167,7 @@ static void end_tree(struct run *R, herd_proc *p)
 			break; /* a second signal: at once */
 	}
 	herd_proc_signal_all(p, SIGKILL);
-	herd_proc_wait(p, HERD_FOREVER);
+	job_status(p);
 }
 
 /*
@@ -268,7 +280,7 @@ static int wait_job(struct run *R, herd_proc *p, int64_t start, bool *timed_out,
 		herd_proc_signal_all(p, SIGKILL);
 		break;
 	}
-	return herd_proc_wait(p, HERD_FOREVER);
+	return job_status(p);
 }
 
 /* ------------------------------------------------------------------ */

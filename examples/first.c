@@ -24,25 +24,20 @@ struct job {
 
 static atomic_int started[8];
 
-/* Runs `echo <name>` with its stdout on a pipe; returns what it printed. */
-static int run_echo(const char *name, char *out, size_t size)
+/* Runs `echo <name>` to its end and collects what it printed, as Go's
+ * exec.Command("echo", name).Output(): 0, with the first line in out and
+ * the exit status in *status; or a negative code (nothing ran). */
+static int run_echo(const char *name, char *out, size_t size, int *status)
 {
 	char *argv[] = {"echo", (char *)name, NULL};
 	herd_proc_opts o = {.argv = argv};
-	o.stdio[1].mode = HERD_STDIO_PIPE;
-	herd_proc *p;
-	int rc = herd_proc_start(&p, NULL, &o, HERD_FOREVER);
-	if (rc < 0)
-		return rc;
-	size_t n = 0;
-	ssize_t r;
-	while (n + 1 < size &&
-	       (r = herd_read(herd_proc_fd(p, 1), out + n, size - 1 - n, HERD_FOREVER)) > 0)
-		n += (size_t)r;
-	out[n] = 0;
-	out[strcspn(out, "\n")] = 0;
-	rc = herd_proc_wait(p, HERD_FOREVER);
-	herd_proc_free(p);
+	herd_output r;
+	int rc = herd_proc_output(&r, NULL, &o, size - 1, 0, HERD_FOREVER);
+	if (rc == 0) {
+		snprintf(out, size, "%.*s", (int)strcspn(r.out, "\n"), r.out);
+		*status = r.status;
+	}
+	herd_output_free(&r);
 	return rc;
 }
 
@@ -51,9 +46,13 @@ static void start_job(void *p)
 	struct job j = *(struct job *)p; /* herd copied it for this task */
 	atomic_fetch_add(&started[j.id], 1);
 	char out[64];
-	int rc = run_echo(j.name, out, sizeof out);
-	printf("  job %d: child said \"%s\" (exit %d), on worker %d\n", j.id, out, rc,
-	       herd_worker_id());
+	int status = -1; /* set when run_echo returns 0 */
+	int rc = run_echo(j.name, out, sizeof out, &status);
+	if (rc < 0)
+		printf("  job %d: %s\n", j.id, herd_strerror(rc));
+	else
+		printf("  job %d: child said \"%s\" (exit %d), on worker %d\n", j.id, out,
+		       status, herd_worker_id());
 }
 
 static atomic_int child_pids[3];
@@ -70,16 +69,17 @@ static void forever(void *p)
 	if (herd_proc_start(&proc, NULL, &o, HERD_FOREVER) < 0)
 		return;
 	atomic_store(&child_pids[n], herd_proc_pid(proc));
-	int rc = herd_proc_wait(proc, herd_deadline(3600 * HERD_SEC));
+	int st;
+	int rc = herd_proc_wait(proc, &st, herd_deadline(3600 * HERD_SEC));
 	/* The child's SIGTERM may end it before the cancellation reaches
-	 * this wait: then the wait returns its status. */
-	if (HERD_PROC_SIGNALED(rc))
-		printf("  worker task %d stopped: its child was killed by signal %d\n",
-		       n, HERD_PROC_SIGNAL(rc));
-	else if (HERD_PROC_EXITED(rc))
-		printf("  worker task %d stopped: its child exited with %d\n", n, rc);
-	else
+	 * this wait: then the wait returns 0 and its status. */
+	if (rc < 0)
 		printf("  worker task %d stopped: %s\n", n, herd_strerror(rc));
+	else if (HERD_PROC_SIGNALED(st))
+		printf("  worker task %d stopped: its child was killed by signal %d\n",
+		       n, HERD_PROC_SIGNAL(st));
+	else
+		printf("  worker task %d stopped: its child exited with %d\n", n, st);
 	herd_proc_free(proc);
 }
 

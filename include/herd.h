@@ -67,6 +67,14 @@ extern "C" {
 #define HERD_API
 #endif
 
+/* Marks a call whose result must be looked at: what it stores is valid
+ * only when it returns 0 (with gcc, a cast to void does not silence it). */
+#if defined(__GNUC__)
+#define HERD_NODISCARD __attribute__((warn_unused_result))
+#else
+#define HERD_NODISCARD
+#endif
+
 #define HERD_VERSION_MAJOR 0
 #define HERD_VERSION_MINOR 1
 #define HERD_VERSION_PATCH 0
@@ -1106,21 +1114,30 @@ HERD_API int herd_proc_fd(const herd_proc *p, int index);
  * child's stdin). Returns 0, or -EINVAL if there is none. */
 HERD_API int herd_proc_close_fd(herd_proc *p, int index);
 
-/* Exit statuses as herd_proc_wait returns them. */
+/*
+ * Exit statuses, as herd_proc_wait, herd_proc_kill and herd_proc_output
+ * store them (never returned: the calls return 0 or a negative code): the
+ * exit code, 0..255, or 256 + the number of the signal that killed the
+ * process.
+ */
 #define HERD_PROC_EXITED(st) ((st) >= 0 && (st) < 256)  /* exited: status st */
 #define HERD_PROC_SIGNALED(st) ((st) >= 256)            /* killed by a signal */
 #define HERD_PROC_SIGNAL(st) ((st) - 256)               /* which */
 
 /*
- * Waits until the process has exited and returns its status: the exit code
- * (0..255), or 256 + the number of the signal that killed it (see
- * HERD_PROC_*). Can be called again, and from several tasks. HERD_ETIMEDOUT,
- * HERD_ECANCELED (the process runs on; it is ended with its scope), -EPERM
- * (not a task), -EINVAL; -ECHILD if the program reaped the child itself
- * (waitpid(-1, ...), or SIGCHLD set to SIG_IGN), so its status was lost.
- * Blocks.
+ * Waits until the process has exited. Returns 0 and stores its exit
+ * status in *status (see HERD_PROC_*; status may be NULL), or a negative
+ * code and stores nothing: HERD_ETIMEDOUT, HERD_ECANCELED (the process
+ * runs on; it is ended with its scope), -EPERM (not a task), -EINVAL;
+ * -ECHILD if the program reaped the child itself (waitpid(-1, ...), or
+ * SIGCHLD set to SIG_IGN), so its status was lost. Can be called again,
+ * and from several tasks. Blocks.
+ *
+ *	int st;
+ *	if (herd_proc_wait(p, &st, deadline) == 0 && HERD_PROC_EXITED(st))
+ *		printf("exit code %d\n", st);
  */
-HERD_API int herd_proc_wait(herd_proc *p, int64_t deadline);
+HERD_API HERD_NODISCARD int herd_proc_wait(herd_proc *p, int *status, int64_t deadline);
 
 /*
  * A channel that is closed when the process has exited, for select: a
@@ -1148,12 +1165,15 @@ HERD_API int herd_proc_signal_all(herd_proc *p, int sig);
 
 /*
  * Ends the process and its group now: SIGTERM, then SIGKILL once its grace
- * period has passed, and waits until it has exited. Returns its status as
- * herd_proc_wait, or HERD_ETIMEDOUT (the deadline passed first: the ending
- * goes on, SIGKILL included), -EPERM (not a task). Not a cancellation
- * point: a cancelled task can still end its processes.
+ * period has passed, and waits until it has exited. Returns 0 and stores
+ * its exit status in *status as herd_proc_wait (status may be NULL; a
+ * process that had exited already gives the status it exited with), or a
+ * negative code and stores nothing: HERD_ETIMEDOUT (the deadline passed
+ * first: the ending goes on, SIGKILL included), -ECHILD as herd_proc_wait,
+ * -EPERM (not a task), -EINVAL. Not a cancellation point: a cancelled task
+ * can still end its processes.
  */
-HERD_API int herd_proc_kill(herd_proc *p, int64_t deadline);
+HERD_API int herd_proc_kill(herd_proc *p, int *status, int64_t deadline);
 
 /*
  * Releases the handle and closes the parent's pipe ends. A process still
@@ -1164,6 +1184,88 @@ HERD_API int herd_proc_kill(herd_proc *p, int64_t deadline);
  * returned. Returns 0 or -EBUSY; NULL is accepted. Does not block.
  */
 HERD_API int herd_proc_free(herd_proc *p);
+
+/*
+ * Go's cmd.Output() and cmd.CombinedOutput(): a command run to its end,
+ * with what it wrote. herd_output_free frees it.
+ */
+typedef struct herd_output {
+	char *out;          /* stdout (with HERD_OUTPUT_COMBINED: stdout and
+			     * stderr as they came), malloc'd, out_len bytes
+			     * (binary: NULs included) and a NUL after them */
+	size_t out_len;
+	char *err;          /* stderr, as out; NULL when it is not collected
+			     * on its own (HERD_OUTPUT_COMBINED, or stdio[2]
+			     * sent elsewhere) */
+	size_t err_len;
+	int status;         /* the exit status (HERD_PROC_*); -1 on error */
+	unsigned truncated; /* HERD_OUTPUT_TRUNC_* */
+} herd_output;
+
+/* herd_proc_output's flags. */
+#define HERD_OUTPUT_COMBINED 1u   /* stderr into out, as CombinedOutput */
+/* herd_output.truncated: a stream went past the limit; the rest of it was
+ * read and dropped. */
+#define HERD_OUTPUT_TRUNC_OUT 1u
+#define HERD_OUTPUT_TRUNC_ERR 2u
+
+/*
+ * Runs the command `opts` describes in `scope` (NULL: the calling task's),
+ * as herd_proc_start, reads its stdout and stderr, each on its own pipe,
+ * both at once (a child that fills one while the other is read never
+ * blocks), and waits until it has exited. It returns only once the process
+ * and its group (and, where it has one, its cgroup) are gone, whatever it
+ * returns. Without a cgroup, a descendant that left the group and keeps a
+ * pipe open holds the call until the deadline.
+ *
+ * What is kept: up to `limit` bytes of each stream (with
+ * HERD_OUTPUT_COMBINED, of both together; SIZE_MAX: no limit but memory).
+ * What comes past it is read and dropped, so that the child never blocks
+ * on a full pipe, and res->truncated says which stream went past it.
+ *
+ * The child's stdio: stdout is collected (leave opts->stdio[1] zeroed).
+ * stderr is collected into res->err when opts->stdio[2] is zeroed, into
+ * res->out with HERD_OUTPUT_COMBINED; otherwise it goes where
+ * opts->stdio[2] says (HERD_STDIO_NULL, or HERD_STDIO_FD: fd 2 for the
+ * program's own stderr) and res->err is NULL. stdin is /dev/null when
+ * opts->stdio[0] is zeroed, as in Go (HERD_STDIO_FD with fd 0 gives the
+ * program's own).
+ *
+ * Returns 0 once the command has run to its end, whatever its exit status:
+ * *res holds what it wrote and its status. Or a negative code, with *res
+ * zeroed (status -1: neither HERD_PROC_EXITED nor HERD_PROC_SIGNALED) and
+ * nothing to free:
+ *   - the errors of herd_proc_start: -ENOENT (the program was not found),
+ *     -EACCES, -ENOEXEC, -EMFILE, ...: nothing ran;
+ *   - HERD_ETIMEDOUT: the deadline passed first; the process was ended as
+ *     herd_proc_kill ends it (SIGTERM, SIGKILL once opts->grace has
+ *     passed, so the call may return up to the grace after the deadline),
+ *     and what it wrote is dropped;
+ *   - HERD_ECANCELED: the calling task's scope, or `scope`, was cancelled;
+ *     the process was ended in the same way;
+ *   - -ENOMEM; -ECHILD as herd_proc_wait; -EPERM (not a task);
+ *   - -EINVAL: res or opts is NULL, limit is 0, an unknown flag,
+ *     opts->stdio[1] set, opts->stdio[2] a pipe (or set, with
+ *     HERD_OUTPUT_COMBINED), stdin a pipe (nothing could write it), or
+ *     options that herd_proc_start refuses.
+ * The deadline covers the whole run. Blocks (a cancellation point). As
+ * with herd_go, `scope` must stay open during the call.
+ *
+ *	char *argv[] = {"ls", "-l", NULL};
+ *	herd_proc_opts o = {.argv = argv};
+ *	herd_output r;
+ *	int rc = herd_proc_output(&r, NULL, &o, 1 << 20, 0, herd_deadline(10 * HERD_SEC));
+ *	if (rc == 0 && r.status == 0)
+ *		fwrite(r.out, 1, r.out_len, stdout);
+ *	herd_output_free(&r);
+ */
+HERD_API HERD_NODISCARD int herd_proc_output(herd_output *res, herd_scope *scope,
+					     const herd_proc_opts *opts, size_t limit,
+					     unsigned flags, int64_t deadline);
+
+/* Frees what herd_proc_output collected and zeroes *res (status -1).
+ * NULL, and a result already freed, are accepted. Does not block. */
+HERD_API void herd_output_free(herd_output *res);
 
 /* ------------------------------------------------------------------------ */
 /* Signals and the end of the program                                       */

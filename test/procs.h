@@ -18,7 +18,7 @@
 /* Far enough never to pass in a correct run; the CTest timeout is 60 s. */
 #define LONG_WAIT (20 * HERD_SEC)
 
-/* herd_proc_wait's results for a child killed by SIGTERM and SIGKILL. */
+/* The exit statuses of a child killed by SIGTERM and SIGKILL. */
 #define TERMED (256 + SIGTERM)
 #define KILLED (256 + SIGKILL)
 
@@ -331,7 +331,32 @@ static inline void temp_file(char *buf, const char *text, mode_t mode)
 	close(fd);
 }
 
-/* Starting and reading ---------------------------------------------- */
+/* Starting, waiting and reading ------------------------------------- */
+
+/* What wait_status and kill_status find in a status nothing was stored in. */
+#define NO_STATUS (-777777)
+
+/* The status herd_proc_wait stores, or the code it returns: one number for
+ * CHECK_EQ, since a status is never negative. A wait that fails must
+ * leave the status alone. */
+static inline int wait_status(herd_proc *p, int64_t deadline)
+{
+	int st = NO_STATUS, rc = herd_proc_wait(p, &st, deadline);
+	if (rc < 0 && st != NO_STATUS)
+		fprintf(stderr, "herd_proc_wait: %s, yet status %d stored\n", herd_strerror(rc), st);
+	CHECK(rc < 0 ? st == NO_STATUS : rc == 0 && st >= 0);
+	return rc < 0 ? rc : st;
+}
+
+/* The same for herd_proc_kill. */
+static inline int kill_status(herd_proc *p, int64_t deadline)
+{
+	int st = NO_STATUS, rc = herd_proc_kill(p, &st, deadline);
+	if (rc < 0 && st != NO_STATUS)
+		fprintf(stderr, "herd_proc_kill: %s, yet status %d stored\n", herd_strerror(rc), st);
+	CHECK(rc < 0 ? st == NO_STATUS : rc == 0 && st >= 0);
+	return rc < 0 ? rc : st;
+}
 
 /* Starts argv in scope sc (NULL: the task's) with the options in base. */
 static inline herd_proc *start_argv(herd_scope *sc, char **argv, const herd_proc_opts *base)
@@ -393,18 +418,30 @@ static inline void expect_line(int fd, const char *want)
 	CHECK(!want || strcmp(buf, want) == 0);
 }
 
-/* Runs argv with the options in base; its stdout (then a pipe) goes to
- * out if not NULL. Returns its status. */
+/* Runs argv with the options in base. Its stdout goes to out if not NULL
+ * (NUL-terminated; fails beyond cap - 1 bytes), collected as Go's Output()
+ * collects it (herd_proc_output); stdin and stderr stay the test's own
+ * unless base sets them. Returns its status. */
 static inline int run_argv(char **argv, const herd_proc_opts *base, char *out, size_t cap)
 {
 	herd_proc_opts o = base ? *base : (herd_proc_opts){0};
-	if (out)
-		o.stdio[1].mode = HERD_STDIO_PIPE;
-	herd_proc *p = start_argv(NULL, argv, &o);
-	if (out)
-		read_to_eof(herd_proc_fd(p, 1), out, cap);
-	int st = herd_proc_wait(p, herd_deadline(LONG_WAIT));
-	CHECK_OK(herd_proc_free(p));
+	if (!out) {
+		herd_proc *p = start_argv(NULL, argv, &o);
+		int st = wait_status(p, herd_deadline(LONG_WAIT));
+		CHECK_OK(herd_proc_free(p));
+		return st;
+	}
+	o.argv = argv;
+	o.stdio[1] = (herd_stdio){0};
+	for (int i = 0; i <= 2; i += 2)
+		if (o.stdio[i].mode == HERD_STDIO_INHERIT)
+			o.stdio[i] = (herd_stdio){.mode = HERD_STDIO_FD, .fd = i};
+	herd_output r;
+	CHECK_OK(herd_proc_output(&r, NULL, &o, cap - 1, 0, herd_deadline(LONG_WAIT)));
+	CHECK(!r.truncated);
+	memcpy(out, r.out, r.out_len + 1);
+	int st = r.status;
+	herd_output_free(&r);
 	return st;
 }
 

@@ -1307,7 +1307,7 @@ static void proc_body(void *arg)
 		w.stdio[0].mode = w.stdio[1].mode = HERD_STDIO_NULL;
 		herd_proc *p;
 		CHECK_OK(herd_proc_start(&p, s, &w, HERD_NOWAIT));
-		CHECK_EQ(herd_proc_wait(p, herd_deadline(5 * HERD_SEC)), 0);
+		CHECK_EQ(wait_status(p, herd_deadline(5 * HERD_SEC)), 0);
 		CHECK_OK(herd_proc_free(p));
 	}
 	int fds = count_dir("/proc/self/fd");
@@ -1332,10 +1332,10 @@ static void proc_body(void *arg)
 		}
 		/* A wait with a deadline queues a timer. */
 		arm(M_ALL, WHO_TASK);
-		rc = herd_proc_wait(p, herd_deadline(5 * HERD_SEC));
+		rc = wait_status(p, herd_deadline(5 * HERD_SEC));
 		k = disarm();
 		CHECK_AT(rc == 0 || (k >= 0 && rc == -ENOMEM), rc, k);
-		CHECK_EQ(herd_proc_wait(p, herd_deadline(5 * HERD_SEC)), 0);
+		CHECK_EQ(wait_status(p, herd_deadline(5 * HERD_SEC)), 0);
 		CHECK_OK(herd_proc_free(p));
 	} else {
 		/* Nothing was started, nothing kept (before the first start
@@ -1361,4 +1361,42 @@ TEST(proc_start)
 	/* A later one, three pipes. */
 	struct proc_case c2 = {{HERD_STDIO_PIPE, HERD_STDIO_PIPE, HERD_STDIO_PIPE}, true};
 	walk("herd_proc_start (later; 3 pipes)", 1, proc_body, &c2);
+}
+
+static void output_body(void *arg)
+{
+	unsigned flags = *(unsigned *)arg;
+	char *argv[] = {"/bin/sh", "-c", "echo out; echo err >&2", NULL};
+	herd_proc_opts o = {.argv = argv};
+	herd_scope *s;
+	CHECK_OK(herd_scope_open(&s));
+	herd_output r;
+	arm(M_ALL, WHO_TASK);
+	int rc = herd_proc_output(&r, s, &o, 64, flags, herd_deadline(5 * HERD_SEC));
+	int k = disarm();
+	/* Success also when herd gets round what failed (a thread waits for
+	 * the child when its pidfd cannot be registered). */
+	CHECK_AT(rc == 0 || (k >= 0 && rc == code_of(k)), rc, k);
+	if (rc == 0) {
+		const char *out = flags ? "out\nerr\n" : "out\n";
+		CHECK_AT(r.status == 0 && r.out_len == strlen(out) && strcmp(r.out, out) == 0,
+			 rc, k);
+		CHECK_AT(flags ? r.err == NULL : strcmp(r.err, "err\n") == 0, rc, k);
+	} else {
+		/* Nothing to free, and nothing left running when it returns. */
+		CHECK_AT(r.out == NULL && r.err == NULL && r.status == -1, rc, k);
+		CHECK_AT(count_children() == 0, rc, k);
+	}
+	herd_output_free(&r);
+	CHECK_OK(herd_scope_close(s));
+}
+
+/* herd_proc_output: the start's failures, then the buffers', the wait for
+ * both pipes' and the exit wait's timer; on each, no process is left when
+ * the call returns, and (once the runtime has ended) nothing at all. */
+TEST(proc_output)
+{
+	unsigned apart = 0, combined = HERD_OUTPUT_COMBINED;
+	walk("herd_proc_output (stdout and stderr apart)", 1, output_body, &apart);
+	walk("herd_proc_output (combined)", 1, output_body, &combined);
 }

@@ -19,7 +19,7 @@ static void first_start(void)
 	herd_proc_opts o = {.argv = argv};
 	herd_proc *p;
 	CHECK_OK(herd_proc_start(&p, NULL, &o, herd_deadline(LONG_WAIT)));
-	CHECK_EQ(herd_proc_wait(p, herd_deadline(LONG_WAIT)), 0);
+	CHECK_EQ(wait_status(p, herd_deadline(LONG_WAIT)), 0);
 	CHECK_OK(herd_proc_free(p));
 }
 

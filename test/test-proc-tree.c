@@ -27,7 +27,7 @@ static void tree_main(void *arg)
 	int pid = herd_proc_pid(p);
 	wait_sleepers(pid, 2);
 	CHECK_OK(herd_scope_cancel(sc));
-	CHECK_EQ(herd_proc_wait(p, herd_deadline(LONG_WAIT)), TERMED);
+	CHECK_EQ(wait_status(p, herd_deadline(LONG_WAIT)), TERMED);
 	CHECK_OK(herd_scope_close(sc));
 	check_tree_gone(pid);
 	CHECK_OK(herd_proc_free(p));
@@ -45,7 +45,7 @@ static void tree_main(void *arg)
 	int64_t t0 = herd_now();
 	CHECK_OK(herd_scope_close(sc));
 	CHECK(herd_now() - t0 >= 200 * HERD_MSEC);
-	CHECK_EQ(herd_proc_wait(p, HERD_NOWAIT), KILLED);
+	CHECK_EQ(wait_status(p, HERD_NOWAIT), KILLED);
 	check_tree_gone(pid);
 	CHECK_OK(herd_proc_free(p));
 }
@@ -75,7 +75,7 @@ static void double_fork_main(void *arg)
 	CHECK(poll_procs(STRAYS, 0, 1, LONG_WAIT)); /* the orphan came to us */
 	CHECK_OK(herd_scope_cancel(sc));
 	CHECK_OK(herd_scope_close(sc));
-	CHECK_EQ(herd_proc_wait(p, HERD_NOWAIT), TERMED);
+	CHECK_EQ(wait_status(p, HERD_NOWAIT), TERMED);
 	check_tree_gone(pid);
 	CHECK_OK(herd_proc_free(p));
 }
@@ -102,7 +102,7 @@ static void orphan_main(void *arg)
 	CHECK_OK(herd_scope_open(&sc));
 	herd_proc *p = start_sh(sc, "(setsid sleep 0.1 &); sleep 0.3", NULL);
 	int pid = herd_proc_pid(p);
-	CHECK_EQ(herd_proc_wait(p, herd_deadline(LONG_WAIT)), 0);
+	CHECK_EQ(wait_status(p, herd_deadline(LONG_WAIT)), 0);
 	CHECK(poll_procs(IN_PGRP, pid, 0, LONG_WAIT)); /* the group is gone */
 	/* The escapee came back to us and has exited: our zombie, until herd
 	 * reaps it (the monitor may have already). */
@@ -178,7 +178,7 @@ static void escape_run(const struct escape *e, bool busy)
 		CHECK_EQ(herd_cgroups_populated(cg_dir), 1);
 	CHECK_OK(herd_scope_cancel(sc));
 	CHECK_OK(herd_scope_close(sc));
-	CHECK_EQ(herd_proc_wait(p, HERD_NOWAIT), TERMED);
+	CHECK_EQ(wait_status(p, HERD_NOWAIT), TERMED);
 	CHECK_OK(herd_proc_free(p));
 	int outside = count_procs(OUTSIDE, pid), in_session = count_procs(IN_SESSION, pi.sid);
 	if (outside || in_session) {
@@ -258,7 +258,7 @@ static void exited_leader_main(void *arg)
 	int pid = herd_proc_pid(p);
 	expect_line(herd_proc_fd(p, 1), "ready\n"); /* the escapee has left */
 	CHECK_OK(herd_proc_close_fd(p, 0));          /* and now the shell exits */
-	CHECK_EQ(herd_proc_wait(p, herd_deadline(LONG_WAIT)), 1);
+	CHECK_EQ(wait_status(p, herd_deadline(LONG_WAIT)), 1);
 	CHECK(poll_procs(IN_PGRP, pid, 0, LONG_WAIT)); /* its group is gone */
 	CHECK_OK(herd_sleep(herd_deadline(200 * HERD_MSEC))); /* herd is done with p */
 	CHECK_OK(herd_scope_close(sc));
@@ -291,7 +291,7 @@ static void leader_exit_main(void *arg)
 		CHECK_EQ(herd_read(fd, line + i, 1, herd_deadline(LONG_WAIT)), 1);
 	int bg = atoi(line);
 	CHECK(bg > 0 && bg != pid);
-	CHECK_EQ(herd_proc_wait(p, herd_deadline(LONG_WAIT)), 3);
+	CHECK_EQ(wait_status(p, herd_deadline(LONG_WAIT)), 3);
 	/* The scope is still open: the group's leftovers go anyway. */
 	bool gone = poll_procs(IN_PGRP, pid, 0, 5 * HERD_SEC);
 	struct pinfo pi;

@@ -41,8 +41,8 @@ struct waiter {
 static void wait_task(void *arg)
 {
 	struct waiter *w = arg;
-	atomic_store(&w->rc, herd_proc_wait(w->p, herd_deadline(LONG_WAIT)));
-	atomic_store(&w->kill_rc, herd_proc_kill(w->p, herd_deadline(LONG_WAIT)));
+	atomic_store(&w->rc, wait_status(w->p, herd_deadline(LONG_WAIT)));
+	atomic_store(&w->kill_rc, kill_status(w->p, herd_deadline(LONG_WAIT)));
 }
 
 static void waiter_go(herd_scope *sc, struct waiter *w, herd_proc *p)
@@ -88,24 +88,37 @@ static void exit_codes_main(void *arg)
 	CHECK_EQ(atomic_load(&w[0].rc), 5);
 	CHECK_EQ(atomic_load(&w[1].rc), 5);
 	CHECK_EQ(atomic_load(&w[1].kill_rc), 5); /* kill after exit: the status */
-	CHECK_EQ(herd_proc_wait(p, HERD_NOWAIT), 5);
-	CHECK_EQ(herd_proc_wait(p, HERD_FOREVER), 5);
+	CHECK_EQ(wait_status(p, HERD_NOWAIT), 5);
+	CHECK_EQ(wait_status(p, HERD_FOREVER), 5);
+	/* The status apart from the result: 0, and the status where asked. */
+	int st = NO_STATUS;
+	CHECK_EQ(herd_proc_wait(p, NULL, HERD_NOWAIT), 0);
+	CHECK_EQ(herd_proc_wait(p, &st, HERD_FOREVER), 0);
+	CHECK_EQ(st, 5);
+	st = NO_STATUS;
+	CHECK_EQ(herd_proc_kill(p, &st, HERD_NOWAIT), 0);
+	CHECK_EQ(st, 5);
 	CHECK_OK(herd_proc_free(p));
 
-	/* A running process has no status yet; herd_proc_kill ends it. */
+	/* A running process has no status yet (nothing is stored); herd_proc_kill
+	 * ends it. */
 	char *sleep5[] = {"sleep", "5", NULL};
 	p = start_argv(NULL, sleep5, NULL);
-	CHECK_EQ(herd_proc_wait(p, HERD_NOWAIT), HERD_ETIMEDOUT);
-	CHECK_EQ(herd_proc_wait(p, herd_deadline(20 * HERD_MSEC)), HERD_ETIMEDOUT);
-	CHECK_EQ(herd_proc_kill(p, herd_deadline(LONG_WAIT)), TERMED);
-	CHECK_EQ(herd_proc_wait(p, HERD_NOWAIT), TERMED);
+	st = NO_STATUS;
+	CHECK_EQ(herd_proc_wait(p, &st, HERD_NOWAIT), HERD_ETIMEDOUT);
+	CHECK_EQ(herd_proc_wait(p, &st, herd_deadline(20 * HERD_MSEC)), HERD_ETIMEDOUT);
+	CHECK_EQ(st, NO_STATUS);
+	CHECK_EQ(herd_proc_kill(p, NULL, herd_deadline(LONG_WAIT)), 0);
+	CHECK_EQ(wait_status(p, HERD_NOWAIT), TERMED);
 	CHECK_OK(herd_proc_free(p));
 	check_nothing_left(0);
 }
 
 /* Exit codes 0, 7 and 255 and deaths by SIGTERM and SIGKILL come back as
- * statuses; two tasks can wait at once and a status can be had again; a
- * running process has none (HERD_ETIMEDOUT); herd_proc_kill gives SIGTERM. */
+ * statuses, stored apart from the result (0); two tasks can wait at once
+ * and a status can be had again, also from herd_proc_kill, and with a NULL
+ * status; a running process has none (HERD_ETIMEDOUT, nothing stored);
+ * herd_proc_kill gives SIGTERM. */
 TEST(exit_codes_and_signals)
 {
 	run_marked(exit_codes_main, NULL);
@@ -179,9 +192,9 @@ static void missing_main(void *arg)
 	CHECK_EQ(herd_proc_start(&p, NULL, NULL, HERD_FOREVER), -EINVAL);
 	CHECK_EQ(herd_proc_start(NULL, NULL, &o, HERD_FOREVER), -EINVAL);
 	CHECK(p == NULL);
-	CHECK_EQ(herd_proc_wait(NULL, HERD_NOWAIT), -EINVAL);
+	CHECK_EQ(herd_proc_wait(NULL, NULL, HERD_NOWAIT), -EINVAL);
 	CHECK_EQ(herd_proc_signal(NULL, SIGTERM), -EINVAL);
-	CHECK_EQ(herd_proc_kill(NULL, HERD_NOWAIT), -EINVAL);
+	CHECK_EQ(herd_proc_kill(NULL, NULL, HERD_NOWAIT), -EINVAL);
 	CHECK_EQ(herd_proc_fd(NULL, 0), -EINVAL);
 	CHECK(herd_proc_done(NULL) == NULL);
 	CHECK_OK(herd_proc_free(NULL));
@@ -242,7 +255,7 @@ static void stdio_main(void *arg)
 	CHECK(fd >= 0 && (fcntl(fd, F_GETFL) & O_NONBLOCK) && (fcntl(fd, F_GETFD) & FD_CLOEXEC));
 	CHECK_EQ(read_to_eof(fd, buf, cap), wn);
 	CHECK(memcmp(buf, want, wn) == 0);
-	CHECK_EQ(herd_proc_wait(p, herd_deadline(LONG_WAIT)), 0);
+	CHECK_EQ(wait_status(p, herd_deadline(LONG_WAIT)), 0);
 	CHECK_EQ(herd_proc_close_fd(p, 0), -EINVAL); /* no pipe there */
 	CHECK_OK(herd_proc_free(p));
 
@@ -260,7 +273,7 @@ static void stdio_main(void *arg)
 	CHECK_EQ(read_to_eof(herd_proc_fd(p, 1), buf, cap), CAT_BYTES);
 	CHECK(memcmp(buf, want, CAT_BYTES) == 0);
 	CHECK_OK(herd_scope_close(sc));
-	CHECK_EQ(herd_proc_wait(p, herd_deadline(LONG_WAIT)), 0);
+	CHECK_EQ(wait_status(p, herd_deadline(LONG_WAIT)), 0);
 	CHECK_OK(herd_proc_free(p));
 
 	/* stdin /dev/null: end of file at once. */
@@ -280,7 +293,7 @@ static void stdio_main(void *arg)
 	CHECK_EQ(read_to_eof(fds[0], buf, cap), 7);
 	CHECK(strcmp(buf, "to-err\n") == 0);
 	CHECK_OK(herd_close(fds[0]));
-	CHECK_EQ(herd_proc_wait(p, herd_deadline(LONG_WAIT)), 0);
+	CHECK_EQ(wait_status(p, herd_deadline(LONG_WAIT)), 0);
 	CHECK_OK(herd_proc_free(p));
 
 	/* envp replaces the environment (else it is environ); opts.file is
@@ -379,7 +392,7 @@ static void fds_main(void *arg)
 	static char buf[65536], err[4096];
 	read_to_eof(herd_proc_fd(p, 1), buf, sizeof buf);
 	read_to_eof(herd_proc_fd(p, 2), err, sizeof err);
-	CHECK_EQ(herd_proc_wait(p, herd_deadline(LONG_WAIT)), 0);
+	CHECK_EQ(wait_status(p, herd_deadline(LONG_WAIT)), 0);
 	CHECK_OK(herd_proc_free(p));
 	printf("the child's descriptors:\n%s", buf);
 	CHECK(err[0] == 0);
@@ -471,7 +484,7 @@ static void mask_main(void *arg)
 			fprintf(stderr, "started on worker %d: SigBlk %llx SigCgt %llx\n",
 				worker, blocked, caught);
 		CHECK(blocked == 0 && caught == 0);
-		CHECK_EQ(herd_proc_kill(p, herd_deadline(LONG_WAIT)), TERMED);
+		CHECK_EQ(kill_status(p, herd_deadline(LONG_WAIT)), TERMED);
 		CHECK_OK(herd_proc_free(p));
 		on_first |= worker == 0;
 		on_other |= worker != 0;
@@ -615,7 +628,7 @@ static void select_main(void *arg)
 	herd_case cs[2] = {HERD_CASE_RECV(done, NULL), HERD_CASE_RECV(herd_timer_chan(t), NULL)};
 	CHECK_EQ(herd_select(cs, 2, HERD_FOREVER), 0);
 	CHECK_EQ(cs[0].result, HERD_ECLOSED);
-	CHECK_EQ(herd_proc_wait(p, HERD_NOWAIT), 0);
+	CHECK_EQ(wait_status(p, HERD_NOWAIT), 0);
 	cs[0].result = 1;
 	CHECK_EQ(herd_select(cs, 1, HERD_NOWAIT), 0); /* and stays closed */
 	CHECK_EQ(cs[0].result, HERD_ECLOSED);
@@ -630,7 +643,7 @@ static void select_main(void *arg)
 	CHECK_EQ(herd_select(cs, 2, HERD_FOREVER), 1);
 	CHECK_EQ(cs[1].result, 0);
 	CHECK_EQ(herd_select(cs, 1, HERD_NOWAIT), HERD_ETIMEDOUT);
-	CHECK_EQ(herd_proc_kill(p, herd_deadline(LONG_WAIT)), TERMED);
+	CHECK_EQ(kill_status(p, herd_deadline(LONG_WAIT)), TERMED);
 	CHECK_EQ(herd_select(cs, 1, HERD_NOWAIT), 0);
 	CHECK_OK(herd_proc_free(p));
 	CHECK_OK(herd_timer_free(t));
@@ -653,7 +666,7 @@ struct only_waiter {
 static void wait_only_task(void *arg)
 {
 	struct only_waiter *w = arg;
-	atomic_store(&w->rc, herd_proc_wait(w->p, herd_deadline(LONG_WAIT)));
+	atomic_store(&w->rc, wait_status(w->p, herd_deadline(LONG_WAIT)));
 }
 
 /* A task that waits for the exit in a select on herd_proc_done. */
@@ -674,11 +687,11 @@ static void signal_main(void *arg)
 	CHECK_EQ(herd_proc_signal(p, 0), 0);
 	CHECK_EQ(herd_proc_signal(p, -1), -EINVAL);
 	CHECK_EQ(herd_proc_signal(p, 65), -EINVAL);
-	CHECK_EQ(herd_proc_wait(p, HERD_NOWAIT), HERD_ETIMEDOUT);
+	CHECK_EQ(wait_status(p, HERD_NOWAIT), HERD_ETIMEDOUT);
 	CHECK_OK(herd_proc_signal(p, SIGUSR1));
-	int st = herd_proc_wait(p, herd_deadline(LONG_WAIT));
+	int st = wait_status(p, herd_deadline(LONG_WAIT));
 	if (st == HERD_ETIMEDOUT)
-		herd_proc_kill(p, herd_deadline(LONG_WAIT));
+		herd_proc_kill(p, NULL, herd_deadline(LONG_WAIT));
 	CHECK_EQ(st, 42);
 	CHECK_EQ(herd_proc_signal(p, SIGUSR1), -ESRCH);
 	CHECK_EQ(herd_proc_signal(p, 0), -ESRCH);
@@ -688,29 +701,29 @@ static void signal_main(void *arg)
 	/* A kill that does not wait; grace < 0: SIGKILL at once; a process
 	 * that ignores SIGTERM: SIGKILL after its grace. */
 	p = start_argv(NULL, sleep5, NULL);
-	CHECK_EQ(herd_proc_kill(p, HERD_NOWAIT), HERD_ETIMEDOUT);
-	CHECK_EQ(herd_proc_wait(p, herd_deadline(LONG_WAIT)), TERMED);
+	CHECK_EQ(kill_status(p, HERD_NOWAIT), HERD_ETIMEDOUT);
+	CHECK_EQ(wait_status(p, herd_deadline(LONG_WAIT)), TERMED);
 	CHECK_OK(herd_proc_free(p));
 	o = (herd_proc_opts){.grace = -1};
 	p = start_argv(NULL, sleep5, &o);
-	CHECK_EQ(herd_proc_kill(p, herd_deadline(LONG_WAIT)), KILLED);
+	CHECK_EQ(kill_status(p, herd_deadline(LONG_WAIT)), KILLED);
 	CHECK_OK(herd_proc_free(p));
 	o = out_pipe();
 	o.grace = 100 * HERD_MSEC;
 	p = start_sh(NULL, "trap '' TERM; echo ready; sleep 5", &o);
 	expect_line(herd_proc_fd(p, 1), "ready\n");
 	int64_t t0 = herd_now();
-	CHECK_EQ(herd_proc_kill(p, herd_deadline(LONG_WAIT)), KILLED);
+	CHECK_EQ(kill_status(p, herd_deadline(LONG_WAIT)), KILLED);
 	CHECK(herd_now() - t0 >= 100 * HERD_MSEC);
 	CHECK_OK(herd_proc_free(p));
 	/* A kill whose deadline passes first: "the ending goes on", and
 	 * SIGKILL comes when the grace has passed. */
 	p = start_sh(NULL, "trap '' TERM; echo ready; sleep 5", &o);
 	expect_line(herd_proc_fd(p, 1), "ready\n");
-	CHECK_EQ(herd_proc_kill(p, herd_deadline(10 * HERD_MSEC)), HERD_ETIMEDOUT);
-	int st2 = herd_proc_wait(p, herd_deadline(3 * HERD_SEC));
+	CHECK_EQ(kill_status(p, herd_deadline(10 * HERD_MSEC)), HERD_ETIMEDOUT);
+	int st2 = wait_status(p, herd_deadline(3 * HERD_SEC));
 	if (st2 == HERD_ETIMEDOUT)
-		herd_proc_kill(p, herd_deadline(LONG_WAIT));
+		herd_proc_kill(p, NULL, herd_deadline(LONG_WAIT));
 	CHECK_EQ(st2, KILLED);
 	CHECK_OK(herd_proc_free(p));
 	check_nothing_left(5 * HERD_SEC); /* the group's `sleep` dies a moment later */
@@ -748,7 +761,7 @@ static void free_main(void *arg)
 	test_wait_parked(1);
 	CHECK_EQ(herd_proc_free(p), -EBUSY);
 	CHECK(herd_proc_pid(p) > 0); /* still there */
-	CHECK_EQ(herd_proc_kill(p, herd_deadline(LONG_WAIT)), TERMED);
+	CHECK_EQ(kill_status(p, herd_deadline(LONG_WAIT)), TERMED);
 	CHECK_OK(herd_scope_close(sc));
 	CHECK_EQ(atomic_load(&w.rc), 0);
 	CHECK_OK(herd_proc_free(p));
@@ -803,7 +816,7 @@ static void canceled_main(void *arg)
 
 	/* A handle freed while the process runs: the scope still ends it. */
 	p = start_argv(other, sleep600, NULL);
-	CHECK_EQ(herd_proc_wait(p, herd_deadline(10 * HERD_MSEC)), HERD_ETIMEDOUT);
+	CHECK_EQ(wait_status(p, herd_deadline(10 * HERD_MSEC)), HERD_ETIMEDOUT);
 	CHECK_OK(herd_proc_free(p));
 	CHECK_EQ(count_procs(MARKED, 0), 1);
 	CHECK_OK(herd_scope_close(other));

@@ -368,7 +368,7 @@ static void own_handler_task(void *arg)
 	CHECK_OK(herd_scope_cancel(sc));
 	CHECK_OK(herd_scope_close(sc));
 	for (int i = 0; i < 2; i++) {
-		CHECK_EQ(herd_proc_wait(p[i], HERD_NOWAIT), TERMED);
+		CHECK_EQ(wait_status(p[i], HERD_NOWAIT), TERMED);
 		CHECK_OK(herd_proc_free(p[i]));
 	}
 	CHECK_EQ(atomic_load(&term_tid), getpid()); /* herd_run's thread */
@@ -579,8 +579,8 @@ static void mask_task(void *arg)
 	int64_t t0 = herd_now();
 	CHECK_OK(herd_scope_close(sc));
 	CHECK(herd_now() - t0 < 10 * HERD_SEC); /* not the 30 s grace */
-	CHECK_EQ(herd_proc_wait(def, HERD_NOWAIT), TERMED);
-	CHECK_EQ(herd_proc_wait(keep, HERD_NOWAIT), KILLED);
+	CHECK_EQ(wait_status(def, HERD_NOWAIT), TERMED);
+	CHECK_EQ(wait_status(keep, HERD_NOWAIT), KILLED);
 	CHECK_OK(herd_proc_free(def));
 	CHECK_OK(herd_proc_free(keep));
 }
@@ -781,13 +781,13 @@ static void fork_task(void *arg)
 	CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	/* Time for a SIGTERM it would have sent to take effect. */
 	CHECK_OK(herd_sleep(herd_deadline(200 * HERD_MSEC)));
-	CHECK_EQ(herd_proc_wait(p[0], HERD_NOWAIT), HERD_ETIMEDOUT);
-	CHECK_EQ(herd_proc_wait(p[1], HERD_NOWAIT), HERD_ETIMEDOUT);
+	CHECK_EQ(wait_status(p[0], HERD_NOWAIT), HERD_ETIMEDOUT);
+	CHECK_EQ(wait_status(p[1], HERD_NOWAIT), HERD_ETIMEDOUT);
 	CHECK_EQ(count_procs(SLEEPERS, 0), 4);
 	CHECK_OK(herd_scope_cancel(sc));
 	CHECK_OK(herd_scope_close(sc));
 	for (int i = 0; i < 2; i++) {
-		CHECK_EQ(herd_proc_wait(p[i], HERD_NOWAIT), TERMED);
+		CHECK_EQ(wait_status(p[i], HERD_NOWAIT), TERMED);
 		CHECK_OK(herd_proc_free(p[i]));
 	}
 }

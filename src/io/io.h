@@ -80,6 +80,13 @@ void herd__poll_interrupt(herd__rt *rt);
 /* Makes a thread blocked in herd__poll_run return by `when` at the
  * latest, without waking it before; false if it cannot (no alarm). */
 bool herd__poll_wake_by(herd__rt *rt, int64_t when);
+/* The most descriptors herd__fd_wait_any waits on at once. */
+#define HERD__FD_WAIT_MAX 4
+/* herd_fd_wait on several descriptors (1 to HERD__FD_WAIT_MAX): waits
+ * until one of them is ready for `events`, and returns its events, or a
+ * code as herd_fd_wait (which calls it with one); from a task only, with
+ * a deadline other than HERD_NOWAIT. */
+int herd__fd_wait_any(const int *fds, int n, int events, int64_t deadline);
 /* Whether a busy worker should poll now (someone waits, and nobody has
  * polled for a while). */
 bool herd__poll_due(herd__rt *rt);

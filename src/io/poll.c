@@ -24,7 +24,10 @@
  * Waking a task. The poller claims the task's wait (wait.c) before it
  * unlinks the waiter; a waiter it cannot claim (its deadline or a
  * cancellation won) stays linked, and its task unlinks it, under the lock,
- * when it runs. A waiter stays valid while it is linked.
+ * when it runs. A waiter stays valid while it is linked. A task may wait
+ * on several descriptors at once (herd__fd_wait_any, for herd_proc_output's
+ * two pipes), one waiter each: the first event claims the wait, and the
+ * other waiters, whose claims fail, are unlinked by the task.
  *
  * The scheduler reaches this file through the hooks it installs
  * (herd__netpoll, core.h): the scheduler is the lower layer.
@@ -278,8 +281,6 @@ int herd_fd_wait(int fd, int events, int64_t deadline)
 	if (fd < 0 || !(events & (HERD_READABLE | HERD_WRITABLE)) ||
 	    (events & ~(HERD_READABLE | HERD_WRITABLE)))
 		return -EINVAL;
-	herd__worker *w;
-	herd__task *t;
 	if (deadline == HERD_NOWAIT) {
 		/* A plain poll(2) answers at once, from any thread. */
 		struct pollfd p = {.fd = fd};
@@ -298,24 +299,42 @@ int herd_fd_wait(int fd, int events, int64_t deadline)
 			((p.revents & POLLOUT) ? HERD_WRITABLE : 0);
 		return r ? r : HERD_ETIMEDOUT;
 	}
+	return herd__fd_wait_any(&fd, 1, events, deadline);
+}
+
+int herd__fd_wait_any(const int *fds, int n, int events, int64_t deadline)
+{
+	HERD__ASSERT(n >= 1 && n <= HERD__FD_WAIT_MAX);
+	herd__worker *w;
+	herd__task *t;
 	if (herd__current(&w, &t))
 		return -EPERM;
 	if (herd__scope_canceled(t->scope))
 		return HERD_ECANCELED;
 	herd__rt *rt = w->rt;
-	herd__pollw wt = {.task = t, .events = (uint32_t)events};
+	/* One waiter per descriptor, all for this task: the first event
+	 * claims the task's wait; the poller leaves the others linked (their
+	 * claim fails, as after a timeout), and they are unlinked here. */
+	herd__pollw wts[HERD__FD_WAIT_MAX];
+	for (int i = 0; i < n; i++)
+		wts[i] = (herd__pollw){.task = t, .events = (uint32_t)events};
 	herd__mutex_lock(&rt->io->poll.lock);
-	int rc = herd__poll_attach_locked(rt, fd, &wt);
+	int rc = 0, k = 0;
+	while (k < n && !(rc = herd__poll_attach_locked(rt, fds[k], &wts[k])))
+		k++;
 	if (rc) {
+		while (k--)
+			herd__poll_detach_locked(rt, &wts[k]);
 		herd__mutex_unlock(&rt->io->poll.lock);
 		return rc;
 	}
 	herd__poll_watch(rt);
 	rc = herd__wait(&w, &rt->io->poll.lock, deadline, true);
-	if (rc > 0)
-		return rc; /* the poller unlinked us */
+	if (rc > 0 && n == 1)
+		return rc; /* the poller unlinked it */
 	herd__mutex_lock(&rt->io->poll.lock);
-	herd__poll_detach_locked(rt, &wt);
+	for (int i = 0; i < n; i++)
+		herd__poll_detach_locked(rt, &wts[i]);
 	herd__mutex_unlock(&rt->io->poll.lock);
 	return rc;
 }

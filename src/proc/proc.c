@@ -20,15 +20,17 @@
  * it fires, the leader is a zombie: its pid, and so its process group's,
  * cannot be reused yet, which makes it safe to SIGKILL the group (what the
  * process left running) before reaping the leader. Then the status is
- * recorded and `done` is closed, which wakes herd_proc_wait and selects.
+ * recorded, a first drain (below) is tried, and `done` is closed, which
+ * wakes herd_proc_wait and selects.
  *
  * Draining. Members of a killed group die a moment later; those orphaned by
  * the leader's death come back to us (we are a child subreaper) and are
  * reaped with waitid(P_PGID). A group's number cannot be reused while any
  * member exists, so P_PGID waits cannot catch a stranger. A proc is
  * finished when kill(-pgid, 0) reports the group gone (and its cgroup is
- * removed): only then does it leave its scope's list, so a scope never
- * ends while something its processes started still runs. Groups that are
+ * removed): only then does it leave its scope's list (and is `finished`,
+ * which herd_proc_output waits for, output.c), so a scope never ends
+ * while something its processes started still runs. Groups that are
  * not gone at once are retried on the `draining` list, by later exits, by
  * closing scopes, and by the monitor.
  *
@@ -58,7 +60,8 @@
  * No lock is held across a clone.
  *
  * Atomics: `exited` is stored (release) after `status`, and read (acquire)
- * before it. `refs` counts the handle, the scope's hold until the proc is
+ * before it; `finished` is stored (release) once the group is gone, and
+ * read (acquire) by the handle's holder. `refs` counts the handle, the scope's hold until the proc is
  * finished, and each herd_proc_wait or herd_proc_kill in progress; the
  * last drop (acq_rel) frees. rt->proc->nterm and .strays are relaxed hints
  * that tell the monitor whether to look.
@@ -200,12 +203,24 @@ static void exit_now(herd_proc *p)
 		herd__proc_exited(p);
 }
 
-int herd_proc_wait(herd_proc *p, int64_t deadline)
+/* The status of an exited p into *status (if not NULL): 0, or -ECHILD if
+ * the program reaped the child itself (reap.c records -errno then). */
+static int give_status(const herd_proc *p, int *status)
+{
+	(void)atomic_load_explicit(&p->exited, mo_acquire); /* status after it */
+	if (p->status < 0)
+		return p->status;
+	if (status)
+		*status = p->status;
+	return 0;
+}
+
+int herd_proc_wait(herd_proc *p, int *status, int64_t deadline)
 {
 	if (!p)
 		return -EINVAL;
 	if (atomic_load_explicit(&p->exited, mo_acquire))
-		return p->status;
+		return give_status(p, status);
 	herd__worker *w;
 	herd__task *t;
 	if (herd__current(&w, &t))
@@ -213,7 +228,7 @@ int herd_proc_wait(herd_proc *p, int64_t deadline)
 	if (deadline != HERD_NOWAIT) {
 		exit_now(p);
 		if (atomic_load_explicit(&p->exited, mo_acquire))
-			return p->status;
+			return give_status(p, status);
 	}
 	/* A reference while it waits: another task may free the handle
 	 * meanwhile, or as soon as the exit has woken them both. The wait is
@@ -233,10 +248,8 @@ int herd_proc_wait(herd_proc *p, int64_t deadline)
 		herd__waitq_remove(&p->waiters, &wt);
 		herd__mutex_unlock(&p->lock);
 	}
-	if (rc == 0) {
-		(void)atomic_load_explicit(&p->exited, mo_acquire);
-		rc = p->status;
-	}
+	if (rc == 0)
+		rc = give_status(p, status);
 	herd__proc_unref(p);
 	return rc;
 }
@@ -274,7 +287,7 @@ int herd_proc_signal_all(herd_proc *p, int sig)
 	return rc;
 }
 
-int herd_proc_kill(herd_proc *p, int64_t deadline)
+int herd_proc_kill(herd_proc *p, int *status, int64_t deadline)
 {
 	herd__worker *w;
 	herd__task *t;
@@ -289,7 +302,7 @@ int herd_proc_kill(herd_proc *p, int64_t deadline)
 	int rc;
 	for (;;) {
 		if (atomic_load_explicit(&p->exited, mo_acquire)) {
-			rc = p->status;
+			rc = give_status(p, status);
 			break;
 		}
 		int64_t now = herd_now();

@@ -103,6 +103,7 @@ struct herd_proc {
 	int64_t term_at;
 	_Atomic bool exited;    /* status is set (release) */
 	int status;
+	_Atomic bool finished;  /* gone, group and cgroup too (release) */
 };
 
 void herd__cgroup_init(herd__rt *rt);
@@ -157,6 +158,14 @@ void herd__proc_drain_all(herd__rt *rt);
 void herd__proc_cancel_locked(herd__list *procs);
 /* Ends a closing scope's processes; returns once none is left. */
 void herd__proc_scope_end(herd__worker **wp, herd_scope *s);
+
+/* herd__proc_start's `how`: the child's stderr is its stdout's pipe, as
+ * 2>&1 (herd_proc_output's HERD_OUTPUT_COMBINED; stdio[1] a pipe, stdio[2]
+ * inherited). */
+#define HERD__START_ERR_TO_OUT 1u
+/* herd_proc_start, with `how`. */
+int herd__proc_start(herd_proc **out, herd_scope *scope, const herd_proc_opts *o,
+		     unsigned how, int64_t deadline);
 
 /* Shared by the layer's files (the handle's helpers: proc.c; exits:
  * reap.c; ending: end.c; the clone: spawn-linux.c). */

@@ -63,11 +63,16 @@ static void finish(herd_proc *p)
 {
 	herd__proc_live_remove(p);
 	herd__proc_scope_remove(p->scope, p);
+	/* Before the scope's reference goes: the handle's holder reads it. */
+	atomic_store_explicit(&p->finished, true, mo_release);
 	herd__proc_unref(p);
 }
 
-/* The leader has exited: kill its group's leftovers, reap it, tell the
- * waiters, and drain. Runs wherever the poller runs, with no lock held. */
+/* The leader has exited: kill its group's leftovers, reap it, drain, and
+ * tell the waiters. Runs wherever the poller runs, with no lock held. The
+ * first drain comes before the wake, so that a waiter usually finds its
+ * tree gone (`finished`) when it returns: herd_proc_output waits for that,
+ * and would otherwise nap. */
 void herd__proc_exited(herd_proc *p)
 {
 	herd__rt *rt = p->rt;
@@ -90,11 +95,14 @@ void herd__proc_exited(herd_proc *p)
 		p->pidfd = -1;
 	}
 	atomic_store_explicit(&p->exited, true, mo_release);
+	bool gone = drain(p);
+	if (gone) /* before the wake, for the woken to see */
+		atomic_store_explicit(&p->finished, true, mo_release);
 	herd__mutex_lock(&p->lock);
 	herd__waitq_wake_all(&p->waiters);
 	herd__mutex_unlock(&p->lock);
 	herd_chan_close(p->done);
-	if (drain(p)) {
+	if (gone) {
 		finish(p);
 		return;
 	}

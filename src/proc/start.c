@@ -133,13 +133,18 @@ static bool short_of_fds(int rc)
 	return rc == -EMFILE || rc == -ENFILE;
 }
 
-static int stdio_make(herd__rt *rt, const herd_proc_opts *o, struct stdio_set *io)
+static int stdio_make(herd__rt *rt, const herd_proc_opts *o, unsigned how,
+		      struct stdio_set *io)
 {
 	for (int i = 0; i < 3; i++)
 		io->child[i] = io->close[i] = io->parent[i] = -1;
 	for (int i = 0; i < 3; i++) {
 		const herd_stdio *s = &o->stdio[i];
 		int p[2], rc;
+		if (i == 2 && (how & HERD__START_ERR_TO_OUT)) {
+			io->child[2] = io->child[1]; /* closed once, as stdout's */
+			continue;
+		}
 		switch (s->mode) {
 		case HERD_STDIO_INHERIT:
 			break;
@@ -183,11 +188,15 @@ static int check_opts(const herd_proc_opts *o)
 	return 0;
 }
 
-/* Closes one of p's descriptors, uncounting it if its runtime still runs
- * (a handle may be freed after herd_run has returned). */
-
+/* The public start, with none of the layer's own ways (`how`). */
 int herd_proc_start(herd_proc **out, herd_scope *scope, const herd_proc_opts *o,
 		    int64_t deadline)
+{
+	return herd__proc_start(out, scope, o, 0, deadline);
+}
+
+int herd__proc_start(herd_proc **out, herd_scope *scope, const herd_proc_opts *o,
+		     unsigned how, int64_t deadline)
 {
 	herd__worker *w;
 	herd__task *t;
@@ -243,7 +252,7 @@ int herd_proc_start(herd_proc **out, herd_scope *scope, const herd_proc_opts *o,
 			rc = HERD_ECANCELED;
 			goto fail;
 		}
-		if ((rc = stdio_make(rt, o, &io)) == 0) {
+		if ((rc = stdio_make(rt, o, how, &io)) == 0) {
 			herd__cgroup_make(rt, &p->cg);
 			memcpy(a.src, io.child, sizeof a.src);
 			if (herd__scope_canceled(scope)) {
