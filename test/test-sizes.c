@@ -1,7 +1,7 @@
 /*
  * test-sizes.c - hostile sizes, counts and times at the public calls that
- * allocate with them or compute with them: herd_go and herd_go_at,
- * herd_chan_make, herd_select, timers, deadlines and herd_sleep,
+ * allocate with them or compute with them: herd_go, herd_go_until and
+ * herd_go_at, herd_chan_make, herd_select, timers, deadlines and herd_sleep,
  * herd_wg_add, herd_config and the HERD_* environment variables. Each must
  * be answered with its documented code (-ENOMEM for a size that can never
  * be allocated, -EINVAL for a value outside a documented range), change
@@ -96,7 +96,8 @@ static void go_main(void *arg)
 
 		CHECK_EQ(herd_go(s, go_task, small, size), -ENOMEM);
 		CHECK_EQ((herd_go)(s, go_task, small, size), -ENOMEM);
-		CHECK_EQ(herd_go_at("sizes:1", s, go_task, small, size), -ENOMEM);
+		CHECK_EQ(herd_go_at("sizes:1", s, go_task, small, size, HERD_FOREVER), -ENOMEM);
+		CHECK_EQ(herd_go_until(s, go_task, small, size, HERD_NOWAIT), -ENOMEM);
 		CHECK_EQ(herd_go(NULL, go_task, small, size), -ENOMEM);
 		/* A NULL argument with a size is -EINVAL, whatever the size. */
 		CHECK_EQ(herd_go(s, go_task, NULL, size), -EINVAL);
