@@ -167,7 +167,8 @@ enum {
 
 /*
  * Runtime settings. A zero field takes its default, which an environment
- * variable may change; a non-zero field overrides both.
+ * variable may change; a non-zero field overrides both (but `flags`, which
+ * no variable sets).
  */
 typedef struct herd_config {
 	/*
@@ -200,7 +201,31 @@ typedef struct herd_config {
 	 * HERD_BLOCKING_THREADS if set, else 64. They start when needed.
 	 */
 	unsigned blocking_threads;
+	/*
+	 * HERD_RUN_* flags, or 0. No environment variable sets them: they
+	 * change what the program means, not how it runs.
+	 */
+	unsigned flags;
 } herd_config;
+
+/*
+ * herd_config.flags.
+ *
+ * HERD_RUN_CANCEL_ON_RETURN: the program ends when its first task returns,
+ * as a Go program ends when main returns. Once herd_run's fn has returned,
+ * the root scope is cancelled (see herd_scope_cancel): every blocking call
+ * of every other task returns HERD_ECANCELED, nothing new can be spawned or
+ * started, and every child process gets SIGTERM. The cancellation comes
+ * before the scopes the first task left open are closed for it, so their
+ * tasks are cancelled too. herd_run then waits, as always, for every task
+ * to end, and ends the child processes still running: nothing is left when
+ * it returns. Unlike Go, herd stops no task by force: a task that never
+ * blocks, or that blocks where cancellation does not reach (herd_blocking,
+ * herd_scope_close, herd_proc_kill), runs to its end, and herd_run waits
+ * for it. Without the flag, herd_run waits for every task, and a program
+ * whose helpers wait for ever must cancel them itself.
+ */
+#define HERD_RUN_CANCEL_ON_RETURN 1u
 
 /*
  * Starts the runtime, runs fn(arg) as the first task, and returns when every
@@ -212,7 +237,7 @@ typedef struct herd_config {
  * (see herd_proc_start) before herd_run returns. `config` may be NULL (all
  * defaults).
  * Returns 0 when all tasks have ended; -EINVAL if fn is NULL or a field of
- * `config` is out of range; -EBUSY if a runtime
+ * `config` is out of range (an unknown flag included); -EBUSY if a runtime
  * is already running in this process; -ENOMEM or -EAGAIN if memory or
  * threads could not be obtained, -EMFILE or -ENFILE if the descriptors the
  * runtime needs could not be made (in each case nothing was started). An environment variable that cannot be

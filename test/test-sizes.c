@@ -491,6 +491,8 @@ TEST(config_out_of_range)
 		{.stall_ns = HERD_MSEC - 1},
 		{.blocking_threads = 1025},
 		{.blocking_threads = UINT_MAX},
+		{.flags = HERD_RUN_CANCEL_ON_RETURN << 1},
+		{.flags = UINT_MAX},
 	};
 
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -505,6 +507,7 @@ TEST(config_out_of_range)
 		.debug = HERD_DEBUG_ON,
 		.stall_ns = INT64_MAX,
 		.blocking_threads = 1024,
+		.flags = HERD_RUN_CANCEL_ON_RETURN,
 	};
 	CHECK_OK(herd_run(&max, cfg_main, NULL));
 	CHECK_EQ(cfg_ran, 1);
