@@ -7,7 +7,9 @@
  *     runs on every core (herd_go, HERD_GO, herd_yield);
  *   - scopes: every task belongs to one; a scope is never freed while one of
  *     its tasks runs, and cancelling it makes the blocking calls of its tasks
- *     (and of the scopes nested in it) return HERD_ECANCELED;
+ *     (and of the scopes nested in it) return HERD_ECANCELED; as Go's
+ *     errgroup, a task can fail its scope (herd_scope_fail) and a scope can
+ *     bound how many of its tasks run at once (herd_scope_limit);
  *   - wait groups for code ported from Go (herd_wg_*);
  *   - channels, HERD_RANGE and select, as Go's (herd_chan_*, herd_select);
  *   - time: herd_now, deadlines, herd_sleep, timers and tickers;
@@ -38,8 +40,9 @@
  *   - Blocking calls may only be made from a task; from any other thread they
  *     return -EPERM.
  *   - Memory: what a task wrote before it ended is visible to whoever sees
- *     it end: a herd_scope_wait or herd_scope_close that returns 0, and the
- *     caller of herd_run once it returns. What a task wrote before
+ *     it end: a herd_scope_wait that returns 0, a herd_scope_close that
+ *     closes the scope (returning 0 or its failure), and the caller of
+ *     herd_run once it returns. What a task wrote before
  *     herd_wg_add (or herd_wg_done) is visible to a herd_wg_wait that
  *     returns 0 because of it. Other data shared by tasks needs atomics or
  *     a lock, as between threads.
@@ -164,7 +167,8 @@ enum {
 
 /*
  * Runtime settings. A zero field takes its default, which an environment
- * variable may change; a non-zero field overrides both.
+ * variable may change; a non-zero field overrides both (but `flags`, which
+ * no variable sets).
  */
 typedef struct herd_config {
 	/*
@@ -197,7 +201,31 @@ typedef struct herd_config {
 	 * HERD_BLOCKING_THREADS if set, else 64. They start when needed.
 	 */
 	unsigned blocking_threads;
+	/*
+	 * HERD_RUN_* flags, or 0. No environment variable sets them: they
+	 * change what the program means, not how it runs.
+	 */
+	unsigned flags;
 } herd_config;
+
+/*
+ * herd_config.flags.
+ *
+ * HERD_RUN_CANCEL_ON_RETURN: the program ends when its first task returns,
+ * as a Go program ends when main returns. Once herd_run's fn has returned,
+ * the root scope is cancelled (see herd_scope_cancel): every blocking call
+ * of every other task returns HERD_ECANCELED, nothing new can be spawned or
+ * started, and every child process gets SIGTERM. The cancellation comes
+ * before the scopes the first task left open are closed for it, so their
+ * tasks are cancelled too. herd_run then waits, as always, for every task
+ * to end, and ends the child processes still running: nothing is left when
+ * it returns. Unlike Go, herd stops no task by force: a task that never
+ * blocks, or that blocks where cancellation does not reach (herd_blocking,
+ * herd_scope_close, herd_proc_kill), runs to its end, and herd_run waits
+ * for it. Without the flag, herd_run waits for every task, and a program
+ * whose helpers wait for ever must cancel them itself.
+ */
+#define HERD_RUN_CANCEL_ON_RETURN 1u
 
 /*
  * Starts the runtime, runs fn(arg) as the first task, and returns when every
@@ -209,10 +237,10 @@ typedef struct herd_config {
  * (see herd_proc_start) before herd_run returns. `config` may be NULL (all
  * defaults).
  * Returns 0 when all tasks have ended; -EINVAL if fn is NULL or a field of
- * `config` is out of range; -EBUSY if a runtime is already running in this
- * process; -ENOMEM or -EAGAIN if memory or threads could not be obtained,
- * -EMFILE or -ENFILE if the descriptors the runtime needs could not be made
- * (in each case nothing was started). An environment variable that cannot be
+ * `config` is out of range (an unknown flag included); -EBUSY if a runtime
+ * is already running in this process; -ENOMEM or -EAGAIN if memory or
+ * threads could not be obtained, -EMFILE or -ENFILE if the descriptors the
+ * runtime needs could not be made (in each case nothing was started). An environment variable that cannot be
  * parsed is reported on stderr in one line and ignored.
  * Blocks the calling thread until the end. Not callable from a task.
  */
@@ -276,12 +304,14 @@ HERD_API herd_scope *herd_scope_current(void);
  * Waits until the scope is empty: every task spawned into it has ended, and
  * so has every scope nested in it. A scope can be waited for several times
  * and by several tasks; tasks can be spawned into it again afterwards.
- * Returns 0 when the scope is empty; HERD_ETIMEDOUT if the deadline passes
- * first; HERD_ECANCELED if the calling task's scope is cancelled first (a
- * scope's own cancellation does not end the wait: its tasks are expected to
- * return); -EDEADLK if the calling task belongs to the scope or to a scope
- * nested in it (it would wait for itself); -EINVAL if scope is NULL; -EPERM
- * outside a task.
+ * Returns 0 when the scope is empty, whether or not it has failed (see
+ * herd_scope_fail: read herd_scope_err, as a failure's code, HERD_ETIMEDOUT
+ * say, could not be told from the wait's own); HERD_ETIMEDOUT if the
+ * deadline passes first; HERD_ECANCELED if the calling task's scope is
+ * cancelled first (a scope's own cancellation does not end the wait: its
+ * tasks are expected to return); -EDEADLK if the calling task belongs to
+ * the scope or to a scope nested in it (it would wait for itself); -EINVAL
+ * if scope is NULL; -EPERM outside a task.
  * Blocks; cancellation point.
  */
 HERD_API int herd_scope_wait(herd_scope *scope, int64_t deadline);
@@ -292,7 +322,8 @@ HERD_API int herd_scope_wait(herd_scope *scope, int64_t deadline);
  * later, returns HERD_ECANCELED, and spawning into them fails with
  * HERD_ECANCELED. Tasks are not stopped otherwise: a task that computes
  * without blocking should check herd_canceled() now and then.
- * Cancelling twice is harmless. Callable from any task. Does not block.
+ * Cancelling twice is harmless. Cancelling records no failure (see
+ * herd_scope_fail). Callable from any task. Does not block.
  * Returns 0, or -EINVAL if scope is NULL.
  */
 HERD_API int herd_scope_cancel(herd_scope *scope);
@@ -301,12 +332,62 @@ HERD_API int herd_scope_cancel(herd_scope *scope);
  * Closes a scope: waits, without a deadline and without being interrupted by
  * cancellation, until the scope is empty, then frees it. To bound the time,
  * wait with a deadline first and cancel the scope if it passes.
- * Returns 0; -EPERM if the calling task is not the scope's owner (which a
- * task inside the scope never is), or outside a task; -EINVAL if scope is
- * NULL. On error the scope is left as it was.
+ * Returns the code of the scope's first failure (see herd_scope_fail), or 0
+ * if it did not fail, as Go's errgroup.Group.Wait returns the first error;
+ * -EPERM if the calling task is not the scope's owner (which a task inside
+ * the scope never is), or outside a task; -EINVAL if scope is NULL. On
+ * those two errors the scope is left as it was, still open (a failure
+ * recorded as -EPERM or -EINVAL reads the same: herd_scope_err tells them
+ * apart before the close).
  * Blocks (uninterruptibly), but only for as long as the scope's tasks run.
  */
 HERD_API int herd_scope_close(herd_scope *scope);
+
+/*
+ * Fails the scope, as a function started by a Go errgroup.Group made with
+ * errgroup.WithContext fails its group by returning an error: if the scope
+ * has not failed yet, records `code` as its failure and cancels it exactly
+ * as herd_scope_cancel does (every blocking call of its tasks, and of the
+ * scopes nested in it, returns HERD_ECANCELED; spawns into them fail);
+ * later failures change nothing. A failure is recorded even in a scope
+ * already cancelled. herd_scope_close returns the code, herd_scope_err
+ * reads it. A failure of a nested scope does not fail its parent; to pass
+ * it on: `if ((rc = herd_scope_close(inner)) < 0) herd_scope_fail(NULL, rc);`.
+ * scope NULL: the calling task's scope. `code` must be negative: a HERD_E*
+ * code, a -errno, or a negative code of the program's own.
+ * Returns 1 if `code` was recorded (the first failure), 0 if the scope had
+ * failed already; -EINVAL if code is 0 or positive, or if scope is NULL
+ * outside a task. Callable from any task, and from any thread with a scope
+ * that is certainly open (as herd_go). Does not block.
+ */
+HERD_API int herd_scope_fail(herd_scope *scope, int code);
+
+/*
+ * The code of the scope's first failure (herd_scope_fail), or 0 if it has
+ * not failed. scope NULL: the calling task's scope; -EINVAL if scope is
+ * NULL outside a task. Does not block.
+ */
+HERD_API int herd_scope_err(herd_scope *scope);
+
+/*
+ * Bounds the scope's parallelism, as Go's errgroup.Group.SetLimit: while n
+ * tasks spawned directly into the scope (those of scopes nested in it do
+ * not count) are alive, a spawn into it waits until one of them has ended
+ * (herd_go_until gives the wait a deadline; HERD_NOWAIT makes it Go's
+ * TryGo). Spawns that wait get the freed places in the order in which they
+ * came. n 0 removes the limit, and the spawns waiting go ahead (Go's
+ * SetLimit(0) would let none through; its "no limit" is negative). The
+ * limit may change while tasks run, unlike Go's: lowered below the number
+ * running, it lets no spawn through until fewer than n run; raised, it lets
+ * waiting spawns through at once. Tasks spawned into the scope before its
+ * first limit was set do not count against it: set it before spawning.
+ * A task of a full scope that spawns into it waits for a sibling to end
+ * (if all of them do so, they wait for ever, as in Go).
+ * Returns 0; -EINVAL if scope is NULL or n is negative; -ENOMEM (the
+ * scope's first limit needs a few bytes). Callable from any task, and from
+ * any thread with a scope that is certainly open. Does not block.
+ */
+HERD_API int herd_scope_limit(herd_scope *scope, int n);
 
 /*
  * 1 if the calling task's scope, or a scope it is nested in, has been
@@ -336,10 +417,12 @@ HERD_API int herd_canceled(void);
  * NULL, or if scope is NULL outside a task; -EPERM if no runtime is running;
  * -ENOMEM, also for a size that no object can have (above PTRDIFF_MAX less
  * the task's header of a few hundred bytes), before anything is copied.
- * Does not block. A thread that is not a worker may call it too,
- * with an explicit scope, while that scope is certainly alive (a task of it
- * is running and will not end first): not into the root scope once every
- * task may have ended, as the runtime may then be shutting down.
+ * Does not block, but for a scope with a limit (herd_scope_limit): while
+ * it is full, herd_go waits for a place as herd_go_until with HERD_FOREVER
+ * does, and returns its errors. A thread that is not a worker may call it
+ * too, with an explicit scope, while that scope is certainly alive (a task
+ * of it is running and will not end first): not into the root scope once
+ * every task may have ended, as the runtime may then be shutting down.
  *
  * With debug checks on (see herd_config.debug), spawning warns on stderr,
  * once per call site, when the copied bytes (or, with size 0, arg itself)
@@ -350,20 +433,40 @@ HERD_API int herd_canceled(void);
 HERD_API int herd_go(herd_scope *scope, herd_fn fn, const void *arg, size_t size);
 
 /*
- * herd_go, with the call site named for the debug warning: `site` is a
- * string literal, normally "file:line". The herd_go and HERD_GO macros below
- * call this; call it directly only from wrappers that pass their own site.
+ * herd_go into a scope that may be full (herd_scope_limit), with a deadline
+ * for the wait for a place; where there is a place (always, in a scope
+ * without a limit), it is herd_go and does not block. The spawns that wait
+ * get places in the order in which they came. Returns as herd_go, and:
+ * HERD_ETIMEDOUT if the deadline passes first (at once with HERD_NOWAIT
+ * when the scope is full, as Go's errgroup.TryGo returns false);
+ * HERD_ECANCELED if the calling task's scope, or `scope`, is cancelled
+ * before it gets a place; -EAGAIN if the caller is not a task and would
+ * have to wait (a thread cannot; with HERD_NOWAIT it gets HERD_ETIMEDOUT,
+ * as a task does). On error nothing is spawned.
+ * Blocks only while the scope is full; the wait is a cancellation point.
+ */
+HERD_API int herd_go_until(herd_scope *scope, herd_fn fn, const void *arg,
+			   size_t size, int64_t deadline);
+
+/*
+ * herd_go_until, with the call site named for the debug warning: `site` is
+ * a string literal, normally "file:line". The herd_go, herd_go_until and
+ * HERD_GO macros below call this (herd_go and HERD_GO with HERD_FOREVER);
+ * call it directly only from wrappers that pass their own site.
  */
 HERD_API int herd_go_at(const char *site, herd_scope *scope, herd_fn fn,
-			const void *arg, size_t size);
+			const void *arg, size_t size, int64_t deadline);
 
 #define HERD__STR2(x) #x
 #define HERD__STR(x) HERD__STR2(x)
 #define HERD__SITE __FILE__ ":" HERD__STR(__LINE__)
 
-/* Calls of herd_go name their site; (herd_go)(...) reaches the function. */
+/* Calls of herd_go and herd_go_until name their site; (herd_go)(...) and
+ * (herd_go_until)(...) reach the functions. */
 #define herd_go(scope, fn, arg, size) \
-	herd_go_at(HERD__SITE, (scope), (fn), (arg), (size))
+	herd_go_at(HERD__SITE, (scope), (fn), (arg), (size), HERD_FOREVER)
+#define herd_go_until(scope, fn, arg, size, deadline) \
+	herd_go_at(HERD__SITE, (scope), (fn), (arg), (size), (deadline))
 
 /*
  * HERD_GO spawns a task with a copy of a value, as Go's `go f(v)` does, in
@@ -383,7 +486,7 @@ HERD_API int herd_go_at(const char *site, herd_scope *scope, herd_fn fn,
 	__extension__({                                                    \
 		__typeof__(value) herd__value_ = (value);                  \
 		herd_go_at(HERD__SITE, (scope), (fn), &herd__value_,       \
-			   sizeof herd__value_);                           \
+			   sizeof herd__value_, HERD_FOREVER);             \
 	})
 #define HERD__GO_TASK(scope, call)                                         \
 	__extension__({                                                    \
@@ -391,7 +494,7 @@ HERD_API int herd_go_at(const char *site, herd_scope *scope, herd_fn fn,
 		__typeof__(herd__call_##call) herd__call_ = herd__call_##call; \
 		HERD__STRICT_END                                           \
 		herd_go_at(HERD__SITE, (scope), herd__call_.fn, &herd__call_.herd__v, \
-			   sizeof herd__call_.herd__v);                        \
+			   sizeof herd__call_.herd__v, HERD_FOREVER);          \
 	})
 
 /*

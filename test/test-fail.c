@@ -893,6 +893,48 @@ TEST(scope)
 	walk("herd_scope_open/close", 1, scope_body, NULL);
 }
 
+/* A limit's first setting allocates; a spawn that waits for a slot with a
+ * deadline queues a timer; a failure allocates nothing. */
+static void scope_limit_body(void *arg)
+{
+	(void)arg;
+	static _Atomic int ran;
+	atomic_store(&ran, 0);
+	herd_scope *s;
+	CHECK_OK(herd_scope_open(&s));
+	arm(M_ALL, WHO_TASK);
+	int rc = herd_scope_limit(s, 1);
+	int k = disarm();
+	CHECK_AT(rc == code_of(k), rc, k);
+	bool limited = rc == 0;
+	if (limited) {
+		/* Limited: one place, taken by a task that parks. */
+		CHECK_OK(herd_go(s, park_for, NULL, 0));
+		int64_t deadline = herd_deadline(HERD_MSEC);
+		arm(M_ALL, WHO_TASK);
+		rc = herd_go_until(s, count_up, &ran, 0, deadline);
+		k = disarm();
+		CHECK_AT(rc == HERD_ETIMEDOUT || (k >= 0 && rc == -ENOMEM), rc, k);
+		CHECK_AT(rc != HERD_ETIMEDOUT || herd_now() >= deadline, rc, k);
+	} else {
+		/* No limit was set: spawns do not wait. */
+		CHECK_OK(herd_go_until(s, park_for, NULL, 0, HERD_NOWAIT));
+		CHECK_OK(herd_go_until(s, count_up, &ran, 0, HERD_NOWAIT));
+	}
+	arm(M_ALL, WHO_TASK);
+	rc = herd_scope_fail(s, -EIO);
+	k = disarm();
+	CHECK_AT(rc == 1, rc, k);
+	CHECK_EQ(herd_scope_close(s), -EIO);
+	CHECK_EQ(atomic_load(&ran), limited ? 0 : 1);
+	check_go_works();
+}
+
+TEST(scope_limit)
+{
+	walk("herd_scope_limit/herd_go_until/herd_scope_fail", 1, scope_limit_body, NULL);
+}
+
 static void wg_body(void *arg)
 {
 	(void)arg;

@@ -1,7 +1,7 @@
 /*
  * test-sizes.c - hostile sizes, counts and times at the public calls that
- * allocate with them or compute with them: herd_go and herd_go_at,
- * herd_chan_make, herd_select, timers, deadlines and herd_sleep,
+ * allocate with them or compute with them: herd_go, herd_go_until and
+ * herd_go_at, herd_chan_make, herd_select, timers, deadlines and herd_sleep,
  * herd_wg_add, herd_config and the HERD_* environment variables. Each must
  * be answered with its documented code (-ENOMEM for a size that can never
  * be allocated, -EINVAL for a value outside a documented range), change
@@ -96,7 +96,8 @@ static void go_main(void *arg)
 
 		CHECK_EQ(herd_go(s, go_task, small, size), -ENOMEM);
 		CHECK_EQ((herd_go)(s, go_task, small, size), -ENOMEM);
-		CHECK_EQ(herd_go_at("sizes:1", s, go_task, small, size), -ENOMEM);
+		CHECK_EQ(herd_go_at("sizes:1", s, go_task, small, size, HERD_FOREVER), -ENOMEM);
+		CHECK_EQ(herd_go_until(s, go_task, small, size, HERD_NOWAIT), -ENOMEM);
 		CHECK_EQ(herd_go(NULL, go_task, small, size), -ENOMEM);
 		/* A NULL argument with a size is -EINVAL, whatever the size. */
 		CHECK_EQ(herd_go(s, go_task, NULL, size), -EINVAL);
@@ -490,6 +491,8 @@ TEST(config_out_of_range)
 		{.stall_ns = HERD_MSEC - 1},
 		{.blocking_threads = 1025},
 		{.blocking_threads = UINT_MAX},
+		{.flags = HERD_RUN_CANCEL_ON_RETURN << 1},
+		{.flags = UINT_MAX},
 	};
 
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -504,6 +507,7 @@ TEST(config_out_of_range)
 		.debug = HERD_DEBUG_ON,
 		.stall_ns = INT64_MAX,
 		.blocking_threads = 1024,
+		.flags = HERD_RUN_CANCEL_ON_RETURN,
 	};
 	CHECK_OK(herd_run(&max, cfg_main, NULL));
 	CHECK_EQ(cfg_ran, 1);

@@ -220,15 +220,18 @@ static void invalid_main(void *arg)
 	CHECK_EQ(herd_go(s, NULL, NULL, 0), -EINVAL);
 	CHECK_EQ(herd_go(s, invalid_task, NULL, sizeof x), -EINVAL);
 	CHECK_EQ(herd_go(NULL, invalid_task, NULL, 1), -EINVAL);
-	CHECK_EQ(herd_go_at("here:1", s, NULL, &x, sizeof x), -EINVAL);
+	CHECK_EQ(herd_go_at("here:1", s, NULL, &x, sizeof x, HERD_FOREVER), -EINVAL);
+	CHECK_EQ(herd_go_until(s, invalid_task, NULL, sizeof x, HERD_NOWAIT), -EINVAL);
 	CHECK_OK(herd_scope_close(s));
 	CHECK_EQ(invalid_ran, 0);
 	/* The counter can move: valid spawns through each entry point. */
 	CHECK_OK(herd_scope_open(&s));
 	CHECK_OK((herd_go)(s, invalid_task, &x, sizeof x));
-	CHECK_OK(herd_go_at("here:2", s, invalid_task, &x, sizeof x));
+	CHECK_OK(herd_go_at("here:2", s, invalid_task, &x, sizeof x, HERD_FOREVER));
+	CHECK_OK((herd_go_until)(s, invalid_task, &x, sizeof x, HERD_NOWAIT));
+	CHECK_OK(herd_go_until(s, invalid_task, &x, sizeof x, HERD_FOREVER));
 	CHECK_OK(herd_scope_close(s));
-	CHECK_EQ(invalid_ran, 2);
+	CHECK_EQ(invalid_ran, 4);
 }
 
 /* herd_go rejects a NULL fn, a NULL arg with a size, and NULL scope outside a task. */
@@ -241,7 +244,8 @@ TEST(go_invalid)
 	CHECK_EQ(herd_go(NULL, invalid_task, NULL, 0), -EINVAL);
 	test_run(2, invalid_main, NULL);
 	CHECK_EQ(herd_go(NULL, invalid_task, &x, sizeof x), -EINVAL);
-	CHECK_EQ(invalid_ran, 2);
+	CHECK_EQ(herd_go_until(NULL, invalid_task, &x, sizeof x, HERD_NOWAIT), -EINVAL);
+	CHECK_EQ(invalid_ran, 4);
 }
 
 /* ------------------------------------------------------------------ */

@@ -458,7 +458,9 @@ const char *herd_errname(int code)
 	case HERD_ECLOSED:
 		return "HERD_ECLOSED";
 	}
-	for (size_t i = 0; code < 0 && i < sizeof errno_names / sizeof errno_names[0]; i++)
+	/* Only a negated errno is looked up: -INT_MIN would overflow. */
+	bool errno_like = code < 0 && code > -ERRNO_MAX;
+	for (size_t i = 0; errno_like && i < sizeof errno_names / sizeof errno_names[0]; i++)
 		if (errno_names[i].value == -code)
 			return errno_names[i].name;
 	return "UNKNOWN";

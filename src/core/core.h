@@ -67,6 +67,7 @@ enum {
 enum {
 	HERD__TASK_BIG_ARG = 1u << 0,  /* allocated with malloc, not cached */
 	HERD__TASK_UNGUARDED = 1u << 1,/* its stack has a canary, no guard */
+	HERD__TASK_SLOT = 1u << 2,     /* holds a slot of its limited scope */
 };
 
 /*
@@ -104,8 +105,9 @@ struct herd__task {
 	herd__link reg_link;    /* in reg->reg */
 	herd_scope *owned;      /* scopes it opened and has not closed */
 	/* A scope other than its own whose cancellation also ends its
-	 * cancellable waits: the one herd_proc_start starts a process in.
-	 * Cleared under reg->reg_lock (herd__wait_scope_set, wait.c). */
+	 * cancellable waits: the one herd_proc_start starts a process in, or
+	 * the limited scope a spawn waits for a slot of. Cleared under
+	 * reg->reg_lock (herd__wait_scope_set, wait.c). */
 	_Atomic(herd_scope *) wait_scope;
 	int wake_result;        /* written by whoever wins the wake */
 	/* Then: arguments of more than 8 bytes. */
@@ -501,13 +503,31 @@ herd_scope *herd__scope_root_new(herd__rt *rt);
 void herd__scope_root_free(herd_scope *s);
 /* Adds a new task to a scope; HERD_ECANCELED if it is cancelled. */
 int herd__scope_attach(herd_scope *s, herd__task *t);
+/*
+ * For a task just attached to a slotted scope (herd__scope_slotted): takes
+ * a slot for it, waiting up to `deadline` for one if the calling task can
+ * (*wp: the caller's worker, NULL for a thread that is not one; updated).
+ * Returns 0; else HERD_ETIMEDOUT, HERD_ECANCELED, -EAGAIN (a full scope and
+ * a caller that cannot wait), -ENOMEM, with the attach undone.
+ */
+int herd__scope_slot_take(herd__worker **wp, herd_scope *s, herd__task *t,
+			  int64_t deadline);
 /* Removes an ending task; closes the scopes it still owns first. */
 void herd__scope_detach(herd__worker **wp, herd__task *t);
 /* The first member of every scope: what the hot paths read without a call.
- * `canceled` goes from 0 to 1 once (see scope.c). */
+ * `canceled` goes from 0 to 1 once, and so does `slotted`, when the scope
+ * first gets a limit (see scope.c). */
 typedef struct herd__scope_head {
 	_Atomic uint32_t canceled;
+	_Atomic uint32_t slotted;
 } herd__scope_head;
+
+/* Whether spawns into s must take a slot (it has, or had, a limit). */
+static inline bool herd__scope_slotted(const herd_scope *s)
+{
+	return atomic_load_explicit(&((const herd__scope_head *)(const void *)s)->slotted,
+				    mo_relaxed) != 0;
+}
 
 static inline bool herd__scope_canceled(const herd_scope *s)
 {

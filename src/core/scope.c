@@ -35,11 +35,32 @@
  *     are woken through the registries (wait.c).
  *   - The root scope (herd_run's) has no owner; when its count reaches 0
  *     every task has ended and the runtime shuts down.
+ *   - `err`, the first failure (herd_scope_fail), goes from 0 to a negative
+ *     code once, by a CAS, before the scope is cancelled: a task woken by
+ *     that cancellation reads the code.
  *
- * Locks. `lock` protects the children list and the wait queue (and the
- * waiter half of `state` changes only under it). Lock order: parent before
- * child (cancellation walks down holding each lock); a closing child takes
- * its parent's lock only after releasing its own.
+ * Limits (herd_scope_limit, as errgroup.SetLimit). A scope's first limit
+ * allocates `lim` (kept until the scope is freed), then marks the scope
+ * `slotted` (in the head, read by every spawn; it never goes back to 0, so
+ * a scope seen slotted has its lim): each task spawned into it then takes
+ * a slot, marked in the task (HERD__TASK_SLOT), and gives it back as it
+ * ends, before it drops its count. `running` counts the slots taken;
+ * tasks spawned before the first limit hold none. A spawn that finds no free slot (running >= limit, or
+ * spawners queued before it) queues in `spawners` and parks, cancellable
+ * (by its own scope, and by this one through its wait_scope, see wait.c).
+ * A slot given back goes to the first waiting spawner that can be claimed
+ * (running stays the same: slots are handed over, in FIFO order), else
+ * running drops; so does a change of the limit and the leaving of a waiter
+ * whose wait ended otherwise (slots_grant_locked): while a slot is free,
+ * no claimable spawner is queued. A spawner is counted in `state` (it
+ * attached its task) before it queues, so the scope cannot be closed and
+ * freed under it; a failed wait drops that count.
+ *
+ * Locks. `lock` protects the children list, the wait queue, and `lim` (the
+ * limit, `running`, `spawners`) (and the waiter half of `state` changes
+ * only under it). Lock order: parent before child (cancellation walks down
+ * holding each lock); a closing child takes its parent's lock only after
+ * releasing its own.
  *
  * Processes. A scope holds its child processes as a list of links it does
  * not look into (`procs`, under `lock`); the process layer cancels and
@@ -54,10 +75,20 @@
 
 #define COUNT_ONE ((uint64_t)1 << 32)
 
+/* A scope's limit, allocated by its first herd_scope_limit: a scope without
+ * one keeps to three cache lines. Under the scope's lock. */
+struct scope_limit {
+	int limit;                  /* tasks at most; 0: no limit */
+	uint32_t running;           /* slots taken */
+	herd__waitq spawners;       /* spawns waiting for a slot */
+};
+
 /*
- * Two cache lines: the first is read by every spawn and exit and written
- * rarely (opening, closing, cancelling, waiting); `state`, written by every
- * spawn and every exit, has the second to itself.
+ * Three cache lines: the first two are read by every spawn and exit (the
+ * head, the parent and rt in the first) and written rarely (opening,
+ * closing, cancelling, failing, waiting; and by the spawns and exits of a
+ * limited scope, which take its lock anyway); `state`, written by every
+ * spawn and every exit, has the third to itself.
  */
 struct herd_scope {
 	alignas(HERD__CACHELINE) herd__scope_head head; /* first: see core.h */
@@ -71,8 +102,15 @@ struct herd_scope {
 	herd__waitq waiters;
 	herd__list procs;           /* its child processes (proc/: herd_proc.sc) */
 	bool had_procs;             /* one was ever started in it */
+	_Atomic int err;            /* the first failure, or 0 */
+	struct scope_limit *lim;    /* from its first limit on (see Limits) */
 	alignas(HERD__CACHELINE) _Atomic uint64_t state; /* count << 32 | waiters */
 } __attribute__((aligned(HERD__CACHELINE)));
+
+#if !HERD_ASAN && !HERD_TSAN && defined(__x86_64__)
+_Static_assert(sizeof(struct herd_scope) == 3 * HERD__CACHELINE,
+	       "a scope is three cache lines: what it seldom needs goes apart");
+#endif
 
 /* Scopes come from the worker's cache (a task that opens many, as a tree
  * of tasks does, would otherwise spend its time in aligned_alloc). */
@@ -125,6 +163,8 @@ herd_scope *herd__scope_root_new(herd__rt *rt)
 
 void herd__scope_root_free(herd_scope *s)
 {
+	if (s)
+		free(s->lim);
 	free(s);
 }
 
@@ -185,13 +225,17 @@ int herd__scope_attach(herd_scope *s, herd__task *t)
 	return 0;
 }
 
-static void scope_close(herd__worker **wp, herd__task *t, herd_scope *s);
+static int scope_close(herd__worker **wp, herd__task *t, herd_scope *s);
+
+__attribute__((noinline, cold)) static void slot_put(herd_scope *s);
 
 void herd__scope_detach(herd__worker **wp, herd__task *t)
 {
 	while (t->owned)
 		scope_close(wp, t, t->owned);
 	herd__registry_leave(t);
+	if (herd__unlikely(t->flags & HERD__TASK_SLOT))
+		slot_put(t->scope);
 	scope_put(t->scope);
 }
 
@@ -336,8 +380,9 @@ int herd_scope_cancel(herd_scope *s)
 	return 0;
 }
 
-/* Waits (firmly) until s has no task and no waiter, then frees it. */
-static void scope_close(herd__worker **wp, herd__task *t, herd_scope *s)
+/* Waits (firmly) until s has no task and no waiter, then frees it;
+ * returns its first failure's code, or 0. */
+static int scope_close(herd__worker **wp, herd__task *t, herd_scope *s)
 {
 	herd__mutex_lock(&s->lock);
 	for (;;) {
@@ -348,6 +393,9 @@ static void scope_close(herd__worker **wp, herd__task *t, herd_scope *s)
 		herd__mutex_lock(&s->lock);
 		waiter_unregister(s, &wt);
 	}
+	/* No task, so no spawner waiting for a slot (each holds a count). */
+	HERD__ASSERT(!s->lim || (s->lim->running == 0 &&
+				 herd__list_empty(&s->lim->spawners)));
 	herd__mutex_unlock(&s->lock);
 	/* No task of s is left to start a process: end those still running. */
 	const herd__scope_hooks *hooks =
@@ -360,12 +408,16 @@ static void scope_close(herd__worker **wp, herd__task *t, herd_scope *s)
 		o = &(*o)->owned_next;
 	*o = s->owned_next;
 
+	int err = atomic_load_explicit(&s->err, mo_acquire);
+	if (herd__unlikely(s->lim)) /* no call to free for most scopes */
+		free(s->lim);
 	herd_scope *p = s->parent;
 	herd__mutex_lock(&p->lock);
 	herd__list_remove(&p->children, &s->sib);
 	herd__mutex_unlock(&p->lock);
 	scope_free(*wp, s);
 	scope_put(p); /* the owner lives in p: p cannot empty here */
+	return err;
 }
 
 int herd_scope_close(herd_scope *s)
@@ -378,7 +430,134 @@ int herd_scope_close(herd_scope *s)
 		return -EPERM;
 	if (s->owner != t)
 		return -EPERM;
-	scope_close(&w, t, s);
+	return scope_close(&w, t, s);
+}
+
+/* ------------------------------------------------------------------ */
+/* Failures (errgroup.WithContext)                                    */
+/* ------------------------------------------------------------------ */
+
+int herd_scope_fail(herd_scope *s, int code)
+{
+	if (code >= 0 || (!s && !(s = herd_scope_current())))
+		return -EINVAL;
+	int none = 0;
+	if (!atomic_compare_exchange_strong_explicit(&s->err, &none, code,
+						     mo_acq_rel, mo_relaxed))
+		return 0; /* not the first */
+	herd_scope_cancel(s);
+	return 1;
+}
+
+int herd_scope_err(herd_scope *s)
+{
+	if (!s && !(s = herd_scope_current()))
+		return -EINVAL;
+	return atomic_load_explicit(&s->err, mo_acquire);
+}
+
+/* ------------------------------------------------------------------ */
+/* Limits (errgroup.SetLimit)                                         */
+/* ------------------------------------------------------------------ */
+
+static bool slot_free(const herd_scope *s)
+{
+	return s->lim->limit == 0 || s->lim->running < (uint32_t)s->lim->limit;
+}
+
+/* Hands free slots to the first claimable spawners; s->lock held. */
+static void slots_grant_locked(herd_scope *s)
+{
+	while (slot_free(s) && herd__waitq_wake_one(&s->lim->spawners))
+		s->lim->running++;
+}
+
+/* A slotted task ends: its slot goes to the first waiting spawner. Out of
+ * line: inlined, it would cost every task's end registers it never uses. */
+__attribute__((noinline, cold)) static void slot_put(herd_scope *s)
+{
+	herd__mutex_lock(&s->lock);
+	HERD__ASSERT(s->lim->running > 0);
+	s->lim->running--;
+	slots_grant_locked(s);
+	herd__mutex_unlock(&s->lock);
+}
+
+/* Queues the calling task for a slot and parks; s->lock held, released.
+ * Returns 0 with a slot taken for it, or the wait's error. */
+static int slot_wait(herd__worker **wp, herd_scope *s, int64_t deadline)
+{
+	herd__task *t = (*wp)->cur;
+	herd__waiter wt = {.task = t};
+	/* s is open (the spawn holds a count): its cancellation ends the
+	 * wait too. */
+	herd__wait_scope_set(t, s);
+	herd__waitq_push(&s->lim->spawners, &wt);
+	int rc = herd__wait(wp, &s->lock, deadline, true);
+	if (rc) {
+		herd__mutex_lock(&s->lock);
+		HERD__ASSERT(wt.linked); /* a granter unqueues only those it wins */
+		herd__waitq_remove(&s->lim->spawners, &wt);
+		slots_grant_locked(s); /* others may have queued behind it */
+		herd__mutex_unlock(&s->lock);
+	} else if (herd__scope_canceled(s) || herd__scope_canceled(t->scope)) {
+		/* Granted a slot by a task that ended in the same cancellation
+		 * (before the canceller reached this wait): it still ends in
+		 * HERD_ECANCELED, with nothing spawned. */
+		slot_put(s);
+		rc = HERD_ECANCELED;
+	}
+	herd__wait_scope_set(t, NULL);
+	return rc;
+}
+
+int herd__scope_slot_take(herd__worker **wp, herd_scope *s, herd__task *t,
+			  int64_t deadline)
+{
+	HERD__ASSERT(t->scope == s);
+	int rc = 0;
+	herd__mutex_lock(&s->lock);
+	HERD__ASSERT(s->lim); /* set before `slotted` */
+	if (herd__list_empty(&s->lim->spawners) && slot_free(s)) {
+		s->lim->running++;
+		herd__mutex_unlock(&s->lock);
+	} else if (deadline == HERD_NOWAIT || !*wp || !(*wp)->cur) {
+		herd__mutex_unlock(&s->lock);
+		/* A thread that is not a task cannot wait. */
+		rc = deadline == HERD_NOWAIT ? HERD_ETIMEDOUT : -EAGAIN;
+	} else {
+		rc = slot_wait(wp, s, deadline); /* unlocks */
+	}
+	if (rc) {
+		scope_put(s); /* undoes the attach: nothing was spawned */
+		return rc;
+	}
+	t->flags |= HERD__TASK_SLOT;
+	return 0;
+}
+
+int herd_scope_limit(herd_scope *s, int n)
+{
+	if (!s || n < 0)
+		return -EINVAL;
+	/* `slotted` is stored once lim is set, and never cleared: seen 0,
+	 * lim may be needed; allocated here, not under the lock. */
+	struct scope_limit *fresh = NULL;
+	if (n && !atomic_load_explicit(&s->head.slotted, mo_acquire) &&
+	    !(fresh = calloc(1, sizeof *fresh)))
+		return -ENOMEM;
+	herd__mutex_lock(&s->lock);
+	if (!s->lim && fresh) {
+		s->lim = fresh;
+		fresh = NULL;
+		atomic_store_explicit(&s->head.slotted, 1, mo_release);
+	}
+	if (s->lim) { /* else n is 0: no limit to remove */
+		s->lim->limit = n;
+		slots_grant_locked(s);
+	}
+	herd__mutex_unlock(&s->lock);
+	free(fresh); /* another call set lim first */
 	return 0;
 }
 

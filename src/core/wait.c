@@ -36,9 +36,10 @@
  * is fine for something as rare as a cancellation. A task may name one
  * more scope whose cancellation ends its cancellable waits (wait_scope:
  * herd_proc_start waiting for descriptors to start a process in a scope
- * not its own, herd_proc_output waiting for such a process); it clears it
- * under its registry's lock, which the walk holds while it looks at that
- * scope, so the scope may be closed as soon as the task has cleared it.
+ * not its own, herd_proc_output waiting for such a process, a spawn
+ * waiting for a slot of a limited scope); it clears it under its
+ * registry's lock, which the walk holds while it looks at that scope, so
+ * the scope may be closed as soon as the task has cleared it.
  *
  * Ordering. The task stores its wait state (seq_cst) before it releases the
  * object's lock, then reads its scope's `canceled` flag (seq_cst); the

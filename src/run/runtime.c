@@ -7,7 +7,10 @@
  * the workers (one thread each), queues the first task, and then its own
  * thread becomes the supervisor (monitor.c) until the root scope empties
  * (scope.c calls herd__shutdown). It then ends the root scope's processes,
- * joins the workers and frees everything.
+ * joins the workers and frees everything. With HERD_RUN_CANCEL_ON_RETURN,
+ * the first task runs the program's function in a wrapper that cancels the
+ * root scope when it returns, before the task ends (and so before it
+ * closes the scopes it left open, which would wait for their tasks).
  *
  * Worker threads keep the caller's signal mask: a child a task forks by
  * itself (system(), popen()) gets the mask it would have got from the
@@ -54,7 +57,10 @@ struct settings {
 	int guard;
 	int64_t stall_ns;
 	unsigned blocking_threads;
+	unsigned flags;
 };
+
+#define RUN_FLAGS HERD_RUN_CANCEL_ON_RETURN /* every flag known */
 
 static void env_warn(const char *name, const char *value, const char *want)
 {
@@ -146,6 +152,7 @@ static int settings_get(const herd_config *cfg, struct settings *st)
 	st->guard = HERD_GUARD_MADVISE;
 	st->stall_ns = STALL_DEFAULT;
 	st->blocking_threads = BLOCKING_DEFAULT;
+	st->flags = 0;
 	settings_from_env(st);
 	if (cfg) {
 		if (cfg->workers > MAX_WORKERS ||
@@ -153,8 +160,10 @@ static int settings_get(const herd_config *cfg, struct settings *st)
 					 cfg->stack_size > STACK_MAX)) ||
 		    cfg->debug < HERD_DEBUG_OFF || cfg->debug > HERD_DEBUG_ON ||
 		    (cfg->stall_ns && cfg->stall_ns < STALL_MIN) ||
-		    cfg->blocking_threads > BLOCKING_MAX)
+		    cfg->blocking_threads > BLOCKING_MAX || (cfg->flags & ~RUN_FLAGS))
 			return -EINVAL;
+		st->flags = cfg->flags; /* never from the environment: they
+					 * change what the program means */
 		if (cfg->stall_ns)
 			st->stall_ns = cfg->stall_ns;
 		if (cfg->blocking_threads)
@@ -341,15 +350,33 @@ static int start_threads(herd__rt *rt)
 	return rc;
 }
 
+/* The program's function, for the first task's wrapper. */
+struct first_call {
+	herd_fn fn;
+	void *arg;
+};
+
+/* The first task under HERD_RUN_CANCEL_ON_RETURN: once the program's
+ * function returns, every other task is cancelled, as the program ends
+ * when Go's main returns. */
+static void first_then_cancel(void *p)
+{
+	struct first_call c = *(struct first_call *)p;
+	c.fn(c.arg);
+	herd_scope_cancel(herd__self()->rt->root);
+}
+
 /* Queues the first task, from the supervisor's thread: through the global
  * queue, as any thread that is not a worker spawns. */
-static int first_task(herd__rt *rt, herd_fn fn, void *arg)
+static int first_task(herd__rt *rt, herd_fn fn, void *arg, unsigned flags)
 {
-	herd__task *t = herd__task_alloc(NULL, 0);
+	struct first_call c = {fn, arg};
+	bool wrap = flags & HERD_RUN_CANCEL_ON_RETURN;
+	herd__task *t = herd__task_alloc(NULL, wrap ? sizeof c : 0);
 	if (!t)
 		return -ENOMEM;
-	t->fn = fn;
-	t->arg = arg;
+	t->fn = wrap ? first_then_cancel : fn;
+	t->arg = wrap ? memcpy(t->argbuf, &c, sizeof c) : arg;
 	herd__scope_attach(rt->root, t);
 	atomic_fetch_add_explicit(&rt->st_foreign_spawned, 1, mo_relaxed);
 	herd__ready(NULL, t);
@@ -387,7 +414,7 @@ int herd_run(const herd_config *config, herd_fn fn, void *arg)
 	herd__alarm_init(&rt->mon.alarm);
 	herd__signal_start(rt);
 	if ((rc = start_threads(rt)) == 0) {
-		if ((rc = first_task(rt, fn, arg)) != 0)
+		if ((rc = first_task(rt, fn, arg, st.flags)) != 0)
 			herd__shutdown(rt); /* the workers then end at once */
 		herd__supervise(rt);
 		herd__proc_fini(rt, herd__signal_dispatch); /* the root scope's processes */
