@@ -1,7 +1,8 @@
 /*
  * The post-mortem's program written with herd: objects arrive on a channel,
  * each is started in a task that runs a command and reads its output, and a
- * scope waits for them. Its Go twin is go/postmortem.go.
+ * scope waits for them, running at most `limit` at once. Its Go twin is
+ * go/postmortem.go.
  */
 #include <herd.h>
 #include <stdio.h>
@@ -38,13 +39,13 @@ HERD_TASK(process, struct object, v)
 	printf("Finished: %s\n", v.name);
 }
 
-static void main_task(void *unused)
+HERD_TASK(run, int, limit)
 {
-	(void)unused;
 	HERD_CHAN(struct object) objs;
 	herd_scope *s;
 	if (HERD_CHAN_MAKE(objs, 0) < 0 || herd_scope_open(&s) < 0)
 		return;
+	herd_scope_limit(s, limit);
 	HERD_GO(NULL, produce(objs));
 	struct object v;
 	HERD_RANGE(v, objs) {
@@ -57,5 +58,5 @@ static void main_task(void *unused)
 
 int main(void)
 {
-	return herd_main(main_task, NULL);
+	return HERD_MAIN(run(8)) < 0;
 }

@@ -488,13 +488,34 @@ HERD_API int herd_go_at(const char *site, herd_scope *scope, herd_fn fn,
 		herd_go_at(HERD__SITE, (scope), (fn), &herd__value_,       \
 			   sizeof herd__value_, HERD_FOREVER);             \
 	})
-#define HERD__GO_TASK(scope, call)                                         \
+#define HERD__GO_TASK(scope, call) HERD_GO_UNTIL(scope, call, HERD_FOREVER)
+
+/*
+ * HERD_GO_UNTIL(scope, task(value), deadline): HERD_GO for a typed task,
+ * with a deadline for the wait for a place in a scope that has a limit (see
+ * herd_scope_limit and herd_go_until).
+ */
+#define HERD_GO_UNTIL(scope, call, deadline)                               \
 	__extension__({                                                    \
 		HERD__STRICT_BEGIN                                         \
 		__typeof__(herd__call_##call) herd__call_ = herd__call_##call; \
 		HERD__STRICT_END                                           \
 		herd_go_at(HERD__SITE, (scope), herd__call_.fn, &herd__call_.herd__v, \
-			   sizeof herd__call_.herd__v, HERD_FOREVER);          \
+			   sizeof herd__call_.herd__v, (deadline));        \
+	})
+
+/*
+ * HERD_MAIN(task(value)): herd_main for a typed task (see HERD_TASK), which
+ * receives a copy of value. Returns as herd_main:
+ *
+ *     int main(void) { return HERD_MAIN(run(8)) < 0; }
+ */
+#define HERD_MAIN(call)                                                    \
+	__extension__({                                                    \
+		HERD__STRICT_BEGIN                                         \
+		__typeof__(herd__call_##call) herd__main_ = herd__call_##call; \
+		HERD__STRICT_END                                           \
+		herd_main(herd__main_.fn, &herd__main_.herd__v);           \
 	})
 
 /*
