@@ -41,9 +41,9 @@ static int run_echo(const char *name, char *out, size_t size, int *status)
 	return rc;
 }
 
-static void start_job(void *p)
+/* A typed task: j is this task's own copy of the job it was spawned with. */
+HERD_TASK(start_job, struct job, j)
 {
-	struct job j = *(struct job *)p; /* herd copied it for this task */
 	atomic_fetch_add(&started[j.id], 1);
 	char out[64];
 	int status = -1; /* set when run_echo returns 0 */
@@ -57,9 +57,8 @@ static void start_job(void *p)
 
 static atomic_int child_pids[3];
 
-static void forever(void *p)
+HERD_TASK(forever, int, n)
 {
-	int n = *(int *)p;
 	/* A child that would run for an hour. When the scope is cancelled,
 	 * herd_proc_wait returns HERD_ECANCELED, and the child gets SIGTERM;
 	 * closing the scope waits until it is gone. */
@@ -84,32 +83,32 @@ static void forever(void *p)
 }
 
 /* Sends eight jobs on the channel, then closes it. */
-static void produce(void *p)
+HERD_TASK(produce, HERD_CHAN(struct job), ch)
 {
-	herd_chan *ch = *(herd_chan **)p;
 	const char *names[] = {"ant", "bee", "cat", "dog", "eel", "fox", "gnu", "hen"};
 	for (int i = 0; i < 8; i++) {
 		struct job j = {i, names[i]};
-		herd_chan_send(ch, &j, HERD_FOREVER);
+		HERD_SEND(ch, j, HERD_FOREVER);
 	}
 	herd_chan_close(ch);
 }
 
-static void first(void *arg)
+HERD_TASK(first, int, limit)
 {
-	herd_chan *ch;
-	if (herd_chan_make(&ch, sizeof(struct job), 0) < 0)
+	HERD_CHAN(struct job) ch; /* a channel of struct job: checked by the compiler */
+	if (HERD_CHAN_MAKE(ch, 0) < 0)
 		return;
 	herd_scope *jobs;
 	herd_scope_open(&jobs);
-	HERD_GO(jobs, produce, ch);
-	printf("starting 8 jobs from a channel, one task each, on %d workers\n",
-	       herd_workers());
+	herd_scope_limit(jobs, limit); /* at most `limit` jobs at once */
+	HERD_GO(NULL, produce(ch)); /* in this task's scope: not counted in jobs' limit */
+	printf("starting 8 jobs from a channel, one task each, %d at a time, on %d workers\n",
+	       limit, herd_workers());
 	struct job j;
 	HERD_RANGE(j, ch) {                /* for j := range ch */
-		HERD_GO(jobs, start_job, j); /* copies j: the loop may move on */
+		HERD_GO(jobs, start_job(j)); /* copies j: the loop may move on */
 	}
-	herd_scope_close(jobs); /* waits for the producer and all eight */
+	herd_scope_close(jobs); /* waits for all eight */
 	herd_chan_free(ch);
 	for (int i = 0; i < 8; i++)
 		if (atomic_load(&started[i]) != 1)
@@ -119,7 +118,7 @@ static void first(void *arg)
 	herd_scope *workers;
 	herd_scope_open(&workers);
 	for (int i = 0; i < 3; i++)
-		HERD_GO(workers, forever, i);
+		HERD_GO(workers, forever(i));
 	int rc = herd_scope_wait(workers, herd_deadline(50 * HERD_MSEC));
 	printf("waited 50 ms for tasks that never end: %s; cancelling\n",
 	       herd_strerror(rc));
@@ -133,7 +132,7 @@ static void first(void *arg)
 
 int main(void)
 {
-	int rc = herd_main(first, NULL);
+	int rc = HERD_MAIN(first(4));
 	if (rc < 0) {
 		fprintf(stderr, "herd_main: %s\n", herd_strerror(rc));
 		return 1;
