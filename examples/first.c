@@ -96,10 +96,9 @@ HERD_TASK(produce, HERD_CHAN(struct job), ch)
 HERD_TASK(first, int, limit)
 {
 	HERD_CHAN(struct job) ch; /* a channel of struct job: checked by the compiler */
-	if (HERD_CHAN_MAKE(ch, 0) < 0)
-		return;
 	herd_scope *jobs;
-	herd_scope_open(&jobs);
+	if (HERD_CHAN_MAKE(ch, 0) < 0 || herd_scope_open(&jobs) < 0)
+		return;
 	herd_scope_limit(jobs, limit); /* at most `limit` jobs at once */
 	HERD_GO(NULL, produce(ch)); /* in this task's scope: not counted in jobs' limit */
 	printf("starting 8 jobs from a channel, one task each, %d at a time, on %d workers\n",
@@ -116,7 +115,8 @@ HERD_TASK(first, int, limit)
 	printf("every job ran exactly once\n");
 
 	herd_scope *workers;
-	herd_scope_open(&workers);
+	if (herd_scope_open(&workers) < 0)
+		return;
 	for (int i = 0; i < 3; i++)
 		HERD_GO(workers, forever(i));
 	int rc = herd_scope_wait(workers, herd_deadline(50 * HERD_MSEC));

@@ -70,8 +70,10 @@ extern "C" {
 #define HERD_API
 #endif
 
-/* Marks a call whose result must be looked at: what it stores is valid
- * only when it returns 0 (with gcc, a cast to void does not silence it). */
+/* Marks a call whose result must be looked at: one that makes something
+ * (valid only when it returns 0, and to be freed), says how much was read
+ * or written, or which case was chosen. With gcc, a cast to void does not
+ * silence the warning: test the result. */
 #if defined(__GNUC__)
 #define HERD_NODISCARD __attribute__((warn_unused_result))
 #else
@@ -292,7 +294,7 @@ typedef struct herd_scope herd_scope;
  * Returns 0, -ENOMEM, -EINVAL (out is NULL) or -EPERM (not called from a
  * task). Does not block.
  */
-HERD_API int herd_scope_open(herd_scope **out);
+HERD_API HERD_NODISCARD int herd_scope_open(herd_scope **out);
 
 /*
  * The scope of the calling task, or NULL when the caller is not a task.
@@ -668,7 +670,7 @@ typedef struct herd_chan herd_chan;
  * elem_size * capacity bytes (up to 64 TiB within the limits), cannot be
  * allocated. Callable from any thread. Does not block.
  */
-HERD_API int herd_chan_make(herd_chan **out, size_t elem_size, size_t capacity);
+HERD_API HERD_NODISCARD int herd_chan_make(herd_chan **out, size_t elem_size, size_t capacity);
 
 /*
  * Frees a channel and the values still buffered in it. Returns 0; -EBUSY if
@@ -923,7 +925,7 @@ typedef struct herd_case {
  * outside a task.
  * Blocks; cancellation point. With HERD_NOWAIT, callable from any thread.
  */
-HERD_API int herd_select(herd_case *cases, size_t n, int64_t deadline);
+HERD_API HERD_NODISCARD int herd_select(herd_case *cases, size_t n, int64_t deadline);
 
 /* ------------------------------------------------------------------------ */
 /* Timers and tickers                                                       */
@@ -956,7 +958,7 @@ typedef struct herd_timer herd_timer;
  * (HERD_FOREVER) or period negative; -ESRCH if no runtime is running;
  * -ENOMEM. Callable from any thread. Does not block.
  */
-HERD_API int herd_timer_new(herd_timer **out, int64_t deadline, int64_t period);
+HERD_API HERD_NODISCARD int herd_timer_new(herd_timer **out, int64_t deadline, int64_t period);
 
 /* The timer's channel, to receive from or select on. Do not send on it,
  * close it or free it: it belongs to the timer (Go's is receive-only).
@@ -1041,8 +1043,8 @@ HERD_API int herd_fd_wait(int fd, int events, int64_t deadline);
  * call blocks the worker thread, past the deadline (the monitor then moves
  * the worker's other tasks away). EINTR is retried.
  */
-HERD_API ssize_t herd_read(int fd, void *buf, size_t n, int64_t deadline);
-HERD_API ssize_t herd_write(int fd, const void *buf, size_t n, int64_t deadline);
+HERD_API HERD_NODISCARD ssize_t herd_read(int fd, void *buf, size_t n, int64_t deadline);
+HERD_API HERD_NODISCARD ssize_t herd_write(int fd, const void *buf, size_t n, int64_t deadline);
 
 /*
  * Writes all n bytes, waiting as needed. Returns n, or a negative code as
@@ -1059,7 +1061,7 @@ HERD_API ssize_t herd_write_all(int fd, const void *buf, size_t n, int64_t deadl
  * HERD_ETIMEDOUT, HERD_ECANCELED, -EMFILE (limit reached and deadline
  * HERD_NOWAIT; otherwise it waits, see above), -EPERM (not a task).
  */
-HERD_API int herd_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
+HERD_API HERD_NODISCARD int herd_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
 			 int64_t deadline);
 
 /*
@@ -1068,7 +1070,7 @@ HERD_API int herd_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
  * as -ECONNREFUSED), HERD_ETIMEDOUT (the attempt goes on in the kernel:
  * close the socket), HERD_ECANCELED, -EPERM (not a task).
  */
-HERD_API int herd_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
+HERD_API HERD_NODISCARD int herd_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
 			  int64_t deadline);
 
 /*
@@ -1076,14 +1078,14 @@ HERD_API int herd_connect(int fd, const struct sockaddr *addr, socklen_t addrlen
  * Returns it, or -errno; -EMFILE as herd_accept. Blocks only while waiting
  * for a descriptor (see the budget above).
  */
-HERD_API int herd_socket(int domain, int type, int protocol, int64_t deadline);
+HERD_API HERD_NODISCARD int herd_socket(int domain, int type, int protocol, int64_t deadline);
 
 /*
  * pipe2(2) for herd: fds[0] reads, fds[1] writes; both non-blocking,
  * close-on-exec and counted. Returns 0, -EINVAL (fds is NULL), -errno;
  * -EMFILE as herd_accept. Blocks only while waiting for descriptors.
  */
-HERD_API int herd_pipe(int fds[2], int64_t deadline);
+HERD_API HERD_NODISCARD int herd_pipe(int fds[2], int64_t deadline);
 
 /*
  * Closes fd. If herd created it (and counts it), the count goes down and a
@@ -1220,7 +1222,7 @@ typedef struct herd_proc_opts {
  * call. Blocks only while waiting for descriptors; the calling worker is
  * held while the child execs (as with posix_spawn).
  */
-HERD_API int herd_proc_start(herd_proc **out, herd_scope *scope,
+HERD_API HERD_NODISCARD int herd_proc_start(herd_proc **out, herd_scope *scope,
 			     const herd_proc_opts *opts, int64_t deadline);
 
 /* The child's process id. Does not block. */
