@@ -378,17 +378,33 @@ HERD_API int herd_yield(void);
 /*
  * A counter that tasks can wait on until it is zero, as Go's
  * sync.WaitGroup. Prefer scopes in new code: they cannot be miscounted.
+ *
+ * A wait group is a value, as in Go: all zero bytes is a wait group with
+ * counter 0, ready to use, with nothing to free, whether it is static,
+ * on a task's stack, inside a struct, or allocated with calloc:
+ *
+ *     static herd_wg wg = HERD_WG_INIT;     (or: herd_wg wg = {0};)
+ *
+ * Its words are herd's own. It must not be copied, moved or freed while a
+ * task waits on it or a call on it is under way. herd_wg_new and
+ * herd_wg_free make one on the heap and free it.
  */
-typedef struct herd_wg herd_wg;
+typedef struct herd_wg {
+	uint64_t herd__opaque[4];
+} herd_wg;
+
+/* A wait group with counter 0 (all zero bytes). */
+#define HERD_WG_INIT { { 0 } }
 
 /*
- * Creates a wait group with counter 0 and stores it in *out.
+ * Allocates a wait group with counter 0 and stores it in *out.
  * Returns 0, -EINVAL (out is NULL) or -ENOMEM. Callable from any thread.
  */
 HERD_API int herd_wg_new(herd_wg **out);
 
 /*
- * Frees a wait group. Returns 0, or -EBUSY if a task is waiting on it (then
+ * Frees a wait group made by herd_wg_new (not one the program allocated or
+ * declared itself). Returns 0, or -EBUSY if a task is waiting on it (then
  * nothing is freed). NULL is accepted and ignored. Does not block.
  */
 HERD_API int herd_wg_free(herd_wg *wg);
