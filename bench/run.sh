@@ -3,7 +3,7 @@
 #
 # Usage: bench/run.sh <build-dir>
 #
-# Runs <build-dir>/bench/bench-core and bench-proc and their Go twin
+# Runs <build-dir>/bench/bench-core, bench-sync and bench-proc and their Go twin
 # (bench/go/, built here into <build-dir>/bench/go-bench when `go` is on PATH),
 # herd first, benchmark by benchmark, and prints one line per benchmark on
 # stdout, nothing else:
@@ -27,6 +27,10 @@
 #     chan-buffered  1 producer, 1 consumer <= 0.8 x Go   (ratio <= 0.80)
 #     chan-2x2       2 producers, 2 consumers <= 0.8 x Go (ratio <= 0.80)
 #     select         2-case select <= 0.6 x Go            (ratio <= 0.60)
+#     mutex-uncontended  lock, increment, unlock in one task <= 0.7 x Go's
+#                    sync.Mutex                           (ratio <= 0.70)
+#     mutex-contended    the same by 2 tasks on 2 workers <= 0.7 x Go
+#                                                         (ratio <= 0.70)
 #     proc-spawn-raw herd's proc-spawn <= 1.1 x a raw posix_spawn + waitpid
 #                    loop in C                            (ratio <= 1.10)
 #     typed-chan-raw a typed send+receive <= 1.02 x an untyped one
@@ -161,6 +165,8 @@ chan-pingpong ns/roundtrip core go ratio 0.50
 chan-buffered ns/msg core go ratio 0.80
 chan-2x2 ns/msg core go ratio 0.80
 select ns/op core go ratio 0.60
+mutex-uncontended ns/op sync go ratio 0.70
+mutex-contended ns/op sync go ratio 0.70
 proc-spawn us/proc proc go - -
 proc-spawn-raw us/proc proc raw ratio 1.10
 proc-spawn-par us/proc proc go - -

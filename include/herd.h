@@ -11,6 +11,10 @@
  *     errgroup, a task can fail its scope (herd_scope_fail) and a scope can
  *     bound how many of its tasks run at once (herd_scope_limit);
  *   - wait groups for code ported from Go (herd_wg_*);
+ *   - task-aware locks, which park the task rather than the thread:
+ *     mutexes, read-write mutexes, once, condition variables and weighted
+ *     semaphores (herd_mutex_*, herd_rwmutex_*, herd_once_do, herd_cond_*,
+ *     herd_sem_*);
  *   - channels, HERD_RANGE and select, as Go's (herd_chan_*, herd_select);
  *   - time: herd_now, deadlines, herd_sleep, timers and tickers;
  *   - descriptors: waiting for readiness, task-aware read, write, accept and
@@ -591,17 +595,33 @@ HERD_API int herd_yield(void);
 /*
  * A counter that tasks can wait on until it is zero, as Go's
  * sync.WaitGroup. Prefer scopes in new code: they cannot be miscounted.
+ *
+ * A wait group is a value, as in Go: all zero bytes is a wait group with
+ * counter 0, ready to use, with nothing to free, whether it is static,
+ * on a task's stack, inside a struct, or allocated with calloc:
+ *
+ *     static herd_wg wg = HERD_WG_INIT;     (or: herd_wg wg = {0};)
+ *
+ * Its words are herd's own. It must not be copied, moved or freed while a
+ * task waits on it or a call on it is under way. herd_wg_new and
+ * herd_wg_free make one on the heap and free it.
  */
-typedef struct herd_wg herd_wg;
+typedef struct herd_wg {
+	uint64_t herd__opaque[4];
+} herd_wg;
+
+/* A wait group with counter 0 (all zero bytes). */
+#define HERD_WG_INIT { { 0 } }
 
 /*
- * Creates a wait group with counter 0 and stores it in *out.
+ * Allocates a wait group with counter 0 and stores it in *out.
  * Returns 0, -EINVAL (out is NULL) or -ENOMEM. Callable from any thread.
  */
 HERD_API int herd_wg_new(herd_wg **out);
 
 /*
- * Frees a wait group. Returns 0, or -EBUSY if a task is waiting on it (then
+ * Frees a wait group made by herd_wg_new (not one the program allocated or
+ * declared itself). Returns 0, or -EBUSY if a task is waiting on it (then
  * nothing is freed). NULL is accepted and ignored. Does not block.
  */
 HERD_API int herd_wg_free(herd_wg *wg);
@@ -625,6 +645,264 @@ HERD_API int herd_wg_done(herd_wg *wg);
  * outside a task. Blocks; cancellation point.
  */
 HERD_API int herd_wg_wait(herd_wg *wg, int64_t deadline);
+
+/* ------------------------------------------------------------------------ */
+/* Mutexes, once, conditions and semaphores                                 */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Go's sync.Mutex, sync.RWMutex, sync.Once and sync.Cond, and the weighted
+ * semaphore of golang.org/x/sync/semaphore, for tasks: a task that has to
+ * wait parks, and its worker runs other tasks meanwhile. A pthread mutex
+ * held across a call that may park (a channel operation, herd_sleep, I/O)
+ * makes every task that then waits for it stall its whole worker thread,
+ * and with it the tasks queued there; these do not.
+ *
+ * Values: every type here is a value, as in Go. All zero bytes is a ready,
+ * unlocked object (HERD_*_INIT, `= {0}`, static storage, calloc), except
+ * that a semaphore's capacity must be given (HERD_SEM_INIT, herd_sem_init).
+ * Nothing is allocated and there is nothing to free. The words are herd's
+ * own. An object must not be copied, moved or freed while it is in use:
+ * locked, waited on, or with a call on it under way.
+ *
+ * Threads: the calls that never block (herd_mutex_trylock, the unlocks,
+ * herd_cond_signal and herd_cond_broadcast, herd_sem_tryacquire and
+ * herd_sem_release) may be made from any thread, while a runtime runs or
+ * not. A call that may block needs a task only when it has to wait: from
+ * any other thread it succeeds if it can at once, and otherwise returns
+ * -EPERM (HERD_ETIMEDOUT for deadline HERD_NOWAIT) having done nothing.
+ * herd_once_do waits from any thread (a thread that is not a task sleeps).
+ *
+ * Cancellation: locking a mutex or a read-write mutex is not a
+ * cancellation point, as in Go: locks are held briefly, and a cancelled
+ * task must still be able to take one to clean up (bound the wait with a
+ * deadline instead). Nor is herd_once_do. herd_cond_wait and
+ * herd_sem_acquire are cancellation points.
+ *
+ * Memory: an unlock happens before the lock or read lock that next takes
+ * the mutex; a runlock happens before the next write lock; the return of
+ * herd_once_do's fn happens before every herd_once_do on that once
+ * returns; a herd_sem_release happens before the acquires it lets through.
+ */
+
+/*
+ * A mutual-exclusion lock, as Go's sync.Mutex. It is not tied to a task:
+ * any task or thread may unlock a mutex that another locked, as in Go. It
+ * is not recursive: a task that locks a mutex it holds waits for itself
+ * (until its deadline).
+ *
+ * Fairness, as Go's: a task that finds the mutex free takes it, even while
+ * others wait (a running task takes it far sooner than a parked one could
+ * be woken), and an unlock wakes the first waiter to compete for it. But a
+ * waiter that loses after waiting more than 1 ms puts the mutex in handoff
+ * mode: each unlock hands it to the first waiter, in order, and newcomers
+ * queue behind, until the queue is empty or a waiter got it quickly. So a
+ * waiter never waits for ever behind a stream of lockers.
+ */
+typedef struct herd_mutex {
+	uint64_t herd__opaque[4];
+} herd_mutex;
+
+/* An unlocked mutex (all zero bytes). */
+#define HERD_MUTEX_INIT { { 0 } }
+
+/*
+ * Locks m, waiting until it is free: a task spins briefly (a mutex is
+ * usually released soon), then parks. Uncontended, it costs one atomic
+ * compare-and-swap.
+ * Returns 0 with m locked; HERD_ETIMEDOUT if the deadline passes first
+ * (m is left as it was, not locked by the caller); -EINVAL if m is NULL;
+ * -EPERM if it would have to wait outside a task; -ENOMEM (see the
+ * conventions).
+ * Blocks; not a cancellation point (see above): a task whose scope is
+ * cancelled still waits for the mutex, up to its deadline.
+ */
+HERD_API int herd_mutex_lock(herd_mutex *m, int64_t deadline);
+
+/*
+ * Locks m if it is free now. Returns 0 with m locked; -EBUSY if it is held
+ * (or, in handoff mode, promised to a waiter); -EINVAL if m is NULL.
+ * Callable from any thread. Does not block.
+ */
+HERD_API int herd_mutex_trylock(herd_mutex *m);
+
+/*
+ * Unlocks m and, if tasks wait for it, wakes the first (or, in handoff
+ * mode, hands m to it). Uncontended, it costs one atomic compare-and-swap.
+ * Returns 0; -EPERM if m is not locked (nothing changes, and m stays
+ * usable); -EINVAL if m is NULL. Callable from any thread. Does not block.
+ */
+HERD_API int herd_mutex_unlock(herd_mutex *m);
+
+/*
+ * A reader-writer lock, as Go's sync.RWMutex: held by any number of
+ * readers, or by one writer. A writer that waits blocks new readers, so
+ * that a stream of overlapping readers cannot starve it; when a writer
+ * unlocks, the readers that queued meanwhile go first, then the next
+ * writer, so readers are not starved either. Read locks are not
+ * recursive: a task that read-locks twice while a writer waits waits for
+ * itself, as in Go. Any task or thread may unlock.
+ */
+typedef struct herd_rwmutex {
+	uint64_t herd__opaque[6];
+} herd_rwmutex;
+
+/* An unlocked read-write mutex (all zero bytes). */
+#define HERD_RWMUTEX_INIT { { 0 } }
+
+/*
+ * Locks rw for reading, waiting while a writer holds it or waits for it.
+ * Returns 0 with a read lock; HERD_ETIMEDOUT if the deadline passes first
+ * (nothing is held); -EINVAL if rw is NULL; -EPERM if it would have to
+ * wait outside a task; -EAGAIN if 2^30 - 1 read locks are held already;
+ * -ENOMEM. Blocks; not a cancellation point.
+ */
+HERD_API int herd_rwmutex_rlock(herd_rwmutex *rw, int64_t deadline);
+
+/*
+ * Releases one read lock; the last one out lets a waiting writer in.
+ * Returns 0; -EPERM if rw is not read-locked (nothing changes); -EINVAL if
+ * rw is NULL. Callable from any thread. Does not block.
+ */
+HERD_API int herd_rwmutex_runlock(herd_rwmutex *rw);
+
+/*
+ * Locks rw for writing, waiting until no reader or writer holds it.
+ * Returns 0 with the write lock; HERD_ETIMEDOUT if the deadline passes
+ * first (nothing is held; readers it held back go on); -EINVAL if rw is
+ * NULL; -EPERM if it would have to wait outside a task; -ENOMEM.
+ * Blocks; not a cancellation point.
+ */
+HERD_API int herd_rwmutex_lock(herd_rwmutex *rw, int64_t deadline);
+
+/*
+ * Releases the write lock. Returns 0; -EPERM if rw is not write-locked
+ * (nothing changes); -EINVAL if rw is NULL. Callable from any thread. Does
+ * not block.
+ */
+HERD_API int herd_rwmutex_unlock(herd_rwmutex *rw);
+
+/*
+ * Runs a function once, as Go's sync.Once: of all the calls of
+ * herd_once_do on one once, exactly one runs its fn.
+ */
+typedef struct herd_once {
+	uint64_t herd__opaque[4];
+} herd_once;
+
+/* A once whose function has not run (all zero bytes). */
+#define HERD_ONCE_INIT { { 0 } }
+
+/*
+ * Runs fn(arg) if no call on o has run its function yet; otherwise waits
+ * until the call that runs it has returned. Either way, when it returns,
+ * the function has run and returned, and what it wrote is visible.
+ * Returns 1 if this call ran fn, 0 if another did; -EINVAL if o or fn is
+ * NULL. Blocks only while another call runs the function: a task parks,
+ * another thread sleeps. Not a cancellation point (it returns only once
+ * the function has run). Callable from any thread, while a runtime runs
+ * or not. fn must not call herd_once_do on o: it would wait for itself.
+ */
+HERD_API int herd_once_do(herd_once *o, void (*fn)(void *arg), void *arg);
+
+/*
+ * A condition variable, as Go's sync.Cond (whose mutex, a field there, is
+ * given to each wait here): tasks wait on it, holding a mutex, until
+ * another signals it. A wait may return 0 and find the condition false
+ * (another task may have changed it first): wait in a loop that tests it,
+ * with the mutex held:
+ *
+ *     herd_mutex_lock(&mu, HERD_FOREVER);
+ *     while (!ready && (rc = herd_cond_wait(&cv, &mu, deadline)) == 0)
+ *             ;
+ *     ... (mu is held, whatever rc is)
+ *     herd_mutex_unlock(&mu);
+ */
+typedef struct herd_cond {
+	uint64_t herd__opaque[4];
+} herd_cond;
+
+/* A condition variable nobody waits on (all zero bytes). */
+#define HERD_COND_INIT { { 0 } }
+
+/*
+ * Unlocks m, which the caller holds, and parks until herd_cond_signal or
+ * herd_cond_broadcast wakes the task, atomically: a signal made after the
+ * unlock is not missed. Re-locks m before it returns, whatever it returns
+ * (but -EINVAL and -EPERM, which leave m untouched); that re-lock waits,
+ * past the deadline and through cancellation, for as long as another task
+ * holds m.
+ * Returns 0 when woken by a signal or a broadcast; HERD_ETIMEDOUT at the
+ * deadline (at once, m never unlocked, for HERD_NOWAIT); HERD_ECANCELED if
+ * the calling task's scope is cancelled before the call or while it waits;
+ * -EINVAL if c or m is NULL; -EPERM if m is not locked, or outside a task;
+ * -ENOMEM.
+ * Blocks; cancellation point.
+ */
+HERD_API int herd_cond_wait(herd_cond *c, herd_mutex *m, int64_t deadline);
+
+/*
+ * Wakes the task that has waited longest on c, if any (herd_cond_signal),
+ * or every task waiting on c (herd_cond_broadcast). Holding the waiters'
+ * mutex is allowed and not required. Returns how many tasks it woke (0 or
+ * more); -EINVAL if c is NULL. Callable from any thread. Does not block.
+ */
+HERD_API int herd_cond_signal(herd_cond *c);
+HERD_API int herd_cond_broadcast(herd_cond *c);
+
+/*
+ * A weighted semaphore, as golang.org/x/sync/semaphore's Weighted: a
+ * capacity of units, of which herd_sem_acquire takes n, waiting until
+ * they are free, and herd_sem_release gives n back. Waiters are served in
+ * the order they came: a large request that waits holds back later,
+ * smaller ones, which would otherwise starve it. With weights of 1 it is a
+ * counting semaphore, to bound how many tasks do something at once.
+ * All zero bytes is a semaphore of capacity 0, which no acquire can take
+ * from: give it its capacity with HERD_SEM_INIT or herd_sem_init.
+ */
+typedef struct herd_sem {
+	int64_t herd__capacity;
+	uint64_t herd__opaque[4];
+} herd_sem;
+
+/* A semaphore of capacity n (a constant expression, more than 0), none
+ * of it acquired. */
+#define HERD_SEM_INIT(n) { (n), { 0 } }
+
+/*
+ * Makes *s a semaphore of capacity n, none of it acquired, as
+ * HERD_SEM_INIT does; for one made at run time. Only for a semaphore not
+ * in use. Returns 0; -EINVAL if s is NULL or n <= 0. Does not block.
+ */
+HERD_API int herd_sem_init(herd_sem *s, int64_t n);
+
+/*
+ * Acquires n units, waiting until n are free and every task that waited
+ * before has been served.
+ * Returns 0 with the n units; HERD_ETIMEDOUT if the deadline passes first,
+ * HERD_ECANCELED (in both cases nothing is acquired, and the waiters that
+ * it held back may go); -EINVAL if s is NULL, n <= 0 or n exceeds the
+ * capacity (it could never be served); -EPERM if it would have to wait
+ * outside a task; -ENOMEM.
+ * Blocks; cancellation point.
+ */
+HERD_API int herd_sem_acquire(herd_sem *s, int64_t n, int64_t deadline);
+
+/*
+ * Acquires n units if they are free now and nobody waits. Returns 0 with
+ * them; -EBUSY if not (nothing is acquired); -EINVAL as herd_sem_acquire.
+ * Callable from any thread. Does not block.
+ */
+HERD_API int herd_sem_tryacquire(herd_sem *s, int64_t n);
+
+/*
+ * Releases n units and wakes the waiters that can now be served, in order.
+ * Any task or thread may release units that another acquired. Returns 0;
+ * -ERANGE if it would release more units than are acquired (nothing
+ * changes); -EINVAL if s is NULL or n <= 0. Callable from any thread.
+ * Does not block.
+ */
+HERD_API int herd_sem_release(herd_sem *s, int64_t n);
 
 /* ------------------------------------------------------------------------ */
 /* Channels                                                                 */

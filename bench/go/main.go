@@ -1,8 +1,10 @@
-// Command go-bench is the Go twin of bench/bench-core.c and bench/bench-proc.c:
-// the same benchmarks (spawn, skynet, yield, mem-parked, mem-spawned in
-// bench.go; chan-pingpong, chan-buffered, chan-2x2, select in chan.go;
-// proc-spawn, proc-spawn-par in proc.go), doing the same work with goroutines
-// and os/exec, so that bench/run.sh can compare herd with Go.
+// Command go-bench is the Go twin of bench/bench-core.c, bench/bench-sync.c
+// and bench/bench-proc.c: the same benchmarks (spawn, skynet, yield,
+// mem-parked, mem-spawned in bench.go; chan-pingpong, chan-buffered,
+// chan-2x2, select in chan.go; mutex-uncontended, mutex-contended in
+// mutex.go; proc-spawn, proc-spawn-par in proc.go), doing the same work with
+// goroutines, sync.Mutex and os/exec, so that bench/run.sh can compare herd
+// with Go.
 //
 // Usage: go-bench <benchmark>. A benchmark prints one line, "<value> <unit>",
 // on stdout, and its diagnostics on stderr. Timings run once to warm up, then
@@ -38,6 +40,8 @@ var benches = []bench{
 	{"chan-buffered", "ns/msg", 1, benchBuffered},
 	{"chan-2x2", "ns/msg", 1, benchTwoByTwo},
 	{"select", "ns/op", 1, benchSelect},
+	{"mutex-uncontended", "ns/op", 2, benchMutexUncontended},
+	{"mutex-contended", "ns/op", 2, benchMutexContended},
 	{"proc-spawn", "us/proc", 1, benchProcSpawn},
 	{"proc-spawn-par", "us/proc", 1, benchProcSpawnPar},
 }

@@ -10,7 +10,8 @@
  *          backend (epoll), context switch and clone3 in assembly
  *   core/  tasks, stacks, object caches, the scheduler, parking, timers,
  *          the scopes that own tasks, spawn checks
- *   sync/  wait groups, channels, select, channel timers
+ *   sync/  wait groups, channels, select, channel timers, mutexes and
+ *          the other task-aware locks
  *   io/    the poller, the descriptor budget, I/O calls, helper threads
  *   proc/  child processes: start, reap, end; cgroups; orphans
  *   run/   herd_run and its supervisor: the monitor, signals, exit()
@@ -246,11 +247,30 @@ static inline void herd__mutex_init(herd__mutex *m, enum herd__rank rank)
 
 void herd__mutex_lock_slow(herd__mutex *m);
 #if HERD_CHECKED
-void herd__rank_acquire(const herd__mutex *m);
-void herd__rank_release(const herd__mutex *m);
+/* The checks of taking and releasing m, whose rank is `rank`. */
+void herd__rank_acquire_as(const herd__mutex *m, unsigned rank);
+void herd__rank_release_as(const herd__mutex *m, unsigned rank);
+static inline void herd__rank_acquire(const herd__mutex *m)
+{
+	herd__rank_acquire_as(m, m->rank);
+}
+static inline void herd__rank_release(const herd__mutex *m)
+{
+	herd__rank_release_as(m, m->rank);
+}
 /* Asserts that the calling thread holds no herd lock (before a switch). */
 void herd__rank_none_held(void);
 #else
+static inline void herd__rank_acquire_as(const herd__mutex *m, unsigned rank)
+{
+	(void)m;
+	(void)rank;
+}
+static inline void herd__rank_release_as(const herd__mutex *m, unsigned rank)
+{
+	(void)m;
+	(void)rank;
+}
 static inline void herd__rank_acquire(const herd__mutex *m) { (void)m; }
 static inline void herd__rank_release(const herd__mutex *m) { (void)m; }
 static inline void herd__rank_none_held(void) {}
@@ -275,6 +295,31 @@ static inline void herd__mutex_lock(herd__mutex *m)
 static inline void herd__mutex_unlock(herd__mutex *m)
 {
 	herd__rank_release(m);
+	if (herd__unlikely(atomic_exchange_explicit(&m->state, 0, mo_release) == 2))
+		herd__futex_wake(&m->state, 1);
+}
+
+/*
+ * The lock of an object that lives in the program's memory (herd_wg,
+ * herd_mutex and the other value types of herd.h), which must work from
+ * all-zero bytes, static storage and calloc included. Its rank,
+ * HERD__RANK_OBJECT, is implied by these two calls rather than stored in
+ * the lock, so a zeroed lock is a valid, free one; herd__mutex_lock would
+ * refuse it in checked builds as never initialised.
+ */
+static inline void herd__objlock(herd__mutex *m)
+{
+	uint32_t c = 0;
+	herd__rank_acquire_as(m, HERD__RANK_OBJECT);
+	if (herd__likely(atomic_compare_exchange_strong_explicit(
+		    &m->state, &c, 1, mo_acquire, mo_relaxed)))
+		return;
+	herd__mutex_lock_slow(m);
+}
+
+static inline void herd__objunlock(herd__mutex *m)
+{
+	herd__rank_release_as(m, HERD__RANK_OBJECT);
 	if (herd__unlikely(atomic_exchange_explicit(&m->state, 0, mo_release) == 2))
 		herd__futex_wake(&m->state, 1);
 }

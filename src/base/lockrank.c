@@ -7,7 +7,9 @@
  * the order among those is the caller's, by address or parent first).
  * Locks may be released in any order. A task never holds a lock across a
  * context switch (herd__rank_none_held before each), so the per-thread
- * record is the task's too. Only checked builds have it.
+ * record is the task's too. Only checked builds have it. A lock stores its
+ * rank, except the lock of an object in the program's memory, which may be
+ * all zeros: herd__objlock names its rank at each call (base.h).
  *
  * No lock: the record is thread-local. The report writes with write(2), so
  * that it works in a signal handler and with the heap broken.
@@ -43,11 +45,12 @@ static __thread struct {
 	unsigned top;      /* the highest rank held, 0 for none */
 } held;
 
-static HERD__NORETURN void rank_fail(const char *what, const herd__mutex *m)
+static HERD__NORETURN void rank_fail(const char *what, const herd__mutex *m,
+				     unsigned rank)
 {
 	char buf[256];
 	int n = snprintf(buf, sizeof buf, "herd: lock rank: %s: lock %p (rank %u), holding ranks",
-			 what, (const void *)m, m ? m->rank : 0);
+			 what, (const void *)m, rank);
 	for (unsigned r = 1; r < HERD__RANK_COUNT && n > 0 && (size_t)n < sizeof buf; r++)
 		if (held.count[r])
 			n += snprintf(buf + n, sizeof buf - (size_t)n, " %u(x%u)", r,
@@ -60,16 +63,15 @@ static HERD__NORETURN void rank_fail(const char *what, const herd__mutex *m)
 	abort();
 }
 
-void herd__rank_acquire(const herd__mutex *m)
+void herd__rank_acquire_as(const herd__mutex *m, unsigned r)
 {
-	unsigned r = m->rank;
 	if (r == HERD__RANK_NONE || r >= HERD__RANK_COUNT)
-		rank_fail("lock never initialised", m);
+		rank_fail("lock never initialised", m, r);
 	bool multi = HERD__RANK_MULTI & (1u << r);
 	if (r < held.top || (r == held.top && !multi)) {
 		if (held.single[r] == m)
-			rank_fail("lock already held by this thread", m);
-		rank_fail("taken out of order", m);
+			rank_fail("lock already held by this thread", m, r);
+		rank_fail("taken out of order", m, r);
 	}
 	held.count[r]++;
 	if (!multi)
@@ -77,12 +79,11 @@ void herd__rank_acquire(const herd__mutex *m)
 	held.top = r;
 }
 
-void herd__rank_release(const herd__mutex *m)
+void herd__rank_release_as(const herd__mutex *m, unsigned r)
 {
-	unsigned r = m->rank;
 	if (r >= HERD__RANK_COUNT || held.count[r] == 0 ||
 	    (!(HERD__RANK_MULTI & (1u << r)) && held.single[r] != m))
-		rank_fail("releasing a lock this thread does not hold", m);
+		rank_fail("releasing a lock this thread does not hold", m, r);
 	if (--held.count[r] == 0) {
 		held.single[r] = NULL;
 		if (r == held.top)
@@ -94,7 +95,7 @@ void herd__rank_release(const herd__mutex *m)
 void herd__rank_none_held(void)
 {
 	if (held.top)
-		rank_fail("a lock held across a context switch", NULL);
+		rank_fail("a lock held across a context switch", NULL, 0);
 }
 
 #endif /* HERD_CHECKED */

@@ -1,6 +1,14 @@
 /*
- * sync.h - the synchronisation layer: wait groups, channels, select, and
- * the timers that deliver on channels. Built on core's parking (wait.c).
+ * sync.h - the synchronisation layer: wait groups, channels, select, the
+ * timers that deliver on channels, and the task-aware locks (mutexes,
+ * read-write mutexes, once, conditions, semaphores). Built on core's
+ * parking (wait.c).
+ *
+ * The wait groups and the locks are values in the program's memory, which
+ * herd.h declares as opaque words: each file here lays out its own struct
+ * in them (marked may_alias, since the program's object has the public
+ * type) and checks that it fits. They work from all-zero bytes, so their
+ * lock is an object lock (herd__objlock, base.h), whose rank is implied.
  */
 #ifndef HERD_SYNC_H
 #define HERD_SYNC_H
@@ -40,5 +48,49 @@ int herd__chan_recv_locked(herd_chan *ch, void *elem);
 void herd__chan_drain_locked(herd_chan *ch);
 /* Whether a task is blocked on ch. */
 bool herd__chan_busy(herd_chan *ch);
+
+/* An internal struct laid out in the words of a public value type. */
+#define HERD__IN_PUBLIC(internal, public)                                     \
+	_Static_assert(sizeof(internal) <= sizeof(public) &&                  \
+			       _Alignof(internal) <= _Alignof(public),        \
+		       #internal " fits in " #public)
+
+/*
+ * Parks the calling task as herd__wait does, queued under the object lock
+ * `lock` (herd__objlock), which this releases.
+ */
+static inline int herd__objwait(herd__worker **wp, herd__mutex *lock,
+				int64_t deadline, bool cancellable)
+{
+	herd__wait_prepare(*wp, (*wp)->cur, cancellable);
+	herd__objunlock(lock);
+	return herd__wait_park(wp, deadline, cancellable);
+}
+
+/*
+ * The calling task's worker if the caller may wait now, else NULL with
+ * *why set: 0 for deadline HERD_NOWAIT (the call polls), -EPERM outside a
+ * task, HERD_ECANCELED if `cancellable` and the task's scope is cancelled.
+ */
+static inline herd__worker *herd__may_wait(int64_t deadline, bool cancellable,
+					   int *why)
+{
+	*why = 0;
+	if (deadline == HERD_NOWAIT)
+		return NULL;
+	herd__worker *w = herd__self();
+	if (!w || !w->cur) {
+		*why = -EPERM;
+		return NULL;
+	}
+	if (cancellable && herd__scope_canceled(w->cur->scope)) {
+		*why = HERD_ECANCELED;
+		return NULL;
+	}
+	return w;
+}
+
+/* Whether m is locked now (by anybody), for herd_cond_wait's check. */
+bool herd__mutex_is_locked(herd_mutex *m);
 
 #endif /* HERD_SYNC_H */
