@@ -141,7 +141,7 @@ static int wait_exit_or_kill(struct run *R, herd_proc *p, int64_t deadline)
 	return herd_select(cs, 2, deadline);
 }
 
-/* p's exit status. A wait cut short (the run is being cancelled) ends the
+/* p's exit status. A wait cut short (the run is being canceled) ends the
  * job instead, which is not a cancellation point, so that the status is
  * had all the same; herd_proc_kill then fails only if the status was lost
  * (-ECHILD), which is reported as a death by SIGKILL. */

@@ -59,7 +59,7 @@ static atomic_int child_pids[3];
 
 HERD_TASK(forever, int, n)
 {
-	/* A child that would run for an hour. When the scope is cancelled,
+	/* A child that would run for an hour. When the scope is canceled,
 	 * herd_proc_wait returns HERD_ECANCELED, and the child gets SIGTERM;
 	 * closing the scope waits until it is gone. */
 	char *argv[] = {"sleep", "3600", NULL};
@@ -120,7 +120,7 @@ HERD_TASK(first, int, limit)
 	for (int i = 0; i < 3; i++)
 		HERD_GO(workers, forever(i));
 	int rc = herd_scope_wait(workers, herd_deadline(50 * HERD_MSEC));
-	printf("waited 50 ms for tasks that never end: %s; cancelling\n",
+	printf("waited 50 ms for tasks that never end: %s; canceling\n",
 	       herd_strerror(rc));
 	herd_scope_cancel(workers);
 	herd_scope_close(workers);

@@ -6,7 +6,7 @@
  *   - tasks: cheap stackful coroutines that an M:N work-stealing scheduler
  *     runs on every core (herd_go, HERD_GO, herd_yield);
  *   - scopes: every task belongs to one; a scope is never freed while one of
- *     its tasks runs, and cancelling it makes the blocking calls of its tasks
+ *     its tasks runs, and canceling it makes the blocking calls of its tasks
  *     (and of the scopes nested in it) return HERD_ECANCELED; as Go's
  *     errgroup, a task can fail its scope (herd_scope_fail) and a scope can
  *     bound how many of its tasks run at once (herd_scope_limit);
@@ -38,7 +38,7 @@
  *     the poller's registration of the descriptor, could not be allocated.
  *     It returns at once then, as any failed call, having done nothing.
  *   - A call that may block is a cancellation point: if the calling task's
- *     scope (or any scope it is nested in) is cancelled, the call returns
+ *     scope (or any scope it is nested in) is canceled, the call returns
  *     HERD_ECANCELED at once, or as soon as the cancellation happens while it
  *     waits. Calls with deadline HERD_NOWAIT are not cancellation points.
  *   - Blocking calls may only be made from a task; from any other thread they
@@ -97,7 +97,7 @@ extern "C" {
  * one of these or the negation of an errno, never both.
  */
 enum {
-	/* The calling task's scope, or a scope it is nested in, was cancelled. */
+	/* The calling task's scope, or a scope it is nested in, was canceled. */
 	HERD_ECANCELED = -10001,
 	/* The deadline passed before the call could complete. */
 	HERD_ETIMEDOUT = -10002,
@@ -150,7 +150,7 @@ HERD_API int64_t herd_deadline(int64_t timeout);
  * Parks the calling task until `deadline` has passed (never earlier); other
  * tasks run meanwhile and a sleeping task costs no CPU.
  * Returns 0 once the deadline has passed, HERD_ECANCELED if the task's scope is
- * cancelled first, -EINVAL for HERD_FOREVER (a task that must wait for ever
+ * canceled first, -EINVAL for HERD_FOREVER (a task that must wait for ever
  * should wait for something), -EPERM outside a task.
  * Blocks; cancellation point (except for deadline HERD_NOWAIT, which returns
  * 0 at once).
@@ -219,11 +219,11 @@ typedef struct herd_config {
  *
  * HERD_RUN_CANCEL_ON_RETURN: the program ends when its first task returns,
  * as a Go program ends when main returns. Once herd_run's fn has returned,
- * the root scope is cancelled (see herd_scope_cancel): every blocking call
+ * the root scope is canceled (see herd_scope_cancel): every blocking call
  * of every other task returns HERD_ECANCELED, nothing new can be spawned or
  * started, and every child process gets SIGTERM. The cancellation comes
  * before the scopes the first task left open are closed for it, so their
- * tasks are cancelled too. herd_run then waits, as always, for every task
+ * tasks are canceled too. herd_run then waits, as always, for every task
  * to end, and ends the child processes still running: nothing is left when
  * it returns. Unlike Go, herd stops no task by force: a task that never
  * blocks, or that blocks where cancellation does not reach (herd_blocking,
@@ -294,7 +294,7 @@ typedef struct herd_scope herd_scope;
 
 /*
  * Opens a new scope, a child of the calling task's scope, and stores it in
- * *out. If the parent is already cancelled, the new scope starts cancelled.
+ * *out. If the parent is already canceled, the new scope starts canceled.
  * Returns 0, -ENOMEM, -EINVAL (out is NULL) or -EPERM (not called from a
  * task). Does not block.
  */
@@ -314,7 +314,7 @@ HERD_API herd_scope *herd_scope_current(void);
  * herd_scope_fail: read herd_scope_err, as a failure's code, HERD_ETIMEDOUT
  * say, could not be told from the wait's own); HERD_ETIMEDOUT if the
  * deadline passes first; HERD_ECANCELED if the calling task's scope is
- * cancelled first (a scope's own cancellation does not end the wait: its
+ * canceled first (a scope's own cancellation does not end the wait: its
  * tasks are expected to return); -EDEADLK if the calling task belongs to
  * the scope or to a scope nested in it (it would wait for itself); -EINVAL
  * if scope is NULL; -EPERM outside a task.
@@ -328,7 +328,7 @@ HERD_API int herd_scope_wait(herd_scope *scope, int64_t deadline);
  * later, returns HERD_ECANCELED, and spawning into them fails with
  * HERD_ECANCELED. Tasks are not stopped otherwise: a task that computes
  * without blocking should check herd_canceled() now and then.
- * Cancelling twice is harmless. Cancelling records no failure (see
+ * Canceling twice is harmless. Canceling records no failure (see
  * herd_scope_fail). Callable from any task. Does not block.
  * Returns 0, or -EINVAL if scope is NULL.
  */
@@ -356,7 +356,7 @@ HERD_API int herd_scope_close(herd_scope *scope);
  * as herd_scope_cancel does (every blocking call of its tasks, and of the
  * scopes nested in it, returns HERD_ECANCELED; spawns into them fail);
  * later failures change nothing. A failure is recorded even in a scope
- * already cancelled. herd_scope_close returns the code, herd_scope_err
+ * already canceled. herd_scope_close returns the code, herd_scope_err
  * reads it. A failure of a nested scope does not fail its parent; to pass
  * it on: `if ((rc = herd_scope_close(inner)) < 0) herd_scope_fail(NULL, rc);`.
  * scope NULL: the calling task's scope. `code` must be negative: a HERD_E*
@@ -397,7 +397,7 @@ HERD_API int herd_scope_limit(herd_scope *scope, int n);
 
 /*
  * 1 if the calling task's scope, or a scope it is nested in, has been
- * cancelled; 0 if not or when the caller is not a task. Does not block.
+ * canceled; 0 if not or when the caller is not a task. Does not block.
  */
 HERD_API int herd_canceled(void);
 
@@ -418,7 +418,7 @@ HERD_API int herd_canceled(void);
  * the task uses it.
  *
  * The new task may run at once on another worker, or later; run queues have
- * no limit but memory. Returns 0; HERD_ECANCELED if the scope is cancelled
+ * no limit but memory. Returns 0; HERD_ECANCELED if the scope is canceled
  * (no task is started); -EINVAL if fn is NULL, if size is not 0 and arg is
  * NULL, or if scope is NULL outside a task; -EPERM if no runtime is running;
  * -ENOMEM, also for a size that no object can have (above PTRDIFF_MAX less
@@ -445,7 +445,7 @@ HERD_API int herd_go(herd_scope *scope, herd_fn fn, const void *arg, size_t size
  * get places in the order in which they came. Returns as herd_go, and:
  * HERD_ETIMEDOUT if the deadline passes first (at once with HERD_NOWAIT
  * when the scope is full, as Go's errgroup.TryGo returns false);
- * HERD_ECANCELED if the calling task's scope, or `scope`, is cancelled
+ * HERD_ECANCELED if the calling task's scope, or `scope`, is canceled
  * before it gets a place; -EAGAIN if the caller is not a task and would
  * have to wait (a thread cannot; with HERD_NOWAIT it gets HERD_ETIMEDOUT,
  * as a task does). On error nothing is spawned.
@@ -583,7 +583,7 @@ HERD_API int herd_go_at(const char *site, herd_scope *scope, herd_fn fn,
  * Lets other tasks run: the calling task goes to the back of its worker's
  * queue if any other task is ready there. A task that computes for a long
  * time without blocking should call it now and then.
- * Returns 0, HERD_ECANCELED if the task's scope is cancelled (it still
+ * Returns 0, HERD_ECANCELED if the task's scope is canceled (it still
  * yields; the code is a convenient place to stop), or -EPERM outside a task.
  */
 HERD_API int herd_yield(void);
@@ -617,7 +617,7 @@ typedef struct herd_wg {
  * Allocates a wait group with counter 0 and stores it in *out.
  * Returns 0, -EINVAL (out is NULL) or -ENOMEM. Callable from any thread.
  */
-HERD_API int herd_wg_new(herd_wg **out);
+HERD_API HERD_NODISCARD int herd_wg_new(herd_wg **out);
 
 /*
  * Frees a wait group made by herd_wg_new (not one the program allocated or
@@ -674,7 +674,7 @@ HERD_API int herd_wg_wait(herd_wg *wg, int64_t deadline);
  * herd_once_do waits from any thread (a thread that is not a task sleeps).
  *
  * Cancellation: locking a mutex or a read-write mutex is not a
- * cancellation point, as in Go: locks are held briefly, and a cancelled
+ * cancellation point, as in Go: locks are held briefly, and a canceled
  * task must still be able to take one to clean up (bound the wait with a
  * deadline instead). Nor is herd_once_do. herd_cond_wait and
  * herd_sem_acquire are cancellation points.
@@ -715,7 +715,7 @@ typedef struct herd_mutex {
  * -EPERM if it would have to wait outside a task; -ENOMEM (see the
  * conventions).
  * Blocks; not a cancellation point (see above): a task whose scope is
- * cancelled still waits for the mutex, up to its deadline.
+ * canceled still waits for the mutex, up to its deadline.
  */
 HERD_API int herd_mutex_lock(herd_mutex *m, int64_t deadline);
 
@@ -724,7 +724,7 @@ HERD_API int herd_mutex_lock(herd_mutex *m, int64_t deadline);
  * (or, in handoff mode, promised to a waiter); -EINVAL if m is NULL.
  * Callable from any thread. Does not block.
  */
-HERD_API int herd_mutex_trylock(herd_mutex *m);
+HERD_API HERD_NODISCARD int herd_mutex_trylock(herd_mutex *m);
 
 /*
  * Unlocks m and, if tasks wait for it, wakes the first (or, in handoff
@@ -834,12 +834,12 @@ typedef struct herd_cond {
  * holds m.
  * Returns 0 when woken by a signal or a broadcast; HERD_ETIMEDOUT at the
  * deadline (at once, m never unlocked, for HERD_NOWAIT); HERD_ECANCELED if
- * the calling task's scope is cancelled before the call or while it waits;
+ * the calling task's scope is canceled before the call or while it waits;
  * -EINVAL if c or m is NULL; -EPERM if m is not locked, or outside a task;
  * -ENOMEM.
  * Blocks; cancellation point.
  */
-HERD_API int herd_cond_wait(herd_cond *c, herd_mutex *m, int64_t deadline);
+HERD_API HERD_NODISCARD int herd_cond_wait(herd_cond *c, herd_mutex *m, int64_t deadline);
 
 /*
  * Wakes the task that has waited longest on c, if any (herd_cond_signal),
@@ -886,14 +886,14 @@ HERD_API int herd_sem_init(herd_sem *s, int64_t n);
  * outside a task; -ENOMEM.
  * Blocks; cancellation point.
  */
-HERD_API int herd_sem_acquire(herd_sem *s, int64_t n, int64_t deadline);
+HERD_API HERD_NODISCARD int herd_sem_acquire(herd_sem *s, int64_t n, int64_t deadline);
 
 /*
  * Acquires n units if they are free now and nobody waits. Returns 0 with
  * them; -EBUSY if not (nothing is acquired); -EINVAL as herd_sem_acquire.
  * Callable from any thread. Does not block.
  */
-HERD_API int herd_sem_tryacquire(herd_sem *s, int64_t n);
+HERD_API HERD_NODISCARD int herd_sem_tryacquire(herd_sem *s, int64_t n);
 
 /*
  * Releases n units and wakes the waiters that can now be served, in order.
@@ -1080,7 +1080,7 @@ HERD_API int herd_chan_recv_sized(herd_chan *ch, void *elem, size_t size,
  *     }
  *
  * The loop also ends if the receive fails otherwise (the task's scope is
- * cancelled, or var has the wrong size); HERD_RANGE_RC stores the code that
+ * canceled, or var has the wrong size); HERD_RANGE_RC stores the code that
  * ended it in the int lvalue `rc` (HERD_ECLOSED after a normal end), so that
  * the two can be told apart. `break` and `continue` work as in any loop.
  */
@@ -1399,7 +1399,7 @@ HERD_API int herd_fd_stats_get(herd_fd_stats *out);
  * what fn returned: for calls that cannot be made non-blocking (regular
  * files, getaddrinfo, a library that blocks). The other tasks of the worker
  * run meanwhile. fn must not call herd's blocking functions (it is not a
- * task). The wait is not cancellable and has no deadline: fn runs to its
+ * task). The wait is not cancelable and has no deadline: fn runs to its
  * end, and arg must stay valid until then. Returns -EPERM when not called
  * from a task (fn is not run), -EAGAIN if no helper thread could be started
  * and none is running.
@@ -1417,7 +1417,7 @@ HERD_API int herd_blocking(int (*fn)(void *arg), void *arg);
  *     (SIGKILL), so it does not outlive a herd process that is killed.
  *   - When the process exits, whatever it left running in its group is
  *     killed (SIGKILL), as systemd ends a service's leftovers.
- *   - When its scope is cancelled, its group gets SIGTERM, and SIGKILL
+ *   - When its scope is canceled, its group gets SIGTERM, and SIGKILL
  *     once its grace period has passed. When the scope closes
  *     (herd_scope_close, or the end of herd_run for the root scope), every
  *     process still running in it is ended the same way, and the close
@@ -1493,7 +1493,7 @@ typedef struct herd_proc_opts {
  * the child: no child is left running), -ENOMEM, -EAGAIN; -EMFILE (out of
  * descriptors, deadline HERD_NOWAIT; otherwise it waits up to the
  * deadline, see the budget); HERD_ECANCELED if `scope` or the calling
- * task's scope is cancelled, before the call or while it waits for
+ * task's scope is canceled, before the call or while it waits for
  * descriptors: nothing is started then (a cancellation that comes while
  * the child is being cloned ends the new child at once); -EPERM (not
  * called from a task). As with herd_go, `scope` must stay open during the
@@ -1574,7 +1574,7 @@ HERD_API int herd_proc_signal_all(herd_proc *p, int sig);
  * process that had exited already gives the status it exited with), or a
  * negative code and stores nothing: HERD_ETIMEDOUT (the deadline passed
  * first: the ending goes on, SIGKILL included), -ECHILD as herd_proc_wait,
- * -EPERM (not a task), -EINVAL. Not a cancellation point: a cancelled task
+ * -EPERM (not a task), -EINVAL. Not a cancellation point: a canceled task
  * can still end its processes.
  */
 HERD_API int herd_proc_kill(herd_proc *p, int *status, int64_t deadline);
@@ -1645,7 +1645,7 @@ typedef struct herd_output {
  *     herd_proc_kill ends it (SIGTERM, SIGKILL once opts->grace has
  *     passed, so the call may return up to the grace after the deadline),
  *     and what it wrote is dropped;
- *   - HERD_ECANCELED: the calling task's scope, or `scope`, was cancelled;
+ *   - HERD_ECANCELED: the calling task's scope, or `scope`, was canceled;
  *     the process was ended in the same way;
  *   - -ENOMEM; -ECHILD as herd_proc_wait; -EPERM (not a task);
  *   - -EINVAL: res or opts is NULL, limit is 0, an unknown flag,

@@ -83,7 +83,7 @@ static void cancel_main(void *arg)
 
 	int npipes = fill_table(fds, LIMIT);
 	/* The starters run in a scope of their own, and start processes in
-	 * another: the scope cancelled is not theirs. */
+	 * another: the scope canceled is not theirs. */
 	herd_scope *target, *bg;
 	CHECK_OK(herd_scope_open(&target));
 	CHECK_OK(herd_scope_open(&bg));
@@ -106,7 +106,7 @@ static void cancel_main(void *arg)
 	}
 	if (done < STARTERS)
 		fprintf(stderr, "%d of %d starts still waited 10 s after their scope "
-			"was cancelled\n", STARTERS - done, STARTERS);
+			"was canceled\n", STARTERS - done, STARTERS);
 	CHECK_OK(herd_scope_close(bg));
 	CHECK_OK(herd_scope_close(target));
 	CHECK_EQ(done, STARTERS);
@@ -118,7 +118,7 @@ static void cancel_main(void *arg)
 	}
 }
 
-/* Starts waiting for descriptors in a scope that is then cancelled (by a
+/* Starts waiting for descriptors in a scope that is then canceled (by a
  * task of another scope) return HERD_ECANCELED at once, without any
  * descriptor being released, and start nothing, not even when descriptors
  * come free afterwards. */

@@ -187,7 +187,7 @@ static void race_got(long v)
 }
 
 /* Receives until the channel is closed and drained, or the task's scope is
- * cancelled; counts what it received. */
+ * canceled; counts what it received. */
 static void race_receiver(void *p)
 {
 	herd_chan *ch = *(herd_chan **)p;
@@ -200,7 +200,7 @@ static void race_receiver(void *p)
 }
 
 /* Three senders and three receivers; after a random moment, the channel is
- * closed, or the receivers' scope cancelled. */
+ * closed, or the receivers' scope canceled. */
 static void race_main(void *arg)
 {
 	bool cancel = *(bool *)arg;
@@ -226,7 +226,7 @@ static void race_main(void *arg)
 			CHECK_OK(herd_scope_close(r));
 			atomic_store(&race_stop, 1);
 			CHECK_OK(herd_scope_close(s));
-			/* What the cancelled receivers did not take is buffered. */
+			/* What the canceled receivers did not take is buffered. */
 			long v;
 			while (herd_chan_try_recv(ch, &v) == 0)
 				race_got(v);
@@ -250,7 +250,7 @@ TEST(close_race_no_loss)
 	test_run(0, race_main, &cancel);
 }
 
-/* Cancelling receivers while senders hand them values loses nothing: a
+/* Canceling receivers while senders hand them values loses nothing: a
  * receive either returns the value (and the send 0) or HERD_ECANCELED
  * (and the value goes elsewhere, or the send times out). */
 TEST(cancel_race_no_loss)

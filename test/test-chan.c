@@ -444,7 +444,7 @@ static void cancel_recv_task(void *p)
 	struct cancel_chans *c = p;
 	long v = -1;
 	CHECK_EQ(herd_chan_recv(c->unbuf, &v, HERD_FOREVER), HERD_ECANCELED);
-	/* Once cancelled, a blocking call fails at once, even one that could
+	/* Once canceled, a blocking call fails at once, even one that could
 	 * proceed: a receive with a value ready, a send with room. */
 	CHECK_EQ(herd_chan_recv(c->full, &v, HERD_FOREVER), HERD_ECANCELED);
 	CHECK_EQ(herd_chan_recv(c->full, &v, herd_deadline(HERD_SEC)), HERD_ECANCELED);
@@ -485,14 +485,14 @@ static void cancel_main(void *arg)
 	CHECK_OK(herd_scope_cancel(s));
 	CHECK_OK(herd_scope_close(s));
 	CHECK_EQ(atomic_load(&canceled_count), 4);
-	/* The cancelled senders sent nothing: the buffer holds its first value
+	/* The canceled senders sent nothing: the buffer holds its first value
 	 * only, and nobody waits on the unbuffered channel. */
 	long v = 0;
 	CHECK_EQ(herd_chan_len(c.full), 1);
 	CHECK_EQ(herd_chan_try_recv(c.full, &v), 0);
 	CHECK_EQ(v, 100);
 	CHECK_EQ(herd_chan_try_recv(c.unbuf2, &v), HERD_ETIMEDOUT);
-	/* The cancelled tasks left the queues: the channels can be freed. */
+	/* The canceled tasks left the queues: the channels can be freed. */
 	CHECK_OK(herd_chan_free(c.unbuf));
 	CHECK_OK(herd_chan_free(c.unbuf2));
 	CHECK_OK(herd_chan_free(c.full));
@@ -500,7 +500,7 @@ static void cancel_main(void *arg)
 	(void)arg;
 }
 
-/* Cancelling the scope of a task blocked on a channel, receiving or
+/* Canceling the scope of a task blocked on a channel, receiving or
  * sending, wakes it with HERD_ECANCELED, and nothing moves. */
 TEST(cancel_while_blocked)
 {
@@ -771,7 +771,7 @@ static void range_main(void *arg)
 	CHECK_EQ(v, 2);
 	CHECK_EQ(herd_chan_len(ch), 3);
 	CHECK_OK(herd_chan_free(ch));
-	/* A range in a cancelled scope ends with HERD_ECANCELED. */
+	/* A range in a canceled scope ends with HERD_ECANCELED. */
 	ch = make_chan(sizeof(int), 0);
 	herd_scope *s;
 	CHECK_OK(herd_scope_open(&s));
@@ -898,7 +898,7 @@ static void generate(void *p)
 	herd_chan *ch = *(herd_chan **)p;
 	for (int i = 2;; i++)
 		if (herd_chan_send(ch, &i, HERD_FOREVER) != 0)
-			return; /* cancelled: the sieve has its primes */
+			return; /* canceled: the sieve has its primes */
 }
 
 static void filter(void *p)

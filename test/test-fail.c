@@ -849,7 +849,7 @@ TEST(go_stackless)
 /* Scopes, wait groups, channels, select, timers                      */
 /* ------------------------------------------------------------------ */
 
-/* Parks until its scope is cancelled. */
+/* Parks until its scope is canceled. */
 static void park_for(void *arg)
 {
 	(void)arg;

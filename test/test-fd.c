@@ -278,7 +278,7 @@ static void deadline_main(void *arg)
 	CHECK_OK(herd_scope_cancel(s));
 	CHECK_OK(herd_scope_close(s));
 	CHECK_EQ(atomic_load(&r.rc), HERD_ECANCELED);
-	/* And the cancelled wait left nothing behind either. */
+	/* And the canceled wait left nothing behind either. */
 	CHECK_EQ(herd_write(fds[1], "z", 1, HERD_NOWAIT), 1);
 	CHECK_EQ(herd_read(fds[0], &c, 1, herd_deadline(LONG_WAIT)), 1);
 	CHECK_EQ(c, 'z');
@@ -319,7 +319,7 @@ static void deadline_main(void *arg)
 	CHECK_EQ(herd_fd_wait(dir, HERD_READABLE, herd_deadline(HERD_SEC)), -EPERM);
 	close(dir);
 
-	/* In a cancelled scope (here the root), a wait returns at once, even
+	/* In a canceled scope (here the root), a wait returns at once, even
 	 * on a ready descriptor; HERD_NOWAIT is no cancellation point. */
 	CHECK_OK(herd_scope_cancel(herd_scope_current()));
 	CHECK_EQ(herd_fd_wait(fds[1], HERD_WRITABLE, HERD_FOREVER), HERD_ECANCELED);
@@ -679,7 +679,7 @@ static void sockets_main(void *arg)
 
 /* TCP on 127.0.0.1: accept with a deadline times out, then takes a
  * connection (non-blocking, close-on-exec, counted); a 1 MiB echo that
- * cannot fit in the buffers comes back intact; accept is cancellable;
+ * cannot fit in the buffers comes back intact; accept is cancelable;
  * connecting to a port that does not listen gives -ECONNREFUSED. */
 TEST(socket_accept_connect)
 {

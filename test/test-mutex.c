@@ -246,7 +246,7 @@ static void nc_main(void *arg)
 	CHECK_EQ(nc_rc, 0);
 }
 
-/* Locking is not a cancellation point: a task of a cancelled scope waits
+/* Locking is not a cancellation point: a task of a canceled scope waits
  * for the mutex (and gives up at its deadline with HERD_ETIMEDOUT). */
 TEST(not_cancellation_point)
 {

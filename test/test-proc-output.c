@@ -433,7 +433,7 @@ static void cancel_main(void *arg)
 	CHECK_EQ(canceled_run("sleep 600 & sleep 600", 2, other, other, 0), HERD_ECANCELED);
 	check_nothing_left(0);
 	CHECK_OK(herd_scope_close(other));
-	/* A scope cancelled before the call: nothing starts. */
+	/* A scope canceled before the call: nothing starts. */
 	CHECK_OK(herd_scope_open(&other));
 	CHECK_OK(herd_scope_cancel(other));
 	herd_output r;
@@ -446,7 +446,7 @@ static void cancel_main(void *arg)
 
 /* A cancellation of the calling task's scope, or of the process's scope,
  * gives HERD_ECANCELED, nothing to free, and no process left when the call
- * returns; a scope cancelled before the call starts nothing. */
+ * returns; a scope canceled before the call starts nothing. */
 TEST(cancel_ends_tree)
 {
 	run_marked(cancel_main, NULL);

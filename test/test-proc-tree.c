@@ -50,7 +50,7 @@ static void tree_main(void *arg)
 	CHECK_OK(herd_proc_free(p));
 }
 
-/* Cancelling a scope sends SIGTERM to its processes' groups and closing it
+/* Canceling a scope sends SIGTERM to its processes' groups and closing it
  * ends them: nothing of the group and no zombie is left; a tree that
  * ignores SIGTERM is killed by SIGKILL once the grace period has passed. */
 TEST(scope_cancel_kills_tree)

@@ -4,7 +4,7 @@
  * descriptors, descriptor limit and signal mask a child gets; orphans of
  * the program's own children left alone, the root scope's processes ended
  * by herd_run; 10,000 processes leaking nothing, 1,000 under a limit of 64
- * descriptors; exits in a select, signals, kills, cancelled waiters and
+ * descriptors; exits in a select, signals, kills, canceled waiters and
  * freeing a handle that is waited on. Whole trees (descendants, escapees,
  * orphans, leftovers of a group) are in test-proc-tree.c.
  *
@@ -801,7 +801,7 @@ static void canceled_main(void *arg)
 	CHECK_EQ(count_procs(CHILDREN, 0), 0);
 
 	/* A waiter's cancellation does not end the process (it belongs to
-	 * another scope); the cancelled task can still kill it. */
+	 * another scope); the canceled task can still kill it. */
 	CHECK_OK(herd_scope_open(&sc));
 	CHECK_OK(herd_scope_open(&other));
 	p = start_argv(other, sleep600, NULL);
@@ -823,8 +823,8 @@ static void canceled_main(void *arg)
 	check_nothing_left(0);
 }
 
-/* Starting into a cancelled scope gives HERD_ECANCELED and starts nothing;
- * a waiter's cancellation leaves the process running and a cancelled task
+/* Starting into a canceled scope gives HERD_ECANCELED and starts nothing;
+ * a waiter's cancellation leaves the process running and a canceled task
  * can still kill it; a freed handle's process still ends with its scope. */
 TEST(cancel_and_handles)
 {

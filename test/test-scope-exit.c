@@ -1,7 +1,7 @@
 /*
  * test-scope-exit.c - the end of the program as in Go
  * (HERD_RUN_CANCEL_ON_RETURN): when the first task returns, the root scope
- * is cancelled, herd_run waits for the other tasks (whose blocking calls
+ * is canceled, herd_run waits for the other tasks (whose blocking calls
  * return HERD_ECANCELED) and ends the child processes, and nothing is left.
  * Covers helpers in the root scope and in a scope the first task left
  * open, a child process, spawns refused after the end; without the flag
@@ -23,7 +23,7 @@ static void nop_task(void *p)
 {
 }
 
-/* Blocks for ever, unless cancelled; then tries to spawn. */
+/* Blocks for ever, unless canceled; then tries to spawn. */
 static void helper_task(void *p)
 {
 	int i = *(int *)p, v;
@@ -53,7 +53,7 @@ static void first_main(void *arg)
 		CHECK_OK(HERD_GO(NULL, helper_task, i));
 	}
 	/* A scope the first task does not close: closing it for the task
-	 * would wait for its helpers, were they not cancelled first. */
+	 * would wait for its helpers, were they not canceled first. */
 	CHECK_OK(herd_scope_open(&left_open));
 	for (int i = HELPERS; i < HELPERS + NESTED; i++) {
 		helper_rc[i] = helper_go_rc[i] = 1;
@@ -84,7 +84,7 @@ TEST(cancel_on_return)
 		CHECK_EQ(helper_rc[i], HERD_ECANCELED);
 		CHECK_EQ(helper_go_rc[i], HERD_ECANCELED);
 	}
-	/* Cancelled, or woken first by the exit that the cancellation's
+	/* Canceled, or woken first by the exit that the cancellation's
 	 * SIGTERM caused. */
 	CHECK(proc_rc == HERD_ECANCELED || proc_rc == TERMED);
 	check_nothing_left(0);
@@ -106,7 +106,7 @@ static void wait_main(void *arg)
 }
 
 /* Without the flag, herd_run waits for every task: the helper sleeps to its
- * end, uncancelled. */
+ * end, uncanceled. */
 TEST(default_waits)
 {
 	herd_config cfg = {0};

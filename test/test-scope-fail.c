@@ -77,7 +77,7 @@ static void fw_main(void *arg)
 	/* A later failure is ignored, and says so. */
 	CHECK_EQ(herd_scope_fail(s, CODE_LATER), 0);
 	CHECK_EQ(herd_scope_err(s), CODE_FIRST);
-	/* The scope stays cancelled: spawning into it fails. */
+	/* The scope stays canceled: spawning into it fails. */
 	CHECK_EQ(HERD_GO(s, fail_task, CODE_LATER), HERD_ECANCELED);
 	CHECK_EQ(herd_scope_close(s), CODE_FIRST);
 	/* The failer's own scope (this task's) is untouched. */
@@ -105,7 +105,7 @@ static void race_task(void *p)
 	int code = *(int *)p;
 
 	/* All start together, once every one is spawned (a straggler that
-	 * comes to the gate after a failure is cancelled there: it still
+	 * comes to the gate after a failure is canceled there: it still
 	 * tries to fail the scope). */
 	int w = herd_wg_wait(race_gate, herd_deadline(LONG_WAIT));
 	CHECK(w == 0 || w == HERD_ECANCELED);
@@ -154,7 +154,7 @@ static void codes_main(void *arg)
 	CHECK_EQ(herd_scope_fail(s, 1), -EINVAL);
 	CHECK_EQ(herd_scope_fail(s, EPERM), -EINVAL);
 	CHECK_EQ(herd_scope_err(s), 0);
-	/* Nothing recorded, nothing cancelled. */
+	/* Nothing recorded, nothing canceled. */
 	CHECK_OK(herd_go(s, noop_task, NULL, 0));
 	CHECK_EQ(herd_scope_close(s), 0);
 	/* Any negative code is the program's to choose. */
@@ -225,7 +225,7 @@ static void nn_inner_owner(void *arg)
 	CHECK_OK(HERD_GO(inner, fail_task, CODE_FIRST));
 	int rc = herd_scope_close(inner);
 	atomic_store(&nn_inner_close, rc);
-	/* The outer scope is not cancelled... */
+	/* The outer scope is not canceled... */
 	CHECK(!herd_canceled());
 	CHECK_EQ(herd_scope_err(NULL), 0);
 	/* ...unless the program passes the failure on. */

@@ -31,7 +31,7 @@ static void alive_enter(void)
 }
 
 /* A task that holds its place until a value comes on *ch (or it is
- * cancelled). */
+ * canceled). */
 static void holder_task(void *p)
 {
 	herd_chan *ch = *(herd_chan **)p;
@@ -173,7 +173,7 @@ static void cancel_main(void *arg)
 	herd_chan *ch = make_chan(sizeof(int), 0);
 	herd_scope *s, *sp;
 
-	/* The target is cancelled while a spawn waits for it. */
+	/* The target is canceled while a spawn waits for it. */
 	CHECK_OK(herd_scope_open(&s));
 	CHECK_OK(herd_scope_open(&sp));
 	CHECK_OK(herd_scope_limit(s, 1));
@@ -187,7 +187,7 @@ static void cancel_main(void *arg)
 	CHECK_EQ(herd_scope_close(s), 0);
 	CHECK_EQ(ran, 1); /* the holder only */
 
-	/* The spawner's own scope is cancelled while it waits. */
+	/* The spawner's own scope is canceled while it waits. */
 	CHECK_OK(herd_scope_open(&s));
 	CHECK_OK(herd_scope_open(&sp));
 	CHECK_OK(herd_scope_limit(s, 1));
@@ -197,7 +197,7 @@ static void cancel_main(void *arg)
 	CHECK_OK(herd_scope_cancel(sp));
 	CHECK_EQ(herd_scope_close(sp), 0);
 	CHECK_EQ(co_rc, HERD_ECANCELED);
-	/* The target was not cancelled: its holder is still there. */
+	/* The target was not canceled: its holder is still there. */
 	CHECK_EQ(alive, 1);
 	release_one(ch);
 	CHECK_EQ(herd_scope_close(s), 0);
@@ -206,7 +206,7 @@ static void cancel_main(void *arg)
 }
 
 /* A waiting spawn ends with HERD_ECANCELED when the target scope, or the
- * spawner's own, is cancelled; nothing is spawned. */
+ * spawner's own, is canceled; nothing is spawned. */
 TEST(cancel_while_waiting)
 {
 	test_run(2, cancel_main, NULL);

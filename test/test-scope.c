@@ -3,7 +3,7 @@
  * scope, with a deadline, with HERD_NOWAIT, by several waiters), cancellation
  * (it wakes every kind of blocking call, reaches nested scopes, makes later
  * blocking calls and spawns fail at once, is idempotent, and stays inside the
- * cancelled subtree), herd_scope_close (uninterruptible, owner only), the
+ * canceled subtree), herd_scope_close (uninterruptible, owner only), the
  * -EDEADLK rule, the implicit close when an owner returns, herd_main waiting
  * for detached tasks, and the calls' errors outside a task.
  */
@@ -227,7 +227,7 @@ static void cwb_main(void *arg)
 	}
 	CHECK_EQ(herd_canceled(), 0);
 	CHECK_OK(herd_scope_close(s));
-	/* The other scope's waiter was not cancelled. */
+	/* The other scope's waiter was not canceled. */
 	CHECK_EQ(cwb_other_rc, PENDING);
 	CHECK_EQ(herd_wg_done(gate), 0);
 	CHECK_OK(herd_scope_close(other));
@@ -288,7 +288,7 @@ static void nest_main(void *arg)
 	CHECK_EQ(herd_canceled(), 0);
 }
 
-/* Cancelling a scope reaches a task two nested scopes below it. */
+/* Canceling a scope reaches a task two nested scopes below it. */
 TEST(cancel_reaches_nested)
 {
 	test_run(4, nest_main, NULL);
@@ -326,9 +326,9 @@ static void cbb_task(void *p)
 	CHECK_EQ(herd_wg_wait(a.busy, HERD_NOWAIT), HERD_ETIMEDOUT);
 	CHECK_EQ(herd_wg_wait(a.zero, HERD_NOWAIT), 0);
 	CHECK_EQ(herd_scope_wait(a.busy_scope, HERD_NOWAIT), HERD_ETIMEDOUT);
-	/* Nothing can be spawned into the cancelled scope... */
+	/* Nothing can be spawned into the canceled scope... */
 	CHECK_EQ(herd_go(NULL, cbb_noop, NULL, 0), HERD_ECANCELED);
-	/* ...nor into a scope opened in it, which starts cancelled. */
+	/* ...nor into a scope opened in it, which starts canceled. */
 	CHECK_OK(herd_scope_open(&inner));
 	CHECK_EQ(herd_go(inner, cbb_noop, NULL, 0), HERD_ECANCELED);
 	CHECK_EQ(herd_scope_close(inner), 0);
@@ -393,7 +393,7 @@ static void twice_main(void *arg)
 	CHECK_OK(herd_wg_free(wg));
 }
 
-/* Cancelling twice is harmless; cancelling NULL is -EINVAL. */
+/* Canceling twice is harmless; canceling NULL is -EINVAL. */
 TEST(cancel_twice)
 {
 	test_run(2, twice_main, NULL);
@@ -430,7 +430,7 @@ static void sib_a(void *p)
 	CHECK_OK(herd_scope_cancel(b));
 	CHECK_EQ(herd_scope_wait(b, herd_deadline(10 * HERD_SEC)), 0);
 	CHECK_EQ(sib_b_rc, HERD_ECANCELED);
-	/* Neither this task's scope nor the sibling was cancelled. */
+	/* Neither this task's scope nor the sibling was canceled. */
 	CHECK_EQ(herd_canceled(), 0);
 	CHECK_EQ(herd_sleep(herd_deadline(10 * HERD_MSEC)), 0);
 	CHECK_EQ(sib_c_rc, PENDING);
@@ -455,7 +455,7 @@ static void sib_main(void *arg)
 	CHECK_OK(herd_wg_free(gate));
 }
 
-/* Cancelling a child scope leaves its parent and its siblings alone. */
+/* Canceling a child scope leaves its parent and its siblings alone. */
 TEST(cancel_does_not_reach_parent_or_siblings)
 {
 	test_run(4, sib_main, NULL);

@@ -4,7 +4,7 @@
  * channels, deadlines, cancellation, closed channels, one channel in two
  * cases, many cases, bad arguments, uniform choice among ready cases, and
  * stress runs (selecting producers, consumers and relays; receivers
- * cancelled mid-flight) that lose nothing.
+ * canceled mid-flight) that lose nothing.
  */
 #include "test.h"
 
@@ -203,7 +203,7 @@ static void select_cancel_task(void *p)
 	/* Nobody sends on `empty` nor receives from `full`. */
 	herd_case cs[] = {HERD_CASE_RECV(c->empty, &v), HERD_CASE_SEND(c->full, &v)};
 	CHECK_EQ(herd_select(cs, 2, HERD_FOREVER), HERD_ECANCELED);
-	/* Cancelled already: a select that may block fails on entry, even
+	/* Canceled already: a select that may block fails on entry, even
 	 * with a case ready (the receive from `full`)... */
 	herd_case ready[] = {HERD_CASE_RECV(c->full, &v)};
 	CHECK_EQ(herd_select(ready, 1, herd_deadline(HERD_SEC)), HERD_ECANCELED);
@@ -881,7 +881,7 @@ static void cancel_race_main(void *arg)
 	(void)arg;
 }
 
-/* Cancelling tasks blocked in select while selecting senders hand them
+/* Canceling tasks blocked in select while selecting senders hand them
  * values loses nothing: what a select reports sent was received. */
 TEST(cancel_race_no_loss)
 {

@@ -352,7 +352,7 @@ static void cc_waiter(void *arg)
 	atomic_store(&cc_held, herd_mutex_trylock(&cc_mu) == -EBUSY);
 	atomic_store(&cc_rc, rc);
 	CHECK_EQ(herd_mutex_unlock(&cc_mu), 0);
-	/* Already cancelled: at once, the mutex kept. */
+	/* Already canceled: at once, the mutex kept. */
 	CHECK_EQ(herd_mutex_lock(&cc_mu, HERD_FOREVER), 0);
 	atomic_store(&cc_early_rc, herd_cond_wait(&cc_cv, &cc_mu, HERD_FOREVER));
 	CHECK_EQ(herd_mutex_unlock(&cc_mu), 0);
@@ -365,7 +365,7 @@ static void cc_main(void *arg)
 	CHECK_OK(herd_scope_open(&s));
 	CHECK_OK(herd_go(s, cc_waiter, NULL, 0));
 	test_wait_parked(1);
-	/* Cancelled while this task holds the mutex: the wait ends, but
+	/* Canceled while this task holds the mutex: the wait ends, but
 	 * returns only once it has the mutex back. */
 	CHECK_EQ(herd_mutex_lock(&cc_mu, HERD_FOREVER), 0);
 	CHECK_OK(herd_scope_cancel(s));
@@ -552,7 +552,7 @@ static void sc_small(void *arg)
 		CHECK_EQ(herd_sem_release(&sc_sem, 1), 0);
 }
 
-static void sc_cancelled(void *arg)
+static void sc_canceled(void *arg)
 {
 	CHECK_OK(herd_scope_cancel(herd_scope_current()));
 	/* Units are free, but the call is a cancellation point... */
@@ -596,7 +596,7 @@ static void sc_main(void *arg)
 	sc_round(false);
 	sc_round(true);
 	CHECK_OK(herd_scope_open(&s));
-	CHECK_OK(herd_go(s, sc_cancelled, NULL, 0));
+	CHECK_OK(herd_go(s, sc_canceled, NULL, 0));
 	CHECK_OK(herd_scope_close(s));
 	CHECK_EQ(herd_sem_release(&sc_sem, 3), 0);
 	CHECK_EQ(herd_sem_tryacquire(&sc_sem, 4), 0); /* nothing was kept */

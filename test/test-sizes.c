@@ -415,7 +415,7 @@ static void dl_main(void *arg)
 
 /* herd_deadline saturates at INT64_MAX and gives HERD_FOREVER for any
  * negative timeout; waits with deadlines up to INT64_MAX (herd_sleep, a
- * receive, herd_wg_wait) wait until cancelled, without overflowing. */
+ * receive, herd_wg_wait) wait until canceled, without overflowing. */
 TEST(deadline_extremes)
 {
 	CHECK_EQ(herd_deadline(INT64_MAX), INT64_MAX);

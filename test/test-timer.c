@@ -600,7 +600,7 @@ static void idle_sleeper(void *p)
 static void idle_main(void *arg)
 {
 	herd_scope *s;
-	/* The sleepers sleep until they are cancelled, however long the
+	/* The sleepers sleep until they are canceled, however long the
 	 * spawning takes (under TSan, seconds on a slow machine). */
 	int64_t until = herd_deadline(3600 * HERD_SEC);
 	CHECK_OK(herd_scope_open(&s));

@@ -140,7 +140,7 @@ static void nw_task(void *p)
 
 	while (!atomic_load(&nw_released))
 		herd_yield();
-	/* The scope is cancelled now: HERD_NOWAIT is still no cancellation point. */
+	/* The scope is canceled now: HERD_NOWAIT is still no cancellation point. */
 	CHECK_EQ(herd_canceled(), 1);
 	CHECK_EQ(herd_wg_wait(a.busy, HERD_NOWAIT), HERD_ETIMEDOUT);
 	CHECK_EQ(herd_wg_wait(a.zero, HERD_NOWAIT), 0);

@@ -17,7 +17,7 @@ const char *herd_strerror(int code)
 	case 0:
 		return "success";
 	case HERD_ECANCELED:
-		return "the task's scope was cancelled";
+		return "the task's scope was canceled";
 	case HERD_ETIMEDOUT:
 		return "the deadline passed";
 	case HERD_ECLOSED:

@@ -58,7 +58,7 @@ void herd__ctx_capture_fp(herd__rt *rt);
 /* herd__task.wait: the wake protocol of a parked task (see wait.c). */
 enum {
 	HERD__WAIT_NONE = 0,    /* running, or runnable */
-	HERD__WAIT_CANCELLABLE = 1, /* parked; cancellation may claim it */
+	HERD__WAIT_CANCELABLE = 1, /* parked; cancellation may claim it */
 	HERD__WAIT_WOKEN = 2,   /* a waker claimed it and will ready it */
 	HERD__WAIT_FIRM = 3,    /* parked; cancellation may not claim it */
 };
@@ -105,7 +105,7 @@ struct herd__task {
 	herd__link reg_link;    /* in reg->reg */
 	herd_scope *owned;      /* scopes it opened and has not closed */
 	/* A scope other than its own whose cancellation also ends its
-	 * cancellable waits: the one herd_proc_start starts a process in, or
+	 * cancelable waits: the one herd_proc_start starts a process in, or
 	 * the limited scope a spawn waits for a slot of. Cleared under
 	 * reg->reg_lock (herd__wait_scope_set, wait.c). */
 	_Atomic(herd_scope *) wait_scope;
@@ -275,7 +275,7 @@ typedef struct herd__netpoll {
  * layer: installed when the first process starts (herd__proc_once).
  */
 typedef struct herd__scope_hooks {
-	/* SIGTERM to a cancelled scope's processes (its lock held). */
+	/* SIGTERM to a canceled scope's processes (its lock held). */
 	void (*cancel_locked)(herd__list *procs);
 	/* Ends a closing scope's processes; returns once none is left. */
 	void (*end)(herd__worker **wp, herd_scope *s);
@@ -440,7 +440,7 @@ static inline void herd__waitq_push_front(herd__waitq *q, herd__waiter *wt)
 unsigned herd__waitq_wake_all(herd__waitq *q);
 /* The same for the first waiter that can be claimed; true if one was. */
 bool herd__waitq_wake_one(herd__waitq *q);
-/* The same for cancellation: only a cancellable wait is claimed. */
+/* The same for cancellation: only a cancelable wait is claimed. */
 bool herd__wake_canceled(herd__task *t);
 /* The two halves of a wake, for wakers that must know they won before they
  * touch the waiter (channels copy a value into or out of it): claim, then,
@@ -456,17 +456,17 @@ bool herd__wake_timeout(herd__task *t);
  * is findable by a waker that does not hold one of them); park releases
  * nothing, and does the rest.
  */
-void herd__wait_prepare(herd__worker *w, herd__task *t, bool cancellable);
-int herd__wait_park(herd__worker **wp, int64_t deadline, bool cancellable);
+void herd__wait_prepare(herd__worker *w, herd__task *t, bool cancelable);
+int herd__wait_park(herd__worker **wp, int64_t deadline, bool cancelable);
 /*
  * Parks the calling task, which is already findable by its wakers (queued
  * under `lock`, which this releases). Returns the wake's result: 0, or
  * HERD_ETIMEDOUT at `deadline`, or HERD_ECANCELED if the task's scope is
- * cancelled and `cancellable`. *wp is updated to the worker it resumes on.
+ * canceled and `cancelable`. *wp is updated to the worker it resumes on.
  */
 int herd__wait(herd__worker **wp, herd__mutex *lock, int64_t deadline,
-	       bool cancellable);
-/* Wakes every parked task whose scope is cancelled (herd_scope_cancel). */
+	       bool cancelable);
+/* Wakes every parked task whose scope is canceled (herd_scope_cancel). */
 void herd__cancel_parked(herd__rt *rt);
 /* Sets or clears t's wait_scope (the running task's own). */
 void herd__wait_scope_set(herd__task *t, herd_scope *s);
@@ -501,7 +501,7 @@ void herd__timers_fini(herd__rt *rt);
 
 herd_scope *herd__scope_root_new(herd__rt *rt);
 void herd__scope_root_free(herd_scope *s);
-/* Adds a new task to a scope; HERD_ECANCELED if it is cancelled. */
+/* Adds a new task to a scope; HERD_ECANCELED if it is canceled. */
 int herd__scope_attach(herd_scope *s, herd__task *t);
 /*
  * For a task just attached to a slotted scope (herd__scope_slotted): takes

@@ -1,6 +1,6 @@
 /*
  * scope.c - scopes: the tree that every task belongs to, waiting for it to
- * empty, cancelling it, and closing it.
+ * empty, canceling it, and closing it.
  *
  * The state word. A scope's `state` packs, as Go's sync.WaitGroup does, a
  * count (high 32 bits: live tasks of the scope + its open child scopes) and
@@ -29,14 +29,14 @@
  *   - Registering a waiter is a CAS from a state whose count is non-zero, so
  *     it is ordered against the decrement that would reach zero: either the
  *     decrement sees the waiter, or the waiter sees the zero.
- *   - `canceled` only goes from 0 to 1. A cancelled scope's children are
- *     cancelled too, and a child opened later starts cancelled (it copies
- *     the flag under the parent's lock). Parked tasks of cancelled scopes
+ *   - `canceled` only goes from 0 to 1. A canceled scope's children are
+ *     canceled too, and a child opened later starts canceled (it copies
+ *     the flag under the parent's lock). Parked tasks of canceled scopes
  *     are woken through the registries (wait.c).
  *   - The root scope (herd_run's) has no owner; when its count reaches 0
  *     every task has ended and the runtime shuts down.
  *   - `err`, the first failure (herd_scope_fail), goes from 0 to a negative
- *     code once, by a CAS, before the scope is cancelled: a task woken by
+ *     code once, by a CAS, before the scope is canceled: a task woken by
  *     that cancellation reads the code.
  *
  * Limits (herd_scope_limit, as errgroup.SetLimit). A scope's first limit
@@ -46,7 +46,7 @@
  * a slot, marked in the task (HERD__TASK_SLOT), and gives it back as it
  * ends, before it drops its count. `running` counts the slots taken;
  * tasks spawned before the first limit hold none. A spawn that finds no free slot (running >= limit, or
- * spawners queued before it) queues in `spawners` and parks, cancellable
+ * spawners queued before it) queues in `spawners` and parks, cancelable
  * (by its own scope, and by this one through its wait_scope, see wait.c).
  * A slot given back goes to the first waiting spawner that can be claimed
  * (running stays the same: slots are handed over, in FIFO order), else
@@ -86,7 +86,7 @@ struct scope_limit {
 /*
  * Three cache lines: the first two are read by every spawn and exit (the
  * head, the parent and rt in the first) and written rarely (opening,
- * closing, cancelling, failing, waiting; and by the spawns and exits of a
+ * closing, canceling, failing, waiting; and by the spawns and exits of a
  * limited scope, which take its lock anyway); `state`, written by every
  * spawn and every exit, has the third to itself.
  */
@@ -215,7 +215,7 @@ static void scope_put(herd_scope *s)
 	scope_put_n(s, 1);
 }
 
-/* Counts a new task in s; HERD_ECANCELED if s is cancelled. */
+/* Counts a new task in s; HERD_ECANCELED if s is canceled. */
 int herd__scope_attach(herd_scope *s, herd__task *t)
 {
 	if (herd__unlikely(atomic_load_explicit(&s->head.canceled, mo_acquire)))
@@ -502,7 +502,7 @@ static int slot_wait(herd__worker **wp, herd_scope *s, int64_t deadline)
 		herd__mutex_unlock(&s->lock);
 	} else if (herd__scope_canceled(s) || herd__scope_canceled(t->scope)) {
 		/* Granted a slot by a task that ended in the same cancellation
-		 * (before the canceller reached this wait): it still ends in
+		 * (before the canceler reached this wait): it still ends in
 		 * HERD_ECANCELED, with nothing spawned. */
 		slot_put(s);
 		rc = HERD_ECANCELED;

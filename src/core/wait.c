@@ -8,17 +8,17 @@
  * scope. Exactly one must win, and the winner alone readies the task. The
  * task's `wait` word decides it:
  *
- *   NONE --(task, before parking)--> CANCELLABLE or FIRM
- *   CANCELLABLE or FIRM --(CAS by a waker)--> WOKEN  (the winner writes
+ *   NONE --(task, before parking)--> CANCELABLE or FIRM
+ *   CANCELABLE or FIRM --(CAS by a waker)--> WOKEN  (the winner writes
  *        wake_result, then readies the task)
- *   CANCELLABLE --(CAS by the canceller)--> WOKEN
+ *   CANCELABLE --(CAS by the canceler)--> WOKEN
  *   WOKEN --(task, after it resumes)--> NONE
  *
  * A waker finds the task only while it is certainly in this wait: the
  * object's waker holds the object's lock with the waiter still queued; the
  * timer code holds the timer lock with the timer still in the heap; the
- * canceller holds the registry lock of the task (so the task cannot end)
- * and may claim only a CANCELLABLE wait (so it cannot cut short a firm one,
+ * canceler holds the registry lock of the task (so the task cannot end)
+ * and may claim only a CANCELABLE wait (so it cannot cut short a firm one,
  * such as closing a scope). A task woken by its timer or by cancellation
  * unqueues its waiter itself, under the object's lock; so an object's waker
  * leaves such a waiter queued (or unqueues it without touching anything
@@ -32,9 +32,9 @@
  * block (most short ones) never touch it, and a task usually parks and ends
  * on the worker it started on, so the registry locks are rarely contended.
  * herd_scope_cancel marks the scopes, then walks every registry and wakes
- * the tasks parked in a cancelled scope: O(tasks that have parked), which
+ * the tasks parked in a canceled scope: O(tasks that have parked), which
  * is fine for something as rare as a cancellation. A task may name one
- * more scope whose cancellation ends its cancellable waits (wait_scope:
+ * more scope whose cancellation ends its cancelable waits (wait_scope:
  * herd_proc_start waiting for descriptors to start a process in a scope
  * not its own, herd_proc_output waiting for such a process, a spawn
  * waiting for a slot of a limited scope); it clears it under its
@@ -43,7 +43,7 @@
  *
  * Ordering. The task stores its wait state (seq_cst) before it releases the
  * object's lock, then reads its scope's `canceled` flag (seq_cst); the
- * canceller stores the flag (seq_cst) and then reads the state: one of them
+ * canceler stores the flag (seq_cst) and then reads the state: one of them
  * sees the other. The task may be readied before it has finished switching
  * away; sched.c's on_cpu flag makes its new worker wait for the switch.
  *
@@ -63,7 +63,7 @@ static bool claim(herd__task *t, uint32_t from)
 bool herd__wait_claim(herd__task *t)
 {
 	uint32_t s = atomic_load_explicit(&t->wait, mo_seq_cst);
-	return (s == HERD__WAIT_CANCELLABLE || s == HERD__WAIT_FIRM) && claim(t, s);
+	return (s == HERD__WAIT_CANCELABLE || s == HERD__WAIT_FIRM) && claim(t, s);
 }
 
 /* Hands a claimed task its result and makes it runnable. After this, the
@@ -115,8 +115,8 @@ bool herd__waitq_wake_one(herd__waitq *q)
 
 bool herd__wake_canceled(herd__task *t)
 {
-	if (atomic_load_explicit(&t->wait, mo_seq_cst) != HERD__WAIT_CANCELLABLE ||
-	    !claim(t, HERD__WAIT_CANCELLABLE))
+	if (atomic_load_explicit(&t->wait, mo_seq_cst) != HERD__WAIT_CANCELABLE ||
+	    !claim(t, HERD__WAIT_CANCELABLE))
 		return false;
 	herd__wait_finish(t, HERD_ECANCELED);
 	return true;
@@ -148,7 +148,7 @@ void herd__registry_leave(herd__task *t)
 	t->reg = NULL;
 }
 
-/* Whether a cancellable wait of t is cancelled: its scope is, or the
+/* Whether a cancelable wait of t is canceled: its scope is, or the
  * other scope it waits for (see herd__task.wait_scope). */
 static bool wait_canceled(herd__task *t)
 {
@@ -162,11 +162,11 @@ void herd__wait_scope_set(herd__task *t, herd_scope *s)
 {
 	if (s || !t->reg) {
 		/* Set while the scope is certainly open (the caller's contract),
-		 * or never seen: the canceller walks registered tasks only. */
+		 * or never seen: the canceler walks registered tasks only. */
 		atomic_store_explicit(&t->wait_scope, s, mo_seq_cst);
 		return;
 	}
-	/* Cleared under the registry's lock, which the canceller holds while
+	/* Cleared under the registry's lock, which the canceler holds while
 	 * it reads the pointer and the scope behind it: once this returns,
 	 * the caller may close the scope. */
 	herd__mutex_lock(&t->reg->reg_lock);
@@ -187,7 +187,7 @@ void herd__cancel_parked(herd__rt *rt)
 	}
 }
 
-void herd__wait_prepare(herd__worker *w, herd__task *t, bool cancellable)
+void herd__wait_prepare(herd__worker *w, herd__task *t, bool cancelable)
 {
 	HERD__ASSERT(t == w->cur);
 	HERD__ASSERT(atomic_load_explicit(&t->wait, mo_relaxed) == HERD__WAIT_NONE);
@@ -195,22 +195,22 @@ void herd__wait_prepare(herd__worker *w, herd__task *t, bool cancellable)
 		registry_join(w, t);
 	t->wake_result = 0;
 	atomic_store_explicit(&t->wait,
-			      cancellable ? HERD__WAIT_CANCELLABLE : HERD__WAIT_FIRM,
+			      cancelable ? HERD__WAIT_CANCELABLE : HERD__WAIT_FIRM,
 			      mo_seq_cst);
 }
 
-int herd__wait_park(herd__worker **wp, int64_t deadline, bool cancellable)
+int herd__wait_park(herd__worker **wp, int64_t deadline, bool cancelable)
 {
 	herd__worker *w = *wp;
 	herd__task *t = w->cur;
-	uint32_t state = cancellable ? HERD__WAIT_CANCELLABLE : HERD__WAIT_FIRM;
+	uint32_t state = cancelable ? HERD__WAIT_CANCELABLE : HERD__WAIT_FIRM;
 
-	/* Already cancelled, or already past the deadline: take the wait
+	/* Already canceled, or already past the deadline: take the wait
 	 * back unless a waker has claimed it (then it readies us; park). */
 	int early = 0;
 	if (deadline == HERD_NOWAIT)
 		early = HERD_ETIMEDOUT; /* a poll: not a cancellation point */
-	else if (cancellable && wait_canceled(t))
+	else if (cancelable && wait_canceled(t))
 		early = HERD_ECANCELED;
 	else if (deadline > 0 && herd_now() >= deadline)
 		early = HERD_ETIMEDOUT;
@@ -233,10 +233,10 @@ int herd__wait_park(herd__worker **wp, int64_t deadline, bool cancellable)
 }
 
 int herd__wait(herd__worker **wp, herd__mutex *lock, int64_t deadline,
-	       bool cancellable)
+	       bool cancelable)
 {
-	herd__wait_prepare(*wp, (*wp)->cur, cancellable);
+	herd__wait_prepare(*wp, (*wp)->cur, cancelable);
 	if (lock)
 		herd__mutex_unlock(lock);
-	return herd__wait_park(wp, deadline, cancellable);
+	return herd__wait_park(wp, deadline, cancelable);
 }

@@ -113,7 +113,7 @@ void herd__fd_attempt(herd__fdwait *fw);
  * descriptor was released since the attempt, else once one is, when err
  * is EMFILE or ENFILE and the deadline allows), else the code to return:
  * -err, HERD_ETIMEDOUT, HERD_ECANCELED (the task's scope or its
- * wait_scope is cancelled). */
+ * wait_scope is canceled). */
 int herd__fd_retry(herd__fdwait *fw, int err, int64_t deadline);
 /* Closes fd, uncounting it if it is herd's, which releases it to a
  * waiter; _quiet gives back what a failed attempt took, waking nobody. */

@@ -1,5 +1,5 @@
 /*
- * end.c - ending process trees: a cancelled or closing scope's, and every
+ * end.c - ending process trees: a canceled or closing scope's, and every
  * one at the end of herd_run or of the program (see proc.c).
  */
 #define _GNU_SOURCE 1
@@ -174,7 +174,7 @@ void herd__proc_end_all(herd__rt *rt, bool now)
 	herd__mutex_lock(&rt->proc->lock);
 	herd_proc *p;
 	herd__list_each(p, &rt->proc->live, herd_proc, lv) {
-		/* A start in progress: its scope, cancelled, ends it when it
+		/* A start in progress: its scope, canceled, ends it when it
 		 * joins (marking it ended now would skip that SIGTERM). */
 		if (!p->pid)
 			continue;

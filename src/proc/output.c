@@ -216,7 +216,7 @@ static int run(herd_proc *p, struct stream *st, int n, size_t limit, int64_t dea
 	herd__worker *w;
 	herd__task *t;
 	herd__current(&w, &t); /* a task: the start succeeded; w is not kept */
-	/* The waits end when the process's scope is cancelled too, not only
+	/* The waits end when the process's scope is canceled too, not only
 	 * the task's, as herd_proc_start's wait for descriptors does. */
 	bool other = p->scope != t->scope;
 	if (other)

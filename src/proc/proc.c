@@ -34,7 +34,7 @@
  * not gone at once are retried on the `draining` list, by later exits, by
  * closing scopes, and by the monitor.
  *
- * Scopes. Cancelling a scope sends SIGTERM to the groups of its running
+ * Scopes. Canceling a scope sends SIGTERM to the groups of its running
  * processes (herd__proc_cancel_locked). Closing it, once its tasks are
  * done, sends SIGTERM to those still running, SIGKILL after their grace
  * period, and waits until its list is empty (herd__proc_scope_end).
@@ -130,7 +130,7 @@ void herd__proc_scope_add(herd_scope *s, herd_proc *p)
 	herd__mutex_lock(lock);
 	*herd__scope_had_procs(s) = true;
 	herd__list_push_front(herd__scope_procs(s), &p->sc);
-	if (herd__scope_canceled(s)) { /* cancelled since the check */
+	if (herd__scope_canceled(s)) { /* canceled since the check */
 		herd__mutex_lock(&p->lock);
 		herd__proc_term_locked(p, herd_now());
 		herd__mutex_unlock(&p->lock);

@@ -154,7 +154,7 @@ int herd__proc_sweep(herd__rt *rt);
 void herd__proc_escalate_all(herd__rt *rt);
 /* Retries the groups not yet gone. */
 void herd__proc_drain_all(herd__rt *rt);
-/* SIGTERM to a cancelled scope's processes (its lock held). */
+/* SIGTERM to a canceled scope's processes (its lock held). */
 void herd__proc_cancel_locked(herd__list *procs);
 /* Ends a closing scope's processes; returns once none is left. */
 void herd__proc_scope_end(herd__worker **wp, herd_scope *s);

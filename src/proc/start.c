@@ -240,8 +240,8 @@ int herd__proc_start(herd_proc **out, herd_scope *scope, const herd_proc_opts *o
 	/* Out of descriptors at any step, everything this start holds is
 	 * released before it waits: starts that each held some while waiting
 	 * for more could wait for each other for ever. Nothing is started in
-	 * a cancelled scope: the check comes again after each wait, and the
-	 * wait ends when the scope is cancelled (wait_scope), not only the
+	 * a canceled scope: the check comes again after each wait, and the
+	 * wait ends when the scope is canceled (wait_scope), not only the
 	 * task's own. A cancel that comes during the clone itself finds the
 	 * new process in the scope's list (scope_add), which ends it. */
 	herd__fdwait fw;

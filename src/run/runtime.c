@@ -357,7 +357,7 @@ struct first_call {
 };
 
 /* The first task under HERD_RUN_CANCEL_ON_RETURN: once the program's
- * function returns, every other task is cancelled, as the program ends
+ * function returns, every other task is canceled, as the program ends
  * when Go's main returns. */
 static void first_then_cancel(void *p)
 {

@@ -224,7 +224,7 @@ static int block(herd_chan *ch, herd__waitq *q, void *elem, herd__worker *w,
 }
 
 /* The caller's worker if it is a task that may block now; NULL with *rc
- * set if it may not (outside a task, or cancelled: the entry check). */
+ * set if it may not (outside a task, or canceled: the entry check). */
 static herd__worker *may_block(int64_t deadline, int *rc)
 {
 	*rc = 0;

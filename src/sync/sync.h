@@ -60,19 +60,19 @@ bool herd__chan_busy(herd_chan *ch);
  * `lock` (herd__objlock), which this releases.
  */
 static inline int herd__objwait(herd__worker **wp, herd__mutex *lock,
-				int64_t deadline, bool cancellable)
+				int64_t deadline, bool cancelable)
 {
-	herd__wait_prepare(*wp, (*wp)->cur, cancellable);
+	herd__wait_prepare(*wp, (*wp)->cur, cancelable);
 	herd__objunlock(lock);
-	return herd__wait_park(wp, deadline, cancellable);
+	return herd__wait_park(wp, deadline, cancelable);
 }
 
 /*
  * The calling task's worker if the caller may wait now, else NULL with
  * *why set: 0 for deadline HERD_NOWAIT (the call polls), -EPERM outside a
- * task, HERD_ECANCELED if `cancellable` and the task's scope is cancelled.
+ * task, HERD_ECANCELED if `cancelable` and the task's scope is canceled.
  */
-static inline herd__worker *herd__may_wait(int64_t deadline, bool cancellable,
+static inline herd__worker *herd__may_wait(int64_t deadline, bool cancelable,
 					   int *why)
 {
 	*why = 0;
@@ -83,7 +83,7 @@ static inline herd__worker *herd__may_wait(int64_t deadline, bool cancellable,
 		*why = -EPERM;
 		return NULL;
 	}
-	if (cancellable && herd__scope_canceled(w->cur->scope)) {
+	if (cancelable && herd__scope_canceled(w->cur->scope)) {
 		*why = HERD_ECANCELED;
 		return NULL;
 	}
