@@ -4,7 +4,8 @@
  * This is the only public header of libherd. It declares:
  *   - the runtime entry points (herd_main, herd_run) and their configuration;
  *   - tasks: cheap stackful coroutines that an M:N work-stealing scheduler
- *     runs on every core (herd_go, HERD_GO, herd_yield);
+ *     runs on every core (herd_go, HERD_GO, herd_yield), with typed
+ *     arguments checked by the compiler (HERD_TASK, HERD_MAIN);
  *   - scopes: every task belongs to one; a scope is never freed while one of
  *     its tasks runs, and canceling it makes the blocking calls of its tasks
  *     (and of the scopes nested in it) return HERD_ECANCELED; as Go's
@@ -15,14 +16,16 @@
  *     mutexes, read-write mutexes, once, condition variables and weighted
  *     semaphores (herd_mutex_*, herd_rwmutex_*, herd_once_do, herd_cond_*,
  *     herd_sem_*);
- *   - channels, HERD_RANGE and select, as Go's (herd_chan_*, herd_select);
+ *   - channels, HERD_RANGE and select, as Go's (herd_chan_*, herd_select),
+ *     typed (HERD_CHAN(T), HERD_SEND, HERD_RECV) or checked by size;
  *   - time: herd_now, deadlines, herd_sleep, timers and tickers;
  *   - descriptors: waiting for readiness, task-aware read, write, accept and
  *     connect, and a budget of descriptors (herd_fd_*, herd_read, ...);
  *   - blocking calls run on helper threads (herd_blocking);
  *   - child processes bound to scopes: a process and everything it starts
- *     never outlive the scope that started it (herd_proc_*);
- *   - errors (herd_strerror) and statistics (herd_stats_get).
+ *     never outlive the scope that started it (herd_proc_*), and Go's
+ *     Output() (herd_proc_output);
+ *   - errors (herd_strerror, herd_errname) and statistics (herd_stats_get).
  *
  * Conventions, which hold for every function unless its comment says otherwise:
  *   - Functions return int: 0 (or more) on success, a negative code on
