@@ -1063,14 +1063,24 @@ HERD_API int herd_chan_recv_sized(herd_chan *ch, void *elem, size_t size,
 /*
  * Sends the variable `var` (an lvalue: a variable, an array element, a
  * compound literal such as (int){42}) on channel c; receives into it.
- * Return as herd_chan_send and herd_chan_recv.
+ * Return as herd_chan_send and herd_chan_recv. On a typed channel the
+ * compiler has checked the type, and the call costs what herd_chan_send
+ * does; on a plain one the size is checked as the call runs.
  */
 #define HERD_SEND(c, var, deadline)                                          \
 	(HERD__CHECK_VAR(c, var),                                            \
-	 herd_chan_send_sized((herd_chan *)(void *)(c), &(var), sizeof(var), (deadline)))
+	 __builtin_choose_expr(HERD__UNTYPED(c),                              \
+			       herd_chan_send_sized((herd_chan *)(void *)(c), &(var), \
+						    sizeof(var), (deadline)), \
+			       (herd_chan_send)((herd_chan *)(void *)(c), &(var), \
+						(deadline))))
 #define HERD_RECV(c, var, deadline)                                          \
 	(HERD__CHECK_VAR(c, var),                                            \
-	 herd_chan_recv_sized((herd_chan *)(void *)(c), &(var), sizeof(var), (deadline)))
+	 __builtin_choose_expr(HERD__UNTYPED(c),                              \
+			       herd_chan_recv_sized((herd_chan *)(void *)(c), &(var), \
+						    sizeof(var), (deadline)), \
+			       (herd_chan_recv)((herd_chan *)(void *)(c), &(var), \
+						(deadline))))
 
 /*
  * Go's `for v := range ch`: runs the statement that follows once for every
