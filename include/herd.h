@@ -358,8 +358,8 @@ HERD_API int herd_scope_close(herd_scope *scope);
  * has not failed yet, records `code` as its failure and cancels it exactly
  * as herd_scope_cancel does (every blocking call of its tasks, and of the
  * scopes nested in it, returns HERD_ECANCELED; spawns into them fail);
- * later failures change nothing. A failure is recorded even in a scope
- * already canceled. herd_scope_close returns the code, herd_scope_err
+ * later failures record nothing, but the scope is canceled when any call
+ * returns. A failure is recorded even in a scope already canceled. herd_scope_close returns the code, herd_scope_err
  * reads it. A failure of a nested scope does not fail its parent; to pass
  * it on: `if ((rc = herd_scope_close(inner)) < 0) herd_scope_fail(NULL, rc);`.
  * scope NULL: the calling task's scope. `code` must be negative: a HERD_E*

@@ -442,11 +442,14 @@ int herd_scope_fail(herd_scope *s, int code)
 	if (code >= 0 || (!s && !(s = herd_scope_current())))
 		return -EINVAL;
 	int none = 0;
-	if (!atomic_compare_exchange_strong_explicit(&s->err, &none, code,
-						     mo_acq_rel, mo_relaxed))
-		return 0; /* not the first */
+	bool first = atomic_compare_exchange_strong_explicit(&s->err, &none, code,
+							     mo_acq_rel, mo_relaxed);
+	/* A later failure cancels too (cancelling is idempotent): the first
+	 * may not have reached its cancel yet, and whoever fails must find
+	 * the scope canceled when this returns, as Go's errgroup makes its
+	 * later callers wait for the first. */
 	herd_scope_cancel(s);
-	return 1;
+	return first;
 }
 
 int herd_scope_err(herd_scope *s)
