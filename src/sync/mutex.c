@@ -52,11 +52,29 @@
  * empty; WRITER and a reader count are never both set; a reader is queued
  * only while a writer holds or is queued.
  *
+ * Release order. POSIX (and Go) let the task that gets a lock free it as
+ * soon as it has released it, so a releasing call must not touch the lock
+ * once another party may own it: its internal lock is itself a write (the
+ * exchange of herd__objunlock). So a release that wakes or grants does, in
+ * this order: under the internal lock, claim and unqueue the waiters it
+ * wakes and update the state bits; release the internal lock; make the
+ * visible release (the mutex's LOCKED; it is the waiter's already in
+ * handoff mode, as are the rwmutex's grants); ready the claimed waiters (herd__wait_finish: they are
+ * the caller's alone, and their waiter structs live on their stacks until
+ * they run). A release that finds no waiter it can claim does its visible
+ * release on the lock-free path, after the internal lock; only when stale
+ * waiters alone are queued does it release under the lock, which is safe:
+ * those tasks are still inside their lock calls. runlock takes the
+ * internal lock before the last reader's decrement when WAITERS is set,
+ * and both unlocks go back to the lock-free path if the queues emptied
+ * before they got the lock (a fast path could otherwise take the mutex
+ * while they hold it).
+ *
  * Locks: each object's lock (HERD__RANK_OBJECT) protects its queues, the
  * setting and clearing of PARKED, HANDOFF and WAITERS, and the grants.
- * Under it a waker takes the scheduler's leaf locks (herd__ready) and a
- * waiter preparing to park its registry's lock. No other object lock is
- * taken under it.
+ * A waiter preparing to park takes its registry's lock under it; wakers
+ * ready tasks (the scheduler's leaf locks) after releasing it. No other
+ * object lock is taken under it.
  */
 #include "sync/sync.h"
 

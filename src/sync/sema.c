@@ -12,13 +12,25 @@
  * scope's cancellation) readies it, and a waiter claimed by its deadline
  * or a cancellation stays queued until its task unqueues it under the lock.
  *
- * Once. state: NEW (0), RUNNING, DONE, and SLEEPERS when threads that are
- * not tasks wait on the word's futex. The first caller to move NEW to
- * RUNNING runs fn; then, under the lock, it stores DONE (release: fn's
- * writes go with it) and wakes every queued task, then the futex. A caller
- * queues only after seeing, under the lock, that DONE is not set, so no
- * wake is missed. Its waits are firm and without deadline: they end only
- * when fn has returned.
+ * Release order. A waiter may free the object, or leave the frame that
+ * holds it, as soon as its call returns, so a waker does not touch the
+ * object once a waiter can run: under the lock it claims and unqueues the
+ * waiters it wakes (and, for a semaphore, counts their units), releases
+ * the lock, and only then readies them (herd__wait_finish: claimed, they
+ * are the waker's alone, and their waiter structs live on their stacks
+ * until they run).
+ *
+ * Once. state: NEW (0), RUNNING, FINISHING, DONE, and SLEEPERS when
+ * threads that are not tasks wait on the word's futex. The first caller to
+ * move NEW to RUNNING runs fn; then, under the lock, it sets FINISHING and
+ * claims every queued task; releases the lock; stores DONE (release: fn's
+ * writes go with it), its last access to the once, since the lock-free
+ * fast path returns on DONE and its caller may free the once; wakes the
+ * futex (an address only) and readies the claimed tasks. A task queues
+ * only after seeing, under the lock, that neither DONE nor FINISHING is
+ * set, so no wake is missed; one that sees FINISHING yields until DONE
+ * appears (a moment: the runner's next steps). Its waits are firm and
+ * without deadline: they end only when fn has returned.
  *
  * Cond. A waiter queues under the cond's lock and makes its wait claimable
  * before it unlocks the mutex, so a signal made after that unlock finds it.
@@ -28,14 +40,17 @@
  *
  * Sem. `cur` units are held of `size`. Waiters are served in order: a
  * release (or a waiter that leaves) serves the queue from its head while
- * the head's request fits, skipping stale waiters (claimed by a deadline
- * or a cancellation: they leave by themselves). Invariants, under the lock:
- * 0 <= cur <= size; the head waiter that can be claimed does not fit in
- * size - cur (else it would have been served).
+ * the first live waiter's request fits, skipping stale waiters (claimed by
+ * a deadline or a cancellation: they leave by themselves) before it looks
+ * at their requests, so a large stale one holds nobody back; an acquire
+ * takes units at once if they are free and no live waiter is queued.
+ * Invariants, under the lock: 0 <= cur <= size; the first live waiter
+ * does not fit in size - cur (else it would have been served).
  *
  * Locks: each object's lock (HERD__RANK_OBJECT) protects its queue and,
- * for a semaphore, `cur`. Under it a waker takes the scheduler's leaf
- * locks (herd__ready) and a waiter preparing to park its registry's lock.
+ * for a semaphore, `cur`. Under it a waiter preparing to park takes its
+ * registry's lock; wakers ready tasks (the scheduler's leaf locks) after
+ * releasing it.
  * herd_cond_wait takes the mutex's lock only after releasing the cond's.
  */
 #include "sync/sync.h"
