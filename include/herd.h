@@ -666,7 +666,13 @@ HERD_API int herd_wg_wait(herd_wg *wg, int64_t deadline);
  * that a semaphore's capacity must be given (HERD_SEM_INIT, herd_sem_init).
  * Nothing is allocated and there is nothing to free. The words are herd's
  * own. An object must not be copied, moved or freed while it is in use:
- * locked, waited on, or with a call on it under way.
+ * locked, waited on, or with a call on it under way. A releasing call is
+ * over for this once what it lets through may go: the task that gets the
+ * mutex from an unlock, or returns from herd_sem_acquire, herd_wg_wait,
+ * herd_once_do or herd_cond_wait thanks to another party's call, may
+ * release and free the object at once (a semaphore used as a completion in
+ * its frame, as POSIX allows for a mutex), even if that call has not yet
+ * returned: it touches the object no more.
  *
  * Threads: the calls that never block (herd_mutex_trylock, the unlocks,
  * herd_cond_signal and herd_cond_broadcast, herd_sem_tryacquire and

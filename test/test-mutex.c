@@ -522,3 +522,47 @@ TEST(wg_values)
 	CHECK_EQ(herd_wg_add(&wv_static, -1), -ERANGE);
 	test_run(4, wv_main, NULL);
 }
+
+/* ------------------------------------------------------------------ */
+
+#define UF_ROUNDS (2000 / TEST_SCALE)
+
+static atomic_int uf_locked, uf_released;
+
+/* Holds the mutex until the main task has queued for it, then unlocks. */
+static void uf_holder(void *p)
+{
+	herd_mutex *m = *(herd_mutex **)p;
+
+	CHECK_EQ(herd_mutex_lock(m, HERD_FOREVER), 0);
+	atomic_store(&uf_locked, 1);
+	CHECK_OK(herd_sleep(herd_deadline(30 * HERD_USEC)));
+	CHECK_EQ(herd_mutex_unlock(m), 0);
+	atomic_store(&uf_released, 1);
+}
+
+static void uf_main(void *arg)
+{
+	for (int i = 0; i < UF_ROUNDS; i++) {
+		herd_mutex *m = malloc(sizeof *m);
+
+		CHECK(m != NULL);
+		*m = (herd_mutex)HERD_MUTEX_INIT;
+		atomic_store(&uf_locked, 0);
+		atomic_store(&uf_released, 0);
+		CHECK_OK(HERD_GO(NULL, uf_holder, m));
+		while (!atomic_load(&uf_locked))
+			CHECK_OK(herd_yield());
+		CHECK_EQ(herd_mutex_lock(m, HERD_FOREVER), 0);
+		CHECK_EQ(herd_mutex_unlock(m), 0);
+		test_free_released(m, sizeof *m, &uf_released);
+	}
+}
+
+/* A waiter that gets the mutex from an unlock may unlock and free it at
+ * once: the unlock touches the mutex no more once it is released (its
+ * internal lock is released first, the waiter readied last). */
+TEST(unlock_then_free)
+{
+	test_run(2, uf_main, NULL);
+}

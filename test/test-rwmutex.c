@@ -361,3 +361,60 @@ TEST(bad_input)
 	CHECK_EQ(herd_rwmutex_unlock(&rw), 0);
 	test_run(2, rb_main, NULL);
 }
+
+/* ------------------------------------------------------------------ */
+
+#define UF_ROUNDS (2000 / TEST_SCALE)
+
+struct uf_arg {
+	herd_rwmutex *rw;
+	bool write;             /* the holder's lock: write, else read */
+};
+
+static atomic_int uf_locked, uf_released;
+
+/* Holds rw until the main task has queued for it, then releases it. */
+static void uf_holder(void *p)
+{
+	struct uf_arg a = *(struct uf_arg *)p;
+
+	CHECK_EQ(a.write ? herd_rwmutex_lock(a.rw, HERD_FOREVER)
+			 : herd_rwmutex_rlock(a.rw, HERD_FOREVER), 0);
+	atomic_store(&uf_locked, 1);
+	CHECK_OK(herd_sleep(herd_deadline(30 * HERD_USEC)));
+	CHECK_EQ(a.write ? herd_rwmutex_unlock(a.rw) : herd_rwmutex_runlock(a.rw), 0);
+	atomic_store(&uf_released, 1);
+}
+
+static void uf_main(void *arg)
+{
+	for (int i = 0; i < UF_ROUNDS; i++) {
+		struct uf_arg a = {.rw = malloc(sizeof *a.rw), .write = i % 2};
+
+		CHECK(a.rw != NULL);
+		*a.rw = (herd_rwmutex)HERD_RWMUTEX_INIT;
+		atomic_store(&uf_locked, 0);
+		atomic_store(&uf_released, 0);
+		CHECK_OK(HERD_GO(NULL, uf_holder, a));
+		while (!atomic_load(&uf_locked))
+			CHECK_OK(herd_yield());
+		/* A writer's unlock grants a queued reader; the last reader's
+		 * runlock grants a queued writer. */
+		if (a.write) {
+			CHECK_EQ(herd_rwmutex_rlock(a.rw, HERD_FOREVER), 0);
+			CHECK_EQ(herd_rwmutex_runlock(a.rw), 0);
+		} else {
+			CHECK_EQ(herd_rwmutex_lock(a.rw, HERD_FOREVER), 0);
+			CHECK_EQ(herd_rwmutex_unlock(a.rw), 0);
+		}
+		test_free_released(a.rw, sizeof *a.rw, &uf_released);
+	}
+}
+
+/* A task granted the lock by an unlock or the last runlock may release it
+ * and free it at once: the releasing call touches it no more once the new
+ * holder can run (its internal lock is released first). */
+TEST(release_then_free)
+{
+	test_run(2, uf_main, NULL);
+}

@@ -713,3 +713,43 @@ TEST(sem_bad_input)
 	CHECK_EQ(herd_sem_release(&z, 1), -ERANGE);
 	test_run(1, sbad_main, NULL);
 }
+
+/* ------------------------------------------------------------------ */
+
+#define UF_ROUNDS (2000 / TEST_SCALE)
+
+static atomic_int uf_released;
+
+/* Releases the main task's semaphore once the main task waits on it. */
+static void uf_releaser(void *p)
+{
+	herd_sem *s = *(herd_sem **)p;
+
+	CHECK_OK(herd_sleep(herd_deadline(30 * HERD_USEC)));
+	CHECK_EQ(herd_sem_release(s, 1), 0);
+	atomic_store(&uf_released, 1);
+}
+
+static void uf_main(void *arg)
+{
+	for (int i = 0; i < UF_ROUNDS; i++) {
+		herd_sem *s = malloc(sizeof *s);
+
+		CHECK(s != NULL);
+		CHECK_OK(herd_sem_init(s, 1));
+		atomic_store(&uf_released, 0);
+		CHECK_EQ(herd_sem_acquire(s, 1, HERD_FOREVER), 0);
+		CHECK_OK(HERD_GO(NULL, uf_releaser, s));
+		/* A completion: its wake means the other task is done with s. */
+		CHECK_EQ(herd_sem_acquire(s, 1, HERD_FOREVER), 0);
+		test_free_released(s, sizeof *s, &uf_released);
+	}
+}
+
+/* A semaphore used as a completion, freed by its waiter as soon as its
+ * acquire returns: the release touches it no more once the waiter can run
+ * (it readies the waiter after releasing its internal lock). */
+TEST(sem_release_then_free)
+{
+	test_run(2, uf_main, NULL);
+}

@@ -324,3 +324,40 @@ TEST(wg_invalid)
 	test_run(2, inv_main, NULL);
 	CHECK_OK(herd_wg_free(wg));
 }
+
+/* ------------------------------------------------------------------ */
+
+#define UF_ROUNDS (2000 / TEST_SCALE)
+
+static atomic_int uf_released;
+
+/* Counts the main task's group down once the main task waits on it. */
+static void uf_doner(void *p)
+{
+	herd_wg *wg = *(herd_wg **)p;
+
+	CHECK_OK(herd_sleep(herd_deadline(30 * HERD_USEC)));
+	CHECK_EQ(herd_wg_done(wg), 0);
+	atomic_store(&uf_released, 1);
+}
+
+static void uf_main(void *arg)
+{
+	for (int i = 0; i < UF_ROUNDS; i++) {
+		herd_wg *wg = calloc(1, sizeof *wg);
+
+		CHECK(wg != NULL);
+		atomic_store(&uf_released, 0);
+		CHECK_EQ(herd_wg_add(wg, 1), 1);
+		CHECK_OK(HERD_GO(NULL, uf_doner, wg));
+		CHECK_EQ(herd_wg_wait(wg, HERD_FOREVER), 0);
+		test_free_released(wg, sizeof *wg, &uf_released);
+	}
+}
+
+/* A waiter may free the group as soon as its wait returns: the done that
+ * reached zero touches it no more once the waiter can run. */
+TEST(wg_done_then_free)
+{
+	test_run(2, uf_main, NULL);
+}

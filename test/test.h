@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,6 +263,38 @@ int main(int argc, char **argv)
 	}
 	fprintf(stderr, "no test case named '%s'\n", argv[1]);
 	return 2;
+}
+
+/*
+ * The end of a round of the "release, then free at once" tests: the caller
+ * has just got a lock (or a wake) that another party released, and frees
+ * the lock's memory obj at once, as a program may (POSIX allows freeing a
+ * mutex right after it is unlocked); *released turns 1 when that party's
+ * call has returned. Under ASan the memory is freed at once, so that a
+ * write by the releaser after its release is a use after free; elsewhere
+ * it is filled with 0xAB and checked once the releaser has returned (its
+ * internal lock word would read 0), then freed.
+ */
+static inline void test_free_released(void *obj, size_t size, atomic_int *released)
+{
+#if defined(HERD_TEST_SANITIZE_address)
+	free(obj);
+	while (!atomic_load(released))
+		CHECK_OK(herd_yield());
+#else
+	memset(obj, 0xAB, size);
+	while (!atomic_load(released))
+		CHECK_OK(herd_yield());
+	for (size_t i = 0; i < size; i++) {
+		unsigned char b = ((unsigned char *)obj)[i];
+		if (b != 0xAB) {
+			fprintf(stderr, "byte %zu of the freed lock was written "
+				"after its release: 0x%02x\n", i, b);
+			exit(1);
+		}
+	}
+	free(obj);
+#endif
 }
 
 #endif

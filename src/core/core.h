@@ -440,6 +440,22 @@ static inline void herd__waitq_push_front(herd__waitq *q, herd__waiter *wt)
 unsigned herd__waitq_wake_all(herd__waitq *q);
 /* The same for the first waiter that can be claimed; true if one was. */
 bool herd__waitq_wake_one(herd__waitq *q);
+/*
+ * Waking in two steps, for objects whose waiter may free the object as
+ * soon as its call returns (a lock in a task's frame or in freed memory):
+ * under the object's lock, claim and unqueue the waiters to wake into a
+ * local list (they are then the caller's: nobody else readies them, and
+ * their waiters, on their own stacks, stay valid until they run); release
+ * the object's lock and make whatever release is visible the last access
+ * to the object; then finish them. claim_all returns how many it claimed,
+ * claim_one whether it claimed one; finish_all empties `won`.
+ */
+unsigned herd__waitq_claim_all(herd__waitq *q, herd__list *won);
+bool herd__waitq_claim_one(herd__waitq *q, herd__list *won);
+void herd__wait_finish_all(herd__list *won, int result);
+/* Whether a queued waiter's task can still be claimed: false for a stale
+ * waiter (claimed by its deadline or a cancellation, it unqueues itself). */
+bool herd__wait_live(const herd__task *t);
 /* The same for cancellation: only a cancelable wait is claimed. */
 bool herd__wake_canceled(herd__task *t);
 /* The two halves of a wake, for wakers that must know they won before they

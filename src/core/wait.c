@@ -113,6 +113,48 @@ bool herd__waitq_wake_one(herd__waitq *q)
 	return false;
 }
 
+unsigned herd__waitq_claim_all(herd__waitq *q, herd__list *won)
+{
+	unsigned n = 0;
+	for (herd__link *k = q->head, *next; k; k = next) {
+		next = k->next;
+		herd__waiter *wt = herd__waiter_of(k);
+		if (herd__wait_claim(wt->task)) {
+			herd__waitq_remove(q, wt);
+			herd__list_push_back(won, &wt->link);
+			n++;
+		}
+	}
+	return n;
+}
+
+bool herd__waitq_claim_one(herd__waitq *q, herd__list *won)
+{
+	herd__waiter *wt;
+	herd__list_each(wt, q, herd__waiter, link) {
+		if (herd__wait_claim(wt->task)) {
+			herd__waitq_remove(q, wt); /* then the walk ends */
+			herd__list_push_back(won, &wt->link);
+			return true;
+		}
+	}
+	return false;
+}
+
+void herd__wait_finish_all(herd__list *won, int result)
+{
+	/* Unlinked before it is finished: once readied, its waiter (on its
+	 * stack) may be gone; popping the next one writes only that one. */
+	for (herd__link *k; (k = herd__list_pop_front(won));)
+		herd__wait_finish(herd__waiter_of(k)->task, result);
+}
+
+bool herd__wait_live(const herd__task *t)
+{
+	uint32_t s = atomic_load_explicit(&t->wait, mo_seq_cst);
+	return s == HERD__WAIT_CANCELABLE || s == HERD__WAIT_FIRM;
+}
+
 bool herd__wake_canceled(herd__task *t)
 {
 	if (atomic_load_explicit(&t->wait, mo_seq_cst) != HERD__WAIT_CANCELABLE ||

@@ -52,11 +52,29 @@
  * empty; WRITER and a reader count are never both set; a reader is queued
  * only while a writer holds or is queued.
  *
+ * Release order. POSIX (and Go) let the task that gets a lock free it as
+ * soon as it has released it, so a releasing call must not touch the lock
+ * once another party may own it: its internal lock is itself a write (the
+ * exchange of herd__objunlock). So a release that wakes or grants does, in
+ * this order: under the internal lock, claim and unqueue the waiters it
+ * wakes and update the state bits; release the internal lock; make the
+ * visible release (the mutex's LOCKED; it is the waiter's already in
+ * handoff mode, as are the rwmutex's grants); ready the claimed waiters (herd__wait_finish: they are
+ * the caller's alone, and their waiter structs live on their stacks until
+ * they run). A release that finds no waiter it can claim does its visible
+ * release on the lock-free path, after the internal lock; only when stale
+ * waiters alone are queued does it release under the lock, which is safe:
+ * those tasks are still inside their lock calls. runlock takes the
+ * internal lock before the last reader's decrement when WAITERS is set,
+ * and both unlocks go back to the lock-free path if the queues emptied
+ * before they got the lock (a fast path could otherwise take the mutex
+ * while they hold it).
+ *
  * Locks: each object's lock (HERD__RANK_OBJECT) protects its queues, the
  * setting and clearing of PARKED, HANDOFF and WAITERS, and the grants.
- * Under it a waker takes the scheduler's leaf locks (herd__ready) and a
- * waiter preparing to park its registry's lock. No other object lock is
- * taken under it.
+ * A waiter preparing to park takes its registry's lock under it; wakers
+ * ready tasks (the scheduler's leaf locks) after releasing it. No other
+ * object lock is taken under it.
  */
 #include "sync/sync.h"
 
@@ -282,43 +300,61 @@ int herd_mutex_trylock(herd_mutex *pm)
 	return -EBUSY;
 }
 
-/* In handoff mode, under the lock: the first waiter gets the mutex. */
-static void hand_off(struct mutex *m)
+/*
+ * The wake of an unlock that found waiters queued and nobody holding
+ * WOKEN. Under the lock it picks the waiter, claims and unqueues it, and
+ * updates PARKED, HANDOFF and WOKEN; then it unlocks, then (in normal
+ * mode) clears LOCKED, its last access to m: from then on the mutex may be
+ * taken, unlocked and freed. Then it readies the waiter, which it claimed,
+ * so nobody else touches it, and whose struct (on the waiter's stack) lives
+ * until the waiter runs. Returns false, having changed nothing, if the
+ * state changed so that the lock-free path must release instead.
+ */
+static bool unlock_wake(struct mutex *m)
 {
-	herd__waiter *h = claim_first(&m->waiters);
-	if (!h) { /* only stale waiters: let anybody take it */
-		atomic_fetch_and_explicit(&m->state, ~(LOCKED | HANDOFF), mo_release);
-		return;
+	herd__objlock(&m->lock);
+	mutex_check(m);
+	uint32_t s = atomic_load_explicit(&m->state, mo_relaxed);
+	/* The stale waiters have gone, or a spinner took WOKEN (which it may
+	 * do under our feet: spinners take no lock). */
+	if (!(s & PARKED) || (s & WOKEN) ||
+	    (!(s & HANDOFF) &&
+	     !atomic_compare_exchange_strong_explicit(&m->state, &s, s | WOKEN,
+						      mo_relaxed, mo_relaxed))) {
+		herd__objunlock(&m->lock);
+		return false;
 	}
-	uint32_t clear = 0;
-	if (herd__list_empty(&m->waiters))
-		clear = PARKED | HANDOFF;
-	else if (herd_now() - ((struct mutex_waiter *)h)->start < STARVE_NS)
-		clear = HANDOFF;
-	if (clear)
-		atomic_fetch_and_explicit(&m->state, ~clear, mo_relaxed);
-	herd__wait_finish(h->task, WAKE_OWNED); /* LOCKED stays: it is its */
-}
-
-/* In normal mode, under the lock: releases, and wakes the first waiter to
- * compete unless a task holding WOKEN is about to. */
-static void wake_first(struct mutex *m, uint32_t s)
-{
-	do {
-		if (s & WOKEN) {
-			atomic_fetch_and_explicit(&m->state, ~LOCKED, mo_release);
-			return;
-		}
-	} while (!cas(&m->state, &s, s | WOKEN, mo_relaxed));
 	herd__waiter *h = claim_first(&m->waiters);
-	uint32_t clear = LOCKED;
-	if (!h)
-		clear |= WOKEN; /* nobody took it from us */
-	else if (herd__list_empty(&m->waiters))
-		clear |= PARKED;
-	atomic_fetch_and_explicit(&m->state, ~clear, mo_release);
-	if (h)
-		herd__wait_finish(h->task, WAKE_RETRY);
+	herd__task *t = h ? h->task : NULL;
+	uint32_t clear = 0;
+	if (!h) {
+		/* Only stale waiters: let anybody take it. Released under the
+		 * lock, but those waiters are still inside their lock calls,
+		 * so m cannot be freed yet. */
+		clear = LOCKED | HANDOFF | WOKEN;
+	} else if (herd__list_empty(&m->waiters)) {
+		clear = PARKED | HANDOFF;
+	} else if ((s & HANDOFF) &&
+		   herd_now() - ((struct mutex_waiter *)h)->start < STARVE_NS) {
+		clear = HANDOFF; /* it waited less: back to normal mode */
+	}
+	if (clear)
+		atomic_fetch_and_explicit(&m->state, ~clear,
+					  h ? mo_relaxed : mo_release);
+	mutex_check(m);
+	herd__objunlock(&m->lock);
+	if (!t)
+		return true;
+	if (s & HANDOFF) {
+		/* LOCKED stays set: the mutex is the waiter's already. */
+		herd__wait_finish(t, WAKE_OWNED);
+	} else {
+		/* It holds WOKEN, which we set for it: until it runs, nothing
+		 * else changes LOCKED or WOKEN, and it competes when it does. */
+		atomic_fetch_and_explicit(&m->state, ~LOCKED, mo_release);
+		herd__wait_finish(t, WAKE_RETRY);
+	}
+	return true;
 }
 
 static __attribute__((noinline)) int unlock_slow(struct mutex *m, uint32_t s)
@@ -326,23 +362,17 @@ static __attribute__((noinline)) int unlock_slow(struct mutex *m, uint32_t s)
 	for (;;) {
 		if (!(s & LOCKED))
 			return -EPERM;
-		if ((s & (PARKED | WOKEN)) == PARKED)
-			break;
+		if ((s & (PARKED | WOKEN)) == PARKED) {
+			if (unlock_wake(m))
+				return 0;
+			s = atomic_load_explicit(&m->state, mo_relaxed);
+			continue;
+		}
+		/* Nobody to wake, or somebody holding WOKEN is about to take
+		 * it: this CAS is the release, and the last access to m. */
 		if (cas(&m->state, &s, s & ~LOCKED, mo_release))
 			return 0;
 	}
-	herd__objlock(&m->lock);
-	mutex_check(m);
-	s = atomic_load_explicit(&m->state, mo_relaxed);
-	if (!(s & PARKED)) /* the stale waiters have gone */
-		atomic_fetch_and_explicit(&m->state, ~LOCKED, mo_release);
-	else if (s & HANDOFF)
-		hand_off(m);
-	else
-		wake_first(m, s);
-	mutex_check(m);
-	herd__objunlock(&m->lock);
-	return 0;
 }
 
 int herd_mutex_unlock(herd_mutex *pm)
@@ -396,60 +426,70 @@ static void rw_settle(struct rwmutex *rw)
 }
 
 /* Under the lock, with no writer holding: every queued reader it can
- * claim now holds the mutex. Returns how many. */
-static unsigned grant_readers(struct rwmutex *rw)
+ * claim now holds the mutex, and is moved to `won` (to be readied after
+ * the unlock). Readers beyond RMASK stay queued, as rw_slow would refuse
+ * them: the last reader out grants them. Returns how many it granted. */
+static unsigned grant_readers(struct rwmutex *rw, herd__list *won)
 {
-	herd__list won = {0};
+	uint32_t held = atomic_load_explicit(&rw->state, mo_relaxed) & RMASK;
 	unsigned n = 0;
-	for (herd__link *k = rw->readers.head, *next; k; k = next) {
+	for (herd__link *k = rw->readers.head, *next; k && held + n < RMASK;
+	     k = next) {
 		next = k->next;
 		herd__waiter *wt = herd__waiter_of(k);
 		if (herd__wait_claim(wt->task)) {
 			herd__waitq_remove(&rw->readers, wt);
-			herd__list_push_back(&won, &wt->link);
+			herd__list_push_back(won, &wt->link);
 			n++;
 		}
 	}
 	/* Counted before any of them runs (and may release it). */
 	if (n)
 		atomic_fetch_add_explicit(&rw->state, n, mo_relaxed);
-	for (herd__link *k; (k = herd__list_pop_front(&won));)
-		herd__wait_finish(herd__waiter_of(k)->task, 0);
 	return n;
 }
 
 /* Under the lock, with no reader or writer holding: the first writer it
- * can claim holds the mutex. Returns whether there was one. */
-static bool grant_writer(struct rwmutex *rw)
+ * can claim holds the mutex, moved to `won`. Returns whether there was one. */
+static bool grant_writer(struct rwmutex *rw, herd__list *won)
 {
 	herd__waiter *wt = claim_first(&rw->writers);
 	if (!wt)
 		return false;
 	atomic_fetch_or_explicit(&rw->state, WRITER, mo_relaxed);
-	herd__wait_finish(wt->task, 0);
+	herd__list_push_back(won, &wt->link);
 	return true;
 }
 
 /*
  * Under the lock, after the mutex was released or a writer left the queue:
- * hands it on. readers_first: a writer's unlock, after which the readers
- * that queued during its hold go before the next writer.
+ * hands it on, to the waiters it moves to `won`, which the caller readies
+ * with rw_unlock_wake. readers_first: a writer's unlock, after which the
+ * readers that queued during its hold go before the next writer.
  */
-static void dispatch(struct rwmutex *rw, bool readers_first)
+static void dispatch(struct rwmutex *rw, bool readers_first, herd__list *won)
 {
 	uint32_t s = atomic_load_explicit(&rw->state, mo_acquire);
 	if (!(s & WRITER)) {
-		if (readers_first && grant_readers(rw))
+		if (readers_first && grant_readers(rw, won))
 			goto out;
 		if (!herd__list_empty(&rw->writers)) {
 			/* With readers in, the last one out dispatches. */
-			if ((s & RMASK) || grant_writer(rw))
+			if ((s & RMASK) || grant_writer(rw, won))
 				goto out;
 		}
-		grant_readers(rw); /* no writer holds or can be woken */
+		grant_readers(rw, won); /* no writer holds or can be woken */
 	}
 out:
 	rw_settle(rw);
+}
+
+/* Releases the lock, then readies the new holders dispatch granted: once
+ * one runs, it may unlock and free the mutex. */
+static void rw_unlock_wake(struct rwmutex *rw, herd__list *won)
+{
+	herd__objunlock(&rw->lock);
+	herd__wait_finish_all(won, 0);
 }
 
 /* Queues the calling task (the lock held, WAITERS set) and parks it.
@@ -463,13 +503,14 @@ static int rw_park(struct rwmutex *rw, herd__waitq *q, herd__worker *w,
 	int rc = herd__objwait(&w, &rw->lock, deadline, false);
 	if (rc == 0)
 		return 0;
+	herd__list won = {0};
 	herd__objlock(&rw->lock);
 	herd__waitq_remove(q, &wt);
 	if (q == &rw->writers)
-		dispatch(rw, false); /* the readers behind it may go */
+		dispatch(rw, false, &won); /* the readers behind it may go */
 	else
 		rw_settle(rw);
-	herd__objunlock(&rw->lock);
+	rw_unlock_wake(rw, &won);
 	return rc;
 }
 
@@ -542,15 +583,31 @@ int herd_rwmutex_runlock(herd_rwmutex *prw)
 		return -EINVAL;
 	struct rwmutex *rw = rw_of(prw);
 	uint32_t s = atomic_load_explicit(&rw->state, mo_relaxed);
-	do {
+	for (;;) {
 		if (!(s & RMASK))
 			return -EPERM;
-	} while (!cas(&rw->state, &s, s - 1, mo_release));
-	if ((s & RMASK) == 1 && (s & WAITERS)) { /* the last reader out */
-		herd__objlock(&rw->lock);
-		dispatch(rw, false);
-		herd__objunlock(&rw->lock);
+		if ((s & RMASK) == 1 && (s & WAITERS)) {
+			/* The last reader out hands the mutex on, under the lock:
+			 * decremented before it, a writer that gives up could
+			 * grant it, and its new holder free it, meanwhile. */
+			herd__objlock(&rw->lock);
+			s = atomic_load_explicit(&rw->state, mo_relaxed);
+			if (s & WAITERS)
+				break;
+			/* The queues emptied: a fast path could take it once
+			 * released, so release after the unlock. */
+			herd__objunlock(&rw->lock);
+			continue;
+		}
+		if (cas(&rw->state, &s, s - 1, mo_release))
+			return 0;
 	}
+	/* WAITERS stops the fast paths but ours: nobody takes it before the
+	 * unlock, and the new holders run only after it. */
+	herd__list won = {0};
+	atomic_fetch_sub_explicit(&rw->state, 1, mo_release);
+	dispatch(rw, false, &won);
+	rw_unlock_wake(rw, &won);
 	return 0;
 }
 
@@ -559,7 +616,9 @@ int herd_rwmutex_unlock(herd_rwmutex *prw)
 	if (herd__unlikely(!prw))
 		return -EINVAL;
 	struct rwmutex *rw = rw_of(prw);
-	uint32_t s = atomic_load_explicit(&rw->state, mo_relaxed);
+	uint32_t s;
+again:
+	s = atomic_load_explicit(&rw->state, mo_relaxed);
 	for (;;) {
 		if (!(s & WRITER))
 			return -EPERM;
@@ -568,10 +627,20 @@ int herd_rwmutex_unlock(herd_rwmutex *prw)
 		if (cas(&rw->state, &s, s & ~WRITER, mo_release))
 			return 0;
 	}
-	/* WAITERS stops the fast paths but runlock: nothing else takes it. */
 	herd__objlock(&rw->lock);
+	s = atomic_load_explicit(&rw->state, mo_relaxed);
+	if (!(s & WAITERS)) {
+		/* The queues emptied meanwhile: a fast path could take it
+		 * once released, so release after the unlock. */
+		herd__objunlock(&rw->lock);
+		goto again;
+	}
+	/* WAITERS stops the fast paths but runlock (and no reader holds):
+	 * nobody takes it before the unlock, and the new holders run only
+	 * after it. */
+	herd__list won = {0};
 	atomic_fetch_and_explicit(&rw->state, ~WRITER, mo_release);
-	dispatch(rw, true);
-	herd__objunlock(&rw->lock);
+	dispatch(rw, true, &won);
+	rw_unlock_wake(rw, &won);
 	return 0;
 }

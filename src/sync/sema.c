@@ -12,13 +12,25 @@
  * scope's cancellation) readies it, and a waiter claimed by its deadline
  * or a cancellation stays queued until its task unqueues it under the lock.
  *
- * Once. state: NEW (0), RUNNING, DONE, and SLEEPERS when threads that are
- * not tasks wait on the word's futex. The first caller to move NEW to
- * RUNNING runs fn; then, under the lock, it stores DONE (release: fn's
- * writes go with it) and wakes every queued task, then the futex. A caller
- * queues only after seeing, under the lock, that DONE is not set, so no
- * wake is missed. Its waits are firm and without deadline: they end only
- * when fn has returned.
+ * Release order. A waiter may free the object, or leave the frame that
+ * holds it, as soon as its call returns, so a waker does not touch the
+ * object once a waiter can run: under the lock it claims and unqueues the
+ * waiters it wakes (and, for a semaphore, counts their units), releases
+ * the lock, and only then readies them (herd__wait_finish: claimed, they
+ * are the waker's alone, and their waiter structs live on their stacks
+ * until they run).
+ *
+ * Once. state: NEW (0), RUNNING, FINISHING, DONE, and SLEEPERS when
+ * threads that are not tasks wait on the word's futex. The first caller to
+ * move NEW to RUNNING runs fn; then, under the lock, it sets FINISHING and
+ * claims every queued task; releases the lock; stores DONE (release: fn's
+ * writes go with it), its last access to the once, since the lock-free
+ * fast path returns on DONE and its caller may free the once; wakes the
+ * futex (an address only) and readies the claimed tasks. A task queues
+ * only after seeing, under the lock, that neither DONE nor FINISHING is
+ * set, so no wake is missed; one that sees FINISHING yields until DONE
+ * appears (a moment: the runner's next steps). Its waits are firm and
+ * without deadline: they end only when fn has returned.
  *
  * Cond. A waiter queues under the cond's lock and makes its wait claimable
  * before it unlocks the mutex, so a signal made after that unlock finds it.
@@ -28,14 +40,17 @@
  *
  * Sem. `cur` units are held of `size`. Waiters are served in order: a
  * release (or a waiter that leaves) serves the queue from its head while
- * the head's request fits, skipping stale waiters (claimed by a deadline
- * or a cancellation: they leave by themselves). Invariants, under the lock:
- * 0 <= cur <= size; the head waiter that can be claimed does not fit in
- * size - cur (else it would have been served).
+ * the first live waiter's request fits, skipping stale waiters (claimed by
+ * a deadline or a cancellation: they leave by themselves) before it looks
+ * at their requests, so a large stale one holds nobody back; an acquire
+ * takes units at once if they are free and no live waiter is queued.
+ * Invariants, under the lock: 0 <= cur <= size; the first live waiter
+ * does not fit in size - cur (else it would have been served).
  *
  * Locks: each object's lock (HERD__RANK_OBJECT) protects its queue and,
- * for a semaphore, `cur`. Under it a waker takes the scheduler's leaf
- * locks (herd__ready) and a waiter preparing to park its registry's lock.
+ * for a semaphore, `cur`. Under it a waiter preparing to park takes its
+ * registry's lock; wakers ready tasks (the scheduler's leaf locks) after
+ * releasing it.
  * herd_cond_wait takes the mutex's lock only after releasing the cond's.
  */
 #include "sync/sync.h"
@@ -46,7 +61,7 @@
 /* Once                                                                */
 /* ------------------------------------------------------------------ */
 
-enum { RUNNING = 1u, DONE = 2u, SLEEPERS = 4u };
+enum { RUNNING = 1u, DONE = 2u, SLEEPERS = 4u, FINISHING = 8u };
 
 struct __attribute__((may_alias)) once {
 	_Atomic uint32_t state;
@@ -74,7 +89,16 @@ static void once_sleep(struct once *o)
 static void once_park(struct once *o, herd__worker *w)
 {
 	herd__objlock(&o->lock);
-	if (atomic_load_explicit(&o->state, mo_acquire) & DONE) {
+	uint32_t s;
+	while (!((s = atomic_load_explicit(&o->state, mo_acquire)) & DONE) &&
+	       (s & FINISHING)) {
+		/* The runner has woken the queue and is about to store DONE,
+		 * its last step: nobody would wake us, wait for DONE. */
+		herd__objunlock(&o->lock);
+		herd_yield();
+		herd__objlock(&o->lock);
+	}
+	if (s & DONE) {
 		herd__objunlock(&o->lock);
 		return;
 	}
@@ -92,13 +116,19 @@ static int once_slow(struct once *o, void (*fn)(void *), void *arg)
 	if (atomic_compare_exchange_strong_explicit(&o->state, &s, RUNNING,
 						    mo_acquire, mo_acquire)) {
 		fn(arg);
+		herd__list won = {0};
 		herd__objlock(&o->lock);
-		s = atomic_exchange_explicit(&o->state, DONE, mo_release);
-		herd__waitq_wake_all(&o->waiters);
+		atomic_fetch_or_explicit(&o->state, FINISHING, mo_relaxed);
+		herd__waitq_claim_all(&o->waiters, &won);
 		HERD__ASSERT(herd__list_empty(&o->waiters));
 		herd__objunlock(&o->lock);
+		/* DONE last: the fast path then returns, and its caller may
+		 * free o. The futex wake only names the address (a wake on a
+		 * reused one is spurious, which futex waiters allow for). */
+		s = atomic_exchange_explicit(&o->state, DONE, mo_release);
 		if (s & SLEEPERS)
 			herd__futex_wake(&o->state, INT_MAX);
+		herd__wait_finish_all(&won, 0);
 		return 1;
 	}
 	if (s & DONE) {
@@ -192,11 +222,14 @@ static int cond_wake(herd_cond *pc, bool all)
 	struct cond *c = cond_of(pc);
 	if (!atomic_load_explicit(&c->waiting, mo_acquire))
 		return 0;
+	herd__list won = {0};
 	herd__objlock(&c->lock);
-	unsigned n = all ? herd__waitq_wake_all(&c->waiters)
-			 : herd__waitq_wake_one(&c->waiters);
+	unsigned n = all ? herd__waitq_claim_all(&c->waiters, &won)
+			 : herd__waitq_claim_one(&c->waiters, &won);
 	atomic_fetch_sub_explicit(&c->waiting, n, mo_relaxed);
 	herd__objunlock(&c->lock);
+	/* After the unlock: a woken waiter may end the cond's life. */
+	herd__wait_finish_all(&won, 0);
 	return (int)n;
 }
 
@@ -234,21 +267,33 @@ static inline struct sem *sem_of(herd_sem *s)
 	return (struct sem *)(void *)s;
 }
 
-/* Under the lock: serves waiters from the head while the head fits. */
-static void sem_serve(struct sem *s)
+/* Under the lock: serves waiters from the head while the first live one
+ * fits, claiming and unqueuing them into `won`, which the caller finishes
+ * after the unlock. Stale waiters are skipped whatever they asked for. */
+static void sem_serve(struct sem *s, herd__list *won)
 {
 	for (herd__link *k = s->waiters.head, *next; k; k = next) {
 		next = k->next;
 		struct sem_waiter *wt = (struct sem_waiter *)herd__waiter_of(k);
+		if (!herd__wait_live(wt->base.task))
+			continue; /* it leaves by itself */
 		if (s->size - s->cur < wt->n)
 			break; /* FIFO: it holds back the smaller ones behind */
 		if (herd__wait_claim(wt->base.task)) {
 			s->cur += wt->n;
 			herd__waitq_remove(&s->waiters, &wt->base);
-			herd__wait_finish(wt->base.task, 0);
+			herd__list_push_back(won, &wt->base.link);
 		}
 	}
 	HERD__ASSERT(s->cur >= 0 && s->cur <= s->size);
+}
+
+/* Releases the lock, then readies the waiters sem_serve claimed: once one
+ * runs, it may free the semaphore (a completion in its frame). */
+static void sem_unlock(struct sem *s, herd__list *won)
+{
+	herd__objunlock(&s->lock);
+	herd__wait_finish_all(won, 0);
 }
 
 int herd_sem_init(herd_sem *ps, int64_t n)
@@ -260,11 +305,16 @@ int herd_sem_init(herd_sem *ps, int64_t n)
 	return 0;
 }
 
-/* Under the lock: takes n units if they are free and nobody queues. */
+/* Under the lock: takes n units if they are free and no live waiter
+ * queues (stale ones are leaving and hold nobody back). */
 static bool sem_take(struct sem *s, int64_t n)
 {
-	if (s->size - s->cur < n || !herd__list_empty(&s->waiters))
+	if (s->size - s->cur < n)
 		return false;
+	herd__waiter *wt;
+	herd__list_each(wt, &s->waiters, herd__waiter, link)
+		if (herd__wait_live(wt->task))
+			return false;
 	s->cur += n;
 	return true;
 }
@@ -277,10 +327,11 @@ static int sem_wait(struct sem *s, int64_t n, herd__worker *w, int64_t deadline)
 	int rc = herd__objwait(&w, &s->lock, deadline, true);
 	if (rc == 0)
 		return 0; /* served: its units are counted */
+	herd__list won = {0};
 	herd__objlock(&s->lock);
 	herd__waitq_remove(&s->waiters, &wt.base);
-	sem_serve(s); /* those it held back may fit now */
-	herd__objunlock(&s->lock);
+	sem_serve(s, &won); /* those it held back may fit now */
+	sem_unlock(s, &won);
 	return rc;
 }
 
@@ -331,7 +382,8 @@ int herd_sem_release(herd_sem *ps, int64_t n)
 		return -ERANGE;
 	}
 	s->cur -= n;
-	sem_serve(s);
-	herd__objunlock(&s->lock);
+	herd__list won = {0};
+	sem_serve(s, &won);
+	sem_unlock(s, &won);
 	return 0;
 }

@@ -8,8 +8,10 @@
  * Its lock is therefore an object lock (herd__objlock), whose rank is
  * implied, not stored.
  *
- * `lock` protects the counter and the wait queue. Reaching zero wakes every
- * queued waiter (herd__waitq_wake_all, under the lock; see wait.c). A
+ * `lock` protects the counter and the wait queue. Reaching zero claims
+ * and unqueues every queued waiter under the lock, and readies them only
+ * after the unlock (see wait.c): a waiter may free the group, or leave the
+ * frame that holds it, as soon as its wait returns. A
  * waiter woken by its deadline or by cancellation unqueues itself under the
  * lock, which is why herd_wg_free refuses while the queue is not empty.
  * Unlike Go, a counter that would go negative is an error code, not a
@@ -70,10 +72,13 @@ int herd_wg_add(herd_wg *p, int delta)
 		return -ERANGE;
 	}
 	wg->count = (int32_t)n;
+	herd__list won = {0};
 	if (n == 0)
-		herd__waitq_wake_all(&wg->waiters);
+		herd__waitq_claim_all(&wg->waiters, &won);
 	HERD__ASSERT(wg->count >= 0);
 	herd__objunlock(&wg->lock);
+	/* After the unlock: a woken waiter may end the group's life. */
+	herd__wait_finish_all(&won, 0);
 	return (int)n;
 }
 
