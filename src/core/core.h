@@ -453,6 +453,9 @@ bool herd__waitq_wake_one(herd__waitq *q);
 unsigned herd__waitq_claim_all(herd__waitq *q, herd__list *won);
 bool herd__waitq_claim_one(herd__waitq *q, herd__list *won);
 void herd__wait_finish_all(herd__list *won, int result);
+/* The first queued waiter whose task the caller wins, unqueued; NULL if
+ * none can be won (they are stale: their tasks unqueue themselves). */
+herd__waiter *herd__waitq_claim_first(herd__waitq *q);
 /* Whether a queued waiter's task can still be claimed: false for a stale
  * waiter (claimed by its deadline or a cancellation, it unqueues itself). */
 bool herd__wait_live(const herd__task *t);

@@ -128,17 +128,24 @@ unsigned herd__waitq_claim_all(herd__waitq *q, herd__list *won)
 	return n;
 }
 
-bool herd__waitq_claim_one(herd__waitq *q, herd__list *won)
+herd__waiter *herd__waitq_claim_first(herd__waitq *q)
 {
 	herd__waiter *wt;
 	herd__list_each(wt, q, herd__waiter, link) {
 		if (herd__wait_claim(wt->task)) {
 			herd__waitq_remove(q, wt); /* then the walk ends */
-			herd__list_push_back(won, &wt->link);
-			return true;
+			return wt;
 		}
 	}
-	return false;
+	return NULL;
+}
+
+bool herd__waitq_claim_one(herd__waitq *q, herd__list *won)
+{
+	herd__waiter *wt = herd__waitq_claim_first(q);
+	if (wt)
+		herd__list_push_back(won, &wt->link);
+	return wt != NULL;
 }
 
 void herd__wait_finish_all(herd__list *won, int result)

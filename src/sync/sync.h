@@ -90,6 +90,13 @@ static inline herd__worker *herd__may_wait(int64_t deadline, bool cancelable,
 	return w;
 }
 
+/* A weak compare-and-swap of a lock's state word, failing relaxed. */
+static inline bool herd__state_cas(_Atomic uint32_t *p, uint32_t *old, uint32_t new,
+				   memory_order mo)
+{
+	return atomic_compare_exchange_weak_explicit(p, old, new, mo, memory_order_relaxed);
+}
+
 /* Whether m is locked now (by anybody), for herd_cond_wait's check. */
 bool herd__mutex_is_locked(herd_mutex *m);
 
