@@ -72,7 +72,10 @@ static void check_fds(struct fds before)
 		fprintf(stderr, "descriptors: herd's %ld, then %ld; all %d, then %d\n",
 			before.herd, now.herd, before.all, now.all);
 	CHECK_EQ(now.herd, before.herd);
-	CHECK_EQ(now.all, before.all);
+	/* Not more: a leak. One fewer was seen under TSan (a descriptor of
+	 * the runtime's or the sanitizer's own, open at the first count,
+	 * closed since), which is no leak. */
+	CHECK(now.all <= before.all);
 }
 
 /* A first call opens what herd keeps for the run (/dev/null, cgroups). */
