@@ -31,65 +31,37 @@ static double now_ns(void)
 	return ts.tv_sec * 1e9 + ts.tv_nsec;
 }
 
-static double typed_round(void)
-{
-	HERD_CHAN(struct value) ch;
-	OK(HERD_CHAN_MAKE(ch, 64));
-	struct value v = {1, 2}, got;
-	int64_t sum = 0;
-	double t0 = now_ns();
-	for (long i = 0; i < OPS; i++) {
-		v.a = i;
-		OK(HERD_SEND(ch, v, HERD_FOREVER));
-		OK(HERD_RECV(ch, got, HERD_FOREVER));
-		sum += got.a;
+/* One round: OPS sends and receives through channel `ch` (declared and
+ * made by DECLARE) with SEND and RECV, checked by their sum. */
+#define ROUND(name, DECLARE, SEND, RECV)                                    \
+	static double name(void)                                            \
+	{                                                                   \
+		DECLARE;                                                    \
+		struct value v = {1, 2}, got;                               \
+		int64_t sum = 0;                                            \
+		double t0 = now_ns();                                       \
+		for (long i = 0; i < OPS; i++) {                            \
+			v.a = i;                                            \
+			OK(SEND);                                           \
+			OK(RECV);                                           \
+			sum += got.a;                                       \
+		}                                                           \
+		double t = (now_ns() - t0) / OPS;                           \
+		if (sum != (int64_t)OPS * (OPS - 1) / 2)                    \
+			fail(#name ": wrong sum");                          \
+		herd_chan_free(ch);                                         \
+		return t;                                                   \
 	}
-	double t = (now_ns() - t0) / OPS;
-	if (sum != (int64_t)OPS * (OPS - 1) / 2)
-		fail("typed: wrong sum");
-	herd_chan_free(ch);
-	return t;
-}
 
-static double raw_round(void)
-{
-	herd_chan *ch;
-	OK(herd_chan_make(&ch, sizeof(struct value), 64));
-	struct value v = {1, 2}, got;
-	int64_t sum = 0;
-	double t0 = now_ns();
-	for (long i = 0; i < OPS; i++) {
-		v.a = i;
-		OK(herd_chan_send(ch, &v, HERD_FOREVER));
-		OK(herd_chan_recv(ch, &got, HERD_FOREVER));
-		sum += got.a;
-	}
-	double t = (now_ns() - t0) / OPS;
-	if (sum != (int64_t)OPS * (OPS - 1) / 2)
-		fail("raw: wrong sum");
-	herd_chan_free(ch);
-	return t;
-}
-
-static double sized_round(void)
-{
-	herd_chan *ch;
-	OK(herd_chan_make(&ch, sizeof(struct value), 64));
-	struct value v = {1, 2}, got;
-	int64_t sum = 0;
-	double t0 = now_ns();
-	for (long i = 0; i < OPS; i++) {
-		v.a = i;
-		OK(HERD_SEND(ch, v, HERD_FOREVER));
-		OK(HERD_RECV(ch, got, HERD_FOREVER));
-		sum += got.a;
-	}
-	double t = (now_ns() - t0) / OPS;
-	if (sum != (int64_t)OPS * (OPS - 1) / 2)
-		fail("sized: wrong sum");
-	herd_chan_free(ch);
-	return t;
-}
+/* A typed channel: the compiler checked the types, the calls are plain. */
+ROUND(typed_round, HERD_CHAN(struct value) ch; OK(HERD_CHAN_MAKE(ch, 64)),
+      HERD_SEND(ch, v, HERD_FOREVER), HERD_RECV(ch, got, HERD_FOREVER))
+/* The untyped calls. */
+ROUND(raw_round, herd_chan *ch; OK(herd_chan_make(&ch, sizeof(struct value), 64)),
+      herd_chan_send(ch, &v, HERD_FOREVER), herd_chan_recv(ch, &got, HERD_FOREVER))
+/* A plain channel through the macros: sizes checked as the calls run. */
+ROUND(sized_round, herd_chan *ch; OK(herd_chan_make(&ch, sizeof(struct value), 64)),
+      HERD_SEND(ch, v, HERD_FOREVER), HERD_RECV(ch, got, HERD_FOREVER))
 
 static int want_typed;
 static double result;
