@@ -730,3 +730,85 @@ TEST(sem_release_then_free)
 {
 	test_run(2, uf_main, NULL);
 }
+
+static atomic_int cf_ready;
+static herd_mutex cf_mu = HERD_MUTEX_INIT;
+
+/* Sets, under the mutex, what the main task waits for, then signals the
+ * condition without holding the mutex. The main task holds the mutex until
+ * it waits, so the flag is set only once it waits, and the signal is what
+ * wakes it. */
+static void cf_signaler(void *p)
+{
+	herd_cond *c = *(herd_cond **)p;
+	CHECK_OK(herd_mutex_lock(&cf_mu, HERD_FOREVER));
+	atomic_store(&cf_ready, 1);
+	CHECK_OK(herd_mutex_unlock(&cf_mu));
+	CHECK(herd_cond_signal(c) >= 0);
+	atomic_store(&uf_released, 1);
+}
+
+static void cf_main(void *arg)
+{
+	for (int i = 0; i < UF_ROUNDS; i++) {
+		herd_cond *c = calloc(1, sizeof *c);
+		CHECK(c != NULL);
+		atomic_store(&uf_released, 0);
+		atomic_store(&cf_ready, 0);
+		CHECK_OK(herd_mutex_lock(&cf_mu, HERD_FOREVER));
+		CHECK_OK(HERD_GO(NULL, cf_signaler, c));
+		int rc = 0;
+		while (!atomic_load(&cf_ready) && rc == 0)
+			rc = herd_cond_wait(c, &cf_mu, herd_deadline(20 * HERD_SEC));
+		CHECK_EQ(rc, 0);
+		CHECK_OK(herd_mutex_unlock(&cf_mu));
+		test_free_released(c, sizeof *c, &uf_released);
+	}
+}
+
+/* A condition signaled without the mutex held, freed by its waiter as soon
+ * as the wait returns: the signal touches it no more once the waiter can
+ * run (it readies the waiter after releasing its internal lock). */
+TEST(cond_signal_then_free)
+{
+	test_run(2, cf_main, NULL);
+}
+
+static atomic_int of_started;
+
+static void of_fn(void *arg)
+{
+	(void)arg;
+	atomic_store(&of_started, 1);
+}
+
+/* Runs the once; the main task frees it as soon as it sees it done. */
+static void of_runner(void *p)
+{
+	herd_once *o = *(herd_once **)p;
+	CHECK_EQ(herd_once_do(o, of_fn, NULL), 1);
+	atomic_store(&uf_released, 1);
+}
+
+static void of_main(void *arg)
+{
+	for (int i = 0; i < UF_ROUNDS; i++) {
+		herd_once *o = calloc(1, sizeof *o);
+		CHECK(o != NULL);
+		atomic_store(&uf_released, 0);
+		atomic_store(&of_started, 0);
+		CHECK_OK(HERD_GO(NULL, of_runner, o));
+		while (!atomic_load(&of_started))
+			CHECK_OK(herd_yield());
+		/* Returns once the function has run: o is then ours to free. */
+		CHECK_EQ(herd_once_do(o, of_fn, NULL), 0);
+		test_free_released(o, sizeof *o, &uf_released);
+	}
+}
+
+/* A once freed by a caller as soon as its call returns, while the call
+ * that ran the function is still returning: that call stores DONE last. */
+TEST(once_then_free)
+{
+	test_run(2, of_main, NULL);
+}
