@@ -223,32 +223,12 @@ static int block(herd_chan *ch, herd__waitq *q, void *elem, herd__worker *w,
 	return rc;
 }
 
-/* The caller's worker if it is a task that may block now; NULL with *rc
- * set if it may not (outside a task, or canceled: the entry check). */
-static herd__worker *may_block(int64_t deadline, int *rc)
+int (herd_chan_send)(herd_chan *ch, const void *elem, int64_t deadline)
 {
-	*rc = 0;
-	if (deadline == HERD_NOWAIT)
-		return NULL;
-	herd__worker *w = herd__self();
-	if (!w || !w->cur) {
-		*rc = -EPERM;
-		return NULL;
-	}
-	if (herd__scope_canceled(w->cur->scope)) {
-		*rc = HERD_ECANCELED;
-		return NULL;
-	}
-	return w;
-}
-
-/* The bodies of send and receive, after the arguments are checked; inlined
- * into each entry point so that the sized ones cost one comparison more. */
-static inline __attribute__((always_inline)) int chan_send(herd_chan *ch, const void *elem,
-							   int64_t deadline)
-{
+	if (herd__unlikely(!ch || (!elem && ch->elem_size)))
+		return -EINVAL;
 	int why;
-	herd__worker *w = may_block(deadline, &why);
+	herd__worker *w = herd__may_wait(deadline, true, &why);
 	if (why == HERD_ECANCELED)
 		return why;
 	herd__mutex_lock(&ch->lock);
@@ -260,11 +240,12 @@ static inline __attribute__((always_inline)) int chan_send(herd_chan *ch, const 
 	return block(ch, &ch->sendq, (void *)elem, w, deadline);
 }
 
-static inline __attribute__((always_inline)) int chan_recv(herd_chan *ch, void *elem,
-							   int64_t deadline)
+int (herd_chan_recv)(herd_chan *ch, void *elem, int64_t deadline)
 {
+	if (herd__unlikely(!ch))
+		return -EINVAL;
 	int why;
-	herd__worker *w = may_block(deadline, &why);
+	herd__worker *w = herd__may_wait(deadline, true, &why);
 	if (why == HERD_ECANCELED)
 		return why;
 	herd__mutex_lock(&ch->lock);
@@ -276,23 +257,8 @@ static inline __attribute__((always_inline)) int chan_recv(herd_chan *ch, void *
 	return block(ch, &ch->recvq, elem, w, deadline);
 }
 
-int (herd_chan_send)(herd_chan *ch, const void *elem, int64_t deadline)
-{
-	if (herd__unlikely(!ch || (!elem && ch->elem_size)))
-		return -EINVAL;
-	return chan_send(ch, elem, deadline);
-}
-
-int (herd_chan_recv)(herd_chan *ch, void *elem, int64_t deadline)
-{
-	if (herd__unlikely(!ch))
-		return -EINVAL;
-	return chan_recv(ch, elem, deadline);
-}
-
 /* The sized calls check the size, then jump to the plain ones (a tail
- * call): inlining the body again costs more than the jump, as the compiler
- * then merges the checks into the body's registers. */
+ * call): inlining the body into them measured slower than the jump. */
 int herd_chan_send_sized(herd_chan *ch, const void *elem, size_t size, int64_t deadline)
 {
 	if (herd__unlikely(!ch || size != ch->elem_size))
