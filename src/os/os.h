@@ -158,18 +158,22 @@ int herd__clone3(void *args, size_t size, int (*fn)(void *), void *arg);
  * The return addresses of a suspended context, innermost first: the
  * address herd__ctx_switch returns to, then a walk of the frame-pointer
  * chain found in the frame it saved (sp: herd__ctx.sp), which stops at the
- * first frame outside [lo, hi), not above the last one, or misaligned.
- * Reads a stack that its task may be running on meanwhile (the caller
- * validates nothing else): it never faults, but may stop early. Returns how
- * many it stored, at most max.
+ * first frame outside [lo, hi), not above the last one, or misaligned, or
+ * at a return address of 0. Reads a stack that its task may be running on
+ * meanwhile (the caller validates nothing else): it never faults, but may
+ * stop early or give a wrong address. Returns how many it stored, at most
+ * max (0 if sp's frame is not inside [lo, hi)). The addresses are return
+ * addresses: pc - 1 lies in the calling instruction.
  */
 size_t herd__ctx_backtrace(const void *sp, const char *lo, const char *hi,
 			   uintptr_t *pcs, size_t max);
 /*
  * Names the code at pc in buf as "function+0xoff (module)", from the ELF
  * symbol tables of the loaded objects (static functions included), or
- * "0xADDR (module+0xoff)" when no symbol covers it. Returns buf. Thread-
- * safe; not async-signal-safe (it may open and map files, once each).
+ * "0xADDR (module+0xoff)" when no symbol covers it ("0xADDR (?)" outside
+ * every loaded object; the vDSO is "[vdso]"). Returns buf, NUL-terminated
+ * and truncated to size (untouched if size is 0). Thread-safe; not
+ * async-signal-safe (it may open and map files, once each).
  */
 const char *herd__symbolize(uintptr_t pc, char *buf, size_t size);
 
