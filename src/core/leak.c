@@ -18,9 +18,12 @@
  * address, or for a descriptor by (fd << 1) | 1 (objects are aligned, so
  * the two never meet; a descriptor number the kernel hands out again
  * replaces the old entry). Deletion shifts the following entries back, so
- * there are no tombstones. It grows at 3/4 full; when it cannot grow, the
- * object is not registered (counted in `dropped`): tracking never fails
- * the program's call.
+ * there are no tombstones. herd_run makes it (FIRST_CAP entries) before
+ * its first task, so that a make call allocates for the registry only when
+ * the program keeps many objects alive: failure injection (test-fail.c)
+ * then sees the call's own allocations only. It grows at 3/4 full; when it
+ * cannot grow, the object is not registered (counted in `dropped`):
+ * tracking never fails the program's call.
  *
  * `lock` (HERD__RANK_LEAKS, taken under no other lock of herd's but what
  * the program's make and free calls hold, which is nothing) protects the
@@ -44,6 +47,10 @@ struct entry {
 	enum herd__leak_kind kind;
 };
 
+/* The table herd_run starts with: a program that keeps fewer objects alive
+ * at once makes no allocation of the registry's during the run. */
+#define FIRST_CAP 256u
+
 static herd__mutex lock = HERD__MUTEX_INITIALIZER(HERD__RANK_LEAKS);
 static struct entry *table;
 static size_t cap, count;       /* cap: 0 or a power of two */
@@ -63,9 +70,8 @@ static struct entry *find(uintptr_t key)
 	return &table[i];
 }
 
-static bool grow(void)
+static bool grow(size_t ncap)
 {
-	size_t ncap = cap ? 2 * cap : 64;
 	struct entry *old = table, *nt = calloc(ncap, sizeof *nt);
 	if (!nt)
 		return false;
@@ -82,7 +88,8 @@ static bool grow(void)
 static void insert(struct entry e)
 {
 	herd__mutex_lock(&lock);
-	if ((count + 1) * 4 > cap * 3 && !grow() && count + 1 >= cap) {
+	if ((count + 1) * 4 > cap * 3 && !grow(cap ? 2 * cap : FIRST_CAP) &&
+	    count + 1 >= cap) {
 		dropped++;
 	} else {
 		struct entry *slot = find(e.key);
@@ -148,6 +155,10 @@ void herd__leak_untrack_fd(int fd)
 
 void herd__leak_start(void)
 {
+	herd__mutex_lock(&lock);
+	if (!table)
+		grow(FIRST_CAP); /* or later, as it fills */
+	herd__mutex_unlock(&lock);
 	atomic_store_explicit(&herd__leak_on, true, mo_relaxed);
 }
 
