@@ -214,6 +214,7 @@ enum herd__rank {
 	HERD__RANK_STACKS,       /* the stacks' slabs */
 	HERD__RANK_DEPOT,        /* a depot of magazines */
 	HERD__RANK_DEBUG,        /* debug.c's table of spawn sites */
+	HERD__RANK_LEAKS,        /* leak.c's table of live objects */
 	HERD__RANK_LEAF,         /* run queues, idle workers, stackless
 				  * tasks, an alarm: nothing after them */
 	HERD__RANK_COUNT

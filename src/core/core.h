@@ -568,4 +568,40 @@ void herd__debug_check_spawn(herd__worker *w, const char *site, void *ret,
 			     const void *arg, size_t size);
 void herd__debug_fini(void);
 
+/*
+ * Leaks at exit (leak.c): with debug checks on, what the program makes is
+ * registered from herd_run's start to its end, and what is left is listed
+ * when it returns. A public make function registers with HERD__LEAK_MADE
+ * (the return address is the program's call: the macro must expand in the
+ * public function itself), its free function unregisters with
+ * HERD__LEAK_FREED before the memory goes; an object herd makes for itself
+ * through a public make function is unregistered at once by its maker.
+ */
+enum herd__leak_kind {
+	HERD__LEAK_CHANNEL,     /* a, b: element size, capacity */
+	HERD__LEAK_TIMER,       /* a: period (0: one-shot) */
+	HERD__LEAK_PROCESS,     /* a: pid */
+	HERD__LEAK_WG,
+	HERD__LEAK_FD,          /* a: the descriptor */
+};
+extern _Atomic bool herd__leak_on;
+static inline bool herd__leak_tracking(void)
+{
+	return herd__unlikely(atomic_load_explicit(&herd__leak_on, mo_relaxed));
+}
+void herd__leak_track(enum herd__leak_kind kind, const void *obj, const void *pc,
+		      int64_t a, int64_t b);
+void herd__leak_untrack(const void *obj);
+/* Descriptors, keyed apart from objects; `what`: a static string. */
+void herd__leak_track_fd(int fd, const void *pc, const char *what);
+void herd__leak_untrack_fd(int fd);
+void herd__leak_start(void);
+/* Turns tracking off, lists what is left on stderr, and empties the table. */
+void herd__leak_report(void);
+#define HERD__LEAK_MADE(kind, obj, a, b)                                      \
+	(herd__leak_tracking() ? herd__leak_track((kind), (obj),               \
+			__builtin_return_address(0), (a), (b)) : (void)0)
+#define HERD__LEAK_FREED(obj) \
+	(herd__leak_tracking() ? herd__leak_untrack(obj) : (void)0)
+
 #endif /* HERD_CORE_H */

@@ -260,6 +260,8 @@ int herd_close(int fd)
 {
 	if (fd < 0)
 		return -EBADF;
+	if (herd__leak_tracking())
+		herd__leak_untrack_fd(fd); /* before the number can be reused */
 	return herd__fd_close(runtime(), fd);
 }
 

@@ -25,6 +25,10 @@ int herd_pipe(int fds[2], int64_t deadline)
 	}
 	herd__fd_track_running(fds[0]);
 	herd__fd_track_running(fds[1]);
+	if (herd__leak_tracking()) {
+		herd__leak_track_fd(fds[0], __builtin_return_address(0), "pipe, read end");
+		herd__leak_track_fd(fds[1], __builtin_return_address(0), "pipe, write end");
+	}
 	return 0;
 }
 
@@ -39,6 +43,8 @@ int herd_socket(int domain, int type, int protocol, int64_t deadline)
 			return rc;
 	}
 	herd__fd_track_running(fd);
+	if (herd__leak_tracking())
+		herd__leak_track_fd(fd, __builtin_return_address(0), "socket");
 	return fd;
 }
 
@@ -134,6 +140,9 @@ int herd_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t deadl
 		int s = accept4(fd, addr, addrlen, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (s >= 0) {
 			herd__fd_track_running(s);
+			if (herd__leak_tracking())
+				herd__leak_track_fd(s, __builtin_return_address(0),
+						    "accepted socket");
 			return s;
 		}
 		int e = errno;

@@ -326,6 +326,7 @@ int herd_proc_free(herd_proc *p)
 		return 0;
 	if (herd__chan_busy(p->done))
 		return -EBUSY;
+	HERD__LEAK_FREED(p);
 	for (int i = 0; i < 3; i++)
 		herd_proc_close_fd(p, i);
 	herd__proc_unref(p);

@@ -192,7 +192,10 @@ static int check_opts(const herd_proc_opts *o)
 int herd_proc_start(herd_proc **out, herd_scope *scope, const herd_proc_opts *o,
 		    int64_t deadline)
 {
-	return herd__proc_start(out, scope, o, 0, deadline);
+	int rc = herd__proc_start(out, scope, o, 0, deadline);
+	if (rc == 0)
+		HERD__LEAK_MADE(HERD__LEAK_PROCESS, *out, (*out)->pid, 0);
+	return rc;
 }
 
 int herd__proc_start(herd_proc **out, herd_scope *scope, const herd_proc_opts *o,
@@ -226,6 +229,7 @@ int herd__proc_start(herd_proc **out, herd_scope *scope, const herd_proc_opts *o
 		free(p);
 		return rc;
 	}
+	HERD__LEAK_FREED(p->done); /* the handle's, not the program's */
 	p->rt = rt;
 	p->serial = rt->serial;
 	p->grace = o->grace ? o->grace : HERD__PROC_GRACE;

@@ -7,7 +7,8 @@
  * the workers (one thread each), queues the first task, and then its own
  * thread becomes the supervisor (monitor.c) until the root scope empties
  * (scope.c calls herd__shutdown). It then ends the root scope's processes,
- * joins the workers and frees everything. With HERD_RUN_CANCEL_ON_RETURN,
+ * joins the workers and, with debug checks on, lists what the program left
+ * alive (core/leak.c), then frees everything. With HERD_RUN_CANCEL_ON_RETURN,
  * the first task runs the program's function in a wrapper that cancels the
  * root scope when it returns, before the task ends (and so before it
  * closes the scopes it left open, which would wait for their tasks).
@@ -413,6 +414,8 @@ int herd_run(const herd_config *config, herd_fn fn, void *arg)
 	herd__orphans_init(rt);
 	herd__alarm_init(&rt->mon.alarm);
 	herd__signal_start(rt);
+	if (rt->debug)
+		herd__leak_start(); /* what the program makes from here on */
 	if ((rc = start_threads(rt)) == 0) {
 		if ((rc = first_task(rt, fn, arg, st.flags)) != 0)
 			herd__shutdown(rt); /* the workers then end at once */
@@ -421,6 +424,8 @@ int herd_run(const herd_config *config, herd_fn fn, void *arg)
 		join_workers(rt, rt->nworkers);
 		herd__blocking_fini(rt);
 	}
+	if (rt->debug)
+		herd__leak_report(); /* every task has ended: what is left leaked */
 	int late = herd__signal_fini(rt);
 	herd__orphans_fini(rt);
 	herd__overflow_handler_remove();

@@ -63,6 +63,7 @@ int herd_timer_new(herd_timer **out, int64_t deadline, int64_t period)
 		free(ht);
 		return rc;
 	}
+	HERD__LEAK_FREED(ht->ch); /* the timer's, not the program's */
 	ht->rt = rt;
 	ht->serial = rt->serial;
 	ht->tm.index = SIZE_MAX;
@@ -74,6 +75,7 @@ int herd_timer_new(herd_timer **out, int64_t deadline, int64_t period)
 		return rc;
 	}
 	*out = ht;
+	HERD__LEAK_MADE(HERD__LEAK_TIMER, ht, period, 0);
 	return 0;
 }
 
@@ -123,6 +125,7 @@ int herd_timer_free(herd_timer *ht)
 	int rc = herd_chan_free(ht->ch);
 	if (rc)
 		return rc;
+	HERD__LEAK_FREED(ht);
 	free(ht);
 	return 0;
 }

@@ -68,6 +68,7 @@ int herd_chan_make(herd_chan **out, size_t elem_size, size_t capacity)
 	ch->elem_size = (uint32_t)elem_size;
 	ch->cap = (uint32_t)capacity;
 	*out = ch;
+	HERD__LEAK_MADE(HERD__LEAK_CHANNEL, ch, (int64_t)elem_size, (int64_t)capacity);
 	return 0;
 }
 
@@ -77,6 +78,7 @@ int (herd_chan_free)(herd_chan *ch)
 		return 0;
 	if (herd__chan_busy(ch))
 		return -EBUSY;
+	HERD__LEAK_FREED(ch);
 	free(ch);
 	return 0;
 }

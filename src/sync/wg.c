@@ -43,6 +43,7 @@ int herd_wg_new(herd_wg **out)
 	if (!wg)
 		return -ENOMEM;
 	*out = wg;
+	HERD__LEAK_MADE(HERD__LEAK_WG, wg, 0, 0);
 	return 0;
 }
 
@@ -56,6 +57,7 @@ int herd_wg_free(herd_wg *p)
 	herd__objunlock(&wg->lock);
 	if (busy)
 		return -EBUSY;
+	HERD__LEAK_FREED(p);
 	free(p);
 	return 0;
 }
