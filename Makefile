@@ -19,7 +19,7 @@ build:
 	@$(CMAKE) --build build -j$(JOBS)
 
 run: build
-	./build/examples/first
+	./build/examples/seed/seed
 
 test: build
 	cd build && $(CTEST) $(CTEST_ARGS)
