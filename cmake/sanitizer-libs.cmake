@@ -71,17 +71,6 @@ foreach(kind asan tsan)
   target_compile_definitions(herd_${kind}_objects PRIVATE _GNU_SOURCE)
   # -O1 -g after the build type's flags: readable reports at a fair speed.
   target_compile_options(herd_${kind}_objects PRIVATE ${herd_san_flags_${kind}} -O1 -g)
-  if(kind STREQUAL "tsan")
-    # gcc warns (-Wtsan), when it optimizes, that TSan does not model
-    # atomic_thread_fence. herd's one fence (once_slow, src/sync/sema.c)
-    # follows a compare-and-swap that already acquires, which TSan does
-    # model, so the warning is silenced rather than made an error.
-    include(CheckCCompilerFlag)
-    check_c_compiler_flag(-Wtsan HERD_CC_HAS_WTSAN)
-    if(HERD_CC_HAS_WTSAN)
-      target_compile_options(herd_${kind}_objects PRIVATE -Wno-tsan)
-    endif()
-  endif()
 
   add_library(herd_${kind}_static STATIC $<TARGET_OBJECTS:herd_${kind}_objects>)
   add_library(herd_${kind}_shared SHARED $<TARGET_OBJECTS:herd_${kind}_objects>)

@@ -106,6 +106,8 @@ enum {
 	HERD_ETIMEDOUT = -10002,
 	/* The object (a channel, for example) was closed. */
 	HERD_ECLOSED = -10003,
+	/* herd_run: every task was asleep and nothing could wake one. */
+	HERD_EDEADLOCK = -10004,
 };
 
 /*
@@ -251,6 +253,35 @@ typedef struct herd_config {
 #define HERD_RUN_CANCEL_ON_RETURN 1u
 
 /*
+ * HERD_RUN_NO_DEADLOCK_CHECK: no deadlock report. By default, when every
+ * task is parked and nothing can wake any of them (no task runs or is
+ * runnable; no timer, deadline or sleep is set; no task waits on a
+ * descriptor, a child process or a herd_blocking call; no child process
+ * is alive; no signal is delivered to a channel), herd prints "herd: all
+ * tasks are asleep - deadlock!" on stderr with the task dump (see
+ * herd_dump), cancels the root scope so that the tasks can end, and
+ * herd_run returns HERD_EDEADLOCK once they have. The state must have
+ * held for 200 ms, so the report comes a fraction of a second after the
+ * program got stuck. Tasks stuck where cancellation does not reach (a
+ * mutex, a once) cannot end: when the check finds them so again, it ends
+ * the process with status 2, as Go does.
+ *
+ * herd cannot see the program's own threads: set this flag when a thread
+ * that is not a task may wake a task (a channel send or close, a mutex
+ * unlock, a spawn, from a thread of its own or a library's callback),
+ * or the program may be reported while it waits for that thread.
+ */
+#define HERD_RUN_NO_DEADLOCK_CHECK 2u
+
+/*
+ * HERD_RUN_SIGQUIT_DUMP: SIGQUIT (Ctrl-\) writes the task dump (see
+ * herd_dump) on stderr, and the program goes on. Only where SIGQUIT has its
+ * default action and is not blocked when herd_run starts, and while no
+ * channel is registered for it (herd_signal_notify).
+ */
+#define HERD_RUN_SIGQUIT_DUMP 4u
+
+/*
  * Starts the runtime, runs fn(arg) as the first task, and returns when every
  * task has ended. The workers are threads of their own; the calling thread
  * supervises them and runs no task: the process's signals are handled there
@@ -268,6 +299,44 @@ typedef struct herd_config {
  * Blocks the calling thread until the end. Not callable from a task.
  */
 HERD_API int herd_run(const herd_config *config, herd_fn fn, void *arg);
+
+/*
+ * Writes a dump of the running program on fd (STDERR_FILENO, usually), read
+ * as Go's goroutine dump is: a header with the number of live tasks and
+ * the seed in use (see HERD_SEED below); then a block per task that has
+ * parked at least once:
+ *
+ *     task 7 [channel receive 0x55d0c9f3a2c0, 2.3 s]:
+ *             herd_chan_recv+0x8c (libherd.so)
+ *             consumer+0x2a (myprog)
+ *             ...
+ *     spawned at myprog.c:41, in scope 0x55d0c9f3a000 (the root)
+ *
+ * with what it waits on (channel send or receive, select, sleep,
+ * descriptor, process wait, scope close, wait group, mutex, ...: the
+ * object's address, or the descriptor's number), for how long (to within
+ * 50 ms), ", not cancelable" for a wait cancellation does not end, its
+ * stack innermost frame first (function+offset and the file it is in:
+ * `addr2line -f -e FILE OFFSET`, or gdb, gives the line), where it was
+ * spawned (file:line, or the caller's address for a herd_go called as a
+ * function) and its scope. A task that is running or runnable now is
+ * listed by its id; tasks that have never parked are counted. Then every
+ * child process alive: its pid, state, age and command line.
+ *
+ * The stacks are walked through frame pointers: herd's own frames always
+ * have them, so the function that made the blocking call is always named;
+ * frames above it are found only where the program was compiled with
+ * -fno-omit-frame-pointer. herd's internal frames (herd__*) are left out.
+ * Names come from the symbol tables of the program and its libraries
+ * (static functions included; a stripped program shows addresses).
+ *
+ * The workers are not stopped: the dump is a moment's picture, and a task
+ * woken while its stack is read is shown without it.
+ * Returns 0; -EBADF for a negative fd; -ESRCH if no runtime is running;
+ * or the write's -errno. Callable from a task or any thread; it blocks
+ * the calling thread for the write (a task's worker with it).
+ */
+HERD_API int herd_dump(int fd);
 
 /* herd_run with the default configuration. */
 HERD_API int herd_main(herd_fn fn, void *arg);
@@ -1224,7 +1293,12 @@ typedef struct herd_case {
 /*
  * Go's select: waits until one of the n cases can proceed, performs it, and
  * returns its index. When several can proceed, one is chosen uniformly at
- * random, so that none starves. A case whose channel is closed can always
+ * random, so that none starves. Each run draws its own seed for these
+ * choices, so runs differ as Go's do; HERD_SEED=N (a decimal number) sets
+ * it, and herd_dump, the deadlock report and herd_stats_get show the seed
+ * in use: with one worker (HERD_WORKERS=1) and the same inputs, a run with
+ * the same seed makes the same choices. With several workers, where tasks
+ * run also depends on timing. A case whose channel is closed can always
  * proceed, with its `result` set to HERD_ECLOSED. Go's `default:` is
  * deadline HERD_NOWAIT: HERD_ETIMEDOUT is then returned at once if no case
  * is ready. A channel may appear in several cases.
@@ -1791,6 +1865,7 @@ typedef struct herd_stats {
 	unsigned workers;       /* worker threads */
 	int stack_guard;        /* HERD_GUARD_* */
 	int debug;              /* 1 if debug checks are on */
+	uint64_t seed;          /* of select's choices (see herd_select) */
 } herd_stats;
 
 /*

@@ -132,7 +132,7 @@ TEST(unknown_flag)
 
 	cfg.flags = ~HERD_RUN_CANCEL_ON_RETURN;
 	CHECK_EQ(herd_run(&cfg, flag_main, NULL), -EINVAL);
-	cfg.flags = 2;
+	cfg.flags = HERD_RUN_SIGQUIT_DUMP << 1; /* the first unknown one */
 	CHECK_EQ(herd_run(&cfg, flag_main, NULL), -EINVAL);
 	CHECK_EQ(flag_ran, 0);
 	cfg.flags = HERD_RUN_CANCEL_ON_RETURN;

@@ -887,3 +887,80 @@ TEST(cancel_race_no_loss)
 {
 	test_run(0, cancel_race_main, NULL);
 }
+
+/* ------------------------------------------------------------------ */
+/* The seed of the random choices (HERD_SEED)                         */
+/* ------------------------------------------------------------------ */
+
+/* 64 choices between two ready channels, as bits. */
+static void choices_main(void *unused)
+{
+	(void)unused;
+	herd_chan *a = make_chan(sizeof(int), 64), *b = make_chan(sizeof(int), 64);
+	for (int i = 0; i < 64; i++) {
+		CHECK_OK(herd_chan_send(a, &i, HERD_NOWAIT));
+		CHECK_OK(herd_chan_send(b, &i, HERD_NOWAIT));
+	}
+	uint64_t bits = 0;
+	int v;
+	for (int i = 0; i < 64; i++) {
+		herd_case cs[] = {HERD_CASE_RECV(a, &v), HERD_CASE_RECV(b, &v)};
+		int k = herd_select(cs, 2, HERD_FOREVER);
+		CHECK(k == 0 || k == 1);
+		bits = bits << 1 | (uint64_t)k;
+		/* Both stay ready: put back what was taken. */
+		CHECK_OK(herd_chan_send(k ? b : a, &v, HERD_NOWAIT));
+	}
+	herd_stats st;
+	CHECK_OK(herd_stats_get(&st));
+	fprintf(stderr, "seed %llu choices %016llx\n", (unsigned long long)st.seed,
+		(unsigned long long)bits);
+	CHECK_OK(herd_chan_free(a));
+	CHECK_OK(herd_chan_free(b));
+}
+
+static void choices_child(void)
+{
+	CHECK_OK(herd_main(choices_main, NULL));
+}
+
+/* Runs the choices in a child with HERD_SEED set to seed (NULL: unset),
+ * one worker; its line in out. */
+static void choices_run(const char *seed, char *out, size_t size)
+{
+	static char buf[4096];
+	setenv("HERD_WORKERS", "1", 1);
+	if (seed)
+		setenv("HERD_SEED", seed, 1);
+	else
+		unsetenv("HERD_SEED");
+	test_child_ok(test_child(choices_child, buf, sizeof buf), buf);
+	const char *line = strstr(buf, "seed ");
+	CHECK(line != NULL);
+	snprintf(out, size, "%.*s", (int)strcspn(line, "\n"), line);
+}
+
+TEST(seed_replays)
+{
+	char one[128], two[128];
+	choices_run("12345", one, sizeof one);
+	choices_run("12345", two, sizeof two);
+	CHECK(strncmp(one, "seed 12345 choices ", 19) == 0);
+	if (strcmp(one, two))
+		fprintf(stderr, "%s\n%s\n", one, two);
+	CHECK(strcmp(one, two) == 0);
+	choices_run("12346", two, sizeof two); /* another seed, other choices */
+	CHECK(strcmp(one + 19, two + 19) != 0);
+}
+
+TEST(seed_differs_by_default)
+{
+	char one[128], two[128];
+	choices_run(NULL, one, sizeof one);
+	choices_run(NULL, two, sizeof two);
+	/* Two 64-bit seeds, and 64 choices: equal by chance once in 2^64. */
+	if (!strcmp(one, two))
+		fprintf(stderr, "%s\n%s\n", one, two);
+	CHECK(strcmp(one, two) != 0);
+	CHECK(strcmp(strstr(one, " choices"), strstr(two, " choices")) != 0);
+}

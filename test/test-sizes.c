@@ -491,7 +491,7 @@ TEST(config_out_of_range)
 		{.stall_ns = HERD_MSEC - 1},
 		{.blocking_threads = 1025},
 		{.blocking_threads = UINT_MAX},
-		{.flags = HERD_RUN_CANCEL_ON_RETURN << 1},
+		{.flags = HERD_RUN_SIGQUIT_DUMP << 1},
 		{.flags = UINT_MAX},
 	};
 

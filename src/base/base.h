@@ -84,6 +84,15 @@
 #define mo_acq_rel memory_order_acq_rel
 #define mo_seq_cst memory_order_seq_cst
 
+/* splitmix64's finalizer: a well-spread, never zero, state from a seed. */
+static inline uint64_t herd__seed_mix(uint64_t x)
+{
+	x += 0x9E3779B97F4A7C15ull;
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+	return (x ^ (x >> 31)) | 1;
+}
+
 static inline void herd__cpu_relax(void)
 {
 #if defined(__x86_64__)

@@ -22,6 +22,8 @@ const char *herd_strerror(int code)
 		return "the deadline passed";
 	case HERD_ECLOSED:
 		return "closed";
+	case HERD_EDEADLOCK:
+		return "all tasks were asleep: deadlock";
 	}
 	if (code < 0 && code > -ERRNO_MAX) {
 		/* strerrordesc_np would be thread-safe, but musl lacks it;
@@ -457,6 +459,8 @@ const char *herd_errname(int code)
 		return "HERD_ETIMEDOUT";
 	case HERD_ECLOSED:
 		return "HERD_ECLOSED";
+	case HERD_EDEADLOCK:
+		return "HERD_EDEADLOCK";
 	}
 	/* Only a negated errno is looked up: -INT_MIN would overflow. */
 	bool errno_like = code < 0 && code > -ERRNO_MAX;

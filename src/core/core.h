@@ -68,6 +68,7 @@ enum {
 	HERD__TASK_BIG_ARG = 1u << 0,  /* allocated with malloc, not cached */
 	HERD__TASK_UNGUARDED = 1u << 1,/* its stack has a canary, no guard */
 	HERD__TASK_SLOT = 1u << 2,     /* holds a slot of its limited scope */
+	HERD__TASK_SITE_PC = 1u << 3,  /* site is a return address, not text */
 };
 
 /*
@@ -78,7 +79,7 @@ enum {
  * between cores as can be.
  */
 struct herd__task {
-	/* Line 1: written at spawn. */
+	/* Line 1: written at spawn, and at each park and wake. */
 	herd__ctx ctx;
 	herd_fn fn;
 	void *arg;
@@ -91,28 +92,71 @@ struct herd__task {
 	 * are saved: so a task may be made runnable before it has finished
 	 * parking. (The kernel's task_struct.on_cpu plays the same part.)
 	 */
-	_Atomic uint32_t on_cpu;
-	_Atomic uint32_t wait;  /* HERD__WAIT_*; see wait.c */
+	_Atomic uint8_t on_cpu;
+	_Atomic uint8_t wait;   /* HERD__WAIT_*; see wait.c */
+	uint8_t flags;
+	/* What it waits on while parked (HERD__WHY_*), for the task dump and
+	 * the deadlock report (run/dump.c): set by the blocking call before
+	 * it parks, read by the dump under the registry's lock. */
+	_Atomic uint8_t why;
+	int wake_result;        /* written by whoever wins the wake */
 	/* Arguments of up to 8 bytes; aligned as malloc's memory is. */
 	alignas(16) unsigned char smallarg[8];
-	uint8_t flags;
+	const char *site;       /* where it was spawned: "file:line", or NULL */
 	/* Line 2: written when the task first runs (herd__task_start). */
 	alignas(HERD__CACHELINE) uint64_t id;
 	char *stack;            /* lowest usable byte of its stack */
-	/* The registry of tasks that have parked (see wait.c): the worker
-	 * whose list holds the task, or NULL. */
-	herd__worker *reg;
-	herd__link reg_link;    /* in reg->reg */
+	herd__link reg_link;    /* in its registry worker's list */
 	herd_scope *owned;      /* scopes it opened and has not closed */
 	/* A scope other than its own whose cancellation also ends its
 	 * cancelable waits: the one herd_proc_start starts a process in, or
-	 * the limited scope a spawn waits for a slot of. Cleared under
-	 * reg->reg_lock (herd__wait_scope_set, wait.c). */
+	 * the limited scope a spawn waits for a slot of. Cleared under the
+	 * registry's lock (herd__wait_scope_set, wait.c). */
 	_Atomic(herd_scope *) wait_scope;
-	int wake_result;        /* written by whoever wins the wake */
+	_Atomic(const void *) wait_obj; /* the object of `why`, or NULL */
+	_Atomic uint32_t wait_since;    /* herd__coarse_ms when it parked */
+	/* The registry of tasks that have parked (see wait.c): 1 + the index
+	 * of the worker whose list holds the task, or 0. */
+	uint16_t reg;
 	/* Then: arguments of more than 8 bytes. */
 	alignas(HERD__CACHELINE) unsigned char argbuf[];
 };
+
+/* herd__task.why: what a parked task waits on. */
+enum {
+	HERD__WHY_NONE = 0,
+	HERD__WHY_CHAN_SEND,    /* obj: the channel */
+	HERD__WHY_CHAN_RECV,    /* obj: the channel */
+	HERD__WHY_SELECT,       /* obj: NULL */
+	HERD__WHY_SLEEP,        /* herd_sleep, or a select with no case */
+	HERD__WHY_FD,           /* obj: the descriptor, as (void *)(intptr_t)fd */
+	HERD__WHY_FD_BUDGET,    /* a free descriptor of the budget */
+	HERD__WHY_BLOCKING,     /* a helper thread's herd_blocking call */
+	HERD__WHY_PROC,         /* obj: the process (herd_proc_wait) */
+	HERD__WHY_PROC_END,     /* obj: the scope whose processes end */
+	HERD__WHY_SCOPE_WAIT,   /* obj: the scope (herd_scope_wait) */
+	HERD__WHY_SCOPE_CLOSE,  /* obj: the scope */
+	HERD__WHY_SCOPE_SLOT,   /* obj: the limited scope */
+	HERD__WHY_WG,           /* obj: the wait group */
+	HERD__WHY_MUTEX,        /* obj: the mutex */
+	HERD__WHY_RWMUTEX,      /* obj: the read-write mutex */
+	HERD__WHY_COND,         /* obj: the condition */
+	HERD__WHY_SEM,          /* obj: the semaphore */
+	HERD__WHY_ONCE,         /* obj: the once */
+	HERD__WHY_COUNT
+};
+
+/*
+ * Says what the running task t is about to wait on; the blocking call
+ * calls it before the task becomes findable by its wakers (checked builds
+ * assert that every park says why). Costs three stores to the task's own
+ * lines.
+ */
+static inline void herd__waits_on(herd__task *t, unsigned why, const void *obj)
+{
+	atomic_store_explicit(&t->why, (uint8_t)why, mo_relaxed);
+	atomic_store_explicit(&t->wait_obj, obj, mo_relaxed);
+}
 
 /* Task objects come in one size, which holds arguments up to 64 bytes
  * (192 bytes in all, more in sanitizer builds). */
@@ -202,7 +246,8 @@ struct herd__worker {
 	_Atomic uint32_t progress; /* tick, read by the monitor */
 	_Atomic bool in_syscall; /* in a long system call of herd's own */
 	uint32_t next_streak;   /* consecutive runs from runnext */
-	uint64_t rand;
+	uint64_t rand;          /* select's choices: from rt->seed alone */
+	uint64_t steal_rand;    /* where to steal first: depends on timing */
 	uint64_t id_next, id_end; /* block of task ids */
 	herd__cache task_cache;
 	herd__cache stack_cache;
@@ -321,6 +366,11 @@ struct herd__rt {
 	_Atomic int64_t timer_next; /* earliest deadline, INT64_MAX if none */
 	_Atomic uint32_t teardown; /* worker threads may end (runtime.c) */
 	int64_t stall_ns;        /* the monitor's threshold */
+	int64_t start_ns;        /* herd_now() when the runtime was made */
+	/* Milliseconds since start_ns, kept by the supervisor (to within its
+	 * tick: at most 50 ms behind), for how long a task has been parked. */
+	_Atomic uint32_t coarse_ms;
+	uint64_t seed;           /* of select's random choices (HERD_SEED) */
 	sigset_t sigmask;        /* herd_run's caller's: children get it */
 	pid_t pid;               /* the process the runtime runs in */
 	/* How the scheduler gets the supervisor (run/monitor.c) up: its alarm
@@ -339,6 +389,11 @@ struct herd__rt {
 };
 
 extern herd__rt *_Atomic herd__runtime;
+
+static inline uint32_t herd__coarse_ms(const herd__rt *rt)
+{
+	return atomic_load_explicit(&rt->coarse_ms, mo_relaxed);
+}
 
 /* The usable size of task stacks. */
 static inline size_t herd__stack_size(const herd__rt *rt)
@@ -489,6 +544,14 @@ int herd__wait(herd__worker **wp, herd__mutex *lock, int64_t deadline,
 void herd__cancel_parked(herd__rt *rt);
 /* Sets or clears t's wait_scope (the running task's own). */
 void herd__wait_scope_set(herd__task *t, herd_scope *s);
+/*
+ * Calls fn for every task that has parked at least once and has not ended
+ * (the task dump, the deadlock check), one worker's registry lock held at
+ * a time: the task cannot end meanwhile, but it may run. fn takes no lock
+ * but leaves and must not block.
+ */
+void herd__registry_each(herd__rt *rt, void (*fn)(herd__task *t, void *arg),
+			 void *arg);
 /* Removes an ending task from the registry of parked tasks. */
 void herd__registry_leave(herd__task *t);
 /* The worker and task of the caller, or -EPERM outside a task. */

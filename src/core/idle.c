@@ -337,8 +337,8 @@ static herd__task *steal_work(herd__worker *w)
 		atomic_fetch_add_explicit(&rt->nspinning, 1, mo_seq_cst);
 	}
 	for (int round = 0; round < STEAL_ROUNDS; round++) {
-		w->rand = w->rand * 6364136223846793005ull + 1442695040888963407ull;
-		unsigned start = (unsigned)(w->rand >> 33) % n;
+		w->steal_rand = w->steal_rand * 6364136223846793005ull + 1442695040888963407ull;
+		unsigned start = (unsigned)(w->steal_rand >> 33) % n;
 		for (unsigned i = 0; i < n; i++) {
 			herd__worker *v = rt->workers[(start + i) % n];
 			herd__task *t;

@@ -234,7 +234,8 @@ void herd__leak_report(void)
 	for (size_t i = 0; i < n; i++) {
 		char what[128], where[256];
 		describe(&table[i], what, sizeof what);
-		herd__symbolize((uintptr_t)table[i].pc, where, sizeof where);
+		/* A return address: the call is the byte before. */
+		herd__symbolize((uintptr_t)table[i].pc - 1, where, sizeof where);
 		fprintf(stderr, "herd:   %s, made at %s\n", what, where);
 	}
 	if (dropped)

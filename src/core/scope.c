@@ -342,6 +342,7 @@ int herd_scope_wait(herd_scope *s, int64_t deadline)
 		herd__mutex_unlock(&s->lock);
 		return 0;
 	}
+	herd__waits_on(w->cur, HERD__WHY_SCOPE_WAIT, s);
 	int rc = herd__wait(&w, &s->lock, deadline, true);
 	if (rc != 0) {
 		herd__mutex_lock(&s->lock);
@@ -389,6 +390,7 @@ static int scope_close(herd__worker **wp, herd__task *t, herd_scope *s)
 		herd__waiter wt = {.task = t};
 		if (!waiter_register(s, &wt, true))
 			break;
+		herd__waits_on(t, HERD__WHY_SCOPE_CLOSE, s);
 		herd__wait(wp, &s->lock, HERD_FOREVER, false);
 		herd__mutex_lock(&s->lock);
 		waiter_unregister(s, &wt);
@@ -496,6 +498,7 @@ static int slot_wait(herd__worker **wp, herd_scope *s, int64_t deadline)
 	 * wait too. */
 	herd__wait_scope_set(t, s);
 	herd__waitq_push(&s->lim->spawners, &wt);
+	herd__waits_on(t, HERD__WHY_SCOPE_SLOT, s);
 	int rc = herd__wait(wp, &s->lock, deadline, true);
 	if (rc) {
 		herd__mutex_lock(&s->lock);

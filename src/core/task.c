@@ -173,6 +173,12 @@ go(const char *site, void *ret, herd_scope *scope, herd_fn fn,
 	if (!t)
 		return -ENOMEM;
 	t->fn = fn;
+	if (site) {
+		t->site = site;
+	} else { /* called as a function: the dump names the caller's code */
+		t->site = ret;
+		t->flags |= HERD__TASK_SITE_PC;
+	}
 	if (size == 0)
 		t->arg = (void *)(uintptr_t)arg;
 	else

@@ -167,6 +167,7 @@ int herd_sleep(int64_t deadline)
 		return -EINVAL;
 	if (deadline == 0)
 		return 0;
+	herd__waits_on(t, HERD__WHY_SLEEP, NULL);
 	int rc = herd__wait(&w, NULL, deadline, true);
 	return rc == HERD_ETIMEDOUT ? 0 : rc;
 }

@@ -54,7 +54,7 @@
 #include "core/core.h"
 
 /* Claims the wake of a parked task: true if this caller won it. */
-static bool claim(herd__task *t, uint32_t from)
+static bool claim(herd__task *t, uint8_t from)
 {
 	return atomic_compare_exchange_strong_explicit(&t->wait, &from, HERD__WAIT_WOKEN,
 						       mo_acq_rel, mo_relaxed);
@@ -62,7 +62,7 @@ static bool claim(herd__task *t, uint32_t from)
 
 bool herd__wait_claim(herd__task *t)
 {
-	uint32_t s = atomic_load_explicit(&t->wait, mo_seq_cst);
+	uint8_t s = atomic_load_explicit(&t->wait, mo_seq_cst);
 	return (s == HERD__WAIT_CANCELABLE || s == HERD__WAIT_FIRM) && claim(t, s);
 }
 
@@ -158,7 +158,7 @@ void herd__wait_finish_all(herd__list *won, int result)
 
 bool herd__wait_live(const herd__task *t)
 {
-	uint32_t s = atomic_load_explicit(&t->wait, mo_seq_cst);
+	uint8_t s = atomic_load_explicit(&t->wait, mo_seq_cst);
 	return s == HERD__WAIT_CANCELABLE || s == HERD__WAIT_FIRM;
 }
 
@@ -172,7 +172,7 @@ bool herd__wake_canceled(herd__task *t)
 }
 
 /* Takes back a wait nobody has claimed: the task never parks. */
-static bool unclaim(herd__task *t, uint32_t state)
+static bool unclaim(herd__task *t, uint8_t state)
 {
 	return atomic_compare_exchange_strong_explicit(&t->wait, &state, HERD__WAIT_NONE,
 						       mo_acq_rel, mo_relaxed);
@@ -181,20 +181,28 @@ static bool unclaim(herd__task *t, uint32_t state)
 static void registry_join(herd__worker *w, herd__task *t)
 {
 	herd__mutex_lock(&w->reg_lock);
-	t->reg = w;
+	t->reg = (uint16_t)(w->index + 1);
 	herd__list_push_front(&w->reg, &t->reg_link);
 	herd__mutex_unlock(&w->reg_lock);
 }
 
+/* The worker whose registry holds t (t->reg is not 0). */
+static herd__worker *registry_of(const herd__task *t)
+{
+	herd__rt *rt = atomic_load_explicit(&herd__runtime, mo_relaxed);
+	HERD__ASSERT(t->reg && t->reg <= rt->nworkers);
+	return rt->workers[t->reg - 1];
+}
+
 void herd__registry_leave(herd__task *t)
 {
-	herd__worker *w = t->reg;
-	if (!w)
+	if (!t->reg)
 		return;
+	herd__worker *w = registry_of(t);
 	herd__mutex_lock(&w->reg_lock);
 	herd__list_remove(&w->reg, &t->reg_link);
 	herd__mutex_unlock(&w->reg_lock);
-	t->reg = NULL;
+	t->reg = 0;
 }
 
 /* Whether a cancelable wait of t is canceled: its scope is, or the
@@ -218,9 +226,10 @@ void herd__wait_scope_set(herd__task *t, herd_scope *s)
 	/* Cleared under the registry's lock, which the canceler holds while
 	 * it reads the pointer and the scope behind it: once this returns,
 	 * the caller may close the scope. */
-	herd__mutex_lock(&t->reg->reg_lock);
+	herd__worker *w = registry_of(t);
+	herd__mutex_lock(&w->reg_lock);
 	atomic_store_explicit(&t->wait_scope, NULL, mo_relaxed);
-	herd__mutex_unlock(&t->reg->reg_lock);
+	herd__mutex_unlock(&w->reg_lock);
 }
 
 void herd__cancel_parked(herd__rt *rt)
@@ -236,13 +245,28 @@ void herd__cancel_parked(herd__rt *rt)
 	}
 }
 
+void herd__registry_each(herd__rt *rt, void (*fn)(herd__task *t, void *arg),
+			 void *arg)
+{
+	for (unsigned i = 0; i < rt->nworkers; i++) {
+		herd__worker *w = rt->workers[i];
+		herd__mutex_lock(&w->reg_lock);
+		herd__task *t;
+		herd__list_each(t, &w->reg, herd__task, reg_link)
+			fn(t, arg);
+		herd__mutex_unlock(&w->reg_lock);
+	}
+}
+
 void herd__wait_prepare(herd__worker *w, herd__task *t, bool cancelable)
 {
 	HERD__ASSERT(t == w->cur);
 	HERD__ASSERT(atomic_load_explicit(&t->wait, mo_relaxed) == HERD__WAIT_NONE);
+	HERD__ASSERT(atomic_load_explicit(&t->why, mo_relaxed) != HERD__WHY_NONE);
 	if (herd__unlikely(!t->reg))
 		registry_join(w, t);
 	t->wake_result = 0;
+	atomic_store_explicit(&t->wait_since, herd__coarse_ms(w->rt), mo_relaxed);
 	atomic_store_explicit(&t->wait,
 			      cancelable ? HERD__WAIT_CANCELABLE : HERD__WAIT_FIRM,
 			      mo_seq_cst);
@@ -252,7 +276,7 @@ int herd__wait_park(herd__worker **wp, int64_t deadline, bool cancelable)
 {
 	herd__worker *w = *wp;
 	herd__task *t = w->cur;
-	uint32_t state = cancelable ? HERD__WAIT_CANCELABLE : HERD__WAIT_FIRM;
+	uint8_t state = cancelable ? HERD__WAIT_CANCELABLE : HERD__WAIT_FIRM;
 
 	/* Already canceled, or already past the deadline: take the wait
 	 * back unless a waker has claimed it (then it readies us; park). */
@@ -266,14 +290,17 @@ int herd__wait_park(herd__worker **wp, int64_t deadline, bool cancelable)
 	herd__timer tm = {.when = deadline, .index = SIZE_MAX, .task = t};
 	if (!early && deadline > 0 && herd__timer_add(w->rt, &tm) < 0)
 		early = -ENOMEM;
-	if (early && unclaim(t, state))
+	if (early && unclaim(t, state)) {
+		atomic_store_explicit(&t->why, HERD__WHY_NONE, mo_relaxed);
 		return early;
+	}
 
 	w = herd__park(w);
 	*wp = w;
 	/* Only the winner of the wake readies a parked task. */
 	HERD__ASSERT(atomic_load_explicit(&t->wait, mo_relaxed) == HERD__WAIT_WOKEN);
 	int result = t->wake_result;
+	atomic_store_explicit(&t->why, HERD__WHY_NONE, mo_relaxed);
 	atomic_store_explicit(&t->wait, HERD__WAIT_NONE, mo_relaxed);
 	/* Always under the lock: the timer code may be firing it right now. */
 	if (deadline > 0)

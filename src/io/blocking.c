@@ -97,6 +97,7 @@ int herd_blocking(int (*fn)(void *), void *arg)
 	rt->io->blk.tail = &job;
 	atomic_fetch_add_explicit(&rt->io->blk.seq, 1, mo_release);
 	herd__futex_wake(&rt->io->blk.seq, 1);
+	herd__waits_on(w->cur, HERD__WHY_BLOCKING, NULL);
 	herd__wait(&w, &rt->io->blk.lock, HERD_FOREVER, false);
 	return job.result;
 }

@@ -231,6 +231,7 @@ int herd__fd_retry(herd__fdwait *fw, int err, int64_t deadline)
 	if (atomic_load_explicit(&rt->io->fd.released, mo_seq_cst) == fw->gen) {
 		warn_once(rt);
 		atomic_fetch_add_explicit(&rt->io->fd.waits, 1, mo_relaxed);
+		herd__waits_on(w->cur, HERD__WHY_FD_BUDGET, NULL);
 		rc = herd__wait(&w, &rt->io->fd.lock, deadline, true);
 		herd__mutex_lock(&rt->io->fd.lock);
 	}

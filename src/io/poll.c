@@ -329,6 +329,7 @@ int herd__fd_wait_any(const int *fds, int n, int events, int64_t deadline)
 		return rc;
 	}
 	herd__poll_watch(rt);
+	herd__waits_on(t, HERD__WHY_FD, (void *)(intptr_t)fds[0]);
 	rc = herd__wait(&w, &rt->io->poll.lock, deadline, true);
 	if (rc > 0 && n == 1)
 		return rc; /* the poller unlinked it */

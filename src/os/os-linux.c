@@ -87,6 +87,19 @@ void herd__mutex_lock_slow(herd__mutex *m)
 		herd__futex_wait(&m->state, 2, -1);
 }
 
+uint64_t herd__os_random(void)
+{
+	uint64_t v = 0;
+	/* getrandom(2) by its system call: older C libraries lack the
+	 * wrapper. It cannot block for 8 bytes once the pool is ready; if it
+	 * fails, the clock and the pid are unpredictable enough for select. */
+	if (syscall(SYS_getrandom, &v, sizeof v, 0x0001 /* GRND_NONBLOCK */) == (long)sizeof v)
+		return v;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ ((uint64_t)getpid() << 16);
+}
+
 int herd__os_ncpu(void)
 {
 	cpu_set_t set;

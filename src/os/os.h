@@ -16,6 +16,7 @@
 /* ------------------------------------------------------------------ */
 
 int herd__os_ncpu(void);                /* CPUs this process may use */
+uint64_t herd__os_random(void);         /* 64 unpredictable bits */
 long herd__os_max_map_count(void);      /* vm.max_map_count, or 65530 */
 size_t herd__os_page_size(void);
 /* Makes [addr, addr+len) fault on access without a new mapping; -errno. */

@@ -81,6 +81,7 @@ void herd__proc_cancel_locked(herd__list *procs)
 /* Sleeps firmly (not a cancellation point) until `until`. */
 void herd__proc_nap(herd__worker **wp, int64_t until)
 {
+	herd__waits_on((*wp)->cur, HERD__WHY_PROC_END, NULL);
 	herd__wait(wp, NULL, until, false);
 }
 

@@ -243,6 +243,7 @@ int herd_proc_wait(herd_proc *p, int *status, int64_t deadline)
 	} else {
 		herd__waiter wt = {.task = t};
 		herd__waitq_push(&p->waiters, &wt);
+		herd__waits_on(t, HERD__WHY_PROC, p);
 		rc = herd__wait(&w, &p->lock, deadline, true);
 		herd__mutex_lock(&p->lock);
 		herd__waitq_remove(&p->waiters, &wt);

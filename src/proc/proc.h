@@ -82,6 +82,9 @@ typedef struct herd__cgroup {
 } herd__cgroup;
 
 /* A child process handle (proc.c has its protocol). */
+/* Bytes of a process's command line kept for the task dump. */
+#define HERD__PROC_CMD 96
+
 struct herd_proc {
 	herd__rt *rt;
 	uint64_t serial;        /* rt->serial: the runtime still exists */
@@ -104,6 +107,8 @@ struct herd_proc {
 	_Atomic bool exited;    /* status is set (release) */
 	int status;
 	_Atomic bool finished;  /* gone, group and cgroup too (release) */
+	int64_t started;        /* herd_now() at the start, for the dump */
+	char cmd[HERD__PROC_CMD]; /* its command line, cut short, for the dump */
 };
 
 void herd__cgroup_init(herd__rt *rt);

@@ -189,6 +189,21 @@ static int check_opts(const herd_proc_opts *o)
 }
 
 /* The public start, with none of the layer's own ways (`how`). */
+/* The command line, words separated by spaces, cut short with "...". */
+static void cmd_copy(char *dst, char *const *argv)
+{
+	size_t n = 0;
+	dst[0] = 0;
+	for (size_t i = 0; argv[i]; i++) {
+		int k = snprintf(dst + n, HERD__PROC_CMD - n, "%s%s", i ? " " : "", argv[i]);
+		if (k < 0 || (size_t)k >= HERD__PROC_CMD - n) {
+			memcpy(dst + HERD__PROC_CMD - 4, "...", 4);
+			return;
+		}
+		n += (size_t)k;
+	}
+}
+
 int herd_proc_start(herd_proc **out, herd_scope *scope, const herd_proc_opts *o,
 		    int64_t deadline)
 {
@@ -232,6 +247,7 @@ int herd__proc_start(herd_proc **out, herd_scope *scope, const herd_proc_opts *o
 	HERD__LEAK_FREED(p->done); /* the handle's, not the program's */
 	p->rt = rt;
 	p->serial = rt->serial;
+	cmd_copy(p->cmd, o->argv);
 	p->grace = o->grace ? o->grace : HERD__PROC_GRACE;
 	p->pidfd = -1;
 	herd__proc_once(rt);
@@ -288,6 +304,7 @@ int herd__proc_start(herd_proc **out, herd_scope *scope, const herd_proc_opts *o
 	}
 	herd__mutex_lock(&rt->proc->lock);
 	p->pid = rc;
+	p->started = herd_now();
 	herd__mutex_unlock(&rt->proc->lock);
 	stdio_release(rt, &io, false, false);
 	memcpy(p->fds, io.parent, sizeof p->fds);

@@ -118,6 +118,8 @@ void herd__supervise(herd__rt *rt)
 				     now + (ending ? ENDING_STEP : delay)))
 			herd__alarm_clear(&rt->mon.alarm);
 		now = herd_now();
+		atomic_store_explicit(&rt->coarse_ms,
+				      (uint32_t)((now - rt->start_ns) / HERD_MSEC), mo_relaxed);
 		herd__signal_dispatch(rt, now); /* may end the process */
 		unsigned stuck = seen ? check_workers(rt, seen, now) : 0;
 		if (stuck == rt->nworkers && !warned) {
@@ -128,6 +130,7 @@ void herd__supervise(herd__rt *rt)
 					"herd_yield\n", (long long)(rt->stall_ns / HERD_MSEC));
 		}
 		chores(rt, now);
+		herd__deadlock_check(rt, now);
 		bool idle = atomic_load_explicit(&rt->nidle, mo_relaxed) == rt->nworkers;
 		delay = idle ? (delay * 2 < MONITOR_IDLE_MAX ? delay * 2 : MONITOR_IDLE_MAX)
 			     : rt->stall_ns / 4;

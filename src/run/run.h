@@ -21,12 +21,27 @@ struct herd__run_rt {
 		_Atomic int fatal;        /* the signal ending the run, or 0 */
 		bool killing;             /* a second one: SIGKILL at once */
 		int64_t kill_at;
+		bool dump_on_quit;        /* HERD_RUN_SIGQUIT_DUMP */
+		bool dumping;             /* herd's handler dumps on SIGQUIT */
 	} sig;
+	/* The deadlock check (deadlock.c), the supervisor's. */
+	bool no_deadlock_check;           /* HERD_RUN_NO_DEADLOCK_CHECK */
+	struct herd__deadlock {
+		unsigned rounds;          /* looks that found all asleep */
+		int64_t since;            /* the first of them */
+		uint64_t activity;        /* what had moved then */
+		bool found;               /* reported, the root canceled */
+	} deadlock;
 };
 
 /* The supervisor (monitor.c): runs on herd_run's thread until the run
  * ends. */
 void herd__supervise(herd__rt *rt);
+/* Writes the task dump to fd, after headline if not NULL; 0 or the
+ * write's -errno (dump.c). */
+int herd__dump_write(herd__rt *rt, int fd, const char *headline);
+/* One look for a deadlock, on each round of the supervisor (deadlock.c). */
+void herd__deadlock_check(herd__rt *rt, int64_t now);
 /* Signals and exit() (signal.c). */
 void herd__signal_start(herd__rt *rt);
 /* Restores the actions; returns a taken signal that arrived too late to

@@ -30,6 +30,7 @@
  */
 #include "run/run.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,9 +60,11 @@ struct settings {
 	int64_t stall_ns;
 	unsigned blocking_threads;
 	unsigned flags;
+	uint64_t seed;
 };
 
-#define RUN_FLAGS HERD_RUN_CANCEL_ON_RETURN /* every flag known */
+#define RUN_FLAGS (HERD_RUN_CANCEL_ON_RETURN | HERD_RUN_NO_DEADLOCK_CHECK | \
+		   HERD_RUN_SIGQUIT_DUMP) /* every flag known */
 
 static void env_warn(const char *name, const char *value, const char *want)
 {
@@ -126,6 +129,15 @@ static void settings_from_env(struct settings *st)
 		else
 			st->blocking_threads = (unsigned)n;
 	}
+	if ((v = getenv("HERD_SEED")) && *v) {
+		char *end;
+		errno = 0;
+		unsigned long long n = strtoull(v, &end, 10);
+		if (*end || errno || *v == '-')
+			env_warn("HERD_SEED", v, "expected a number from 0 to 18446744073709551615");
+		else
+			st->seed = n;
+	}
 	if ((v = getenv("HERD_GUARD")) && *v) {
 		if (!strcasecmp(v, "madvise"))
 			st->guard = HERD_GUARD_MADVISE;
@@ -154,6 +166,7 @@ static int settings_get(const herd_config *cfg, struct settings *st)
 	st->stall_ns = STALL_DEFAULT;
 	st->blocking_threads = BLOCKING_DEFAULT;
 	st->flags = 0;
+	st->seed = herd__os_random();
 	settings_from_env(st);
 	if (cfg) {
 		if (cfg->workers > MAX_WORKERS ||
@@ -308,6 +321,8 @@ static herd__rt *rt_new(const struct settings *st, int *err)
 	rt->io->poll.os.fd = rt->io->poll.os.wakefd = -1;
 	rt->io->poll.os.alarm.fd = rt->mon.alarm.fd = rt->mon.bell.fd = -1;
 	rt->pid = getpid();
+	rt->start_ns = herd_now();
+	rt->seed = st->seed;
 	rt->proc->cg_base = -1;
 	atomic_init(&rt->proc->null_fd, -1);
 	int rc = !rt->workers || !rt->root ? -ENOMEM : herd__poll_init(rt);
@@ -326,7 +341,8 @@ static herd__rt *rt_new(const struct settings *st, int *err)
 		herd__mutex_init(&w->reg_lock, HERD__RANK_REGISTRY);
 		w->rt = rt;
 		w->index = i;
-		w->rand = 0x9E3779B97F4A7C15ull * (i + 1);
+		w->rand = herd__seed_mix(rt->seed + i + 1);
+		w->steal_rand = i + 1;
 		rt->workers[i] = w;
 	}
 	return rt;
@@ -377,6 +393,7 @@ static int first_task(herd__rt *rt, herd_fn fn, void *arg, unsigned flags)
 	if (!t)
 		return -ENOMEM;
 	t->fn = wrap ? first_then_cancel : fn;
+	t->site = "herd_run";
 	t->arg = wrap ? memcpy(t->argbuf, &c, sizeof c) : arg;
 	herd__scope_attach(rt->root, t);
 	atomic_fetch_add_explicit(&rt->st_foreign_spawned, 1, mo_relaxed);
@@ -413,6 +430,8 @@ int herd_run(const herd_config *config, herd_fn fn, void *arg)
 	herd__exit_watch();
 	herd__orphans_init(rt);
 	herd__alarm_init(&rt->mon.alarm);
+	rt->run->no_deadlock_check = st.flags & HERD_RUN_NO_DEADLOCK_CHECK;
+	rt->run->sig.dump_on_quit = st.flags & HERD_RUN_SIGQUIT_DUMP;
 	herd__signal_start(rt);
 	if (rt->debug)
 		herd__leak_start(); /* what the program makes from here on */
@@ -420,6 +439,8 @@ int herd_run(const herd_config *config, herd_fn fn, void *arg)
 		if ((rc = first_task(rt, fn, arg, st.flags)) != 0)
 			herd__shutdown(rt); /* the workers then end at once */
 		herd__supervise(rt);
+		if (rt->run->deadlock.found)
+			rc = HERD_EDEADLOCK;
 		herd__proc_fini(rt, herd__signal_dispatch); /* the root scope's processes */
 		join_workers(rt, rt->nworkers);
 		herd__blocking_fini(rt);
@@ -481,6 +502,7 @@ int herd_stats_get(herd_stats *out)
 	out->stack_size = rt->stacks.size;
 	out->workers = rt->nworkers;
 	out->debug = rt->debug;
+	out->seed = rt->seed;
 	herd__mutex_lock(&rt->stacks.lock);
 	out->stack_guard = rt->stacks.mode;
 	herd__mutex_unlock(&rt->stacks.lock);

@@ -164,6 +164,13 @@ void herd__signal_start(herd__rt *rt)
 		if (install_locked(rt, sig) == 0)
 			rt->run->sig.taken |= BIT(sig);
 	}
+	/* SIGQUIT dumps the tasks, when the program asks for it and leaves
+	 * the signal's default action in place. */
+	struct sigaction cur;
+	if (rt->run->sig.dump_on_quit && !sigismember(&rt->sigmask, SIGQUIT) &&
+	    sigaction(SIGQUIT, NULL, &cur) == 0 && !(cur.sa_flags & SA_SIGINFO) &&
+	    cur.sa_handler == SIG_DFL && install_locked(rt, SIGQUIT) == 0)
+		rt->run->sig.dumping = true;
 	herd__mutex_unlock(&rt->run->sig.lock);
 }
 
@@ -253,9 +260,12 @@ void herd__signal_dispatch(herd__rt *rt, int64_t now)
 		herd__mutex_lock(&rt->run->sig.lock);
 		bool delivered = deliver_locked(rt, sig);
 		bool taken = rt->run->sig.taken & BIT(sig);
+		bool dump = sig == SIGQUIT && rt->run->sig.dumping;
 		herd__mutex_unlock(&rt->run->sig.lock);
 		if (!delivered && taken)
 			fatal_arrived(rt, sig, now);
+		else if (!delivered && dump)
+			herd__dump_write(rt, STDERR_FILENO, "herd: SIGQUIT: task dump");
 	}
 	int sig = atomic_load_explicit(&rt->run->sig.fatal, mo_relaxed);
 	if (!sig)
@@ -382,6 +392,7 @@ int herd_signal_stop(herd_chan *ch)
 	rt->run->sig.nregs = n;
 	for (int sig = 1; sig <= HERD__NSIG; sig++)
 		if ((touched & BIT(sig)) && !(rt->run->sig.taken & BIT(sig)) &&
+		    !(sig == SIGQUIT && rt->run->sig.dumping) &&
 		    !registered_locked(rt, sig))
 			uninstall_locked(rt, sig);
 	herd__mutex_unlock(&rt->run->sig.lock);

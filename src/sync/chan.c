@@ -216,6 +216,7 @@ static int block(herd_chan *ch, herd__waitq *q, void *elem, herd__worker *w,
 {
 	herd__chan_waiter wt = {.base.task = w->cur, .elem = elem};
 	herd__waitq_push(q, &wt.base);
+	herd__waits_on(w->cur, q == &ch->sendq ? HERD__WHY_CHAN_SEND : HERD__WHY_CHAN_RECV, ch);
 	int rc = herd__wait(&w, &ch->lock, deadline, true);
 	if (rc >= 0)
 		return wt.closed ? HERD_ECLOSED : 0; /* the waker unqueued us */

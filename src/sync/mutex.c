@@ -168,6 +168,7 @@ static int park(struct mutex *m, herd__worker **wp, struct mutex_waiter *wt,
 		herd__waitq_push(&m->waiters, &wt->base);
 	*woken = false;
 	mutex_check(m);
+	herd__waits_on((*wp)->cur, HERD__WHY_MUTEX, m);
 	int rc = herd__objwait(wp, &m->lock, deadline, false);
 	if (rc == WAKE_OWNED)
 		return PARK_OWNED;

@@ -139,6 +139,7 @@ static int rw_park(struct rwmutex *rw, herd__waitq *q, herd__worker *w,
 	herd__waiter wt = {.task = w->cur};
 	herd__waitq_push(q, &wt);
 	rw_check(rw);
+	herd__waits_on(w->cur, HERD__WHY_RWMUTEX, rw);
 	int rc = herd__objwait(&w, &rw->lock, deadline, false);
 	if (rc == 0)
 		return 0;

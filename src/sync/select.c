@@ -157,6 +157,7 @@ static int block(herd_case *cs, const uint16_t *lockorder, size_t n,
 		herd__waitq_push(cs[i].op == HERD_SEND ? &ch->sendq : &ch->recvq,
 				 &wt[k].base);
 	}
+	herd__waits_on(t, HERD__WHY_SELECT, NULL);
 	herd__wait_prepare(w, t, true);
 	unlock_all(cs, lockorder, n, n);
 	int rc = herd__wait_park(&w, deadline, true);
@@ -250,8 +251,10 @@ int herd_select(herd_case *cs, size_t n, int64_t deadline)
 		free(mem);
 		return deadline == HERD_NOWAIT ? HERD_ETIMEDOUT : -EPERM;
 	}
-	if (live == 0) /* nothing to wait for but the deadline */
+	if (live == 0) { /* nothing to wait for but the deadline */
+		herd__waits_on(w->cur, HERD__WHY_SELECT, NULL);
 		rc = herd__wait(&w, NULL, deadline, true);
+	}
 	else
 		rc = block(cs, lockorder, live, wt, w, deadline);
 	free(mem);

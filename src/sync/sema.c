@@ -104,6 +104,7 @@ static void once_park(struct once *o, herd__worker *w)
 	}
 	herd__waiter wt = {.task = w->cur};
 	herd__waitq_push(&o->waiters, &wt);
+	herd__waits_on(w->cur, HERD__WHY_ONCE, o);
 	int rc = herd__objwait(&w, &o->lock, HERD_FOREVER, false);
 	/* Firm and without deadline: only the runner wakes it, unqueued. */
 	HERD__ASSERT(rc == 0 && !wt.linked);
@@ -131,10 +132,8 @@ static int once_slow(struct once *o, void (*fn)(void *), void *arg)
 		herd__wait_finish_all(&won, 0);
 		return 1;
 	}
-	if (s & DONE) {
-		atomic_thread_fence(mo_acquire);
+	if (s & DONE) /* the failed exchange acquired the runner's DONE */
 		return 0;
-	}
 	herd__worker *w = herd__self();
 	if (w && w->cur)
 		once_park(o, w);
@@ -176,6 +175,7 @@ static void cond_enter(struct cond *c, herd_mutex *m, herd__worker *w,
 	herd__objlock(&c->lock);
 	herd__waitq_push(&c->waiters, wt);
 	atomic_fetch_add_explicit(&c->waiting, 1, mo_relaxed);
+	herd__waits_on(w->cur, HERD__WHY_COND, c);
 	herd__wait_prepare(w, w->cur, true);
 	herd__objunlock(&c->lock);
 	/* Not under c's lock: an unlock may take m's. */
@@ -324,6 +324,7 @@ static int sem_wait(struct sem *s, int64_t n, herd__worker *w, int64_t deadline)
 {
 	struct sem_waiter wt = {.base.task = w->cur, .n = n};
 	herd__waitq_push(&s->waiters, &wt.base);
+	herd__waits_on(w->cur, HERD__WHY_SEM, s);
 	int rc = herd__objwait(&w, &s->lock, deadline, true);
 	if (rc == 0)
 		return 0; /* served: its units are counted */

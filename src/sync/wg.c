@@ -107,6 +107,7 @@ int herd_wg_wait(herd_wg *p, int64_t deadline)
 	}
 	herd__waiter wt = {.task = t};
 	herd__waitq_push(&wg->waiters, &wt);
+	herd__waits_on(t, HERD__WHY_WG, wg);
 	int rc = herd__objwait(&w, &wg->lock, deadline, true);
 	if (rc != 0) {
 		herd__objlock(&wg->lock);

@@ -1,0 +1,289 @@
+/*
+ * dump.c - the task dump (herd_dump, SIGQUIT with HERD_RUN_SIGQUIT_DUMP)
+ * and the body of the deadlock report (deadlock.c): every task that has
+ * parked, what it waits on and for how long, where it was spawned, its
+ * scope and its stack; then every child process alive. The layout follows
+ * Go's goroutine dump: one block per task, innermost frame first.
+ *
+ * What it can see. A task joins its worker's registry the first time it
+ * parks (core/wait.c), so the dump lists every task that is parked now
+ * with its stack, and the registered tasks that run or are runnable now by
+ * their id; tasks that have never parked (they run or wait in a run queue)
+ * are only counted. When the program is deadlocked every task is parked,
+ * so the report is complete.
+ *
+ * How. The dump does not stop the workers. It takes a snapshot of each
+ * registry under its lock (a registered task cannot end while the lock is
+ * held, so its stack stays its own), copying the task's fields and the
+ * return addresses of its stack (herd__ctx_backtrace, which never faults);
+ * then it names the addresses and writes the text with no lock held.
+ * A task woken while its stack is read may show a stack cut short; the
+ * snapshot checks the task's wait word before and after, and drops the
+ * stack of a task that moved.
+ *
+ * Output goes through a buffer of its own to write(2) on the descriptor:
+ * no stdio lock, no allocation but the snapshot's array (without it, the
+ * tasks are counted, not listed).
+ *
+ * Locks: each worker's reg_lock in turn (by herd__registry_each), then the
+ * process list's lock (rt->proc->lock); none held while writing.
+ */
+#include "run/run.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DUMP_FRAMES 32          /* frames kept per task */
+#define DUMP_SNAP_MAX 100000    /* tasks listed at most */
+
+static const char *const why_name[HERD__WHY_COUNT] = {
+	[HERD__WHY_NONE] = "runnable",
+	[HERD__WHY_CHAN_SEND] = "channel send",
+	[HERD__WHY_CHAN_RECV] = "channel receive",
+	[HERD__WHY_SELECT] = "select",
+	[HERD__WHY_SLEEP] = "sleep",
+	[HERD__WHY_FD] = "descriptor",
+	[HERD__WHY_FD_BUDGET] = "descriptor budget",
+	[HERD__WHY_BLOCKING] = "blocking call",
+	[HERD__WHY_PROC] = "process wait",
+	[HERD__WHY_PROC_END] = "process end",
+	[HERD__WHY_SCOPE_WAIT] = "scope wait",
+	[HERD__WHY_SCOPE_CLOSE] = "scope close",
+	[HERD__WHY_SCOPE_SLOT] = "scope slot",
+	[HERD__WHY_WG] = "wait group",
+	[HERD__WHY_MUTEX] = "mutex",
+	[HERD__WHY_RWMUTEX] = "rwmutex",
+	[HERD__WHY_COND] = "condition",
+	[HERD__WHY_SEM] = "semaphore",
+	[HERD__WHY_ONCE] = "once",
+};
+
+/* ------------------------------------------------------------------ */
+/* Output                                                             */
+/* ------------------------------------------------------------------ */
+
+struct out {
+	int fd;
+	int err;        /* the first write's failure, -errno */
+	size_t n;
+	char buf[4096];
+};
+
+static void out_flush(struct out *o)
+{
+	for (size_t off = 0; off < o->n && !o->err;) {
+		ssize_t k = write(o->fd, o->buf + off, o->n - off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			o->err = k < 0 ? -errno : -EIO;
+		else
+			off += (size_t)k;
+	}
+	o->n = 0;
+}
+
+__attribute__((format(printf, 2, 3)))
+static void outf(struct out *o, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int k = vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	if (k < 0)
+		return;
+	size_t len = (size_t)k < sizeof line ? (size_t)k : sizeof line - 1;
+	if (o->n + len > sizeof o->buf)
+		out_flush(o);
+	memcpy(o->buf + o->n, line, len);
+	o->n += len;
+}
+
+/* ------------------------------------------------------------------ */
+/* The snapshot                                                       */
+/* ------------------------------------------------------------------ */
+
+struct task_snap {
+	uint64_t id;
+	uint8_t state;          /* HERD__WAIT_* when seen */
+	uint8_t why;
+	bool site_pc;
+	const void *obj;
+	uint32_t since;
+	const void *site;
+	const herd_scope *scope;
+	uint32_t npcs;
+	uintptr_t pcs[DUMP_FRAMES];
+};
+
+struct snap {
+	herd__rt *rt;
+	struct task_snap *t;
+	size_t n, cap;
+	size_t seen;            /* registered tasks, listed or not */
+};
+
+/* Reads t's saved stack pointer: the switch stores it, unseen by TSan. */
+static const void *saved_sp(const herd__task *t)
+{
+	return __atomic_load_n(&t->ctx.sp, __ATOMIC_RELAXED);
+}
+
+static void snap_one(herd__task *t, void *arg)
+{
+	struct snap *s = arg;
+	s->seen++;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 64;
+		struct task_snap *a = cap <= DUMP_SNAP_MAX ? realloc(s->t, cap * sizeof *a) : NULL;
+		if (!a)
+			return; /* counted, not listed */
+		s->t = a;
+		s->cap = cap;
+	}
+	struct task_snap *d = &s->t[s->n++];
+	d->id = t->id;
+	d->site = t->site;
+	d->site_pc = t->flags & HERD__TASK_SITE_PC;
+	d->scope = t->scope;
+	d->state = atomic_load_explicit(&t->wait, mo_acquire);
+	d->why = atomic_load_explicit(&t->why, mo_relaxed);
+	d->obj = atomic_load_explicit(&t->wait_obj, mo_relaxed);
+	d->since = atomic_load_explicit(&t->wait_since, mo_relaxed);
+	d->npcs = 0;
+	if (d->state != HERD__WAIT_CANCELABLE && d->state != HERD__WAIT_FIRM)
+		return;
+	const char *lo = t->stack;
+	d->npcs = (uint32_t)herd__ctx_backtrace(saved_sp(t), lo, lo + herd__stack_size(s->rt),
+						d->pcs, DUMP_FRAMES);
+	/* Woken meanwhile: the stack read may be of its new life. */
+	if (atomic_load_explicit(&t->wait, mo_acquire) != d->state ||
+	    atomic_load_explicit(&t->why, mo_relaxed) != d->why)
+		d->state = HERD__WAIT_WOKEN, d->npcs = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Writing                                                            */
+/* ------------------------------------------------------------------ */
+
+static void write_frames(struct out *o, const struct task_snap *d)
+{
+	char name[256];
+	/* herd's own frames come first, as the runtime's do in Go's dump:
+	 * the switch, the park, the blocking call; then the program's. */
+	for (uint32_t i = 0; i < d->npcs; i++) {
+		/* A return address is one past its call: name the call. */
+		herd__symbolize(d->pcs[i] - 1, name, sizeof name);
+		outf(o, "\t%s\n", name);
+	}
+}
+
+static void write_task(struct out *o, herd__rt *rt, const struct task_snap *d,
+		       uint32_t now_ms)
+{
+	if (d->state == HERD__WAIT_CANCELABLE || d->state == HERD__WAIT_FIRM) {
+		unsigned why = d->why < HERD__WHY_COUNT ? d->why : HERD__WHY_NONE;
+		uint32_t ms = now_ms - d->since;
+		outf(o, "task %llu [%s", (unsigned long long)d->id, why_name[why]);
+		if (why == HERD__WHY_FD)
+			outf(o, " %d", (int)(intptr_t)d->obj);
+		else if (d->obj)
+			outf(o, " %p", d->obj);
+		outf(o, ", %u.%u s%s]:\n", ms / 1000, ms % 1000 / 100,
+		     d->state == HERD__WAIT_FIRM ? ", not cancelable" : "");
+	} else {
+		outf(o, "task %llu [running or runnable]:\n", (unsigned long long)d->id);
+	}
+	write_frames(o, d);
+	char where[256];
+	if (!d->site)
+		snprintf(where, sizeof where, "an unknown place");
+	else if (d->site_pc)
+		herd__symbolize((uintptr_t)d->site - 1, where, sizeof where);
+	else
+		snprintf(where, sizeof where, "%s", (const char *)d->site);
+	outf(o, "spawned at %s, in scope %p%s\n\n", where, (const void *)d->scope,
+	     d->scope == rt->root ? " (the root)" : "");
+}
+
+static void write_procs(struct out *o, herd__rt *rt, int64_t now)
+{
+	unsigned n = 0;
+	if (!atomic_load_explicit(&rt->proc->ready, mo_acquire)) {
+		outf(o, "no child process alive\n");
+		return;
+	}
+	herd__mutex_lock(&rt->proc->lock);
+	herd_proc *p;
+	herd__list_each(p, &rt->proc->live, herd_proc, lv) {
+		if (!p->pid)
+			continue; /* still being started */
+		if (!n++)
+			outf(o, "child processes:\n");
+		int64_t ms = (now - p->started) / HERD_MSEC;
+		outf(o, "process %d [%s, %lld.%lld s]: %s\n", (int)p->pid,
+		     atomic_load_explicit(&p->exited, mo_acquire) ? "exited, its tree ending"
+								  : "running",
+		     (long long)(ms / 1000), (long long)(ms % 1000 / 100), p->cmd);
+	}
+	herd__mutex_unlock(&rt->proc->lock);
+	if (!n)
+		outf(o, "no child process alive\n");
+}
+
+/* Live tasks, counted by the workers (each a moment old). */
+static int64_t live_tasks(herd__rt *rt)
+{
+	int64_t live = atomic_load_explicit(&rt->st_foreign_spawned, mo_relaxed);
+	for (unsigned i = 0; i < rt->nworkers; i++)
+		live += atomic_load_explicit(&rt->workers[i]->st_live, mo_relaxed);
+	return live;
+}
+
+int herd__dump_write(herd__rt *rt, int fd, const char *headline)
+{
+	struct snap s = {.rt = rt};
+	herd__registry_each(rt, snap_one, &s);
+	int64_t now = herd_now();
+	uint32_t now_ms = (uint32_t)((now - rt->start_ns) / HERD_MSEC);
+	int64_t live = live_tasks(rt);
+	size_t parked = 0;
+	for (size_t i = 0; i < s.n; i++)
+		parked += s.t[i].state == HERD__WAIT_CANCELABLE || s.t[i].state == HERD__WAIT_FIRM;
+
+	struct out o = {.fd = fd};
+	if (headline)
+		outf(&o, "%s\n", headline);
+	outf(&o, "herd: %lld tasks alive, %zu parked; seed %llu (HERD_SEED), %u workers\n\n",
+	     (long long)(live > 0 ? live : 0), parked, (unsigned long long)rt->seed,
+	     rt->nworkers);
+	for (size_t i = 0; i < s.n; i++)
+		write_task(&o, rt, &s.t[i], now_ms);
+	if (s.seen > s.n)
+		outf(&o, "(%zu more tasks that have parked: no memory to list them)\n\n",
+		     s.seen - s.n);
+	if (live > (int64_t)s.seen)
+		outf(&o, "(%lld tasks that have never parked: running or runnable)\n\n",
+		     (long long)(live - (int64_t)s.seen));
+	write_procs(&o, rt, now);
+	out_flush(&o);
+	free(s.t);
+	return o.err;
+}
+
+int herd_dump(int fd)
+{
+	if (fd < 0)
+		return -EBADF;
+	/* herd_run takes the runtime down under this lock: a thread of the
+	 * program's own may call while the run ends. */
+	herd__exit_lock();
+	herd__rt *rt = atomic_load_explicit(&herd__runtime, mo_acquire);
+	int rc = rt ? herd__dump_write(rt, fd, NULL) : -ESRCH;
+	herd__exit_unlock();
+	return rc;
+}

@@ -1,0 +1,336 @@
+/*
+ * test-deadlock.c - the deadlock report: a program whose tasks all wait
+ * for each other is reported, with its tasks, and herd_run returns
+ * HERD_EDEADLOCK; one that waits on a timer, a descriptor, a child
+ * process or a signal is not; tasks that cancellation cannot free end the
+ * process with status 2; HERD_RUN_NO_DEADLOCK_CHECK turns it off.
+ *
+ * Each case runs its program in a forked child (test_child) whose stderr
+ * it reads.
+ */
+#include "test.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#define HEADLINE "herd: all tasks are asleep - deadlock!"
+
+static char err[1 << 16];
+
+/* CHECK, showing the child's stderr when it fails. */
+#define CHECK_ERR(cond)                                                    \
+	do {                                                               \
+		if (!(cond))                                               \
+			fprintf(stderr, "its stderr:\n%s\n", err);          \
+		CHECK(cond);                                               \
+	} while (0)
+static int run_rc;             /* herd_run's result, in the child */
+static unsigned run_flags;
+
+static void run_child(herd_fn fn)
+{
+	herd_config cfg = {.workers = 2, .flags = run_flags};
+	run_rc = herd_run(&cfg, fn, NULL);
+	fprintf(stderr, "\nherd_run returned %s\n", herd_errname(run_rc));
+}
+
+/* ------------------------------------------------------------------ */
+/* Reported                                                           */
+/* ------------------------------------------------------------------ */
+
+static _Atomic int recv_result = 1;
+
+/* Not inlined: the report names it. */
+__attribute__((noinline)) static void waits_for_nobody(herd_chan *ch)
+{
+	int v;
+	recv_result = herd_chan_recv(ch, &v, HERD_FOREVER);
+	__asm__ volatile("" ::: "memory"); /* keeps the frame: no tail call */
+}
+
+static void forgotten(void *p)
+{
+	waits_for_nobody(*(herd_chan **)p);
+}
+
+static void chan_main(void *unused)
+{
+	(void)unused;
+	herd_chan *ch = make_chan(sizeof(int), 0);
+	CHECK_OK(HERD_GO(NULL, forgotten, ch));
+	herd_scope *s;
+	CHECK_OK(herd_scope_open(&s));
+	/* The scope waits for a task that waits for nobody. */
+	herd_chan *ch2 = make_chan(sizeof(int), 0);
+	CHECK_OK(HERD_GO(s, forgotten, ch2));
+	CHECK_EQ(herd_scope_close(s), 0);
+	/* Freed only once every task has ended: the cancellation ended them. */
+	(void)ch;
+}
+
+static void chan_child(void)
+{
+	run_child(chan_main);
+	/* Both receivers were woken by the cancellation. */
+	fprintf(stderr, "recv_result %s\n", herd_errname(recv_result));
+}
+
+TEST(reported_and_ended)
+{
+	test_child_ok(test_child(chan_child, err, sizeof err), err);
+	CHECK_ERR(strstr(err, HEADLINE) != NULL);
+	CHECK_ERR(strstr(err, "herd_run returned HERD_EDEADLOCK") != NULL);
+	CHECK_ERR(strstr(err, "recv_result HERD_ECANCELED") != NULL);
+	CHECK_ERR(test_count(err, HEADLINE) == 1);
+	/* Three tasks: two receivers and the first, closing its scope. */
+	CHECK_ERR(test_count(err, "[channel receive") == 2);
+	CHECK_ERR(test_count(err, "[scope close") == 1);
+	CHECK_ERR(strstr(err, "spawned at herd_run") != NULL);
+	CHECK_ERR(strstr(err, "spawned at test/test-deadlock.c:") ||
+	      strstr(err, "spawned at test-deadlock.c:") || strstr(err, "test-deadlock.c:"));
+	CHECK_ERR(strstr(err, "waits_for_nobody") != NULL);
+	CHECK_ERR(strstr(err, "seed ") != NULL);
+}
+
+static void wg_main(void *unused)
+{
+	(void)unused;
+	herd_wg wg = HERD_WG_INIT;
+	CHECK_OK(herd_wg_add(&wg, 1));
+	CHECK_EQ(herd_wg_wait(&wg, HERD_FOREVER), HERD_ECANCELED);
+}
+
+static void wg_child(void)
+{
+	run_child(wg_main);
+}
+
+TEST(wait_group_reported)
+{
+	test_child_ok(test_child(wg_child, err, sizeof err), err);
+	CHECK_ERR(strstr(err, HEADLINE) != NULL);
+	CHECK_ERR(strstr(err, "[wait group ") != NULL);
+	CHECK_ERR(strstr(err, "herd_run returned HERD_EDEADLOCK") != NULL);
+}
+
+/* Two tasks lock two mutexes in opposite orders: cancellation does not end
+ * a mutex wait, so the process ends with status 2. */
+static herd_mutex ma = HERD_MUTEX_INIT, mb = HERD_MUTEX_INIT;
+static herd_wg both_locked = HERD_WG_INIT;
+
+static void lock_ab(void *p)
+{
+	bool a_first = *(bool *)p;
+	herd_mutex *first = a_first ? &ma : &mb, *second = a_first ? &mb : &ma;
+	CHECK_OK(herd_mutex_lock(first, HERD_FOREVER));
+	CHECK_OK(herd_wg_done(&both_locked));
+	CHECK_OK(herd_wg_wait(&both_locked, HERD_FOREVER));
+	CHECK_OK(herd_mutex_lock(second, HERD_FOREVER));
+}
+
+static void mutex_main(void *unused)
+{
+	(void)unused;
+	CHECK_OK(herd_wg_add(&both_locked, 2));
+	CHECK_OK(HERD_GO(NULL, lock_ab, true));
+	CHECK_OK(HERD_GO(NULL, lock_ab, false));
+}
+
+static void mutex_child(void)
+{
+	run_child(mutex_main);
+	fprintf(stderr, "not reached\n");
+}
+
+TEST(mutex_cycle_ends_process)
+{
+	int status = test_child(mutex_child, err, sizeof err);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 2)
+		fprintf(stderr, "wait status 0x%x, stderr:\n%s\n", (unsigned)status, err);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+	CHECK_ERR(test_count(err, HEADLINE) == 1);
+	CHECK_ERR(strstr(err, "still asleep after their cancellation") != NULL);
+	CHECK_ERR(test_count(err, "[mutex ") == 4); /* two tasks, two reports */
+	CHECK_ERR(strstr(err, "not cancelable") != NULL);
+	CHECK_ERR(strstr(err, "not reached") == NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Not reported                                                       */
+/* ------------------------------------------------------------------ */
+
+static void sleeper(void *p)
+{
+	CHECK_OK(herd_sleep(herd_deadline(600 * HERD_MSEC)));
+	int one = 1;
+	CHECK_OK(herd_chan_send(*(herd_chan **)p, &one, HERD_FOREVER));
+}
+
+static void timer_main(void *unused)
+{
+	(void)unused;
+	herd_chan *ch = make_chan(sizeof(int), 0);
+	CHECK_OK(HERD_GO(NULL, sleeper, ch));
+	int v;
+	CHECK_OK(herd_chan_recv(ch, &v, HERD_FOREVER));
+	CHECK_OK(herd_chan_free(ch));
+}
+
+static void timer_child(void)
+{
+	run_child(timer_main);
+}
+
+TEST(timer_not_reported)
+{
+	test_child_ok(test_child(timer_child, err, sizeof err), err);
+	CHECK_ERR(strstr(err, "deadlock") == NULL);
+	CHECK_ERR(strstr(err, "herd_run returned 0") != NULL);
+}
+
+/* A descriptor: a process forked before the run writes to a pipe later. */
+static int pipe_fds[2];
+
+static void fd_main(void *unused)
+{
+	(void)unused;
+	char c;
+	CHECK_EQ(herd_read(pipe_fds[0], &c, 1, HERD_FOREVER), 1);
+}
+
+static void fd_child(void)
+{
+	CHECK(pipe(pipe_fds) == 0);
+	pid_t writer = fork();
+	CHECK(writer >= 0);
+	if (writer == 0) {
+		usleep(600 * 1000);
+		_exit(write(pipe_fds[1], "x", 1) == 1 ? 0 : 1);
+	}
+	run_child(fd_main);
+	CHECK(waitpid(writer, NULL, 0) == writer);
+}
+
+TEST(descriptor_not_reported)
+{
+	test_child_ok(test_child(fd_child, err, sizeof err), err);
+	CHECK_ERR(strstr(err, "deadlock") == NULL);
+	CHECK_ERR(strstr(err, "herd_run returned 0") != NULL);
+}
+
+/* A child process: a task waits for it, then wakes the first task. */
+static void waits_for_child(void *p)
+{
+	herd_proc *proc;
+	char *argv[] = {"sleep", "0.6", NULL};
+	herd_proc_opts o = {.argv = argv};
+	CHECK_OK(herd_proc_start(&proc, NULL, &o, HERD_FOREVER));
+	int status;
+	CHECK_OK(herd_proc_wait(proc, &status, HERD_FOREVER));
+	CHECK_OK(herd_proc_free(proc));
+	CHECK_OK(herd_chan_send(*(herd_chan **)p, &status, HERD_FOREVER));
+}
+
+static void proc_main(void *unused)
+{
+	(void)unused;
+	herd_chan *ch = make_chan(sizeof(int), 0);
+	CHECK_OK(HERD_GO(NULL, waits_for_child, ch));
+	int v;
+	CHECK_OK(herd_chan_recv(ch, &v, HERD_FOREVER));
+	CHECK_OK(herd_chan_free(ch));
+}
+
+static void proc_child(void)
+{
+	run_child(proc_main);
+}
+
+TEST(process_not_reported)
+{
+	test_child_ok(test_child(proc_child, err, sizeof err), err);
+	CHECK_ERR(strstr(err, "deadlock") == NULL);
+	CHECK_ERR(strstr(err, "herd_run returned 0") != NULL);
+}
+
+/* A signal delivered to a channel: a process forked before the run sends
+ * it later. */
+static void signal_main(void *unused)
+{
+	(void)unused;
+	herd_chan *ch = make_chan(sizeof(int), 1);
+	CHECK_OK(herd_signal_notify(ch, SIGUSR1));
+	int sig;
+	CHECK_OK(herd_chan_recv(ch, &sig, HERD_FOREVER));
+	CHECK_EQ(sig, SIGUSR1);
+	CHECK_OK(herd_signal_stop(ch));
+	CHECK_OK(herd_chan_free(ch));
+}
+
+static void signal_child(void)
+{
+	pid_t me = getpid();
+	pid_t sender = fork();
+	CHECK(sender >= 0);
+	if (sender == 0) {
+		usleep(600 * 1000);
+		_exit(kill(me, SIGUSR1) == 0 ? 0 : 1);
+	}
+	run_child(signal_main);
+	CHECK(waitpid(sender, NULL, 0) == sender);
+}
+
+TEST(signal_wait_not_reported)
+{
+	test_child_ok(test_child(signal_child, err, sizeof err), err);
+	CHECK_ERR(strstr(err, "deadlock") == NULL);
+	CHECK_ERR(strstr(err, "herd_run returned 0") != NULL);
+}
+
+/* A thread of the program's own wakes the task: herd cannot see it, so
+ * the program sets HERD_RUN_NO_DEADLOCK_CHECK. Without the flag the same
+ * program is reported, which is why the flag exists. */
+static herd_chan *from_thread;
+
+static void *thread_sends(void *unused)
+{
+	(void)unused;
+	usleep(600 * 1000);
+	int one = 1;
+	(void)herd_chan_try_send(from_thread, &one);
+	return NULL;
+}
+
+static void thread_main(void *unused)
+{
+	(void)unused;
+	int v;
+	int rc = herd_chan_recv(from_thread, &v, HERD_FOREVER);
+	fprintf(stderr, "recv %s\n", herd_errname(rc));
+}
+
+static void thread_child(void)
+{
+	from_thread = make_chan(sizeof(int), 1);
+	pthread_t th;
+	CHECK(pthread_create(&th, NULL, thread_sends, NULL) == 0);
+	run_child(thread_main);
+	CHECK(pthread_join(th, NULL) == 0);
+}
+
+TEST(flag_turns_check_off)
+{
+	run_flags = HERD_RUN_NO_DEADLOCK_CHECK;
+	test_child_ok(test_child(thread_child, err, sizeof err), err);
+	CHECK_ERR(strstr(err, "deadlock") == NULL);
+	CHECK_ERR(strstr(err, "recv 0") != NULL);
+	CHECK_ERR(strstr(err, "herd_run returned 0") != NULL);
+
+	run_flags = 0;
+	test_child_ok(test_child(thread_child, err, sizeof err), err);
+	CHECK_ERR(strstr(err, HEADLINE) != NULL);
+	CHECK_ERR(strstr(err, "recv HERD_ECANCELED") != NULL);
+	CHECK_ERR(strstr(err, "herd_run returned HERD_EDEADLOCK") != NULL);
+}

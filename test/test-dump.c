@@ -1,0 +1,163 @@
+/*
+ * test-dump.c - herd_dump and SIGQUIT: a task blocked on a channel is
+ * listed with what it waits on, where it was spawned and a stack naming
+ * the function that blocked; child processes are listed with their pid
+ * and command; bad calls fail cleanly.
+ */
+#include "test.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+static char err[1 << 16];
+
+/* CHECK, showing the text when it fails. */
+#define CHECK_IN(text, cond)                                               \
+	do {                                                               \
+		if (!(cond))                                               \
+			fprintf(stderr, "the text:\n%s\n", (text));          \
+		CHECK(cond);                                               \
+	} while (0)
+
+/* Reads what the dump wrote into a pipe (it is small enough to fit). */
+static void dump_to(char *buf, size_t size)
+{
+	int p[2];
+	CHECK(pipe(p) == 0);
+	CHECK_OK(herd_dump(p[1]));
+	close(p[1]);
+	size_t n = 0;
+	ssize_t r;
+	while (n < size - 1 && (r = read(p[0], buf + n, size - 1 - n)) > 0)
+		n += (size_t)r;
+	buf[n] = 0;
+	close(p[0]);
+}
+
+static herd_chan *blocked_on;
+static int blocked_line;
+
+/* Not inlined, so that it has a frame of its own that the dump names. */
+__attribute__((noinline)) static void blocked_in_here(herd_chan *ch)
+{
+	int v;
+	CHECK_OK(herd_chan_recv(ch, &v, HERD_FOREVER));
+	__asm__ volatile("" ::: "memory"); /* no tail call */
+}
+
+static void receiver(void *p)
+{
+	blocked_in_here(*(herd_chan **)p);
+}
+
+static void blocked_main(void *unused)
+{
+	(void)unused;
+	static char buf[1 << 16];
+	blocked_on = make_chan(sizeof(int), 0);
+	blocked_line = __LINE__ + 1;
+	CHECK_OK(HERD_GO(NULL, receiver, blocked_on));
+	test_wait_parked(1);
+	dump_to(buf, sizeof buf);
+
+	char want[128];
+	snprintf(want, sizeof want, "[channel receive %p, ", (void *)blocked_on);
+	CHECK_IN(buf, strstr(buf, want) != NULL);
+	snprintf(want, sizeof want, "test-dump.c:%d, in scope ", blocked_line);
+	CHECK_IN(buf, strstr(buf, want) != NULL);
+	/* The stack, innermost first: herd's park, then the function that
+	 * made the blocking call, then its caller's frames. */
+	const char *park = strstr(buf, "\therd__park+0x");
+	const char *fn = strstr(buf, "\tblocked_in_here+0x");
+	CHECK_IN(buf, park && fn && park < fn);
+	CHECK_IN(buf, strstr(buf, "seed ") != NULL);
+	CHECK_IN(buf, strstr(buf, "no child process alive") != NULL);
+	int one = 1;
+	CHECK_OK(herd_chan_send(blocked_on, &one, HERD_FOREVER));
+}
+
+TEST(lists_blocked_task)
+{
+	test_run(2, blocked_main, NULL);
+	CHECK_OK(herd_chan_free(blocked_on));
+}
+
+static void proc_main(void *unused)
+{
+	(void)unused;
+	static char buf[1 << 16];
+	herd_proc *p;
+	char *argv[] = {"sleep", "30", NULL};
+	herd_proc_opts o = {.argv = argv};
+	CHECK_OK(herd_proc_start(&p, NULL, &o, HERD_FOREVER));
+	dump_to(buf, sizeof buf);
+	char want[64];
+	snprintf(want, sizeof want, "process %d [running, ", herd_proc_pid(p));
+	CHECK_IN(buf, strstr(buf, want) != NULL);
+	CHECK_IN(buf, strstr(buf, "]: sleep 30\n") != NULL);
+	int status;
+	CHECK_OK(herd_proc_kill(p, &status, HERD_FOREVER));
+	CHECK_OK(herd_proc_free(p));
+	dump_to(buf, sizeof buf);
+	CHECK_IN(buf, strstr(buf, "no child process alive") != NULL);
+}
+
+TEST(lists_processes)
+{
+	test_run(2, proc_main, NULL);
+}
+
+TEST(bad_calls)
+{
+	CHECK_EQ(herd_dump(1), -ESRCH); /* no runtime */
+	CHECK_EQ(herd_dump(-1), -EBADF);
+}
+
+static void closed_fd_main(void *unused)
+{
+	(void)unused;
+	int p[2];
+	CHECK(pipe(p) == 0);
+	close(p[0]);
+	close(p[1]);
+	CHECK_EQ(herd_dump(p[1]), -EBADF);
+}
+
+TEST(write_error_returned)
+{
+	test_run(1, closed_fd_main, NULL);
+}
+
+/* SIGQUIT, with HERD_RUN_SIGQUIT_DUMP: the dump on stderr, and the program
+ * goes on. */
+static void quit_main(void *unused)
+{
+	(void)unused;
+	herd_chan *ch = make_chan(sizeof(int), 0);
+	CHECK_OK(HERD_GO(NULL, receiver, ch));
+	test_wait_parked(1);
+	CHECK(kill(getpid(), SIGQUIT) == 0);
+	CHECK_OK(herd_sleep(herd_deadline(300 * HERD_MSEC)));
+	int one = 1;
+	CHECK_OK(herd_chan_send(ch, &one, HERD_FOREVER));
+	fprintf(stderr, "went on\n");
+}
+
+static void quit_child(void)
+{
+	herd_config cfg = {.workers = 2, .flags = HERD_RUN_SIGQUIT_DUMP};
+	CHECK_OK(herd_run(&cfg, quit_main, NULL));
+	/* The action is the default again: a second SIGQUIT would kill. */
+	struct sigaction sa;
+	CHECK(sigaction(SIGQUIT, NULL, &sa) == 0);
+	CHECK(sa.sa_handler == SIG_DFL);
+}
+
+TEST(sigquit_dumps)
+{
+	test_child_ok(test_child(quit_child, err, sizeof err), err);
+	CHECK_IN(err, strstr(err, "herd: SIGQUIT: task dump") != NULL);
+	CHECK_IN(err, strstr(err, "[channel receive ") != NULL);
+	CHECK_IN(err, strstr(err, "blocked_in_here") != NULL);
+	CHECK_IN(err, strstr(err, "went on") != NULL);
+}
