@@ -319,14 +319,18 @@ HERD_API int herd_run(const herd_config *config, herd_fn fn, void *arg);
  * stack innermost frame first (function+offset and the file it is in:
  * `addr2line -f -e FILE OFFSET`, or gdb, gives the line), where it was
  * spawned (file:line, or the caller's address for a herd_go called as a
- * function) and its scope. A task that is running or runnable now is
- * listed by its id; tasks that have never parked are counted. Then every
+ * function) and its scope, in the order of the tasks' ids. A task that is
+ * running or runnable now is listed by its id; tasks that have never
+ * parked are counted. Then every
  * child process alive: its pid, state, age and command line.
  *
  * The stacks are walked through frame pointers: herd's own frames always
  * have them, so the function that made the blocking call is always named;
  * frames above it are found only where the program was compiled with
- * -fno-omit-frame-pointer. herd's internal frames (herd__*) are left out.
+ * -fno-omit-frame-pointer. herd's own frames come first (the switch, the
+ * park, the wait), as the runtime's do in Go's dump. A function whose last
+ * act is the blocking call may be missing: the compiler made it jump there
+ * (a tail call), and its frame is gone; the spawn site still names it.
  * Names come from the symbol tables of the program and its libraries
  * (static functions included; a stripped program shows addresses).
  *

@@ -964,3 +964,14 @@ TEST(seed_differs_by_default)
 	CHECK(strcmp(one, two) != 0);
 	CHECK(strcmp(strstr(one, " choices"), strstr(two, " choices")) != 0);
 }
+
+TEST(seed_bad_value_ignored)
+{
+	static char buf[4096];
+	setenv("HERD_WORKERS", "1", 1);
+	setenv("HERD_SEED", "12x", 1);
+	test_child_ok(test_child(choices_child, buf, sizeof buf), buf);
+	CHECK(strstr(buf, "herd: ignoring HERD_SEED=12x: expected a number") != NULL);
+	CHECK(strstr(buf, "seed 12 ") == NULL); /* not read as 12 */
+	CHECK(strstr(buf, " choices ") != NULL);
+}

@@ -109,6 +109,7 @@ static void outf(struct out *o, const char *fmt, ...)
 
 struct task_snap {
 	uint64_t id;
+	bool self;              /* the task that called herd_dump */
 	uint8_t state;          /* HERD__WAIT_* when seen */
 	uint8_t why;
 	bool site_pc;
@@ -122,6 +123,7 @@ struct task_snap {
 
 struct snap {
 	herd__rt *rt;
+	const herd__task *self; /* the calling task, or NULL */
 	struct task_snap *t;
 	size_t n, cap;
 	size_t seen;            /* registered tasks, listed or not */
@@ -147,6 +149,7 @@ static void snap_one(herd__task *t, void *arg)
 	}
 	struct task_snap *d = &s->t[s->n++];
 	d->id = t->id;
+	d->self = t == s->self;
 	d->site = t->site;
 	d->site_pc = t->flags & HERD__TASK_SITE_PC;
 	d->scope = t->scope;
@@ -196,7 +199,8 @@ static void write_task(struct out *o, herd__rt *rt, const struct task_snap *d,
 		outf(o, ", %u.%u s%s]:\n", ms / 1000, ms % 1000 / 100,
 		     d->state == HERD__WAIT_FIRM ? ", not cancelable" : "");
 	} else {
-		outf(o, "task %llu [running or runnable]:\n", (unsigned long long)d->id);
+		outf(o, "task %llu [%s]:\n", (unsigned long long)d->id,
+		     d->self ? "running: this dump's caller" : "running or runnable");
 	}
 	write_frames(o, d);
 	char where[256];
@@ -244,10 +248,19 @@ static int64_t live_tasks(herd__rt *rt)
 	return live;
 }
 
+static int by_id(const void *a, const void *b)
+{
+	uint64_t x = ((const struct task_snap *)a)->id, y = ((const struct task_snap *)b)->id;
+	return (x > y) - (x < y);
+}
+
 int herd__dump_write(herd__rt *rt, int fd, const char *headline)
 {
-	struct snap s = {.rt = rt};
+	herd__worker *w = herd__self();
+	struct snap s = {.rt = rt, .self = w ? w->cur : NULL};
 	herd__registry_each(rt, snap_one, &s);
+	if (s.n)
+		qsort(s.t, s.n, sizeof *s.t, by_id); /* as Go lists goroutines */
 	int64_t now = herd_now();
 	uint32_t now_ms = (uint32_t)((now - rt->start_ns) / HERD_MSEC);
 	int64_t live = live_tasks(rt);
