@@ -55,24 +55,27 @@ static void forgotten(void *p)
 	waits_for_nobody(*(herd_chan **)p);
 }
 
+static herd_chan *nobody_sends[2];
+
 static void chan_main(void *unused)
 {
 	(void)unused;
-	herd_chan *ch = make_chan(sizeof(int), 0);
-	CHECK_OK(HERD_GO(NULL, forgotten, ch));
+	nobody_sends[0] = make_chan(sizeof(int), 0);
+	CHECK_OK(HERD_GO(NULL, forgotten, nobody_sends[0]));
 	herd_scope *s;
 	CHECK_OK(herd_scope_open(&s));
 	/* The scope waits for a task that waits for nobody. */
-	herd_chan *ch2 = make_chan(sizeof(int), 0);
-	CHECK_OK(HERD_GO(s, forgotten, ch2));
+	nobody_sends[1] = make_chan(sizeof(int), 0);
+	CHECK_OK(HERD_GO(s, forgotten, nobody_sends[1]));
 	CHECK_EQ(herd_scope_close(s), 0);
-	/* Freed only once every task has ended: the cancellation ended them. */
-	(void)ch;
 }
 
 static void chan_child(void)
 {
 	run_child(chan_main);
+	/* Every task has ended: the cancellation ended them. */
+	CHECK_OK(herd_chan_free(nobody_sends[0]));
+	CHECK_OK(herd_chan_free(nobody_sends[1]));
 	/* Both receivers were woken by the cancellation. */
 	fprintf(stderr, "recv_result %s\n", herd_errname(recv_result));
 }

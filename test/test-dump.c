@@ -140,6 +140,8 @@ static void quit_main(void *unused)
 	CHECK_OK(herd_sleep(herd_deadline(300 * HERD_MSEC)));
 	int one = 1;
 	CHECK_OK(herd_chan_send(ch, &one, HERD_FOREVER));
+	while (herd_chan_free(ch) == -EBUSY) /* until the receiver is gone */
+		CHECK_OK(herd_yield());
 	fprintf(stderr, "went on\n");
 }
 
