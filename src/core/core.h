@@ -122,42 +122,6 @@ struct herd__task {
 	alignas(HERD__CACHELINE) unsigned char argbuf[];
 };
 
-/* herd__task.why: what a parked task waits on. */
-enum {
-	HERD__WHY_NONE = 0,
-	HERD__WHY_CHAN_SEND,    /* obj: the channel */
-	HERD__WHY_CHAN_RECV,    /* obj: the channel */
-	HERD__WHY_SELECT,       /* obj: NULL */
-	HERD__WHY_SLEEP,        /* herd_sleep, or a select with no case */
-	HERD__WHY_FD,           /* obj: the descriptor, as (void *)(intptr_t)fd */
-	HERD__WHY_FD_BUDGET,    /* a free descriptor of the budget */
-	HERD__WHY_BLOCKING,     /* a helper thread's herd_blocking call */
-	HERD__WHY_PROC,         /* obj: the process (herd_proc_wait) */
-	HERD__WHY_PROC_END,     /* obj: the scope whose processes end */
-	HERD__WHY_SCOPE_WAIT,   /* obj: the scope (herd_scope_wait) */
-	HERD__WHY_SCOPE_CLOSE,  /* obj: the scope */
-	HERD__WHY_SCOPE_SLOT,   /* obj: the limited scope */
-	HERD__WHY_WG,           /* obj: the wait group */
-	HERD__WHY_MUTEX,        /* obj: the mutex */
-	HERD__WHY_RWMUTEX,      /* obj: the read-write mutex */
-	HERD__WHY_COND,         /* obj: the condition */
-	HERD__WHY_SEM,          /* obj: the semaphore */
-	HERD__WHY_ONCE,         /* obj: the once */
-	HERD__WHY_COUNT
-};
-
-/*
- * Says what the running task t is about to wait on; the blocking call
- * calls it before the task becomes findable by its wakers (checked builds
- * assert that every park says why). Costs three stores to the task's own
- * lines.
- */
-static inline void herd__waits_on(herd__task *t, unsigned why, const void *obj)
-{
-	atomic_store_explicit(&t->why, (uint8_t)why, mo_relaxed);
-	atomic_store_explicit(&t->wait_obj, obj, mo_relaxed);
-}
-
 /* Task objects come in one size, which holds arguments up to 64 bytes
  * (192 bytes in all, more in sanitizer builds). */
 #define HERD__TASK_INLINE 64u
@@ -619,52 +583,12 @@ static inline bool herd__scope_canceled(const herd_scope *s)
 void herd__scope_cache_drain(herd__worker *w);
 void herd__scope_depot_free(herd__rt *rt);
 
-void herd__debug_check_spawn(herd__worker *w, const char *site, void *ret,
-			     const void *arg, size_t size);
-void herd__debug_fini(void);
 /* The process layer's side of a scope (its lock, its list of processes). */
 herd__mutex *herd__scope_lock(herd_scope *s);
 herd__list *herd__scope_procs(herd_scope *s);
 bool *herd__scope_had_procs(herd_scope *s); /* under the scope's lock */
 
-void herd__debug_check_spawn(herd__worker *w, const char *site, void *ret,
-			     const void *arg, size_t size);
-void herd__debug_fini(void);
 
-/*
- * Leaks at exit (leak.c): with debug checks on, what the program makes is
- * registered from herd_run's start to its end, and what is left is listed
- * when it returns. A public make function registers with HERD__LEAK_MADE
- * (the return address is the program's call: the macro must expand in the
- * public function itself), its free function unregisters with
- * HERD__LEAK_FREED before the memory goes; an object herd makes for itself
- * through a public make function is unregistered at once by its maker.
- */
-enum herd__leak_kind {
-	HERD__LEAK_CHANNEL,     /* a, b: element size, capacity */
-	HERD__LEAK_TIMER,       /* a: period (0: one-shot) */
-	HERD__LEAK_PROCESS,     /* a: pid */
-	HERD__LEAK_WG,
-	HERD__LEAK_FD,          /* a: the descriptor */
-};
-extern _Atomic bool herd__leak_on;
-static inline bool herd__leak_tracking(void)
-{
-	return herd__unlikely(atomic_load_explicit(&herd__leak_on, mo_relaxed));
-}
-void herd__leak_track(enum herd__leak_kind kind, const void *obj, const void *pc,
-		      int64_t a, int64_t b);
-void herd__leak_untrack(const void *obj);
-/* Descriptors, keyed apart from objects; `what`: a static string. */
-void herd__leak_track_fd(int fd, const void *pc, const char *what);
-void herd__leak_untrack_fd(int fd);
-void herd__leak_start(void);
-/* Turns tracking off, lists what is left on stderr, and empties the table. */
-void herd__leak_report(void);
-#define HERD__LEAK_MADE(kind, obj, a, b)                                      \
-	(herd__leak_tracking() ? herd__leak_track((kind), (obj),               \
-			__builtin_return_address(0), (a), (b)) : (void)0)
-#define HERD__LEAK_FREED(obj) \
-	(herd__leak_tracking() ? herd__leak_untrack(obj) : (void)0)
+#include "core/debug.h"
 
 #endif /* HERD_CORE_H */
