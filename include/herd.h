@@ -263,8 +263,10 @@ typedef struct herd_config {
  * herd_run returns HERD_EDEADLOCK once they have. The state must have
  * held for 200 ms, so the report comes a fraction of a second after the
  * program got stuck. Tasks stuck where cancellation does not reach (a
- * mutex, a once) cannot end: when the check finds them so again, it ends
- * the process with status 2, as Go does.
+ * mutex, a read-write mutex, a once, a scope closing on such tasks)
+ * cannot end: when the check finds them so again, it ends the process
+ * with status 2, as Go does. The report is written by the supervisor
+ * thread, as the SIGQUIT dump is: a stderr nobody reads holds it up.
  *
  * herd cannot see the program's own threads: set this flag when a thread
  * that is not a task may wake a task (a channel send or close, a mutex
@@ -315,7 +317,7 @@ HERD_API int herd_run(const herd_config *config, herd_fn fn, void *arg);
  * with what it waits on (channel send or receive, select, sleep,
  * descriptor, process wait, scope close, wait group, mutex, ...: the
  * object's address, or the descriptor's number), for how long (to within
- * 50 ms), ", not cancelable" for a wait cancellation does not end, its
+ * a round of the supervisor: 50 ms at most with the default stall_ns), ", not cancelable" for a wait cancellation does not end, its
  * stack innermost frame first (function+offset and the file it is in:
  * `addr2line -f -e FILE OFFSET`, or gdb, gives the line), where it was
  * spawned (file:line, or the caller's address for a herd_go called as a

@@ -7,6 +7,7 @@
 #include "test.h"
 
 #include <signal.h>
+#include <stdbool.h>
 #include <sys/wait.h>
 
 static char err[1 << 16];
@@ -58,7 +59,14 @@ static void blocked_main(void *unused)
 	blocked_line = __LINE__ + 1;
 	CHECK_OK(HERD_GO(NULL, receiver, blocked_on));
 	test_wait_parked(1);
-	dump_to(buf, sizeof buf);
+	/* Its stack shows once its worker has switched away from it (until
+	 * then the dump lists it without one): dump again until it does. */
+	for (int i = 0; i < 2000; i++) {
+		dump_to(buf, sizeof buf);
+		if (strstr(buf, "blocked_in_here"))
+			break;
+		CHECK_OK(herd_sleep(herd_deadline(10 * HERD_MSEC)));
+	}
 
 	char want[128];
 	snprintf(want, sizeof want, "[channel receive %p, ", (void *)blocked_on);
@@ -129,15 +137,32 @@ TEST(write_error_returned)
 }
 
 /* SIGQUIT, with HERD_RUN_SIGQUIT_DUMP: the dump on stderr, and the program
- * goes on. */
+ * goes on. stderr is a file during the run, which the task reads until
+ * the dump has come (the supervisor writes it when it will). */
+static int quit_err = -1;
+
+static bool quit_dumped(void)
+{
+	static char buf[1 << 16];
+	ssize_t n = pread(quit_err, buf, sizeof buf - 1, 0);
+	CHECK(n >= 0);
+	buf[n] = 0;
+	return strstr(buf, "blocked_in_here") && strstr(buf, "no child process alive");
+}
+
 static void quit_main(void *unused)
 {
 	(void)unused;
 	herd_chan *ch = make_chan(sizeof(int), 0);
 	CHECK_OK(HERD_GO(NULL, receiver, ch));
 	test_wait_parked(1);
-	CHECK(kill(getpid(), SIGQUIT) == 0);
-	CHECK_OK(herd_sleep(herd_deadline(300 * HERD_MSEC)));
+	/* Again if the first dump caught the receiver still switching away
+	 * (it is then listed without its stack). */
+	for (int i = 0; i < 20 && !quit_dumped(); i++) {
+		CHECK(kill(getpid(), SIGQUIT) == 0);
+		for (int j = 0; j < 100 && !quit_dumped(); j++)
+			CHECK_OK(herd_sleep(herd_deadline(10 * HERD_MSEC)));
+	}
 	int one = 1;
 	CHECK_OK(herd_chan_send(ch, &one, HERD_FOREVER));
 	while (herd_chan_free(ch) == -EBUSY) /* until the receiver is gone */
@@ -147,8 +172,21 @@ static void quit_main(void *unused)
 
 static void quit_child(void)
 {
+	FILE *f = tmpfile();
+	CHECK(f != NULL);
+	quit_err = fileno(f);
+	int saved = dup(2);
+	CHECK(saved >= 0 && dup2(quit_err, 2) == 2);
 	herd_config cfg = {.workers = 2, .flags = HERD_RUN_SIGQUIT_DUMP};
-	CHECK_OK(herd_run(&cfg, quit_main, NULL));
+	int rc = herd_run(&cfg, quit_main, NULL);
+	/* What the run wrote, on the stderr the test reads. */
+	CHECK(dup2(saved, 2) == 2);
+	static char buf[1 << 16];
+	ssize_t n = pread(quit_err, buf, sizeof buf, 0);
+	CHECK(n >= 0 && write(2, buf, (size_t)n) == n);
+	fclose(f);
+	close(saved);
+	CHECK_OK(rc);
 	/* The action is the default again: a second SIGQUIT would kill. */
 	struct sigaction sa;
 	CHECK(sigaction(SIGQUIT, NULL, &sa) == 0);

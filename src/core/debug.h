@@ -12,13 +12,13 @@ enum {
 	HERD__WHY_NONE = 0,
 	HERD__WHY_CHAN_SEND,    /* obj: the channel */
 	HERD__WHY_CHAN_RECV,    /* obj: the channel */
-	HERD__WHY_SELECT,       /* obj: NULL */
-	HERD__WHY_SLEEP,        /* herd_sleep, or a select with no case */
+	HERD__WHY_SELECT,       /* obj: NULL (also a select with no case) */
+	HERD__WHY_SLEEP,        /* herd_sleep */
 	HERD__WHY_FD,           /* obj: the descriptor, as (void *)(intptr_t)fd */
 	HERD__WHY_FD_BUDGET,    /* a free descriptor of the budget */
 	HERD__WHY_BLOCKING,     /* a helper thread's herd_blocking call */
 	HERD__WHY_PROC,         /* obj: the process (herd_proc_wait) */
-	HERD__WHY_PROC_END,     /* obj: the scope whose processes end */
+	HERD__WHY_PROC_END,     /* obj: NULL (a closing scope ends its processes) */
 	HERD__WHY_SCOPE_WAIT,   /* obj: the scope (herd_scope_wait) */
 	HERD__WHY_SCOPE_CLOSE,  /* obj: the scope */
 	HERD__WHY_SCOPE_SLOT,   /* obj: the limited scope */

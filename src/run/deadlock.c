@@ -114,7 +114,7 @@ static uint64_t activity(herd__rt *rt)
 static void report(herd__rt *rt, const char *headline)
 {
 	fflush(stdout); /* the program's output first, as it came */
-	herd__dump_write(rt, STDERR_FILENO, headline);
+	herd__dump_write(rt, STDERR_FILENO, headline, NULL);
 }
 
 void herd__deadlock_check(herd__rt *rt, int64_t now)

@@ -17,13 +17,20 @@
  * held, so its stack stays its own), copying the task's fields and the
  * return addresses of its stack (herd__ctx_backtrace, which never faults);
  * then it names the addresses and writes the text with no lock held.
- * A task woken while its stack is read may show a stack cut short; the
- * snapshot checks the task's wait word before and after, and drops the
- * stack of a task that moved.
+ * A parked task's stack is read only once its worker has switched away
+ * from it (on_cpu is 0: before that, the saved stack pointer is an old
+ * one); a task woken while its stack is read may show a stack cut short,
+ * so the snapshot checks the task's wait word before and after, and drops
+ * the stack of a task that moved. (A task woken and parked again on the
+ * same object in between goes unnoticed: rare, and only its frames could
+ * be wrong, never the dump's safety.)
  *
- * Output goes through a buffer of its own to write(2) on the descriptor:
- * no stdio lock, no allocation but the snapshot's array (without it, the
- * tasks are counted, not listed).
+ * Where it runs. herd_dump called by a task runs the dump on a helper
+ * thread (herd_blocking): formatting and symbol names take some 10 KiB of
+ * stack, more than a small task stack may have left, and the write stalls
+ * no worker. Output goes through a heap buffer of its own to write(2): no
+ * stdio lock. Without memory for the snapshot's array, tasks are counted,
+ * not listed.
  *
  * Locks: each worker's reg_lock in turn (by herd__registry_each), then the
  * process list's lock (rt->proc->lock); none held while writing.
@@ -160,6 +167,10 @@ static void snap_one(herd__task *t, void *arg)
 	d->npcs = 0;
 	if (d->state != HERD__WAIT_CANCELABLE && d->state != HERD__WAIT_FIRM)
 		return;
+	/* Parked, but still switching away: the saved stack pointer is not
+	 * yet this wait's. Listed without its stack. */
+	if (atomic_load_explicit(&t->on_cpu, mo_acquire))
+		return;
 	const char *lo = t->stack;
 	d->npcs = (uint32_t)herd__ctx_backtrace(saved_sp(t), lo, lo + herd__stack_size(s->rt),
 						d->pcs, DUMP_FRAMES);
@@ -196,11 +207,12 @@ static void write_task(struct out *o, herd__rt *rt, const struct task_snap *d,
 			outf(o, " %d", (int)(intptr_t)d->obj);
 		else if (d->obj)
 			outf(o, " %p", d->obj);
-		outf(o, ", %u.%u s%s]:\n", ms / 1000, ms % 1000 / 100,
-		     d->state == HERD__WAIT_FIRM ? ", not cancelable" : "");
+		outf(o, ", %u.%u s%s]:%s\n", ms / 1000, ms % 1000 / 100,
+		     d->state == HERD__WAIT_FIRM ? ", not cancelable" : "",
+		     d->self ? " (the caller of herd_dump)" : "");
 	} else {
-		outf(o, "task %llu [%s]:\n", (unsigned long long)d->id,
-		     d->self ? "running: this dump's caller" : "running or runnable");
+		outf(o, "task %llu [running or runnable]:%s\n", (unsigned long long)d->id,
+		     d->self ? " (the caller of herd_dump)" : "");
 	}
 	write_frames(o, d);
 	char where[256];
@@ -254,10 +266,14 @@ static int by_id(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-int herd__dump_write(herd__rt *rt, int fd, const char *headline)
+int herd__dump_write(herd__rt *rt, int fd, const char *headline,
+		     const herd__task *self)
 {
-	herd__worker *w = herd__self();
-	struct snap s = {.rt = rt, .self = w ? w->cur : NULL};
+	/* Not on the stack: the dump may run on a task's (see herd_dump). */
+	struct out *op = malloc(sizeof *op);
+	if (!op)
+		return -ENOMEM;
+	struct snap s = {.rt = rt, .self = self};
 	herd__registry_each(rt, snap_one, &s);
 	if (s.n)
 		qsort(s.t, s.n, sizeof *s.t, by_id); /* as Go lists goroutines */
@@ -268,35 +284,63 @@ int herd__dump_write(herd__rt *rt, int fd, const char *headline)
 	for (size_t i = 0; i < s.n; i++)
 		parked += s.t[i].state == HERD__WAIT_CANCELABLE || s.t[i].state == HERD__WAIT_FIRM;
 
-	struct out o = {.fd = fd};
+	*op = (struct out){.fd = fd};
+	struct out *o = op;
 	if (headline)
-		outf(&o, "%s\n", headline);
-	outf(&o, "herd: %lld tasks alive, %zu parked; seed %llu (HERD_SEED), %u workers\n\n",
+		outf(o, "%s\n", headline);
+	outf(o, "herd: %lld tasks alive, %zu parked; seed %llu (HERD_SEED), %u workers\n\n",
 	     (long long)(live > 0 ? live : 0), parked, (unsigned long long)rt->seed,
 	     rt->nworkers);
 	for (size_t i = 0; i < s.n; i++)
-		write_task(&o, rt, &s.t[i], now_ms);
+		write_task(o, rt, &s.t[i], now_ms);
 	if (s.seen > s.n)
-		outf(&o, "(%zu more tasks that have parked: no memory to list them)\n\n",
+		outf(o, "(%zu more tasks that have parked: no memory to list them)\n\n",
 		     s.seen - s.n);
 	if (live > (int64_t)s.seen)
-		outf(&o, "(%lld tasks that have never parked: running or runnable)\n\n",
+		outf(o, "(%lld tasks that have never parked: running or runnable)\n\n",
 		     (long long)(live - (int64_t)s.seen));
-	write_procs(&o, rt, now);
-	out_flush(&o);
+	write_procs(o, rt, now);
+	out_flush(o);
+	int rc = o->err;
 	free(s.t);
-	return o.err;
+	free(op);
+	return rc;
+}
+
+struct dump_call {
+	herd__rt *rt;
+	int fd;
+	const herd__task *self;
+};
+
+static int dump_on_helper(void *p)
+{
+	struct dump_call *c = p;
+	return herd__dump_write(c->rt, c->fd, NULL, c->self);
 }
 
 int herd_dump(int fd)
 {
 	if (fd < 0)
 		return -EBADF;
+	herd__worker *w = herd__self();
+	if (w && w->cur) {
+		/* From a task: on a helper thread, whose stack is a thread's
+		 * (symbol names and formatting take some 10 KiB, which a small
+		 * task stack may not have left) and whose write stalls no
+		 * worker. The runtime outlives the calling task; the caller
+		 * shows in the dump, parked in this call. */
+		struct dump_call c = {w->rt, fd, w->cur};
+		int rc = herd_blocking(dump_on_helper, &c);
+		if (rc != -EAGAIN)
+			return rc;
+		return herd__dump_write(w->rt, fd, NULL, w->cur); /* no helper */
+	}
 	/* herd_run takes the runtime down under this lock: a thread of the
 	 * program's own may call while the run ends. */
 	herd__exit_lock();
 	herd__rt *rt = atomic_load_explicit(&herd__runtime, mo_acquire);
-	int rc = rt ? herd__dump_write(rt, fd, NULL) : -ESRCH;
+	int rc = rt ? herd__dump_write(rt, fd, NULL, NULL) : -ESRCH;
 	herd__exit_unlock();
 	return rc;
 }

@@ -37,9 +37,11 @@ struct herd__run_rt {
 /* The supervisor (monitor.c): runs on herd_run's thread until the run
  * ends. */
 void herd__supervise(herd__rt *rt);
-/* Writes the task dump to fd, after headline if not NULL; 0 or the
- * write's -errno (dump.c). */
-int herd__dump_write(herd__rt *rt, int fd, const char *headline);
+/* Writes the task dump to fd, after headline if not NULL, marking self (a
+ * task, or NULL) as its caller; 0, -ENOMEM or the write's -errno
+ * (dump.c). */
+int herd__dump_write(herd__rt *rt, int fd, const char *headline,
+		     const herd__task *self);
 /* One look for a deadlock, on each round of the supervisor (deadlock.c). */
 void herd__deadlock_check(herd__rt *rt, int64_t now);
 /* Signals and exit() (signal.c). */

@@ -421,7 +421,9 @@ int herd_run(const herd_config *config, herd_fn fn, void *arg)
 	}
 	/* Raises the descriptor limit: only once this runtime is the one. */
 	if ((rc = herd__fd_init(rt)) != 0) {
+		herd__exit_lock(); /* as at the end: see herd_dump */
 		atomic_store(&herd__runtime, NULL);
+		herd__exit_unlock();
 		rt_free(rt);
 		return rc;
 	}

@@ -265,7 +265,7 @@ void herd__signal_dispatch(herd__rt *rt, int64_t now)
 		if (!delivered && taken)
 			fatal_arrived(rt, sig, now);
 		else if (!delivered && dump)
-			herd__dump_write(rt, STDERR_FILENO, "herd: SIGQUIT: task dump");
+			herd__dump_write(rt, STDERR_FILENO, "herd: SIGQUIT: task dump", NULL);
 	}
 	int sig = atomic_load_explicit(&rt->run->sig.fatal, mo_relaxed);
 	if (!sig)
