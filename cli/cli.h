@@ -288,6 +288,32 @@ void progress_finish(struct progress *p);
 int wait_for_room(const struct opts *o, herd_chan *stop);
 
 /* ------------------------------------------------------------------ */
+/* Waiting for a job's process, and ending it (jobwait.c)             */
+/* ------------------------------------------------------------------ */
+
+/* The running median of the run times of the jobs that succeeded, for
+ * --timeout N%; any task may add to it. */
+struct median;
+struct median *median_new(void);
+void median_free(struct median *m);
+/* Adds a run time in seconds; does nothing to a NULL median. */
+void median_add(struct median *m, double t);
+
+/* What ends a job early: --timeout and --term-seq (o), the run's `stop`
+ * and `kill` channels (closed: end the jobs by --term-seq, or kill them
+ * at once), and the median, for --timeout N% (else NULL). */
+struct job_ends {
+	const struct opts *o;
+	herd_chan *stop, *kill;
+	struct median *median;
+};
+/* Waits for p (started at `start`, herd_now()) to exit, ending its tree
+ * early on its timeout (*timed_out), `stop` or `kill` (*stopped); returns
+ * its status as herd_proc_wait stores it. */
+int job_wait(const struct job_ends *e, herd_proc *p, int64_t start, bool *timed_out,
+	     bool *stopped);
+
+/* ------------------------------------------------------------------ */
 /* Running (run.c)                                                    */
 /* ------------------------------------------------------------------ */
 

@@ -18,8 +18,10 @@
  * signal, kills at once. SIGHUP and --halt soon only stop the starts.
  * Whatever is left when the jobs' scope closes is ended by libherd.
  *
- * Counters are atomics; `lock` protects the --halt decision and the
- * run times behind --timeout N%.
+ * How a job's process is waited for and ended (--timeout, --term-seq) is
+ * jobwait.c's.
+ *
+ * Counters are atomics; `lock` protects the --halt decision.
  */
 #define _GNU_SOURCE
 #include "cli.h"
@@ -52,8 +54,7 @@ struct run {
 	bool halted;             /* --halt's condition was met */
 	int halt_status;
 	uint64_t total;          /* --halt P%: the number of jobs */
-	double *lo, *hi;         /* run times of the jobs that succeeded, */
-	size_t nlo, caplo, nhi, caphi; /* for N%: see median_runtime */
+	struct job_ends ends;    /* how a job is waited for, and ended */
 	int64_t last_start;      /* for --delay */
 };
 
@@ -126,161 +127,6 @@ static void reader_task(void *arg)
 		print_lines(r->out_fd, r->tag, &rest, "", 0, true);
 	sb_free(&rest);
 	free(buf);
-}
-
-/* ------------------------------------------------------------------ */
-/* Ending a process                                                   */
-/* ------------------------------------------------------------------ */
-
-/* Waits until p exits, `kill` closes, or the deadline: 0, 1, or
- * HERD_ETIMEDOUT. */
-static int wait_exit_or_kill(struct run *R, herd_proc *p, int64_t deadline)
-{
-	herd_case cs[2] = {HERD_CASE_RECV(herd_proc_done(p), NULL),
-			   HERD_CASE_RECV(R->kill, NULL)};
-	return herd_select(cs, 2, deadline);
-}
-
-/* p's exit status. A wait cut short (the run is being canceled) ends the
- * job instead, which is not a cancellation point, so that the status is
- * had all the same; herd_proc_kill then fails only if the status was lost
- * (-ECHILD), which is reported as a death by SIGKILL. */
-static int job_status(herd_proc *p)
-{
-	int st;
-	if (herd_proc_wait(p, &st, HERD_FOREVER) == 0 || herd_proc_kill(p, &st, HERD_FOREVER) == 0)
-		return st;
-	return 256 + SIGKILL;
-}
-
-/* --term-seq on p's whole tree, then SIGKILL whatever the sequence left;
- * returns once p has exited. */
-static void end_tree(struct run *R, herd_proc *p)
-{
-	const struct opts *o = R->o;
-	for (int i = 0; i < o->nterm; i++) {
-		herd_proc_signal_all(p, o->term[i].sig);
-		int k = wait_exit_or_kill(R, p, herd_deadline(o->term[i].wait_ns));
-		if (k == 0)
-			return;
-		if (k == 1)
-			break; /* a second signal: at once */
-	}
-	herd_proc_signal_all(p, SIGKILL);
-	job_status(p);
-}
-
-/*
- * The running median of the run times of the jobs that succeeded, for
- * --timeout N%: two heaps, the lower half's largest on top of `lo` (a
- * max-heap) and the upper half's smallest on top of `hi` (a min-heap),
- * `lo` holding as many or one more. O(log n) a job.
- */
-static void heap_push(double **h, size_t *n, size_t *cap, double v, bool max)
-{
-	if (*n == *cap) {
-		*cap = *cap ? 2 * *cap : 64;
-		*h = xrealloc(*h, *cap * sizeof **h);
-	}
-	size_t i = (*n)++;
-	while (i > 0) {
-		size_t up = (i - 1) / 2;
-		if (max ? (*h)[up] >= v : (*h)[up] <= v)
-			break;
-		(*h)[i] = (*h)[up];
-		i = up;
-	}
-	(*h)[i] = v;
-}
-
-static double heap_pop(double *h, size_t *n, bool max)
-{
-	double top = h[0], v = h[--*n];
-	size_t i = 0;
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= *n)
-			break;
-		if (c + 1 < *n && (max ? h[c + 1] > h[c] : h[c + 1] < h[c]))
-			c++;
-		if (max ? v >= h[c] : v <= h[c])
-			break;
-		h[i] = h[c];
-		i = c;
-	}
-	if (*n)
-		h[i] = v;
-	return top;
-}
-
-static double median_runtime(struct run *R)
-{
-	pthread_mutex_lock(&R->lock);
-	double m = R->nlo ? R->lo[0] : 0;
-	pthread_mutex_unlock(&R->lock);
-	return m;
-}
-
-static void note_runtime(struct run *R, double t)
-{
-	if (R->o->timeout_pct <= 0)
-		return;
-	pthread_mutex_lock(&R->lock);
-	if (!R->nlo || t <= R->lo[0])
-		heap_push(&R->lo, &R->nlo, &R->caplo, t, true);
-	else
-		heap_push(&R->hi, &R->nhi, &R->caphi, t, false);
-	if (R->nlo > R->nhi + 1)
-		heap_push(&R->hi, &R->nhi, &R->caphi, heap_pop(R->lo, &R->nlo, true), false);
-	else if (R->nhi > R->nlo)
-		heap_push(&R->lo, &R->nlo, &R->caplo, heap_pop(R->hi, &R->nhi, false), true);
-	pthread_mutex_unlock(&R->lock);
-}
-
-/* The deadline of a job started at `start` (herd_now()), or FOREVER. */
-static int64_t job_deadline(struct run *R, int64_t start)
-{
-	const struct opts *o = R->o;
-	if (o->timeout_ns)
-		return start + o->timeout_ns;
-	if (o->timeout_pct > 0) {
-		double m = median_runtime(R);
-		/* Until a job has succeeded there is no median: look again in a
-		 * second. */
-		if (m <= 0)
-			return herd_now() + HERD_SEC;
-		return start + (int64_t)(m * o->timeout_pct / 100.0 * 1e9);
-	}
-	return HERD_FOREVER;
-}
-
-/* Waits for p's exit, ending it early on `stop`, `kill` or its timeout. */
-static int wait_job(struct run *R, herd_proc *p, int64_t start, bool *timed_out,
-		    bool *stopped)
-{
-	herd_case cs[3] = {HERD_CASE_RECV(herd_proc_done(p), NULL),
-			   HERD_CASE_RECV(R->stop, NULL), HERD_CASE_RECV(R->kill, NULL)};
-	for (;;) {
-		int64_t deadline = job_deadline(R, start);
-		int k = herd_select(cs, 3, deadline);
-		if (k == 0)
-			break;
-		if (k == HERD_ETIMEDOUT) {
-			if (R->o->timeout_pct > 0 && job_deadline(R, start) > herd_now())
-				continue; /* the median moved, or there was none */
-			*timed_out = true;
-			end_tree(R, p);
-			break;
-		}
-		*stopped = true;
-		if (k == 1) {
-			end_tree(R, p);
-			break;
-		}
-		herd_proc_signal_all(p, SIGKILL);
-		break;
-	}
-	return job_status(p);
 }
 
 /* ------------------------------------------------------------------ */
@@ -386,7 +232,7 @@ static void run_once(struct run *R, const struct job *j, const struct command *c
 	if (j->block &&
 	    HERD_GO(readers, feeder_task, ((struct feeder){p, j->block, j->block_len})) < 0)
 		cli_die("cannot start a feeder");
-	int st = wait_job(R, p, t0, &a->timed_out, &a->stopped);
+	int st = job_wait(&R->ends, p, t0, &a->timed_out, &a->stopped);
 	herd_scope_close(readers);
 	herd_proc_free(p);
 	a->runtime = (herd_now() - t0) / 1e9;
@@ -497,7 +343,7 @@ static void job_task(void *arg)
 	joblog_write(R->joblog, j->seq, a.start, a.runtime, capture_size(a.out), exitval, sig,
 		     cmd.display);
 	if (attempt_ok(&a))
-		note_runtime(R, a.runtime);
+		median_add(R->ends.median, a.runtime);
 	account(R, &a);
 	struct result *res = calloc(1, sizeof *res);
 	if (!res)
@@ -748,6 +594,7 @@ int run_all(const struct opts *o)
 	if (herd_chan_make(&R->slots, sizeof(long), (size_t)o->jobs) < 0 ||
 	    herd_chan_make(&R->stop, 0, 0) < 0 || herd_chan_make(&R->kill, 0, 0) < 0)
 		cli_die("out of memory");
+	R->ends = (struct job_ends){o, R->stop, R->kill, o->timeout_pct > 0 ? median_new() : NULL};
 	for (long s = 1; s <= o->jobs; s++)
 		herd_chan_try_send(R->slots, &s);
 	herd_scope *aux;
@@ -790,8 +637,7 @@ int run_all(const struct opts *o)
 	herd_chan_free(R->slots);
 	herd_chan_free(R->stop);
 	herd_chan_free(R->kill);
-	free(R->lo);
-	free(R->hi);
+	median_free(R->ends.median);
 	pthread_mutex_destroy(&R->lock);
 	free(R);
 	return status;
