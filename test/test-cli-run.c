@@ -208,6 +208,26 @@ SERIAL_TEST(timeout)
 	cli_done(HERD_SEC);
 }
 
+/* --timeout N%: a job running longer than N% of the median run time of
+ * the jobs that succeeded so far is ended. With -j1, three jobs of 0.1 s
+ * make the median 0.1 s: the fourth, of 5 s, ends after about 0.3 s at
+ * 300%; a job that comes before any has succeeded has no limit yet. */
+SERIAL_TEST(timeout_percent)
+{
+	struct cli_out o;
+	RUN(&o, NULL, "-j1", "-k", "--timeout", "300%", "echo {}; sleep {}; echo done{}", ":::",
+	    "0.1", "0.1", "0.1", "5");
+	/* No done5: the 5 s job was ended (and it is the one failure). */
+	CHECK_OUT(&o, "0.1\ndone0.1\n0.1\ndone0.1\n0.1\ndone0.1\n5\n", 1);
+	cli_free(&o);
+
+	/* The same jobs without the limit all end. */
+	RUN(&o, NULL, "-j1", "-k", "echo {}; sleep {}; echo done{}", ":::", "0.1", "0.3");
+	CHECK_OUT(&o, "0.1\ndone0.1\n0.3\ndone0.3\n", 0);
+	cli_free(&o);
+	cli_done(HERD_SEC);
+}
+
 /* --term-seq: the signals (and waits, in ms) of a timeout. A job that
  * handles INT and exits 7 is logged with 7 (what it left in its process
  * group is killed all the same); one that ignores it gets KILL 200 ms
