@@ -247,9 +247,17 @@ void printer_put(struct printer *p, struct result *r);
 void printer_finish(struct printer *p);
 /* Prints s and a newline on fd, under the output lock (-t). */
 void print_line(int fd, const char *s);
-/* --line-buffer: prints the complete lines of buf now (under the output
- * lock), keeping an incomplete last line in *rest. */
-void print_lines(int fd, const char *tag, strbuf *rest, const char *buf, size_t n,
+/* --line-buffer: a job's lines. With -k, `hold` keeps them until it is the
+ * job's turn (seq is the printer's next); else NULL. */
+struct line_job {
+	uint64_t seq;
+	const char *tag;          /* prefix of each line, or NULL */
+	struct capture *hold;
+};
+/* --line-buffer: prints the complete lines of buf (under the output lock),
+ * or keeps them in lj->hold while it is not lj's turn; an incomplete last
+ * line waits in *rest, printed at flush_rest. */
+void print_lines(const struct line_job *lj, int fd, strbuf *rest, const char *buf, size_t n,
 		 bool flush_rest);
 
 /* ------------------------------------------------------------------ */
@@ -282,6 +290,11 @@ struct progress;
 struct progress *progress_start(const struct opts *o, herd_scope *scope,
 				const atomic_ulong *started, const atomic_ulong *done,
 				const atomic_ulong *failed);
+/* Whether the line would show a percentage if it knew the number of jobs
+ * (--bar or --eta, and the input is not only ::: lists); then the run
+ * reads its input whole first and tells it with progress_set_total. */
+bool progress_wants_total(const struct progress *p);
+void progress_set_total(struct progress *p, uint64_t n);
 void progress_finish(struct progress *p);
 /* Waits while --load or --memfree say the machine has no room for another
  * job: 0, or -1 if `stop` closed meanwhile. */

@@ -14,7 +14,10 @@
  * (a reorder buffer keyed by the job's number). With a tag, every line of
  * both streams starts with the tag and a tab. Writes to stdout and stderr
  * take `out_lock` (a pthread mutex, held only for the writes), which
- * --line-buffer's readers take too. When stdout's reader has gone
+ * --line-buffer's readers take too. With -k, --line-buffer prints the
+ * lines of the job next in order as they come, as GNU parallel does; the
+ * later jobs keep theirs in their captures, printed first when their turn
+ * comes (at their next line, or with their result). When stdout's reader has gone
  * (EPIPE), `broken` (an atomic: any writer may see it first) stops every
  * later write to it, and the first to see it closes `on_broken`, the
  * run's stop channel.
@@ -42,6 +45,10 @@ struct capture {
 };
 
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+/* -k with --line-buffer: the number of the job whose lines are printed as
+ * they come (the printer's next); the others keep theirs until their turn.
+ * 0: none (past a dropped job). Under out_lock. */
+static uint64_t live_seq = 1;
 /* Set when stdout's reader has gone (EPIPE): nothing more is written, and
  * `on_broken` is closed, which stops the run. */
 static atomic_bool broken;
@@ -122,6 +129,14 @@ bool capture_add(struct capture *c, const char *p, size_t n)
 	memcpy(c->mem + c->len, p, n);
 	c->len += n;
 	return true;
+}
+
+/* Empties c (its lines were printed). */
+static void capture_clear(struct capture *c)
+{
+	c->len = 0;
+	if (c->fd >= 0 && c->file_len && ftruncate(c->fd, 0) == 0)
+		c->file_len = 0;
 }
 
 size_t capture_size(const struct capture *c)
@@ -205,22 +220,39 @@ static void result_free(struct result *r)
 	free(r);
 }
 
-void print_lines(int fd, const char *tag, strbuf *rest, const char *buf, size_t n,
+/* Whole lines of a job: printed now, or (-k, not its turn yet) kept in
+ * `hold`, which is printed first once it is its turn. out_lock held. */
+static void line_out(const struct line_job *lj, int fd, const char *p, size_t n)
+{
+	bool bol = true;
+	if (lj->hold && lj->seq != live_seq) {
+		capture_add(lj->hold, p, n);
+		return;
+	}
+	if (lj->hold && capture_size(lj->hold)) {
+		capture_print(lj->hold, fd, lj->tag);
+		capture_clear(lj->hold);
+	}
+	emit(fd, lj->tag, &bol, p, n);
+}
+
+void print_lines(const struct line_job *lj, int fd, strbuf *rest, const char *buf, size_t n,
 		 bool flush_rest)
 {
 	const char *last = n ? memrchr(buf, '\n', n) : NULL;
 	pthread_mutex_lock(&out_lock);
-	bool bol = true;
 	if (last) {
-		emit(fd, tag, &bol, rest->s, rest->len);
-		emit(fd, tag, &bol, buf, (size_t)(last - buf) + 1);
+		/* The lines up to the last newline: what was left of the
+		 * previous read first, as one piece with them. */
+		sb_add(rest, buf, (size_t)(last - buf) + 1);
+		line_out(lj, fd, rest->s, rest->len);
 		rest->len = 0;
 		sb_add(rest, last + 1, n - (size_t)(last - buf) - 1);
 	} else {
 		sb_add(rest, buf, n);
 	}
 	if (flush_rest && rest->len) {
-		emit(fd, tag, &bol, rest->s, rest->len);
+		line_out(lj, fd, rest->s, rest->len);
 		rest->len = 0;
 	}
 	pthread_mutex_unlock(&out_lock);
@@ -286,6 +318,10 @@ static void flush_ready(struct printer *p)
 		if (!p->blocked)
 			result_print(r);
 		result_free(r);
+		/* --line-buffer: the next job's lines now print as they come. */
+		pthread_mutex_lock(&out_lock);
+		live_seq = p->blocked ? 0 : p->next;
+		pthread_mutex_unlock(&out_lock);
 	}
 }
 

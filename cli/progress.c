@@ -5,8 +5,10 @@
  * start of a job while the machine is busy or short of memory.
  *
  * The total is known when every source is a ::: list (the product of the
- * groups' lengths); otherwise the line shows counts and rates without a
- * percentage, as the input is read as it goes.
+ * groups' lengths). With --bar or --eta and input from a file or stdin,
+ * the run reads the whole input before the first job, as GNU parallel
+ * does, and says how many jobs it holds (progress_set_total); --progress
+ * alone streams the input and shows counts and rates.
  */
 #define _GNU_SOURCE
 #include "cli.h"
@@ -22,7 +24,7 @@
 struct progress {
 	const struct opts *o;
 	const atomic_ulong *started, *done, *failed;
-	uint64_t total;          /* 0: unknown */
+	_Atomic uint64_t total;  /* 0: unknown (yet) */
 	int64_t t0;
 	herd_chan *quit;
 	herd_wg *ended;
@@ -62,9 +64,10 @@ static void draw(struct progress *p, bool last)
 	double secs = (herd_now() - p->t0) / 1e9;
 	double rate = secs > 0 ? done / secs : 0;
 	int n;
-	if (p->total && (p->o->bar || p->o->eta)) {
-		double frac = (double)done / (double)p->total;
-		double eta = rate > 0 ? (double)(p->total - done) / rate : 0;
+	uint64_t total = atomic_load(&p->total);
+	if (total && (p->o->bar || p->o->eta)) {
+		double frac = (double)done / (double)total;
+		double eta = rate > 0 ? (double)(total - done) / rate : 0;
 		if (p->o->bar) {
 			char bar[31];
 			int fill = (int)(frac * 30);
@@ -72,10 +75,10 @@ static void draw(struct progress *p, bool last)
 				bar[i] = i < fill ? '#' : '.';
 			bar[30] = 0;
 			n = snprintf(line, sizeof line, "\r[%s] %3.0f%% %lu/%llu ETA %.0fs ", bar,
-				     frac * 100, done, (unsigned long long)p->total, eta);
+				     frac * 100, done, (unsigned long long)total, eta);
 		} else {
 			n = snprintf(line, sizeof line, "\rETA: %.0fs Left: %llu AVG: %.3fs ", eta,
-				     (unsigned long long)(p->total - done),
+				     (unsigned long long)(total - done),
 				     done ? secs / (double)done : 0.0);
 		}
 	} else {
@@ -114,12 +117,23 @@ struct progress *progress_start(const struct opts *o, herd_scope *scope,
 	p->started = started;
 	p->done = done;
 	p->failed = failed;
-	p->total = total_jobs(o);
+	atomic_init(&p->total, total_jobs(o));
 	p->t0 = herd_now();
 	herd_wg_add(p->ended, 1);
 	if (HERD_GO(scope, progress_task, p) < 0)
 		cli_die("cannot start the progress line");
 	return p;
+}
+
+bool progress_wants_total(const struct progress *p)
+{
+	return p && (p->o->bar || p->o->eta) && !atomic_load(&p->total);
+}
+
+void progress_set_total(struct progress *p, uint64_t n)
+{
+	if (p)
+		atomic_store(&p->total, n);
 }
 
 void progress_finish(struct progress *p)

@@ -55,6 +55,7 @@ struct run {
 	int halt_status;
 	uint64_t total;          /* --halt P%: the number of jobs */
 	struct job_ends ends;    /* how a job is waited for, and ended */
+	struct progress *progress; /* the progress line, or NULL */
 	int64_t last_start;      /* for --delay */
 };
 
@@ -93,7 +94,7 @@ struct reader {
 	int fd;
 	int out_fd;              /* --line-buffer: where lines go */
 	struct capture *cap;     /* else: where bytes go */
-	const char *tag;
+	struct line_job lj;      /* --line-buffer: the job's lines */
 };
 
 /* --pipe: writes the block to the job's stdin, then closes it (the job
@@ -121,10 +122,10 @@ static void reader_task(void *arg)
 		if (r->cap)
 			capture_add(r->cap, buf, (size_t)n);
 		else
-			print_lines(r->out_fd, r->tag, &rest, buf, (size_t)n, false);
+			print_lines(&r->lj, r->out_fd, &rest, buf, (size_t)n, false);
 	}
 	if (!r->cap && rest.len)
-		print_lines(r->out_fd, r->tag, &rest, "", 0, true);
+		print_lines(&r->lj, r->out_fd, &rest, "", 0, true);
 	sb_free(&rest);
 	free(buf);
 }
@@ -199,6 +200,8 @@ static void run_once(struct run *R, const struct job *j, const struct command *c
 	 * is that word (it is, when the command starts with a literal). */
 	po.stdio[0].mode = j->block ? HERD_STDIO_PIPE : HERD_STDIO_NULL;
 	bool capture = o->output == OUT_GROUP;
+	/* -k --line-buffer: lines held until the job's turn, in captures. */
+	bool hold = o->output == OUT_LINE && o->keep_order;
 	if (o->output != OUT_UNGROUP)
 		po.stdio[1].mode = po.stdio[2].mode = HERD_STDIO_PIPE;
 	a->start = wall_now();
@@ -218,13 +221,14 @@ static void run_once(struct run *R, const struct job *j, const struct command *c
 		cli_die("out of memory");
 	struct reader rd[2];
 	if (o->output != OUT_UNGROUP) {
-		if (capture) {
+		if (capture || hold) {
 			a->out = capture_new();
 			a->err = capture_new();
 		}
 		for (int i = 0; i < 2; i++) {
-			rd[i] = (struct reader){herd_proc_fd(p, i + 1), i + 1,
-						capture ? (i ? a->err : a->out) : NULL, tag};
+			struct capture *c = i ? a->err : a->out;
+			rd[i] = (struct reader){herd_proc_fd(p, i + 1), i + 1, capture ? c : NULL,
+						{j->seq, tag, hold ? c : NULL}};
 			if (HERD_GO(readers, reader_task, rd[i]) < 0)
 				cli_die("cannot start a reader");
 		}
@@ -522,8 +526,8 @@ static bool records_streamed(struct run *R, struct input *in)
 	return r >= 0;
 }
 
-/* --halt P%: the percentage is of every job, so the input is read whole
- * first, as GNU parallel reads it. */
+/* --halt P%, and --bar or --eta on a terminal: the percentage is of every
+ * job, so the input is read whole first, as GNU parallel reads it. */
 static bool records_whole(struct run *R, struct input *in)
 {
 	struct record *all = NULL, rec;
@@ -537,6 +541,7 @@ static bool records_whole(struct run *R, struct input *in)
 		all[n++] = rec;
 	}
 	R->total = n;
+	progress_set_total(R->progress, n);
 	size_t i = 0;
 	while (i < n && !atomic_load(&R->no_new)) {
 		bool go = submit(R, (struct job){.R = R, .seq = i + 1, .rec = all[i]});
@@ -608,6 +613,7 @@ int run_all(const struct opts *o)
 	HERD_GO(aux, signal_task, ((struct sig_arg){R, sigs}));
 	R->printer = printer_start(o, aux, R->stop);
 	struct progress *prog = progress_start(o, aux, &R->started, &R->done, &R->failed);
+	R->progress = prog;
 
 	bool input_failed = false;
 	if (o->resume == RETRY_FAILED) {
@@ -618,7 +624,8 @@ int run_all(const struct opts *o)
 		struct input *in = input_open(o);
 		if (!in)
 			input_failed = true;
-		else if (o->halt.when != HALT_NEVER && o->halt.percent)
+		else if ((o->halt.when != HALT_NEVER && o->halt.percent) ||
+			 progress_wants_total(prog))
 			input_failed = !records_whole(R, in);
 		else
 			input_failed = !records_streamed(R, in);

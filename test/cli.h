@@ -54,6 +54,7 @@ struct cli_out {
 struct cli_opts {
 	const char *const *env; /* "NAME=value" to set, "NAME" to unset */
 	long nofile;            /* > 0: RLIMIT_NOFILE (soft and hard) */
+	bool err_tty;           /* stderr is a terminal (a pty), not a pipe */
 };
 
 /* A run in progress. */
@@ -282,7 +283,16 @@ static inline void cli_start(struct cli_proc *p, const char *stdin_data, size_t 
 	if (stdin_data)
 		CHECK(pipe2(in, O_CLOEXEC) == 0);
 	CHECK(pipe2(out, O_CLOEXEC) == 0);
-	CHECK(pipe2(err, O_CLOEXEC) == 0);
+	if (opts && opts->err_tty) {
+		/* A pseudo-terminal: its master reads as a pipe would, and
+		 * ends with EIO once the last slave is closed. */
+		err[0] = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+		CHECK(err[0] >= 0 && grantpt(err[0]) == 0 && unlockpt(err[0]) == 0);
+		err[1] = open(ptsname(err[0]), O_RDWR | O_NOCTTY | O_CLOEXEC);
+		CHECK(err[1] >= 0);
+	} else {
+		CHECK(pipe2(err, O_CLOEXEC) == 0);
+	}
 	signal(SIGPIPE, SIG_IGN); /* a command that exits before reading its stdin */
 	fflush(NULL);
 	p->start = cli_now();

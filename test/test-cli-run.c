@@ -55,6 +55,37 @@ TEST(output_grouped)
 	cli_done(0);
 }
 
+/* -k with --line-buffer, as GNU parallel: the job next in order prints
+ * its lines as they come, while the jobs after it keep theirs until it
+ * has ended. Job 1 prints "1", then waits for the test's flag; job 2
+ * prints "x" and ends at once. "1" must show while job 1 still runs (the
+ * flag is set only once it has), and "x" only after job 1's "2". */
+SERIAL_TEST(output_line_buffer_keep_order)
+{
+	char base[96], flag[96], w[200], a[300];
+	cli_temp_name(base);
+	cli_flag(flag, base, "go");
+	snprintf(a, sizeof a, "echo 1; %s; echo 2", wait_for(w, sizeof w, flag));
+	struct cli_proc p;
+	struct cli_out o;
+	cli_start(&p, NULL, 0, (const char *const[]){"herd", "-k", "--line-buffer", "-j2", "sh",
+		  "-c", "{}", ":::", a, "echo x", NULL}, NULL, &o);
+	int64_t give_up = cli_now() + 20 * HERD_SEC;
+	while (!(o.out_len && strstr(o.out, "1\n"))) {
+		CHECK(cli_now() < give_up);
+		CHECK(!cli_pump(&p, 20));
+	}
+	CHECK_EQ(strcmp(o.out, "1\n"), 0); /* job 2's line waits its turn */
+	int fd = open(flag, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	CHECK(fd >= 0);
+	close(fd);
+	cli_finish(&p);
+	CHECK_OUT(&o, "1\n2\nx\n", 0);
+	cli_free(&o);
+	unlink(flag);
+	cli_done(0);
+}
+
 /* -k prints in input order even when the jobs end in reverse order;
  * without -k they come as they end. */
 SERIAL_TEST(output_keep_order)
@@ -595,4 +626,37 @@ TEST(kill9_leaves_no_files)
 	cli_run(NULL, 0, (const char *const[]){"herd", "true", ":::", "x", NULL}, &o);
 	CHECK_RUN(&o, WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0);
 	cli_free(&o);
+}
+
+/* --bar on a terminal: with the input from stdin or a file, herd reads it
+ * whole first (as GNU parallel does) and draws a percentage of every job;
+ * with a ::: list it knows the number at once. stderr that is not a
+ * terminal gets no line at all. */
+TEST(progress_bar_total)
+{
+	struct cli_opts tty = {.err_tty = true};
+	struct cli_out o;
+	const char *in = "a\nb\nc\n";
+	cli_run_opts(in, strlen(in), (const char *const[]){"herd", "--bar", "-j1", "echo", NULL},
+		     &tty, &o);
+	CHECK_OUT(&o, "a\nb\nc\n", 0);
+	CHECK_RUN(&o, strstr(o.err, "100% 3/3") != NULL);
+	CHECK_RUN(&o, strstr(o.err, "running,") == NULL); /* no count-only line */
+	cli_free(&o);
+
+	cli_run_opts(NULL, 0, (const char *const[]){"herd", "--bar", "echo", ":::", "x", "y", NULL},
+		     &tty, &o);
+	CHECK_RUN(&o, strstr(o.err, "100% 2/2") != NULL);
+	cli_free(&o);
+
+	/* --progress alone streams the input: counts, no percentage. */
+	cli_run_opts(in, strlen(in), (const char *const[]){"herd", "--progress", "echo", NULL},
+		     &tty, &o);
+	CHECK_RUN(&o, strstr(o.err, "3 done") != NULL && strstr(o.err, "%") == NULL);
+	cli_free(&o);
+
+	RUN(&o, in, "--bar", "echo");
+	CHECK_RUN(&o, o.err_len == 0);
+	cli_free(&o);
+	cli_done(HERD_SEC);
 }
