@@ -9,6 +9,9 @@
  * the run reads the whole input before the first job, as GNU parallel
  * does, and says how many jobs it holds (progress_set_total); --progress
  * alone streams the input and shows counts and rates.
+ *
+ * `total` is an atomic: the run's first task sets it (once the input is
+ * read) while the progress task draws; a line drawn before shows counts.
  */
 #define _GNU_SOURCE
 #include "cli.h"

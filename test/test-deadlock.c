@@ -20,13 +20,6 @@
 
 static char err[1 << 16];
 
-/* CHECK, showing the child's stderr when it fails. */
-#define CHECK_ERR(cond)                                                    \
-	do {                                                               \
-		if (!(cond))                                               \
-			fprintf(stderr, "its stderr:\n%s\n", err);          \
-		CHECK(cond);                                               \
-	} while (0)
 static int run_rc;             /* herd_run's result, in the child */
 static unsigned run_flags;
 
@@ -52,8 +45,8 @@ static void expect_not_reported(void (*child)(void), herd_fn fn)
 {
 	child_fn = fn;
 	test_child_ok(test_child(child ? child : child_runs_fn, err, sizeof err), err);
-	CHECK_ERR(strstr(err, "deadlock") == NULL);
-	CHECK_ERR(strstr(err, "herd_run returned 0") != NULL);
+	CHECK_TEXT(err, strstr(err, "deadlock") == NULL);
+	CHECK_TEXT(err, strstr(err, "herd_run returned 0") != NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -103,18 +96,18 @@ static void chan_child(void)
 TEST(reported_and_ended)
 {
 	test_child_ok(test_child(chan_child, err, sizeof err), err);
-	CHECK_ERR(strstr(err, HEADLINE) != NULL);
-	CHECK_ERR(strstr(err, "herd_run returned HERD_EDEADLOCK") != NULL);
-	CHECK_ERR(strstr(err, "recv_result HERD_ECANCELED") != NULL);
-	CHECK_ERR(test_count(err, HEADLINE) == 1);
+	CHECK_TEXT(err, strstr(err, HEADLINE) != NULL);
+	CHECK_TEXT(err, strstr(err, "herd_run returned HERD_EDEADLOCK") != NULL);
+	CHECK_TEXT(err, strstr(err, "recv_result HERD_ECANCELED") != NULL);
+	CHECK_TEXT(err, test_count(err, HEADLINE) == 1);
 	/* Three tasks: two receivers and the first, closing its scope. */
-	CHECK_ERR(test_count(err, "[channel receive") == 2);
-	CHECK_ERR(test_count(err, "[scope close") == 1);
-	CHECK_ERR(strstr(err, "spawned at herd_run") != NULL);
-	CHECK_ERR(strstr(err, "spawned at test/test-deadlock.c:") ||
+	CHECK_TEXT(err, test_count(err, "[channel receive") == 2);
+	CHECK_TEXT(err, test_count(err, "[scope close") == 1);
+	CHECK_TEXT(err, strstr(err, "spawned at herd_run") != NULL);
+	CHECK_TEXT(err, strstr(err, "spawned at test/test-deadlock.c:") ||
 	      strstr(err, "spawned at test-deadlock.c:") || strstr(err, "test-deadlock.c:"));
-	CHECK_ERR(strstr(err, "waits_for_nobody") != NULL);
-	CHECK_ERR(strstr(err, "seed ") != NULL);
+	CHECK_TEXT(err, strstr(err, "waits_for_nobody") != NULL);
+	CHECK_TEXT(err, strstr(err, "seed ") != NULL);
 }
 
 static void wg_main(void *unused)
@@ -133,9 +126,9 @@ static void wg_child(void)
 TEST(wait_group_reported)
 {
 	test_child_ok(test_child(wg_child, err, sizeof err), err);
-	CHECK_ERR(strstr(err, HEADLINE) != NULL);
-	CHECK_ERR(strstr(err, "[wait group ") != NULL);
-	CHECK_ERR(strstr(err, "herd_run returned HERD_EDEADLOCK") != NULL);
+	CHECK_TEXT(err, strstr(err, HEADLINE) != NULL);
+	CHECK_TEXT(err, strstr(err, "[wait group ") != NULL);
+	CHECK_TEXT(err, strstr(err, "herd_run returned HERD_EDEADLOCK") != NULL);
 }
 
 /* Two tasks lock two mutexes in opposite orders: cancellation does not end
@@ -173,11 +166,11 @@ TEST(mutex_cycle_ends_process)
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 2)
 		fprintf(stderr, "wait status 0x%x, stderr:\n%s\n", (unsigned)status, err);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 2);
-	CHECK_ERR(test_count(err, HEADLINE) == 1);
-	CHECK_ERR(strstr(err, "still asleep after their cancellation") != NULL);
-	CHECK_ERR(test_count(err, "[mutex ") == 4); /* two tasks, two reports */
-	CHECK_ERR(strstr(err, "not cancelable") != NULL);
-	CHECK_ERR(strstr(err, "not reached") == NULL);
+	CHECK_TEXT(err, test_count(err, HEADLINE) == 1);
+	CHECK_TEXT(err, strstr(err, "still asleep after their cancellation") != NULL);
+	CHECK_TEXT(err, test_count(err, "[mutex ") == 4); /* two tasks, two reports */
+	CHECK_TEXT(err, strstr(err, "not cancelable") != NULL);
+	CHECK_TEXT(err, strstr(err, "not reached") == NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -355,13 +348,13 @@ TEST(flag_turns_check_off)
 {
 	run_flags = HERD_RUN_NO_DEADLOCK_CHECK;
 	test_child_ok(test_child(thread_child, err, sizeof err), err);
-	CHECK_ERR(strstr(err, "deadlock") == NULL);
-	CHECK_ERR(strstr(err, "recv 0") != NULL);
-	CHECK_ERR(strstr(err, "herd_run returned 0") != NULL);
+	CHECK_TEXT(err, strstr(err, "deadlock") == NULL);
+	CHECK_TEXT(err, strstr(err, "recv 0") != NULL);
+	CHECK_TEXT(err, strstr(err, "herd_run returned 0") != NULL);
 
 	run_flags = 0;
 	test_child_ok(test_child(thread_child, err, sizeof err), err);
-	CHECK_ERR(strstr(err, HEADLINE) != NULL);
-	CHECK_ERR(strstr(err, "recv HERD_ECANCELED") != NULL);
-	CHECK_ERR(strstr(err, "herd_run returned HERD_EDEADLOCK") != NULL);
+	CHECK_TEXT(err, strstr(err, HEADLINE) != NULL);
+	CHECK_TEXT(err, strstr(err, "recv HERD_ECANCELED") != NULL);
+	CHECK_TEXT(err, strstr(err, "herd_run returned HERD_EDEADLOCK") != NULL);
 }

@@ -12,13 +12,6 @@
 
 static char err[1 << 16];
 
-/* CHECK, showing the text when it fails. */
-#define CHECK_IN(text, cond)                                               \
-	do {                                                               \
-		if (!(cond))                                               \
-			fprintf(stderr, "the text:\n%s\n", (text));          \
-		CHECK(cond);                                               \
-	} while (0)
 
 /* Reads what the dump wrote into a pipe (it is small enough to fit). */
 static void dump_to(char *buf, size_t size)
@@ -70,16 +63,16 @@ static void blocked_main(void *unused)
 
 	char want[128];
 	snprintf(want, sizeof want, "[channel receive %p, ", (void *)blocked_on);
-	CHECK_IN(buf, strstr(buf, want) != NULL);
+	CHECK_TEXT(buf, strstr(buf, want) != NULL);
 	snprintf(want, sizeof want, "test-dump.c:%d, in scope ", blocked_line);
-	CHECK_IN(buf, strstr(buf, want) != NULL);
+	CHECK_TEXT(buf, strstr(buf, want) != NULL);
 	/* The stack, innermost first: herd's park, then the function that
 	 * made the blocking call, then its caller's frames. */
 	const char *park = strstr(buf, "\therd__park+0x");
 	const char *fn = strstr(buf, "\tblocked_in_here+0x");
-	CHECK_IN(buf, park && fn && park < fn);
-	CHECK_IN(buf, strstr(buf, "seed ") != NULL);
-	CHECK_IN(buf, strstr(buf, "no child process alive") != NULL);
+	CHECK_TEXT(buf, park && fn && park < fn);
+	CHECK_TEXT(buf, strstr(buf, "seed ") != NULL);
+	CHECK_TEXT(buf, strstr(buf, "no child process alive") != NULL);
 	int one = 1;
 	CHECK_OK(herd_chan_send(blocked_on, &one, HERD_FOREVER));
 }
@@ -101,13 +94,13 @@ static void proc_main(void *unused)
 	dump_to(buf, sizeof buf);
 	char want[64];
 	snprintf(want, sizeof want, "process %d [running, ", herd_proc_pid(p));
-	CHECK_IN(buf, strstr(buf, want) != NULL);
-	CHECK_IN(buf, strstr(buf, "]: sleep 30\n") != NULL);
+	CHECK_TEXT(buf, strstr(buf, want) != NULL);
+	CHECK_TEXT(buf, strstr(buf, "]: sleep 30\n") != NULL);
 	int status;
 	CHECK_OK(herd_proc_kill(p, &status, HERD_FOREVER));
 	CHECK_OK(herd_proc_free(p));
 	dump_to(buf, sizeof buf);
-	CHECK_IN(buf, strstr(buf, "no child process alive") != NULL);
+	CHECK_TEXT(buf, strstr(buf, "no child process alive") != NULL);
 }
 
 TEST(lists_processes)
@@ -196,8 +189,8 @@ static void quit_child(void)
 TEST(sigquit_dumps)
 {
 	test_child_ok(test_child(quit_child, err, sizeof err), err);
-	CHECK_IN(err, strstr(err, "herd: SIGQUIT: task dump") != NULL);
-	CHECK_IN(err, strstr(err, "[channel receive ") != NULL);
-	CHECK_IN(err, strstr(err, "blocked_in_here") != NULL);
-	CHECK_IN(err, strstr(err, "went on") != NULL);
+	CHECK_TEXT(err, strstr(err, "herd: SIGQUIT: task dump") != NULL);
+	CHECK_TEXT(err, strstr(err, "[channel receive ") != NULL);
+	CHECK_TEXT(err, strstr(err, "blocked_in_here") != NULL);
+	CHECK_TEXT(err, strstr(err, "went on") != NULL);
 }

@@ -83,6 +83,14 @@ static inline void test_register(const char *name, test_fn fn)
 		}                                                         \
 	} while (0)
 
+/* CHECK, showing `text` (a program's output, say) when it fails. */
+#define CHECK_TEXT(text, cond)                                             \
+	do {                                                              \
+		if (!(cond))                                              \
+			fprintf(stderr, "the text:\n%s\n", (text));        \
+		CHECK(cond);                                              \
+	} while (0)
+
 /* A herd call that must succeed; prints the code's name if it does not. */
 #define CHECK_OK(call)                                                    \
 	do {                                                              \

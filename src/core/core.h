@@ -96,8 +96,10 @@ struct herd__task {
 	_Atomic uint8_t wait;   /* HERD__WAIT_*; see wait.c */
 	uint8_t flags;
 	/* What it waits on while parked (HERD__WHY_*), for the task dump and
-	 * the deadlock report (run/dump.c): set by the blocking call before
-	 * it parks, read by the dump under the registry's lock. */
+	 * the deadlock report (run/): set by the blocking call before it
+	 * parks, with wait_obj and wait_since. Relaxed atomics: the readers
+	 * hold only the registry's lock (so the task cannot end), read the
+	 * wait word first and take them as a moment's picture. */
 	_Atomic uint8_t why;
 	int wake_result;        /* written by whoever wins the wake */
 	/* Arguments of up to 8 bytes; aligned as malloc's memory is. */

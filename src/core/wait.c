@@ -171,6 +171,21 @@ bool herd__wake_canceled(herd__task *t)
 	return true;
 }
 
+/*
+ * The wait's reason is read only while the task is parked (the dump and
+ * the deadlock check look at the wait word first), so a stale one is
+ * harmless and the fast path leaves it. Checked builds clear it, so that
+ * herd__wait_prepare's assert catches a park that did not say why.
+ */
+static inline void why_clear(herd__task *t)
+{
+#if HERD_CHECKED
+	atomic_store_explicit(&t->why, HERD__WHY_NONE, mo_relaxed);
+#else
+	(void)t;
+#endif
+}
+
 /* Takes back a wait nobody has claimed: the task never parks. */
 static bool unclaim(herd__task *t, uint8_t state)
 {
@@ -291,7 +306,7 @@ int herd__wait_park(herd__worker **wp, int64_t deadline, bool cancelable)
 	if (!early && deadline > 0 && herd__timer_add(w->rt, &tm) < 0)
 		early = -ENOMEM;
 	if (early && unclaim(t, state)) {
-		atomic_store_explicit(&t->why, HERD__WHY_NONE, mo_relaxed);
+		why_clear(t);
 		return early;
 	}
 
@@ -300,7 +315,7 @@ int herd__wait_park(herd__worker **wp, int64_t deadline, bool cancelable)
 	/* Only the winner of the wake readies a parked task. */
 	HERD__ASSERT(atomic_load_explicit(&t->wait, mo_relaxed) == HERD__WAIT_WOKEN);
 	int result = t->wake_result;
-	atomic_store_explicit(&t->why, HERD__WHY_NONE, mo_relaxed);
+	why_clear(t);
 	atomic_store_explicit(&t->wait, HERD__WAIT_NONE, mo_relaxed);
 	/* Always under the lock: the timer code may be firing it right now. */
 	if (deadline > 0)

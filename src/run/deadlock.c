@@ -89,9 +89,7 @@ static bool all_asleep(herd__rt *rt)
 		if (procs)
 			return false;
 	}
-	int64_t live = atomic_load_explicit(&rt->st_foreign_spawned, mo_relaxed);
-	for (unsigned i = 0; i < rt->nworkers; i++)
-		live += atomic_load_explicit(&rt->workers[i]->st_live, mo_relaxed);
+	int64_t live = herd__tasks_alive(rt);
 	if (live <= 0)
 		return false;
 	struct census c = {0};

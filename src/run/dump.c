@@ -251,15 +251,6 @@ static void write_procs(struct out *o, herd__rt *rt, int64_t now)
 		outf(o, "no child process alive\n");
 }
 
-/* Live tasks, counted by the workers (each a moment old). */
-static int64_t live_tasks(herd__rt *rt)
-{
-	int64_t live = atomic_load_explicit(&rt->st_foreign_spawned, mo_relaxed);
-	for (unsigned i = 0; i < rt->nworkers; i++)
-		live += atomic_load_explicit(&rt->workers[i]->st_live, mo_relaxed);
-	return live;
-}
-
 static int by_id(const void *a, const void *b)
 {
 	uint64_t x = ((const struct task_snap *)a)->id, y = ((const struct task_snap *)b)->id;
@@ -279,7 +270,7 @@ int herd__dump_write(herd__rt *rt, int fd, const char *headline,
 		qsort(s.t, s.n, sizeof *s.t, by_id); /* as Go lists goroutines */
 	int64_t now = herd_now();
 	uint32_t now_ms = (uint32_t)((now - rt->start_ns) / HERD_MSEC);
-	int64_t live = live_tasks(rt);
+	int64_t live = herd__tasks_alive(rt);
 	size_t parked = 0;
 	for (size_t i = 0; i < s.n; i++)
 		parked += s.t[i].state == HERD__WAIT_CANCELABLE || s.t[i].state == HERD__WAIT_FIRM;

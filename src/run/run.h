@@ -42,6 +42,9 @@ void herd__supervise(herd__rt *rt);
  * (dump.c). */
 int herd__dump_write(herd__rt *rt, int fd, const char *headline,
 		     const herd__task *self);
+/* Tasks alive (spawned, not ended), summed from the workers' counters
+ * without stopping them: each a moment old (runtime.c). */
+int64_t herd__tasks_alive(herd__rt *rt);
 /* One look for a deadlock, on each round of the supervisor (deadlock.c). */
 void herd__deadlock_check(herd__rt *rt, int64_t now);
 /* Signals and exit() (signal.c). */

@@ -479,6 +479,17 @@ int herd_worker_id(void)
 	return w ? (int)w->index : -EPERM;
 }
 
+int64_t herd__tasks_alive(herd__rt *rt)
+{
+	/* First tasks and spawns from threads that are not workers count
+	 * in st_foreign_spawned; a worker's st_live may go negative (a task
+	 * may end on another worker than the one it was spawned on). */
+	int64_t live = atomic_load_explicit(&rt->st_foreign_spawned, mo_relaxed);
+	for (unsigned i = 0; i < rt->nworkers; i++)
+		live += atomic_load_explicit(&rt->workers[i]->st_live, mo_relaxed);
+	return live;
+}
+
 int herd_stats_get(herd_stats *out)
 {
 	if (!out)
@@ -486,15 +497,13 @@ int herd_stats_get(herd_stats *out)
 	herd__rt *rt = atomic_load_explicit(&herd__runtime, mo_acquire);
 	if (!rt)
 		return -ESRCH;
-	int64_t live = 0, parked = 0;
+	int64_t live = herd__tasks_alive(rt), parked = 0;
 	int64_t spawned = atomic_load_explicit(&rt->st_foreign_spawned, mo_relaxed);
 	for (unsigned i = 0; i < rt->nworkers; i++) {
 		herd__worker *w = rt->workers[i];
-		live += atomic_load_explicit(&w->st_live, mo_relaxed);
 		parked += atomic_load_explicit(&w->st_parked, mo_relaxed);
 		spawned += atomic_load_explicit(&w->st_spawned, mo_relaxed);
 	}
-	live += atomic_load_explicit(&rt->st_foreign_spawned, mo_relaxed);
 	memset(out, 0, sizeof *out);
 	out->tasks = live > 0 ? (uint64_t)live : 0;
 	out->tasks_parked = parked > 0 ? (uint64_t)parked : 0;
