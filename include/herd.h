@@ -231,6 +231,26 @@ typedef struct herd_config {
 	 * change what the program means, not how it runs.
 	 */
 	unsigned flags;
+	/*
+	 * A file to write a timeline of the run to, or NULL. Default:
+	 * HERD_TRACE if set. The file is Chrome trace-event JSON, which
+	 * Perfetto (ui.perfetto.dev), chrome://tracing and herd-trace-html
+	 * open: a lane per worker with a slice per stretch of a task on it
+	 * (named "task ID", with its spawn site and why it stopped: the wait's
+	 * reason, "yield" or "end"), arrows from the task that spawned or woke
+	 * a task to where it next runs, a lane per child process from its
+	 * start to its exit (its command and status), and the cancellations
+	 * and the supervisor's interventions as instants. The supervisor
+	 * writes the events out every few milliseconds while tasks run, so
+	 * the file of a program that is killed is readable up to then (it
+	 * lacks only the closing "]}", which the readers accept); herd_run
+	 * writes the rest before it returns. Each event costs the worker that
+	 * records it about 40 bytes of memory until the supervisor has
+	 * written it, and the file about 150 bytes. If the file cannot be
+	 * opened, herd_run returns open's -errno (for HERD_TRACE: a warning,
+	 * and the run goes on untraced).
+	 */
+	const char *trace;
 } herd_config;
 
 /*

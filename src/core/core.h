@@ -201,6 +201,7 @@ struct herd__worker {
 	herd__rt *rt;
 	unsigned index;
 	herd__task *cur;        /* the running task, NULL on g0 */
+	struct herd__trace_buf *trace; /* its events, or NULL (see trace.h) */
 	herd__ctx g0;           /* the scheduler loop's context */
 	herd__task *prev;       /* switched away from; see finish_switch */
 	herd__task *handoff;    /* for g0 to run next (see switch_away) */
@@ -301,6 +302,7 @@ struct herd__rt {
 	unsigned nworkers;
 	herd__worker **workers;
 	bool debug;
+	struct herd__trace *trace; /* HERD_TRACE's recorder, or NULL */
 	herd_scope *root;
 	herd__stacks stacks;
 	uint64_t fp_control;     /* FP control words new tasks start with */
@@ -592,5 +594,6 @@ bool *herd__scope_had_procs(herd_scope *s); /* under the scope's lock */
 
 
 #include "core/debug.h"
+#include "core/trace.h"
 
 #endif /* HERD_CORE_H */

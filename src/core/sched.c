@@ -267,7 +267,9 @@ herd__worker *herd__park(herd__worker *w)
 	herd__task *t = w->cur;
 	check_canary(t);
 	herd__stat_add(&w->st_parked, 1);
+	herd__trace_stop(w, t, atomic_load_explicit(&t->why, mo_relaxed));
 	w = switch_away(w, t, herd__pick_local(w), false);
+	herd__trace_run(w, t, HERD__TR_RUN_WOKEN);
 	herd__stat_add(&w->st_parked, -1);
 	return w;
 }
@@ -277,6 +279,7 @@ herd__task *herd__exit_next(herd__worker *w)
 	herd__task *t = w->cur;
 	herd__stat_add(&w->st_live, -1);
 	check_canary(t);
+	herd__trace_stop(w, t, HERD__TR_STOP_END);
 	herd__task *next = herd__pick_local(w);
 	if (!next || next->ctx.sp)
 		switch_away(w, t, next, true); /* does not return */
@@ -284,6 +287,7 @@ herd__task *herd__exit_next(herd__worker *w)
 	herd__task_inherit(w, t, next);
 	claim(next);
 	w->cur = next;
+	herd__trace_run(w, next, HERD__TR_RUN_FIRST);
 	return next;
 }
 
@@ -341,7 +345,9 @@ int herd_yield(void)
 	herd__task *next = herd__pick_local(w);
 	if (next) {
 		herd__runq_put(w, t);
+		herd__trace_stop(w, t, HERD__TR_STOP_YIELD);
 		w = switch_away(w, t, next, false);
+		herd__trace_run(w, t, 0);
 	}
 	return herd__scope_canceled(t->scope) ? HERD_ECANCELED : 0;
 }

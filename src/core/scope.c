@@ -376,6 +376,8 @@ int herd_scope_cancel(herd_scope *s)
 	herd__mutex_lock(&s->lock);
 	bool newly = cancel_locked(s);
 	herd__mutex_unlock(&s->lock);
+	if (newly && herd__unlikely(rt->trace))
+		herd__trace_any(rt, HERD__TR_CANCEL, 0, (uintptr_t)s, 0, NULL, 0);
 	if (newly)
 		herd__cancel_parked(rt);
 	return 0;

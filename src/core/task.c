@@ -140,6 +140,7 @@ void herd__task_main(herd__worker *w)
 	__sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
 	herd__finish_switch(w);
+	herd__trace_run(w, w->cur, HERD__TR_RUN_FIRST);
 	/* A task that ends hands its stack to the next one if that one has
 	 * never run (spawned tasks usually have not): then the next task runs
 	 * here, without a context switch. */
@@ -202,6 +203,8 @@ go(const char *site, void *ret, herd_scope *scope, herd_fn fn,
 	} else {
 		atomic_fetch_add_explicit(&rt->st_foreign_spawned, 1, mo_relaxed);
 	}
+	if (herd__unlikely(rt->trace))
+		herd__trace_any(rt, HERD__TR_SPAWN, 0, (uintptr_t)t, 0, NULL, 0);
 	herd__ready(w, t);
 	return 0;
 }

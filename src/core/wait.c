@@ -71,7 +71,9 @@ bool herd__wait_claim(herd__task *t)
 void herd__wait_finish(herd__task *t, int result)
 {
 	t->wake_result = result;
-	herd__ready(herd__self(), t);
+	herd__worker *w = herd__self();
+	herd__trace_wake(w, t);
+	herd__ready(w, t);
 }
 
 bool herd__wake_timeout(herd__task *t)
@@ -79,7 +81,9 @@ bool herd__wake_timeout(herd__task *t)
 	if (!herd__wait_claim(t))
 		return false;
 	t->wake_result = HERD_ETIMEDOUT;
-	herd__ready_tail(herd__self(), t);
+	herd__worker *w = herd__self();
+	herd__trace_wake(w, t);
+	herd__ready_tail(w, t);
 	return true;
 }
 

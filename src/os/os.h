@@ -8,6 +8,7 @@
 #define HERD_OS_H
 
 #include "base/base.h"
+#include <time.h>
 
 #define HERD__NSIG 64    /* signals 1 .. 64 */
 
@@ -17,6 +18,25 @@
 
 int herd__os_ncpu(void);                /* CPUs this process may use */
 uint64_t herd__os_random(void);         /* 64 unpredictable bits */
+
+/* A cheap counter that grows steadily with time, for timestamps taken
+ * often (the trace's): the CPU's constant-rate counter where there is
+ * one, else the monotonic clock in nanoseconds. Its rate is not known:
+ * the reader converts by comparing with herd_now(). */
+static inline uint64_t herd__os_ticks(void)
+{
+#if defined(__x86_64__)
+	return __builtin_ia32_rdtsc();
+#elif defined(__aarch64__)
+	uint64_t v;
+	__asm__ volatile("mrs %0, cntvct_el0" : "=r"(v));
+	return v;
+#else
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+#endif
+}
 long herd__os_max_map_count(void);      /* vm.max_map_count, or 65530 */
 size_t herd__os_page_size(void);
 /* Makes [addr, addr+len) fault on access without a new mapping; -errno. */

@@ -90,6 +90,9 @@ void herd__proc_exited(herd_proc *p)
 		;
 	/* ECHILD: somebody else reaped it (waitpid(-1), or SIGCHLD ignored). */
 	p->status = rc < 0 ? -errno : encode_status(&si);
+	if (herd__unlikely(rt->trace))
+		herd__trace_any(rt, HERD__TR_PROC, (uint64_t)p->pid, (uint64_t)(int64_t)p->status,
+				(uint64_t)p->started, p->cmd, strnlen(p->cmd, sizeof p->cmd));
 	if (p->pidfd >= 0) {
 		herd__fd_close(rt, p->pidfd);
 		p->pidfd = -1;

@@ -112,6 +112,8 @@ static uint64_t activity(herd__rt *rt)
 static void report(herd__rt *rt, const char *headline)
 {
 	fflush(stdout); /* the program's output first, as it came */
+	if (rt->trace)
+		herd__trace_any(rt, HERD__TR_MONITOR, HERD__TR_MON_DEADLOCK, 0, 0, NULL, 0);
 	herd__dump_write(rt, STDERR_FILENO, headline, NULL);
 }
 

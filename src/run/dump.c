@@ -68,6 +68,11 @@ static const char *const why_name[HERD__WHY_COUNT] = {
 	[HERD__WHY_ONCE] = "once",
 };
 
+const char *herd__why_name(unsigned why)
+{
+	return why < HERD__WHY_COUNT ? why_name[why] : "?";
+}
+
 /* ------------------------------------------------------------------ */
 /* Output                                                             */
 /* ------------------------------------------------------------------ */

@@ -73,8 +73,12 @@ static unsigned check_workers(herd__rt *rt, struct seen *seen, int64_t now)
 		/* Alone, nobody else could run the queue: moving it to the
 		 * global queue would only reorder it (timers fire in deadline
 		 * order through the local queue). */
-		if (rt->nworkers > 1)
+		if (rt->nworkers > 1) {
 			herd__sched_rescue(w);
+			if (rt->trace)
+				herd__trace_any(rt, HERD__TR_MONITOR, HERD__TR_MON_RESCUE,
+						w->index, 0, NULL, 0);
+		}
 	}
 	return stuck;
 }
@@ -124,6 +128,9 @@ void herd__supervise(herd__rt *rt)
 		unsigned stuck = seen ? check_workers(rt, seen, now) : 0;
 		if (stuck == rt->nworkers && !warned) {
 			warned = true;
+			if (rt->trace)
+				herd__trace_any(rt, HERD__TR_MONITOR, HERD__TR_MON_STUCK,
+						0, 0, NULL, 0);
 			fprintf(stderr, "herd: every worker has run the same task for "
 					"over %lld ms while others wait; a task is blocking "
 					"its thread (use herd_blocking) or computing without "
@@ -131,6 +138,7 @@ void herd__supervise(herd__rt *rt)
 		}
 		chores(rt, now);
 		herd__deadlock_check(rt, now);
+		herd__trace_flush(rt);
 		bool idle = atomic_load_explicit(&rt->nidle, mo_relaxed) == rt->nworkers;
 		delay = idle ? (delay * 2 < MONITOR_IDLE_MAX ? delay * 2 : MONITOR_IDLE_MAX)
 			     : rt->stall_ns / 4;

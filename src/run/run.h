@@ -32,6 +32,8 @@ struct herd__run_rt {
 		uint64_t activity;        /* what had moved then */
 		bool found;               /* reported, the root canceled */
 	} deadlock;
+	/* HERD_TRACE's file (trace-json.c), or NULL. */
+	struct herd__trace_out *trace_out;
 };
 
 /* The supervisor (monitor.c): runs on herd_run's thread until the run
@@ -47,6 +49,15 @@ int herd__dump_write(herd__rt *rt, int fd, const char *headline,
 int64_t herd__tasks_alive(herd__rt *rt);
 /* One look for a deadlock, on each round of the supervisor (deadlock.c). */
 void herd__deadlock_check(herd__rt *rt, int64_t now);
+/* The name of a wait's reason, HERD__WHY_* (dump.c). */
+const char *herd__why_name(unsigned why);
+/* HERD_TRACE (trace-json.c): starts the recorder and the file at path (0,
+ * -ENOMEM or open's -errno); the supervisor writes out what was recorded
+ * at each round; herd_run writes the rest and closes the file once the
+ * workers have stopped. */
+int herd__trace_start(herd__rt *rt, const char *path);
+void herd__trace_flush(herd__rt *rt);
+void herd__trace_end(herd__rt *rt);
 /* Signals and exit() (signal.c). */
 void herd__signal_start(herd__rt *rt);
 /* Restores the actions; returns a taken signal that arrived too late to

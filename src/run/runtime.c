@@ -61,6 +61,8 @@ struct settings {
 	unsigned blocking_threads;
 	unsigned flags;
 	uint64_t seed;
+	const char *trace;      /* the trace file, or NULL */
+	bool trace_env;         /* it came from HERD_TRACE */
 };
 
 #define RUN_FLAGS (HERD_RUN_CANCEL_ON_RETURN | HERD_RUN_NO_DEADLOCK_CHECK | \
@@ -138,6 +140,10 @@ static void settings_from_env(struct settings *st)
 		else
 			st->seed = n;
 	}
+	if ((v = getenv("HERD_TRACE")) && *v) {
+		st->trace = v;
+		st->trace_env = true;
+	}
 	if ((v = getenv("HERD_GUARD")) && *v) {
 		if (!strcasecmp(v, "madvise"))
 			st->guard = HERD_GUARD_MADVISE;
@@ -167,6 +173,8 @@ static int settings_get(const herd_config *cfg, struct settings *st)
 	st->blocking_threads = BLOCKING_DEFAULT;
 	st->flags = 0;
 	st->seed = herd__os_random();
+	st->trace = NULL;
+	st->trace_env = false;
 	settings_from_env(st);
 	if (cfg) {
 		if (cfg->workers > MAX_WORKERS ||
@@ -188,6 +196,10 @@ static int settings_get(const herd_config *cfg, struct settings *st)
 			st->stack_size = cfg->stack_size;
 		if (cfg->debug != HERD_DEBUG_DEFAULT)
 			st->debug = cfg->debug == HERD_DEBUG_ON;
+		if (cfg->trace) {
+			st->trace = cfg->trace;
+			st->trace_env = false;
+		}
 	}
 	st->stack_size = (st->stack_size + page - 1) & ~(page - 1);
 	return 0;
@@ -397,6 +409,7 @@ static int first_task(herd__rt *rt, herd_fn fn, void *arg, unsigned flags)
 	t->arg = wrap ? memcpy(t->argbuf, &c, sizeof c) : arg;
 	herd__scope_attach(rt->root, t);
 	atomic_fetch_add_explicit(&rt->st_foreign_spawned, 1, mo_relaxed);
+	herd__trace_any(rt, HERD__TR_SPAWN, 0, (uintptr_t)t, 0, NULL, 0);
 	herd__ready(NULL, t);
 	return 0;
 }
@@ -420,7 +433,13 @@ int herd_run(const herd_config *config, herd_fn fn, void *arg)
 		return -EBUSY;
 	}
 	/* Raises the descriptor limit: only once this runtime is the one. */
-	if ((rc = herd__fd_init(rt)) != 0) {
+	if ((rc = herd__fd_init(rt)) == 0 && st.trace &&
+	    (rc = herd__trace_start(rt, st.trace)) != 0 && st.trace_env) {
+		fprintf(stderr, "herd: HERD_TRACE=%s: %s; running untraced\n",
+			st.trace, strerror(-rc));
+		rc = 0;
+	}
+	if (rc) {
 		herd__exit_lock(); /* as at the end: see herd_dump */
 		atomic_store(&herd__runtime, NULL);
 		herd__exit_unlock();
@@ -447,6 +466,7 @@ int herd_run(const herd_config *config, herd_fn fn, void *arg)
 		join_workers(rt, rt->nworkers);
 		herd__blocking_fini(rt);
 	}
+	herd__trace_end(rt); /* every event is recorded */
 	if (rt->debug)
 		herd__leak_report(); /* every task has ended: what is left leaked */
 	int late = herd__signal_fini(rt);

@@ -1,0 +1,194 @@
+/*
+ * trace.c - the event recorder behind HERD_TRACE (see trace.h for what is
+ * recorded and run/trace-json.c for the file it becomes).
+ *
+ * A buffer is a list of chunks. Its producer (one worker, or any thread
+ * holding the recorder's lock for the shared buffer) writes an event past
+ * `used` in its current chunk, then publishes it by storing the new `used`
+ * with release. When the chunk is full it makes a new one and links it
+ * from the old one's `next` (release): from then on it never touches the
+ * old chunk again. The writer reads `used` (acquire) and the events below
+ * it; it frees a chunk once it has read all of it and `next` is set,
+ * since `next` is set only after the last event was published. So the
+ * producer and the writer share no lock and no read-modify-write.
+ *
+ * The writer hands the chunks it has emptied back to their producer
+ * through a few spare slots (an exchange each side), so that a busy trace
+ * reuses warm memory instead of mapping fresh pages for every chunk.
+ *
+ * A chunk that cannot be had drops the event (counted in `lost`, which the
+ * file reports): tracing never fails the program.
+ *
+ * Locks: trace.lock (a leaf) protects the shared buffer's producer side.
+ */
+#include "core/core.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CHUNK_BYTES (256u * 1024)
+#define TEXT_MAX 1024u /* a longer text (a command line) is cut */
+
+static herd__trace_chunk *chunk_new(void)
+{
+	herd__trace_chunk *c = malloc(sizeof *c + CHUNK_BYTES);
+	if (!c)
+		return NULL;
+	atomic_init(&c->next, NULL);
+	atomic_init(&c->used, 0);
+	c->size = CHUNK_BYTES;
+	return c;
+}
+
+static int buf_init(herd__trace_buf *b)
+{
+	b->cur = b->head = chunk_new();
+	b->read = 0;
+	atomic_init(&b->lost, 0);
+	return b->cur ? 0 : -ENOMEM;
+}
+
+static void buf_fini(herd__trace_buf *b)
+{
+	for (size_t i = 0; i < sizeof b->spare / sizeof *b->spare; i++)
+		free(atomic_exchange_explicit(&b->spare[i], NULL, mo_relaxed));
+	for (herd__trace_chunk *c = b->head, *n; c; c = n) {
+		n = atomic_load_explicit(&c->next, mo_relaxed);
+		free(c);
+	}
+	b->cur = b->head = NULL;
+}
+
+int herd__trace_new(herd__rt *rt)
+{
+	herd__trace *tr = calloc(1, sizeof *tr);
+	if (!tr)
+		return -ENOMEM;
+	herd__mutex_init(&tr->lock, HERD__RANK_LEAF);
+	tr->bufs = calloc(rt->nworkers, sizeof *tr->bufs);
+	int rc = tr->bufs ? buf_init(&tr->other) : -ENOMEM;
+	for (unsigned i = 0; !rc && i < rt->nworkers; i++)
+		rc = buf_init(&tr->bufs[i]);
+	rt->trace = tr;
+	if (rc) {
+		herd__trace_free(rt);
+		return rc;
+	}
+	for (unsigned i = 0; i < rt->nworkers; i++)
+		rt->workers[i]->trace = &tr->bufs[i];
+	return 0;
+}
+
+void herd__trace_free(herd__rt *rt)
+{
+	herd__trace *tr = rt->trace;
+	if (!tr)
+		return;
+	for (unsigned i = 0; i < rt->nworkers; i++)
+		rt->workers[i]->trace = NULL;
+	if (tr->bufs)
+		for (unsigned i = 0; i < rt->nworkers; i++)
+			buf_fini(&tr->bufs[i]);
+	buf_fini(&tr->other);
+	free(tr->bufs);
+	free(tr);
+	rt->trace = NULL;
+}
+
+/* The writer: gives emptied chunk c back, or frees it if no slot is free. */
+static void spare_put(herd__trace_buf *b, herd__trace_chunk *c)
+{
+	atomic_store_explicit(&c->next, NULL, mo_relaxed);
+	atomic_store_explicit(&c->used, 0, mo_relaxed);
+	for (size_t i = 0; i < sizeof b->spare / sizeof *b->spare; i++) {
+		herd__trace_chunk *none = NULL;
+		if (atomic_compare_exchange_strong_explicit(&b->spare[i], &none, c,
+							    mo_release, mo_relaxed))
+			return;
+	}
+	free(c);
+}
+
+/* The producer: a chunk to fill. */
+static herd__trace_chunk *spare_get(herd__trace_buf *b)
+{
+	for (size_t i = 0; i < sizeof b->spare / sizeof *b->spare; i++) {
+		if (!atomic_load_explicit(&b->spare[i], mo_relaxed))
+			continue;
+		herd__trace_chunk *c = atomic_exchange_explicit(&b->spare[i], NULL, mo_acquire);
+		if (c)
+			return c;
+	}
+	return chunk_new();
+}
+
+herd__trace_chunk *herd__trace_next_chunk(herd__trace_buf *b)
+{
+	herd__trace_chunk *c = b->head;
+	if (!c || b->read < atomic_load_explicit(&c->used, mo_acquire))
+		return c;
+	herd__trace_chunk *n = atomic_load_explicit(&c->next, mo_acquire);
+	if (!n)
+		return c;
+	/* Re-read: the last events may have been published before `next`. */
+	if (b->read < atomic_load_explicit(&c->used, mo_acquire))
+		return c;
+	spare_put(b, c);
+	b->head = n;
+	b->read = 0;
+	return n;
+}
+
+void herd__trace_put(herd__trace_buf *b, unsigned kind, uint32_t flags, uint64_t a,
+		     uint64_t bb, uint64_t c, const char *text, size_t len)
+{
+	if (len > TEXT_MAX)
+		len = TEXT_MAX;
+	size_t need = sizeof(herd__trace_ev) + ((len + 7) & ~(size_t)7);
+	herd__trace_chunk *ch = b->cur;
+	uint32_t used = atomic_load_explicit(&ch->used, mo_relaxed);
+	if (herd__unlikely(used + need > ch->size)) {
+		herd__trace_chunk *n = spare_get(b);
+		if (!n) {
+			atomic_fetch_add_explicit(&b->lost, 1, mo_relaxed);
+			return;
+		}
+		atomic_store_explicit(&ch->next, n, mo_release);
+		b->cur = ch = n;
+		used = 0;
+	}
+	herd__trace_ev *ev = (herd__trace_ev *)(void *)(ch->data + used);
+	ev->ts = (int64_t)herd__os_ticks();
+	ev->kind = (uint16_t)kind;
+	ev->text = (uint16_t)len;
+	ev->flags = flags;
+	ev->a = a;
+	ev->b = bb;
+	ev->c = c;
+	if (len)
+		memcpy(ev + 1, text, len);
+	atomic_store_explicit(&ch->used, used + (uint32_t)need, mo_release);
+}
+
+void herd__trace_any(herd__rt *rt, unsigned kind, uint64_t a, uint64_t b,
+		     uint64_t c, const char *text, size_t len)
+{
+	herd__trace *tr = rt->trace;
+	if (!tr)
+		return;
+	herd__worker *w = herd__self();
+	if (w && w->rt == rt && w->trace) {
+		herd__trace_put(w->trace, kind, 0, a, b, c, text, len);
+		return;
+	}
+	herd__mutex_lock(&tr->lock);
+	herd__trace_put(&tr->other, kind, 0, a, b, c, text, len);
+	herd__mutex_unlock(&tr->lock);
+}
+
+void herd__trace_wake_foreign(herd__task *t)
+{
+	herd__rt *rt = atomic_load_explicit(&herd__runtime, mo_acquire);
+	if (rt && rt->trace)
+		herd__trace_any(rt, HERD__TR_WAKE, 0, (uintptr_t)t, 0, NULL, 0);
+}

@@ -1,0 +1,452 @@
+/*
+ * test-trace.c - HERD_TRACE / herd_config.trace: the timeline file.
+ *
+ * A program with known tasks, a channel, a sleep and a child process is
+ * traced; the file must be valid JSON (checked by the small parser below),
+ * hold one slice per stretch of each task with no two slices of a worker
+ * overlapping, a task's last slice saying "end" and every other one
+ * followed by another of the same task, a spawn flow per spawn, and the
+ * child's slice with its pid and status. A program killed mid-run leaves a
+ * file that is valid once closed as the format allows; a bad path fails
+ * herd_run (from the config) or only warns (from HERD_TRACE).
+ */
+#include "test.h"
+
+#include <herd.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ */
+/* A JSON validator (RFC 8259), enough to tell a well-formed file      */
+/* ------------------------------------------------------------------ */
+
+struct json {
+	const char *p, *end;
+	int depth;
+};
+
+static void ws(struct json *j)
+{
+	while (j->p < j->end && strchr(" \t\r\n", *j->p))
+		j->p++;
+}
+
+static bool value(struct json *j);
+
+static bool lit(struct json *j, const char *s)
+{
+	size_t n = strlen(s);
+	if ((size_t)(j->end - j->p) < n || memcmp(j->p, s, n))
+		return false;
+	j->p += n;
+	return true;
+}
+
+static bool string(struct json *j)
+{
+	if (j->p >= j->end || *j->p++ != '"')
+		return false;
+	while (j->p < j->end) {
+		unsigned char c = (unsigned char)*j->p++;
+		if (c == '"')
+			return true;
+		if (c < 0x20)
+			return false;
+		if (c == '\\') {
+			if (j->p >= j->end)
+				return false;
+			char e = *j->p++;
+			if (e == 'u') {
+				for (int i = 0; i < 4; i++)
+					if (j->p >= j->end || !strchr("0123456789abcdefABCDEF", *j->p++))
+						return false;
+			} else if (!strchr("\"\\/bfnrt", e)) {
+				return false;
+			}
+		}
+	}
+	return false;
+}
+
+static bool number(struct json *j)
+{
+	const char *s = j->p;
+	if (j->p < j->end && *j->p == '-')
+		j->p++;
+	size_t digits = 0;
+	while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
+		j->p++, digits++;
+	if (!digits)
+		return false;
+	if (j->p < j->end && *j->p == '.') {
+		j->p++;
+		digits = 0;
+		while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
+			j->p++, digits++;
+		if (!digits)
+			return false;
+	}
+	return j->p > s;
+}
+
+/* An object or array: open, close, and whether members are key: value. */
+static bool compound(struct json *j, char close, bool keyed)
+{
+	j->p++;
+	if (++j->depth > 64)
+		return false;
+	ws(j);
+	if (j->p < j->end && *j->p == close) {
+		j->p++;
+		j->depth--;
+		return true;
+	}
+	for (;;) {
+		ws(j);
+		if (keyed) {
+			if (!string(j))
+				return false;
+			ws(j);
+			if (j->p >= j->end || *j->p++ != ':')
+				return false;
+		}
+		if (!value(j))
+			return false;
+		ws(j);
+		if (j->p >= j->end)
+			return false;
+		char c = *j->p++;
+		if (c == close) {
+			j->depth--;
+			return true;
+		}
+		if (c != ',')
+			return false;
+	}
+}
+
+static bool value(struct json *j)
+{
+	ws(j);
+	if (j->p >= j->end)
+		return false;
+	switch (*j->p) {
+	case '{': return compound(j, '}', true);
+	case '[': return compound(j, ']', false);
+	case '"': return string(j);
+	case 't': return lit(j, "true");
+	case 'f': return lit(j, "false");
+	case 'n': return lit(j, "null");
+	default: return number(j);
+	}
+}
+
+static bool json_valid(const char *text, size_t len)
+{
+	struct json j = {text, text + len, 0};
+	if (!value(&j))
+		return false;
+	ws(&j);
+	return j.p == j.end;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading the file                                                   */
+/* ------------------------------------------------------------------ */
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "r");
+	CHECK(f);
+	size_t cap = 1 << 16, n = 0;
+	char *buf = malloc(cap + 1);
+	CHECK(buf);
+	size_t k;
+	while ((k = fread(buf + n, 1, cap - n, f)) > 0) {
+		n += k;
+		if (n == cap) {
+			cap *= 2;
+			buf = realloc(buf, cap + 1);
+			CHECK(buf);
+		}
+	}
+	fclose(f);
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+/* The text of field "key" in one event line: its value, up to , or }. */
+static bool field(const char *line, const char *key, char *out, size_t size)
+{
+	char pat[64];
+	snprintf(pat, sizeof pat, "\"%s\":", key);
+	const char *s = strstr(line, pat);
+	if (!s)
+		return false;
+	s += strlen(pat);
+	size_t n = 0;
+	bool quoted = *s == '"';
+	if (quoted)
+		s++;
+	while (s[n] && (quoted ? s[n] != '"' : !strchr(",}", s[n])))
+		n++;
+	if (n >= size)
+		n = size - 1;
+	memcpy(out, s, n);
+	out[n] = '\0';
+	return true;
+}
+
+struct slice {
+	int tid;
+	double ts, dur;
+	long task;
+	char stop[32];
+};
+
+#define MAX_SLICES 4096
+
+struct trace {
+	struct slice s[MAX_SLICES];
+	int nslices, flows_started, flows_ended;
+	long total;             /* slices, kept or not */
+	int proc_pid;
+	char proc_status[32];
+};
+
+static void parse(char *text, struct trace *t)
+{
+	memset(t, 0, sizeof *t);
+	char v[128];
+	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+		if (!field(line, "ph", v, sizeof v))
+			continue;
+		if (!strcmp(v, "s")) {
+			t->flows_started++;
+		} else if (!strcmp(v, "f")) {
+			t->flows_ended++;
+		} else if (!strcmp(v, "X")) {
+			CHECK(field(line, "pid", v, sizeof v));
+			if (!strcmp(v, "2")) {
+				CHECK(field(line, "tid", v, sizeof v));
+				t->proc_pid = atoi(v);
+				CHECK(field(line, "status", t->proc_status, sizeof t->proc_status));
+				continue;
+			}
+			if (t->total++ >= MAX_SLICES)
+				continue;
+			struct slice *s = &t->s[t->nslices++];
+			CHECK(field(line, "tid", v, sizeof v));
+			s->tid = atoi(v);
+			CHECK(field(line, "ts", v, sizeof v));
+			s->ts = atof(v);
+			CHECK(field(line, "dur", v, sizeof v));
+			s->dur = atof(v);
+			CHECK(field(line, "task", v, sizeof v));
+			s->task = atol(v);
+			CHECK(s->task > 0);
+			CHECK(field(line, "stop", s->stop, sizeof s->stop));
+		}
+	}
+}
+
+static int by_lane_then_time(const void *a, const void *b)
+{
+	const struct slice *x = a, *y = b;
+	if (x->tid != y->tid)
+		return x->tid - y->tid;
+	return (x->ts > y->ts) - (x->ts < y->ts);
+}
+
+static int by_task_then_time(const void *a, const void *b)
+{
+	const struct slice *x = a, *y = b;
+	if (x->task != y->task)
+		return (x->task > y->task) - (x->task < y->task);
+	return (x->ts > y->ts) - (x->ts < y->ts);
+}
+
+/* ------------------------------------------------------------------ */
+/* The traced program                                                 */
+/* ------------------------------------------------------------------ */
+
+#define PRODUCERS 3
+#define VALUES 20
+
+static herd_chan *values;
+static int child_pid;
+static int child_status = -1;
+
+static void producer(void *arg)
+{
+	long base = (long)(intptr_t)arg;
+	for (long i = 0; i < VALUES; i++) {
+		long v = base + i;
+		CHECK_OK(herd_chan_send(values, &v, HERD_FOREVER));
+	}
+}
+
+static void traced_main(void *arg)
+{
+	(void)arg;
+	values = make_chan(sizeof(long), 0);
+	herd_scope *sc;
+	CHECK_OK(herd_scope_open(&sc));
+	for (long p = 0; p < PRODUCERS; p++)
+		CHECK_OK(herd_go(sc, producer, (void *)(intptr_t)(p * 1000), 0));
+	long v, n = 0;
+	while (n < PRODUCERS * VALUES && herd_chan_recv(values, &v, HERD_FOREVER) == 0)
+		n++;
+	CHECK_EQ(n, PRODUCERS * VALUES);
+	CHECK_OK(herd_scope_close(sc));
+	CHECK_OK(herd_sleep(herd_deadline(HERD_MSEC)));
+	char *argv[] = {"/bin/sh", "-c", "exit 3", NULL};
+	herd_proc_opts o = {.argv = argv};
+	herd_proc *p;
+	CHECK_OK(herd_proc_start(&p, NULL, &o, HERD_FOREVER));
+	child_pid = herd_proc_pid(p);
+	CHECK_OK(herd_proc_wait(p, &child_status, HERD_FOREVER));
+	CHECK_OK(herd_proc_free(p));
+	herd_chan_free(values);
+}
+
+static char *temp_path(char *buf, size_t size)
+{
+	snprintf(buf, size, "/tmp/herd-test-trace-%d.json", (int)getpid());
+	return buf;
+}
+
+TEST(records_tasks)
+{
+	char path[64];
+	herd_config cfg = {.trace = temp_path(path, sizeof path)};
+	CHECK_OK(herd_run(&cfg, traced_main, NULL));
+	CHECK_EQ(child_status, 3);
+	size_t len;
+	char *text = slurp(path, &len);
+	unlink(path);
+	CHECK_TEXT(text, json_valid(text, len));
+	CHECK(len > 3 && !strcmp(text + len - 3, "]}\n"));
+	static struct trace t;
+	parse(text, &t);
+	free(text);
+	CHECK_EQ(t.total, t.nslices);
+
+	/* The main task, the producers: each ends once. */
+	qsort(t.s, (size_t)t.nslices, sizeof *t.s, by_task_then_time);
+	int ended = 0, tasks = 0;
+	for (int i = 0; i < t.nslices; i++) {
+		bool last = i + 1 == t.nslices || t.s[i + 1].task != t.s[i].task;
+		tasks += last;
+		if (!strcmp(t.s[i].stop, "end")) {
+			CHECK(last); /* nothing runs after a task's end */
+			ended++;
+		} else {
+			CHECK(!last); /* every park or yield has a next run */
+		}
+	}
+	CHECK(tasks >= 1 + PRODUCERS);
+	CHECK_EQ(ended, tasks);
+	/* The spawns, and 60 values over an unbuffered channel: the main task
+	 * parks often. Every flow that starts ends where its task runs. */
+	CHECK(t.flows_started >= PRODUCERS + VALUES);
+	CHECK_EQ(t.flows_started, t.flows_ended);
+
+	/* A worker runs one task at a time. */
+	qsort(t.s, (size_t)t.nslices, sizeof *t.s, by_lane_then_time);
+	for (int i = 0; i + 1 < t.nslices; i++) {
+		CHECK(t.s[i].tid >= 1);
+		if (t.s[i + 1].tid == t.s[i].tid)
+			CHECK(t.s[i].ts + t.s[i].dur <= t.s[i + 1].ts + 0.0015);
+	}
+
+	CHECK_EQ(t.proc_pid, child_pid);
+	CHECK(!strcmp(t.proc_status, "exit 3"));
+}
+
+/* ------------------------------------------------------------------ */
+/* Killed mid-run                                                     */
+/* ------------------------------------------------------------------ */
+
+static void spinner(void *arg)
+{
+	(void)arg;
+	for (;;)
+		if (herd_sleep(herd_deadline(10 * HERD_USEC)) < 0)
+			return;
+}
+
+static void killed_main(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 4; i++)
+		CHECK_OK(herd_go(NULL, spinner, NULL, 0));
+	herd_sleep(herd_deadline(200 * HERD_MSEC)); /* written every few ms */
+	raise(SIGKILL);
+}
+
+TEST(killed_is_readable)
+{
+	char path[64];
+	temp_path(path, sizeof path);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		herd_config cfg = {.trace = path};
+		herd_run(&cfg, killed_main, NULL);
+		_exit(0);
+	}
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	size_t len;
+	char *text = slurp(path, &len);
+	unlink(path);
+	CHECK(len > 0 && text[len - 1] == '\n');
+	CHECK(!strstr(text, "]}")); /* never closed */
+	/* What a reader does with an unclosed trace: drop the last comma,
+	 * close the array. */
+	CHECK(len >= 2 && text[len - 2] == ',');
+	text = realloc(text, len + 4);
+	CHECK(text);
+	memcpy(text + len - 2, "]}\n", 4);
+	CHECK_TEXT(text, json_valid(text, len + 1));
+	static struct trace t;
+	parse(text, &t);
+	free(text);
+	CHECK(t.total > 10);
+}
+
+/* ------------------------------------------------------------------ */
+/* Bad paths                                                          */
+/* ------------------------------------------------------------------ */
+
+static bool ran;
+
+static void note_ran(void *arg)
+{
+	(void)arg;
+	ran = true;
+}
+
+TEST(bad_path)
+{
+	herd_config cfg = {.trace = "/nonexistent-herd-dir/trace.json"};
+	ran = false;
+	CHECK_EQ(herd_run(&cfg, note_ran, NULL), -ENOENT);
+	CHECK(!ran);
+	/* From the environment: a warning, and the run goes on. */
+	CHECK(setenv("HERD_TRACE", "/nonexistent-herd-dir/trace.json", 1) == 0);
+	CHECK_OK(herd_run(NULL, note_ran, NULL));
+	CHECK(ran);
+	unsetenv("HERD_TRACE");
+}
