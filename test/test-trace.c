@@ -411,10 +411,13 @@ TEST(killed_is_readable)
 	size_t len;
 	char *text = slurp(path, &len);
 	unlink(path);
-	CHECK(len > 0 && text[len - 1] == '\n');
 	CHECK(!strstr(text, "]}")); /* never closed */
-	/* What a reader does with an unclosed trace: drop the last comma,
-	 * close the array. */
+	/* What a reader does with an unclosed trace: drop a line that the
+	 * kill cut short (the kernel may end a write between two pages),
+	 * drop the last comma, close the array. */
+	char *nl = strrchr(text, '\n');
+	CHECK(nl);
+	len = (size_t)(nl - text) + 1;
 	CHECK(len >= 2 && text[len - 2] == ',');
 	text = realloc(text, len + 4);
 	CHECK(text);

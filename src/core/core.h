@@ -208,6 +208,10 @@ struct herd__worker {
 	bool prev_dead;         /* prev has ended: free it after the switch */
 	bool spinning;          /* counted in rt->nspinning */
 	bool quiet;             /* readying into its own queue: no wakep */
+	/* The only worker: nobody else takes from its run queue (there is no
+	 * thief, and the supervisor rescues only when others can run what
+	 * it moves), so its own takes need no atomic read-modify-write. */
+	bool alone;
 	uint32_t quiet_readied;
 	uint32_t tick;          /* scheduling rounds, for fairness checks */
 	_Atomic uint32_t progress; /* tick, read by the monitor */

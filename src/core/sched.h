@@ -54,14 +54,44 @@ static inline void herd__runq_put(herd__worker *w, herd__task *t)
 /* Puts t in runnext; the task it displaces goes to the back of the ring. */
 static inline void herd__runq_put_next(herd__worker *w, herd__task *t)
 {
-	herd__task *old = atomic_exchange_explicit(&w->runnext, t, mo_seq_cst);
+	herd__task *old;
+	if (w->alone) { /* no thief: a load and a store (see herd__worker) */
+		old = atomic_load_explicit(&w->runnext, mo_relaxed);
+		atomic_store_explicit(&w->runnext, t, mo_relaxed);
+	} else {
+		old = atomic_exchange_explicit(&w->runnext, t, mo_seq_cst);
+	}
 	if (old)
 		herd__runq_put(w, old);
+}
+
+/* herd__runq_get for the only worker: the same order, no thief. */
+static inline herd__task *runq_get_alone(herd__worker *w)
+{
+	herd__task *t = atomic_load_explicit(&w->runnext, mo_relaxed);
+	if (t && w->next_streak < NEXT_STREAK_MAX) {
+		atomic_store_explicit(&w->runnext, NULL, mo_relaxed);
+		w->next_streak++;
+		return t;
+	}
+	w->next_streak = 0;
+	uint32_t h = atomic_load_explicit(&w->rq_head, mo_relaxed);
+	if (h != atomic_load_explicit(&w->rq_tail, mo_relaxed)) {
+		t = atomic_load_explicit(&w->rq[h % HERD__RUNQ], mo_relaxed);
+		atomic_store_explicit(&w->rq_head, h + 1, mo_release);
+		return t;
+	}
+	t = atomic_load_explicit(&w->runnext, mo_relaxed);
+	if (t)
+		atomic_store_explicit(&w->runnext, NULL, mo_relaxed);
+	return t;
 }
 
 /* The owner takes a task: runnext first (within a streak), then the ring. */
 static inline herd__task *herd__runq_get(herd__worker *w)
 {
+	if (w->alone)
+		return runq_get_alone(w);
 	herd__task *t = atomic_load_explicit(&w->runnext, mo_relaxed);
 	if (t && w->next_streak < NEXT_STREAK_MAX &&
 	    atomic_compare_exchange_strong_explicit(&w->runnext, &t, NULL,

@@ -355,6 +355,7 @@ static herd__rt *rt_new(const struct settings *st, int *err)
 		w->index = i;
 		w->rand = herd__seed_mix(rt->seed + i + 1);
 		w->steal_rand = i + 1;
+		w->alone = st->workers == 1;
 		rt->workers[i] = w;
 	}
 	return rt;
