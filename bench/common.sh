@@ -9,7 +9,7 @@
 # an even count is the mean of the middle two; the figures keep the decimals
 # they came with, the ratios get two.
 rounds() {
-	paste "$1" "$2" | awk '
+	paste "$1" "$2" | awk -F '\t' '
 	function sort(a, n,    i, j, t) {
 		for (i = 2; i <= n; i++)
 			for (j = i; j > 1 && a[j - 1] > a[j]; j--) {
