@@ -75,8 +75,11 @@ test-musl:
 	cd build-musl && $(CTEST) $(CTEST_ARGS)
 
 # Prints one line per benchmark on stdout; the build and details go to stderr.
+# HERD_PEERS_DIR=dir: where the peer libraries' sources are (default
+# ../shared/peers; bench/CMakeLists.txt).
 bench:
-	@$(CMAKE) -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DHERD_BUILD_TESTS=OFF >&2
+	@$(CMAKE) -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DHERD_BUILD_TESTS=OFF \
+		$(if $(HERD_PEERS_DIR),"-DHERD_PEERS_DIR=$(abspath $(HERD_PEERS_DIR))") >&2
 	@$(CMAKE) --build build-release -j$(JOBS) >&2
 	@./bench/run.sh build-release
 

@@ -1,7 +1,9 @@
 /*
  * bench.h - what the benchmark programs share: failing loudly, checking a
- * herd call, the median of RUNS timed runs after a warm-up, and finding a
- * benchmark by name in the program's table.
+ * herd call, the median of BENCH_REPS timed runs after a warm-up (5 when
+ * the variable is unset: bench/run.sh sets fewer, as it runs each benchmark
+ * in several processes), and finding a benchmark by name in the program's
+ * table.
  * Each program defines BENCH_NAME (its name, for messages) before
  * including it.
  */
@@ -15,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RUNS 5
+#define MAX_RUNS 100
 
 static void fail(const char *fmt, ...)
 	__attribute__((noreturn, format(printf, 1, 2)));
@@ -49,19 +51,36 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Runs once(0) to warm up, then once(1) .. once(RUNS); returns their median. */
+/* BENCH_REPS (1 to MAX_RUNS), the timed runs of a benchmark; 5 without it. */
+static __attribute__((unused)) int bench_reps(void)
+{
+	const char *s = getenv("BENCH_REPS");
+	char *end;
+	long n;
+
+	if (!s || !*s)
+		return 5;
+	n = strtol(s, &end, 10);
+	if (*end || n < 1 || n > MAX_RUNS)
+		fail("BENCH_REPS=%s: expected 1 to %d", s, MAX_RUNS);
+	return (int)n;
+}
+
+/* Runs once(0) to warm up, then once(1) .. once(BENCH_REPS); returns their
+ * median (of an even count, the mean of the middle two). */
 static __attribute__((unused)) double median_of(const char *name, double (*once)(int run))
 {
-	double v[RUNS];
+	double v[MAX_RUNS];
+	int n = bench_reps();
 
 	fprintf(stderr, "%s: warm-up %.2f, runs", name, once(0));
-	for (int i = 0; i < RUNS; i++) {
+	for (int i = 0; i < n; i++) {
 		v[i] = once(i + 1);
 		fprintf(stderr, " %.2f", v[i]);
 	}
 	fputc('\n', stderr);
-	qsort(v, RUNS, sizeof v[0], cmp_double);
-	return v[RUNS / 2];
+	qsort(v, (size_t)n, sizeof v[0], cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /*

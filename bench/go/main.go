@@ -8,8 +8,8 @@
 //
 // Usage: go-bench <benchmark>. A benchmark prints one line, "<value> <unit>",
 // on stdout, and its diagnostics on stderr. Timings run once to warm up, then
-// 5 times, and print the median; memory is measured once, after a warm-up of
-// 1,000 goroutines. Standard library only.
+// BENCH_REPS times (5 when it is unset), and print the median; memory is
+// measured once, after a warm-up of 1,000 goroutines. Standard library only.
 package main
 
 import (
@@ -21,7 +21,20 @@ import (
 	"strconv"
 )
 
-const runs = 5
+const maxRuns = 100
+
+// reps is BENCH_REPS, the timed runs of a benchmark (1 to maxRuns), or 5.
+func reps() int {
+	s := os.Getenv("BENCH_REPS")
+	if s == "" {
+		return 5
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > maxRuns {
+		fail("BENCH_REPS=%s: expected 1 to %d", s, maxRuns)
+	}
+	return n
+}
 
 type bench struct {
 	name     string
@@ -75,19 +88,23 @@ func logf(format string, args ...interface{}) {
 	fmt.Fprintf(os.Stderr, format+"\n", args...)
 }
 
-// medianOf runs once(0) to warm up, then once(1) .. once(runs), and returns
-// the median of those.
+// medianOf runs once(0) to warm up, then once(1) .. once(reps()), and
+// returns the median of those (of an even count, the mean of the middle two).
 func medianOf(name string, once func(run int) float64) float64 {
 	fmt.Fprintf(os.Stderr, "%s: %s, GOMAXPROCS %d, warm-up %.2f, runs",
 		name, runtime.Version(), runtime.GOMAXPROCS(0), once(0))
-	v := make([]float64, runs)
+	v := make([]float64, reps())
 	for i := range v {
 		v[i] = once(i + 1)
 		fmt.Fprintf(os.Stderr, " %.2f", v[i])
 	}
 	fmt.Fprintln(os.Stderr)
 	sort.Float64s(v)
-	return v[runs/2]
+	n := len(v)
+	if n%2 == 0 {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	return v[n/2]
 }
 
 // statusBytes returns the field key ("VmRSS", "VmPTE") of /proc/self/status,
