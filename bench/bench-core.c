@@ -27,9 +27,9 @@
  *                            times; all cores.
  * The channel benchmarks check the sum of what was received.
  *
- * Timings run once to warm up (threads started, stacks made), then 5 times,
- * and print the median. Memory is measured once, after a 1,000-task warm-up
- * that does the runtime's lazy setup; whatever that warm-up leaves cached for
+ * Timings run once to warm up (threads started, stacks made), then
+ * BENCH_REPS times (5 unless set), and print the median. Memory is measured
+ * once, after a 1,000-task warm-up that does the runtime's lazy setup; whatever that warm-up leaves cached for
  * reuse is at most 1% of the measured tasks.
  */
 #define BENCH_NAME "bench-core"

@@ -27,8 +27,8 @@
  * process gets a deadline of 10 s, so that a hang is reported (which
  * process) instead of waiting for run.sh's timeout.
  *
- * Timings run once to warm up, then 5 times, and print the median, in
- * microseconds per process.
+ * Timings run once to warm up, then BENCH_REPS times (5 unless set), and
+ * print the median, in microseconds per process.
  */
 #define _GNU_SOURCE
 #define BENCH_NAME "bench-proc"

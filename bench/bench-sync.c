@@ -12,8 +12,8 @@
  *                             counter and unlocks it, 20,000,000 times.
  *   mutex-contended    ns/op  two tasks (one per worker) do the same on
  *                             one mutex, 10,000,000 times in all.
- * Both check the counter. Timings run once to warm up, then 5 times, and
- * print the median.
+ * Both check the counter. Timings run once to warm up, then BENCH_REPS
+ * times (5 unless set), and print the median.
  */
 #define BENCH_NAME "bench-sync"
 #include "bench.h"
