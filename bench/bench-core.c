@@ -29,8 +29,9 @@
  *
  * Timings run once to warm up (threads started, stacks made), then
  * BENCH_REPS times (5 unless set), and print the median. Memory is measured
- * once, after a 1,000-task warm-up that does the runtime's lazy setup; whatever that warm-up leaves cached for
- * reuse is at most 1% of the measured tasks.
+ * once, after a 1,000-task warm-up that does the runtime's lazy setup;
+ * whatever that warm-up leaves cached for reuse is at most 1% of the
+ * measured tasks.
  */
 #define BENCH_NAME "bench-core"
 #include "bench.h"
