@@ -241,10 +241,10 @@ typedef struct herd_config {
 	 * a task to where it next runs, a lane per child process from its
 	 * start to its exit (its command and status), and the cancellations
 	 * and the supervisor's interventions as instants. The supervisor
-	 * writes the events out every few milliseconds while tasks run, so
-	 * the file of a program that is killed is readable up to then (it
-	 * lacks only the closing "]}", which the readers accept); herd_run
-	 * writes the rest before it returns. Each event costs the worker that
+	 * writes the events out every few milliseconds while tasks run, each
+	 * time closing the file, so that the file of a program that is
+	 * killed is valid JSON up to then; herd_run writes the rest before
+	 * it returns. Each event costs the worker that
 	 * records it about 40 bytes of memory until the supervisor has
 	 * written it, and the file about 150 bytes. If the file cannot be
 	 * opened, herd_run returns open's -errno (for HERD_TRACE: a warning,

@@ -20,11 +20,14 @@
  * writes only the events up to its point, which it has the map for.
  *
  * When. The supervisor writes what the workers have published at each of
- * its rounds (every few milliseconds while they run), so a program that
- * is killed leaves a file that is valid up to its last round but for the
- * closing "]}", which the trace-event format lets readers do without.
- * herd_run writes the rest and closes the array once the workers have
- * stopped. A worker's events are read in order, and a slice is written
+ * its rounds (every few milliseconds while they run), and after the
+ * round's events a closing (an event viewers ignore and the "]}") that the
+ * next round writes over: so the file is valid JSON between rounds, and a
+ * program that is killed leaves one that ends with its last round (but
+ * when the kill comes in the middle of a write, which readers such as
+ * herd-trace-html cut back to the last whole event). herd_run writes the
+ * rest and the final "]}" once the workers have stopped. On a file that
+ * cannot seek (a pipe), the closing comes only at the end. A worker's events are read in order, and a slice is written
  * when it ends, so the slices of one lane never overlap.
  *
  * Locks: none. Only the supervisor's thread writes, during the run, and
@@ -39,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define OUT_BYTES (64u * 1024)
@@ -66,7 +70,9 @@ struct point {
 
 struct herd__trace_out {
 	int fd;
+	bool seekable;          /* the closing is written over each round */
 	int err;                /* the first write's failure, -errno */
+	off_t off;              /* where the next events go */
 	size_t n;
 	int64_t start;          /* herd_run's start: time 0 in the file */
 	struct point from, to;  /* this round writes the ticks up to `to` */
@@ -80,18 +86,39 @@ struct herd__trace_out {
 /* Output                                                             */
 /* ------------------------------------------------------------------ */
 
-static void out_flush(struct herd__trace_out *o)
+/* Writes len bytes at o->off; moves o->off past them if `advance`. */
+static void out_write(struct herd__trace_out *o, const char *buf, size_t len, bool advance)
 {
-	for (size_t off = 0; off < o->n && !o->err;) {
-		ssize_t k = write(o->fd, o->buf + off, o->n - off);
+	off_t at = o->off;
+	for (size_t done = 0; done < len && !o->err;) {
+		ssize_t k = o->seekable ? pwrite(o->fd, buf + done, len - done, at)
+					: write(o->fd, buf + done, len - done);
 		if (k < 0 && errno == EINTR)
 			continue;
-		if (k <= 0)
+		if (k <= 0) {
 			o->err = k < 0 ? -errno : -EIO;
-		else
-			off += (size_t)k;
+		} else {
+			done += (size_t)k;
+			at += k;
+		}
 	}
+	if (advance)
+		o->off = at;
+}
+
+static void out_flush(struct herd__trace_out *o)
+{
+	out_write(o, o->buf, o->n, true);
 	o->n = 0;
+}
+
+/* What ends the file until the next round writes over it. */
+static void out_close_for_now(struct herd__trace_out *o)
+{
+	static const char closing[] =
+		"{\"ph\":\"M\",\"pid\":1,\"tid\":0,\"name\":\"herd_trace_open\",\"args\":{}}\n]}\n";
+	if (o->seekable)
+		out_write(o, closing, sizeof closing - 1, false);
 }
 
 /*
@@ -432,6 +459,7 @@ static void header(herd__rt *rt, struct herd__trace_out *o)
 	outf(o, "{\"ph\":\"M\",\"pid\":2,\"tid\":0,\"name\":\"process_name\","
 		"\"args\":{\"name\":\"child processes\"}},\n");
 	out_flush(o);
+	out_close_for_now(o);
 }
 
 static struct point point_now(void)
@@ -454,6 +482,9 @@ int herd__trace_start(herd__rt *rt, const char *path)
 		if (o->fd < 0) {
 			rc = -errno;
 			herd__trace_free(rt);
+		} else {
+			struct stat st;
+			o->seekable = fstat(o->fd, &st) == 0 && S_ISREG(st.st_mode);
 		}
 	}
 	if (rc) {
@@ -485,6 +516,7 @@ void herd__trace_flush(herd__rt *rt)
 	for (unsigned i = 0; i < rt->nworkers; i++)
 		drain(o, &tr->bufs[i], i + 1);
 	out_flush(o);
+	out_close_for_now(o);
 }
 
 void herd__trace_end(herd__rt *rt)
@@ -503,6 +535,8 @@ void herd__trace_end(herd__rt *rt)
 	w = put_u64(w, lost);
 	commit(o, PUT_LIT(w, "}}\n]}\n"));
 	out_flush(o);
+	if (o->seekable && !o->err && ftruncate(o->fd, o->off) < 0)
+		o->err = -errno; /* the longer closing of the rounds would remain */
 	if (o->err)
 		fprintf(stderr, "herd: HERD_TRACE: writing the trace failed: %s\n",
 			strerror(-o->err));
