@@ -16,8 +16,8 @@
  * needs no tolerance at all. Where the file cannot seek (a pipe), events
  * are appended and the tail comes at the end.
  *
- * --trace-html keeps the events in memory and writes the page (page.c) at
- * the end of the run.
+ * --trace-html keeps the events in memory and writes the page
+ * (tracepage.c) at the end of the run.
  *
  * Locks: `lock` protects everything that changes after trace_open (the
  * file's end, the page's events, the lanes already named): jobs end on
