@@ -73,6 +73,11 @@ static const char usage_text[] =
 	"  -t, -v, --verbose    print each command on stderr\n"
 	"  --progress, --eta, --bar  a progress line on stderr, if a terminal\n"
 	"\n"
+	"Timeline:\n"
+	"  --trace FILE         the jobs on a lane per slot, as Chrome trace-event\n"
+	"                       JSON (open it in Perfetto or chrome://tracing)\n"
+	"  --trace-html FILE    the same drawn by one self-contained HTML page\n"
+	"\n"
 	"  -h, --help, -V, --version, --will-cite (ignored)\n"
 	"\n"
 	"Exit status: 0; the number of jobs that failed (101 for more than 100);\n"
@@ -280,6 +285,7 @@ enum {
 	O_TIMEOUT, O_TERMSEQ, O_RETRIES, O_HALT, O_JOBLOG, O_RESUME, O_RESUMEFAILED,
 	O_RETRYFAILED, O_DRYRUN, O_VERBOSE, O_WILLCITE, O_HELP, O_VERSION,
 	O_PIPE, O_BLOCK, O_RECEND, O_RECSTART, O_PROGRESS, O_ETA, O_BAR, O_LOAD, O_MEMFREE,
+	O_TRACE, O_TRACEHTML,
 };
 
 static const struct option_def options[] = {
@@ -306,7 +312,8 @@ static const struct option_def options[] = {
 	{"recend", 0, ARG_ONE, O_RECEND}, {"recstart", 0, ARG_ONE, O_RECSTART},
 	{"progress", 0, ARG_NONE, O_PROGRESS}, {"eta", 0, ARG_NONE, O_ETA},
 	{"bar", 0, ARG_NONE, O_BAR}, {"load", 0, ARG_ONE, O_LOAD},
-	{"memfree", 0, ARG_ONE, O_MEMFREE},
+	{"memfree", 0, ARG_ONE, O_MEMFREE}, {"trace", 0, ARG_ONE, O_TRACE},
+	{"trace-html", 0, ARG_ONE, O_TRACEHTML},
 };
 
 static void apply(struct opts *o, int id, const char *v, const char *name)
@@ -381,6 +388,12 @@ static void apply(struct opts *o, int id, const char *v, const char *name)
 	case O_MEMFREE:
 		if (parse_size(v, &o->memfree) < 0)
 			cli_usage_error("--memfree %s: expected a size (1G, 512M ...)", v);
+		break;
+	case O_TRACE:
+	case O_TRACEHTML:
+		if (!*v)
+			cli_usage_error("%s: expected a file", name);
+		*(id == O_TRACE ? &o->trace : &o->trace_html) = v;
 		break;
 	case O_RECEND: o->recend = unescape(v); break;
 	case O_RECSTART: o->recstart = unescape(v); break;

@@ -8,7 +8,8 @@
  * exec'd directly, or a /bin/sh -c string); run.c runs the jobs, so many at
  * a time, with timeouts, retries and --halt; output.c captures each job's
  * output and prints it whole (or by line, or in input order); joblog.c
- * writes the joblog and reads it back for --resume.
+ * writes the joblog and reads it back for --resume; trace.c writes the
+ * timeline (--trace, --trace-html), and tracepage.c the page that draws it.
  */
 #ifndef HERD_CLI_H
 #define HERD_CLI_H
@@ -138,6 +139,9 @@ struct opts {
 	const char *joblog;
 	bool joblog_append;         /* +FILE */
 	int resume;                 /* RESUME_* */
+	/* The timeline. */
+	const char *trace;          /* --trace FILE */
+	const char *trace_html;     /* --trace-html FILE */
 };
 
 /* Parses argv into *o, or prints a one-line error (and the hint) and
@@ -301,6 +305,54 @@ void progress_finish(struct progress *p);
 int wait_for_room(const struct opts *o, herd_chan *stop);
 
 /* ------------------------------------------------------------------ */
+/* The timeline (trace.c, tracepage.c)                                */
+/* ------------------------------------------------------------------ */
+
+struct trace;
+/* Opens --trace's file and --trace-html's (or prints a message and exits
+ * with EXIT_ERROR if one cannot be written); NULL without either. Its
+ * time 0 is now. */
+struct trace *trace_open(const struct opts *o);
+/* One run of a job's command (herd_now() times; status as
+ * herd_proc_wait stores it, or 127 / 126 when it did not start). */
+struct trace_run {
+	uint64_t seq;
+	long slot;
+	long retry;              /* 0: the first run */
+	const char *name;        /* the command line */
+	int64_t start, end;
+	int status;
+	bool timed_out, stopped;
+};
+/* A slice on the slot's lane; does nothing to a NULL trace. */
+void trace_job(struct trace *t, const struct trace_run *r);
+/* Where a job's events go: its trace (or NULL), number and slot. */
+struct trace_lane {
+	struct trace *t;
+	uint64_t seq;
+	long slot;
+};
+/* An instant on the job's lane: signal `sig` sent to its tree, and why
+ * ("timeout", "stop", "kill"). */
+void trace_signal(const struct trace_lane *l, int sig, const char *why);
+/* Writes the page (--trace-html) and closes the files. */
+void trace_close(struct trace *t);
+/* Appends s (n bytes) as a JSON string: escaped, any byte that is not
+ * part of valid UTF-8 as \u00XX (read as Latin-1). */
+bool json_add_string(strbuf *b, const char *s, size_t n);
+
+/* The page (tracepage.html, built in). */
+extern const char trace_page[];
+/* Writes the page with the JSON text (a trace) embedded: 0 or -errno. */
+int page_write(int fd, const char *json, size_t len);
+/* A trace read from a file, checked as strict JSON (a list of events, or
+ * an object with "traceEvents") and made safe to embed; one cut short is
+ * cut back to its last complete event and closed (*repaired). The copy
+ * (malloc'd, its length in *out_len), or NULL and a message in err. */
+char *trace_json_clean(const char *text, size_t len, size_t *out_len, bool *repaired,
+		       char *err, size_t errsize);
+
+/* ------------------------------------------------------------------ */
 /* Waiting for a job's process, and ending it (jobwait.c)             */
 /* ------------------------------------------------------------------ */
 
@@ -322,9 +374,10 @@ struct job_ends {
 };
 /* Waits for p (started at `start`, herd_now()) to exit, ending its tree
  * early on its timeout (*timed_out), `stop` or `kill` (*stopped); returns
- * its status as herd_proc_wait stores it. */
-int job_wait(const struct job_ends *e, herd_proc *p, int64_t start, bool *timed_out,
-	     bool *stopped);
+ * its status as herd_proc_wait stores it. Each signal sent to the tree
+ * goes on the job's lane of the trace. */
+int job_wait(const struct job_ends *e, const struct trace_lane *lane, herd_proc *p,
+	     int64_t start, bool *timed_out, bool *stopped);
 
 /* ------------------------------------------------------------------ */
 /* Running (run.c)                                                    */

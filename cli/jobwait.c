@@ -124,20 +124,30 @@ static int job_status(herd_proc *p)
 	return 256 + SIGKILL;
 }
 
+/* A signal to p's whole tree, on the job's lane of the trace. */
+static void signal_tree(const struct trace_lane *lane, herd_proc *p, int sig, const char *why)
+{
+	trace_signal(lane, sig, why);
+	herd_proc_signal_all(p, sig);
+}
+
 /* --term-seq on p's whole tree, then SIGKILL whatever the sequence left;
  * returns once p has exited. */
-static void end_tree(const struct job_ends *e, herd_proc *p)
+static void end_tree(const struct job_ends *e, const struct trace_lane *lane, herd_proc *p,
+		     const char *why)
 {
 	const struct opts *o = e->o;
 	for (int i = 0; i < o->nterm; i++) {
-		herd_proc_signal_all(p, o->term[i].sig);
+		signal_tree(lane, p, o->term[i].sig, why);
 		int k = wait_exit_or_kill(e, p, herd_deadline(o->term[i].wait_ns));
 		if (k == 0)
 			return;
-		if (k == 1)
+		if (k == 1) {
+			why = "kill";
 			break; /* a second signal: at once */
+		}
 	}
-	herd_proc_signal_all(p, SIGKILL);
+	signal_tree(lane, p, SIGKILL, why);
 	job_status(p);
 }
 
@@ -158,8 +168,8 @@ static int64_t job_deadline(const struct job_ends *e, int64_t start)
 	return HERD_FOREVER;
 }
 
-int job_wait(const struct job_ends *e, herd_proc *p, int64_t start, bool *timed_out,
-	     bool *stopped)
+int job_wait(const struct job_ends *e, const struct trace_lane *lane, herd_proc *p,
+	     int64_t start, bool *timed_out, bool *stopped)
 {
 	herd_case cs[3] = {HERD_CASE_RECV(herd_proc_done(p), NULL),
 			   HERD_CASE_RECV(e->stop, NULL), HERD_CASE_RECV(e->kill, NULL)};
@@ -172,15 +182,15 @@ int job_wait(const struct job_ends *e, herd_proc *p, int64_t start, bool *timed_
 			if (e->o->timeout_pct > 0 && job_deadline(e, start) > herd_now())
 				continue; /* the median moved, or there was none */
 			*timed_out = true;
-			end_tree(e, p);
+			end_tree(e, lane, p, "timeout");
 			break;
 		}
 		*stopped = true;
 		if (k == 1) {
-			end_tree(e, p);
+			end_tree(e, lane, p, "stop");
 			break;
 		}
-		herd_proc_signal_all(p, SIGKILL);
+		signal_tree(lane, p, SIGKILL, "kill");
 		break;
 	}
 	return job_status(p);

@@ -19,7 +19,7 @@
  * Whatever is left when the jobs' scope closes is ended by libherd.
  *
  * How a job's process is waited for and ended (--timeout, --term-seq) is
- * jobwait.c's.
+ * jobwait.c's; each run of a command is a slice of the trace (trace.c).
  *
  * Counters are atomics; `lock` protects the --halt decision.
  */
@@ -43,6 +43,7 @@ struct run {
 	struct template *tpl;
 	struct printer *printer;
 	struct joblog *joblog;
+	struct trace *trace;     /* --trace, --trace-html: or NULL */
 	herd_chan *slots;        /* free slot numbers (long) */
 	herd_chan *stop;         /* closed: end the running jobs */
 	herd_chan *kill;         /* closed: kill them at once */
@@ -178,16 +179,27 @@ static void free_environment(char **env)
 	free(env);
 }
 
-/* Runs the command once, filling *a. */
+/* The run of a job's command as a slice of the trace. */
+static void trace_attempt(struct run *R, const struct job *j, const struct command *cmd,
+			  long retry, int64_t start, const struct attempt *a)
+{
+	struct trace_run tr = {j->seq, j->slot, retry, cmd->display, start, herd_now(),
+			       a->status, a->timed_out, a->stopped};
+	trace_job(R->trace, &tr);
+}
+
+/* Runs the command once (its `retry`th run again), filling *a. */
 static void run_once(struct run *R, const struct job *j, const struct command *cmd,
-		     const char *tag, struct attempt *a)
+		     const char *tag, long retry, struct attempt *a)
 {
 	const struct opts *o = R->o;
 	memset(a, 0, sizeof *a);
 	const char *name;
+	int64_t t0 = herd_now();
 	if (!j->shell && cmd->argv && template_not_found(R->tpl, &name)) {
 		a->status = 127;
 		a->message = message(CLI_NAME ": %s: command not found", name);
+		trace_attempt(R, j, cmd, retry, t0, a);
 		return;
 	}
 	char *sh_argv[] = {"/bin/sh", "-c", cmd->shell, NULL};
@@ -205,7 +217,7 @@ static void run_once(struct run *R, const struct job *j, const struct command *c
 	if (o->output != OUT_UNGROUP)
 		po.stdio[1].mode = po.stdio[2].mode = HERD_STDIO_PIPE;
 	a->start = wall_now();
-	int64_t t0 = herd_now();
+	t0 = herd_now();
 	herd_proc *p;
 	int rc = herd_proc_start(&p, NULL, &po, HERD_FOREVER);
 	free_environment(envp);
@@ -214,6 +226,7 @@ static void run_once(struct run *R, const struct job *j, const struct command *c
 		a->status = rc == -ENOENT ? 127 : 126;
 		a->message = rc == -ENOENT ? message(CLI_NAME ": %s: command not found", what)
 					   : message(CLI_NAME ": %s: %s", what, herd_strerror(rc));
+		trace_attempt(R, j, cmd, retry, t0, a);
 		return;
 	}
 	herd_scope *readers;
@@ -236,11 +249,13 @@ static void run_once(struct run *R, const struct job *j, const struct command *c
 	if (j->block &&
 	    HERD_GO(readers, feeder_task, ((struct feeder){p, j->block, j->block_len})) < 0)
 		cli_die("cannot start a feeder");
-	int st = job_wait(&R->ends, p, t0, &a->timed_out, &a->stopped);
+	struct trace_lane lane = {R->trace, j->seq, j->slot};
+	int st = job_wait(&R->ends, &lane, p, t0, &a->timed_out, &a->stopped);
 	herd_scope_close(readers);
 	herd_proc_free(p);
 	a->runtime = (herd_now() - t0) / 1e9;
 	a->status = st;
+	trace_attempt(R, j, cmd, retry, t0, a);
 	if (a->timed_out)
 		a->message = message(CLI_NAME ": this job timed out and was ended: %s",
 				     cmd->display);
@@ -332,7 +347,7 @@ static void job_task(void *arg)
 	char *tag = template_tag(R->tpl, &j->rec, j->seq, j->slot);
 	struct attempt a;
 	for (long try = 1;; try++) {
-		run_once(R, j, &cmd, tag, &a);
+		run_once(R, j, &cmd, tag, try - 1, &a);
 		if (attempt_ok(&a) || try >= o->retries || atomic_load(&R->stopped))
 			break;
 		capture_free(a.out);
@@ -596,6 +611,7 @@ int run_all(const struct opts *o)
 	pthread_mutex_init(&R->lock, NULL);
 	R->tpl = template_compile(o);
 	R->joblog = joblog_open(o);
+	R->trace = trace_open(o);
 	if (herd_chan_make(&R->slots, sizeof(long), (size_t)o->jobs) < 0 ||
 	    herd_chan_make(&R->stop, 0, 0) < 0 || herd_chan_make(&R->kill, 0, 0) < 0)
 		cli_die("out of memory");
@@ -639,6 +655,7 @@ int run_all(const struct opts *o)
 	herd_scope_close(aux);
 	herd_chan_free(sigs);
 	joblog_close(R->joblog);
+	trace_close(R->trace);
 	int status = exit_status(R, input_failed);
 	template_free(R->tpl);
 	herd_chan_free(R->slots);

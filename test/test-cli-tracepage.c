@@ -1,0 +1,205 @@
+/*
+ * test-cli-tracepage.c - herd-trace-html IN.json OUT.html: the timeline's
+ * page for any trace in the Chrome trace-event format, a library trace
+ * (HERD_TRACE=FILE) as libherd writes one included, and one cut short. The
+ * page is opened in headless Chromium (see trace.h).
+ */
+#define _GNU_SOURCE
+#include "trace.h"
+
+/* The tool ---------------------------------------------------------------- */
+
+/* A library trace as libherd writes one: a lane per worker thread and one
+ * per child process (pid 1), tasks as X slices, a nested B/E, a B whose E
+ * never came, a flow from a waker to the woken, a global instant, phases
+ * the page ignores (C, b), and text to escape. The first lane ("children"
+ * sorts first) has a slice over the whole trace. */
+static const char lib_trace[] =
+	"{\"traceEvents\":[\n"
+	"{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":100,\"tid\":0,\"args\":{\"name\":\"prog\"}},\n"
+	"{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":100,\"tid\":11,\"args\":{\"name\":\"worker 0\"}},\n"
+	"{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":100,\"tid\":12,\"args\":{\"name\":\"worker 1\"}},\n"
+	"{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":1,\"tid\":0,\"args\":{\"name\":\"children\"}},\n"
+	"{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":4242,\"args\":{\"name\":\"4242 sleep\"}},\n"
+	"{\"name\":\"sleep 1\",\"ph\":\"X\",\"pid\":1,\"tid\":4242,\"ts\":1000,\"dur\":1500,\"args\":{\"status\":0}},\n"
+	"{\"name\":\"task 1\",\"ph\":\"X\",\"pid\":100,\"tid\":11,\"ts\":1000,\"dur\":500,\"args\":{\"site\":\"main.c:10\",\"why\":\"chan\"}},\n"
+	"{\"name\":\"task 2\",\"ph\":\"X\",\"pid\":100,\"tid\":12,\"ts\":1200,\"dur\":300,\"args\":{\"site\":\"main.c:20\"}},\n"
+	"{\"name\":\"wake\",\"ph\":\"s\",\"cat\":\"wake\",\"id\":7,\"pid\":100,\"tid\":12,\"ts\":1450},\n"
+	"{\"name\":\"wake\",\"ph\":\"f\",\"cat\":\"wake\",\"id\":7,\"bp\":\"e\",\"pid\":100,\"tid\":11,\"ts\":1700},\n"
+	"{\"name\":\"task 1\",\"ph\":\"X\",\"pid\":100,\"tid\":11,\"ts\":1700,\"dur\":400},\n"
+	"{\"name\":\"step\",\"ph\":\"B\",\"pid\":100,\"tid\":11,\"ts\":1750},\n"
+	"{\"name\":\"step\",\"ph\":\"E\",\"pid\":100,\"tid\":11,\"ts\":1900},\n"
+	"{\"name\":\"monitor\",\"ph\":\"i\",\"s\":\"g\",\"pid\":100,\"tid\":11,\"ts\":2000},\n"
+	"{\"name\":\"count\",\"ph\":\"C\",\"pid\":100,\"tid\":11,\"ts\":2000,\"args\":{\"n\":3}},\n"
+	"{\"name\":\"async\",\"ph\":\"b\",\"id\":3,\"pid\":100,\"tid\":11,\"ts\":2000},\n"
+	"{\"name\":\"task 3 </script><!-- \\u00e9 \xe2\x82\xac\",\"ph\":\"X\",\"pid\":100,\"tid\":12,\"ts\":2100,\"dur\":200},\n"
+	"{\"name\":\"open\",\"ph\":\"B\",\"pid\":100,\"tid\":12,\"ts\":2350}\n"
+	"],\n\"displayTimeUnit\":\"ms\"}\n";
+#define LIB_EVENTS 18
+
+/* [herd] herd-trace-html on a library trace cut short (in the middle of
+ * an event, as a program killed while writing leaves it): a warning, and
+ * a page that Chromium opens without an error and that drew every slice
+ * (X, B/E, a B without its E), the instant and the flow, on a lane per
+ * thread, ignoring the other phases; hovering a slice shows its details,
+ * and zooming in draws fewer. */
+TEST(tool_library_trace)
+{
+	herd_only();
+	chromium();
+	need_python();
+	char in[96], page[96];
+	const char *cut = strstr(lib_trace, "{\"name\":\"open\"") + 20;
+	char *text = strndup(lib_trace, (size_t)(cut - lib_trace));
+	CHECK(text != NULL);
+	cli_temp(in, text);
+	free(text);
+	cli_flag(page, in, "html");
+	struct cli_out o;
+	prog_run((const char *const[]){tool(), in, page, NULL}, true, NULL, false, &o);
+	CHECK_RUN(&o, cli_exited(&o, 0) && cli_lines(o.err) == 1 && strstr(o.err, "cut short"));
+	cli_free(&o);
+	open_page(page, "", NULL, &o);
+	CHECK_RUN(&o, body_attr(&o, "data-slices") == 6 && body_attr(&o, "data-drawn") == 6 &&
+		  body_attr(&o, "data-lanes") == 3 && body_attr(&o, "data-instants") == 1 &&
+		  body_attr(&o, "data-flows") == 1);
+	cli_free(&o);
+
+	/* Whole: the B without an E is a slice too. Hover the first lane. */
+	cli_temp(in, lib_trace);
+	cli_flag(page, in, "html");
+	prog_run((const char *const[]){tool(), in, page, NULL}, true, NULL, false, &o);
+	CHECK_RUN(&o, cli_exited(&o, 0) && o.err_len == 0);
+	cli_free(&o);
+	open_page(page, "?hover=600,35", NULL, &o);
+	CHECK_RUN(&o, body_attr(&o, "data-slices") == 7 && body_attr(&o, "data-drawn") == 7);
+	CHECK_RUN(&o, strstr(o.out, "data-tip=\"sleep 1lane: children \xc2\xb7 4242 sleep\n"
+			     "start: 1 ms\nduration: 1.5 ms\nstatus: 0\""));
+	cli_free(&o);
+	open_page(page, "?wheel=600,35,-3000", NULL, &o);
+	long drawn = body_attr(&o, "data-drawn");
+	CHECK_RUN(&o, drawn >= 1 && drawn < 7);
+	cli_free(&o);
+	check_screenshot(page);
+	cli_done(0);
+}
+
+/* Puts the trace data of page `path` (between the data element's tags)
+ * at the end of *all, then a NUL. */
+static void page_data(const char *path, char **all, size_t *len, size_t *cap)
+{
+	static const char open_tag[] = "<script id=\"trace-data\" type=\"application/json\">";
+	char *s = cli_slurp(path);
+	CHECK(s != NULL);
+	char *a = strstr(s, open_tag);
+	CHECK_TEXT(s, a != NULL);
+	a += strlen(open_tag);
+	char *b = strstr(a, "</script>");
+	CHECK(b != NULL);
+	CHECK(memchr(a, '<', (size_t)(b - a)) == NULL);
+	cli_append(all, len, cap, a, (size_t)(b - a));
+	cli_append(all, len, cap, "", 1);
+	free(s);
+}
+
+/* [herd] A trace cut at any byte after its list has opened, in the object
+ * form and in the array form: herd-trace-html reads it (up to its last
+ * complete event), and the page's data is strict JSON holding as many
+ * events as complete ones were read, all of them for the whole trace. */
+TEST(tool_cut_anywhere)
+{
+	herd_only();
+	need_python();
+	char *arr = strdup(strchr(lib_trace, '['));
+	CHECK(arr != NULL);
+	strcpy(strstr(arr, "],\n\"displayTimeUnit\""), ",\n");  /* a trailing comma, no ] */
+	const char *forms[] = {lib_trace, arr};
+	/* Every other byte (fewer in slower builds: a run a cut). */
+	int stride = test_emulator() ? 41 : TEST_SCALE > 1 ? 7 : 2;
+	for (int f = 0; f < 2; f++) {
+		const char *full = forms[f];
+		size_t total = strlen(full), from = (size_t)(strchr(full, '[') - full) + 1;
+		char *all = NULL, list[96], in[96], page[96];
+		size_t len = 0, cap = 0;
+		int runs = 0;
+		cli_temp(in, "");
+		cli_flag(page, in, "html");
+		for (size_t l = from; l <= total; l += (size_t)stride, runs++) {
+			if (l + (size_t)stride > total)
+				l = total; /* the whole, last */
+			int fd = open(in, O_WRONLY | O_TRUNC | O_CLOEXEC);
+			CHECK(fd >= 0 && write(fd, full, l) == (ssize_t)l);
+			close(fd);
+			struct cli_out o;
+			prog_run((const char *const[]){tool(), in, page, NULL}, true, NULL, false, &o);
+			if (!cli_exited(&o, 0))
+				fprintf(stderr, "cut at %zu of %zu\n", l, total);
+			CHECK_RUN(&o, cli_exited(&o, 0));
+			cli_free(&o);
+			page_data(page, &all, &len, &cap);
+		}
+		cli_temp(list, "");
+		FILE *fl = fopen(list, "we");
+		CHECK(fl && fwrite(all, 1, len, fl) == len && fclose(fl) == 0);
+		free(all);
+		char *counts = check_trace("pages", list, NULL);
+		int last = 0, got = 0, k = 0;
+		for (char *c = counts; *c && *c != '\n'; k++) {
+			got = (int)strtol(c, &c, 10);
+			CHECK_TEXT(counts, got >= last);
+			last = got;
+		}
+		CHECK_TEXT(counts, k == runs && last == LIB_EVENTS);
+		free(counts);
+	}
+	free(arr);
+	cli_done(0);
+}
+
+/* [herd] What herd-trace-html cannot read or write: one line on stderr,
+ * a status that is not 0, and no page left. */
+static void tool_refuses(const char *text, const char *why)
+{
+	char in[96], page[96];
+	cli_temp(in, text);
+	cli_flag(page, in, "html");
+	struct cli_out o;
+	prog_run((const char *const[]){tool(), in, page, NULL}, true, NULL, false, &o);
+	CHECK_RUN(&o, cli_exited(&o, 1) && cli_lines(o.err) == 1 &&
+		  !strncmp(o.err, "herd-trace-html: ", 17) && strstr(o.err, why));
+	CHECK(access(page, F_OK) < 0);
+	cli_free(&o);
+}
+
+TEST(tool_bad_input)
+{
+	herd_only();
+	tool_refuses("{\"traceEvents\":[{\"ph\":\"X\",]}", "not a JSON trace");
+	tool_refuses("{\"traceEvents\":[{\"ph\":\"X\"}]} x", "line 1, column 30");
+	tool_refuses("{\"traceEvents\":[\n{\"ph\":\"X\" \"ts\":1}]}", "line 2, column 11");
+	tool_refuses("{\"traceEvents\":[{\"ph\":\"X\",\"ts\":01}]}", "not a JSON trace");
+	tool_refuses("{\"traceEvents\":[{\"ph\":\"a\tb\"}]}", "control character");
+	tool_refuses("{\"a\":1}", "traceEvents");
+	tool_refuses("42", "not a JSON trace");
+	tool_refuses("", "empty");
+	tool_refuses("\x89PNG\r\n\x1a\n", "not a JSON trace");
+	char deep[3000];
+	memset(deep, '[', sizeof deep - 1);
+	deep[sizeof deep - 1] = 0;
+	tool_refuses(deep, "nested too deeply");
+	struct cli_out o;
+	prog_run((const char *const[]){tool(), "/nonexistent-herd-dir/t.json", "/tmp/x.html", NULL},
+		 true, NULL, false, &o);
+	CHECK_RUN(&o, cli_exited(&o, 1) && cli_lines(o.err) == 1 && strstr(o.err, "cannot read"));
+	cli_free(&o);
+	char in[96];
+	cli_temp(in, "[]");
+	prog_run((const char *const[]){tool(), in, "/nonexistent-herd-dir/t.html", NULL}, true,
+		 NULL, false, &o);
+	CHECK_RUN(&o, cli_exited(&o, 1) && cli_lines(o.err) == 1 && strstr(o.err, "cannot write"));
+	cli_free(&o);
+	prog_run((const char *const[]){tool(), in, NULL}, true, NULL, false, &o);
+	CHECK_RUN(&o, cli_exited(&o, 2) && strstr(o.err, "Usage"));
+	cli_free(&o);
+	cli_done(0);
+}
