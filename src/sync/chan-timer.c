@@ -26,7 +26,7 @@ static void deliver(herd__timer *tm, int64_t now)
 	herd_chan *ch = herd__container_of(tm, herd_timer, tm)->ch;
 	herd__mutex_lock(&ch->lock);
 	(void)herd__chan_send_locked(ch, &now); /* full: dropped */
-	herd__mutex_unlock(&ch->lock);
+	herd__chan_unlock(ch);
 }
 
 /* The timer's runtime if it is the one running now, else NULL. */
@@ -45,7 +45,7 @@ static void drain(herd_chan *ch)
 {
 	herd__mutex_lock(&ch->lock);
 	herd__chan_drain_locked(ch);
-	herd__mutex_unlock(&ch->lock);
+	herd__chan_unlock(ch);
 }
 
 int herd_timer_new(herd_timer **out, int64_t deadline, int64_t period)

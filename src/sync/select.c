@@ -14,6 +14,11 @@
  *      the task's wake (wait.c) performs its case and records its index as
  *      the wake's result; a deadline or a cancellation may win instead.
  *   5. Lock every channel again and unqueue the waiters still queued.
+ * A buffered channel's case that would block has closed that channel's
+ * lock-free fast path (chan.c) before step 4 queues its waiter, so every
+ * later send or receive on it comes to the lock and finds the waiter. The
+ * locks are released with herd__chan_unlock, which opens the fast path
+ * again on a channel nobody waits on.
  *
  * Lock order: channel locks in increasing order of address. A plain send or
  * receive holds one channel lock only, and nothing that holds a channel
@@ -122,7 +127,7 @@ static inline void unlock_all(const herd_case *cs, const uint16_t *order, size_t
 	for (size_t k = n; k-- > 0;) {
 		herd_chan *ch = cs[order[k]].chan;
 		if (k != skip && (k == 0 || cs[order[k - 1]].chan != ch))
-			herd__mutex_unlock(&ch->lock);
+			herd__chan_unlock(ch);
 	}
 }
 

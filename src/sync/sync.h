@@ -24,30 +24,58 @@ typedef struct herd__chan_waiter {
 	bool closed;            /* set by the waker: woken by a close */
 } herd__chan_waiter;
 
-/* One cache line; the ring of cap * elem_size bytes follows it, from the
- * next line on, so that writing a value does not evict the channel's state
- * from the other side's cache. */
+/* One end of a buffered channel's ring (chan-ring.h): its position word,
+ * written by every fast-path operation on that end, on a cache line of its
+ * own, with copies of the constants that operation reads, so that senders
+ * and receivers never share a written line but for the ring's slots. */
+typedef struct herd__chan_end {
+	_Atomic uint64_t pos;   /* position << 1 | HERD__CHAN_SLOW */
+	/* Constants. */
+	uint64_t lap;           /* a lap of positions, as pos counts them */
+	uint32_t lap_shift;     /* log2(lap) */
+	uint32_t cap;           /* ch->cap */
+	uint32_t stride;        /* bytes per slot; 0: no values, no slots */
+	uint32_t voff;          /* the value's offset in its slot */
+	uint32_t elem_size;     /* ch->elem_size */
+} __attribute__((aligned(HERD__CACHELINE))) herd__chan_end;
+
+/* Three cache lines: the lock's, then the receivers' end, then the
+ * senders'; the ring's slots follow (see chan.c, chan-ring.h). */
 struct herd_chan {
-	herd__mutex lock;       /* everything below but the constants */
+	herd__mutex lock;       /* everything on this line but the constants */
 	bool closed;
+	bool slow;              /* both ends carry HERD__CHAN_SLOW */
 	uint32_t elem_size;     /* constant */
 	uint32_t cap;           /* constant */
-	uint32_t count;         /* values buffered */
-	uint32_t recvx, sendx;  /* buffer slots to receive from, send to */
+	void *mem;              /* constant: what calloc gave, to free */
 	herd__waitq recvq, sendq;
+	herd__chan_end recv;    /* the head: where values are received */
+	herd__chan_end send;    /* the tail: where values are sent */
 } __attribute__((aligned(HERD__CACHELINE)));
 
 /* What the *_locked operations return when they would have to wait. */
 #define HERD__WOULD_BLOCK 1
 
 /* With ch->lock held: sends or receives if that can be done at once.
- * Returns 0, HERD_ECLOSED, or HERD__WOULD_BLOCK. */
+ * Returns 0, HERD_ECLOSED, or HERD__WOULD_BLOCK; the latter leaves the
+ * fast path closed, for the caller to queue a waiter and park, or to
+ * release the lock with herd__chan_unlock. */
 int herd__chan_send_locked(herd_chan *ch, const void *elem);
 int herd__chan_recv_locked(herd_chan *ch, void *elem);
 /* With ch->lock held: drops every buffered value (a timer's reset). */
 void herd__chan_drain_locked(herd_chan *ch);
 /* Whether a task is blocked on ch. */
 bool herd__chan_busy(herd_chan *ch);
+void herd__chan_reopen(herd_chan *ch);
+
+/* Releases ch->lock (every release but a park's goes through this): opens
+ * the ring's fast path again if nobody waits and the channel is open. */
+static inline void herd__chan_unlock(herd_chan *ch)
+{
+	if (herd__unlikely(ch->slow) && !ch->closed && !ch->recvq.head && !ch->sendq.head)
+		herd__chan_reopen(ch);
+	herd__mutex_unlock(&ch->lock);
+}
 
 /* An internal struct laid out in the words of a public value type. */
 #define HERD__IN_PUBLIC(internal, public)                                     \
