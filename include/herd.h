@@ -1062,9 +1062,12 @@ typedef struct herd_chan herd_chan;
  * Makes a channel of values of elem_size bytes (0 is allowed: a channel
  * of signals, Go's chan struct{}) buffering up to `capacity` of them, and
  * stores it in *out. Returns 0; -EINVAL if out is NULL, elem_size exceeds
- * HERD_CHAN_ELEM_MAX or capacity HERD_CHAN_CAP_MAX; -ENOMEM if the buffer,
- * elem_size * capacity bytes (up to 64 TiB within the limits), cannot be
- * allocated. Callable from any thread. Does not block.
+ * HERD_CHAN_ELEM_MAX or capacity HERD_CHAN_CAP_MAX; -ENOMEM if the buffer
+ * cannot be allocated: capacity slots of 8 bytes for values of up to 4
+ * bytes, else of 8 bytes plus the value rounded up to 8 (a stamp that lets
+ * sends and receives go without a lock), none for elem_size 0; its pages
+ * are touched only as they are used. Callable from any thread. Does not
+ * block.
  */
 HERD_API HERD_NODISCARD int herd_chan_make(herd_chan **out, size_t elem_size, size_t capacity);
 
