@@ -198,7 +198,7 @@ TEST(chan_make_sizes)
 	 * address space (each slot holds a 4-byte stamp too), of which only
 	 * the pages used are ever touched. A machine whose overcommit policy
 	 * refuses that much to calloc gets -ENOMEM, and nothing else. */
-	int rc = herd_chan_make(&ch, 1, HERD_CHAN_CAP_MAX);
+	rc = herd_chan_make(&ch, 1, HERD_CHAN_CAP_MAX);
 	if (rc == -ENOMEM) {
 		void *m = calloc(1, (size_t)8 * HERD_CHAN_CAP_MAX);
 		CHECK(!m); /* herd could have had it */
