@@ -35,6 +35,11 @@
 #                    loop in C                            (ratio <= 1.10)
 #     typed-chan-raw a typed send+receive <= 1.02 x an untyped one
 #                                                         (ratio <= 1.02)
+#     net-echo     TCP echo over loopback, 100 connections x 1,000 messages
+#                  of 64 bytes, wall time <= 0.8 x Go's    (ratio <= 0.80)
+#     timers-p99   100,000 tasks sleeping to random deadlines 1-100 ms
+#                  away: p99 wake latency <= Go's         (ratio <= 1.00)
+#                  (timers-p50, their median, has no target)
 # proc-spawn (2,000 runs of /bin/true in a row, stdout a pipe read to the
 # end; us/proc) and proc-spawn-par (the same shared by 8 tasks or goroutines;
 # wall time / 2,000) are compared with Go's os/exec, without a target.
@@ -172,6 +177,9 @@ proc-spawn-raw us/proc proc raw ratio 1.10
 proc-spawn-par us/proc proc go - -
 typed-chan ns/op typed - - -
 typed-chan-raw ns/op typed raw ratio 1.02
+net-echo ms io go ratio 0.80
+timers-p99 us io go ratio 1.00
+timers-p50 us io go - -
 EOF
 # The herd command (bench/cli.sh), when it was built.
 if [ -x "$build/cli/herd" ]; then
