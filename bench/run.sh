@@ -63,6 +63,11 @@
 #                    select, yield                        (ratio <= 1.00)
 #     peer-neco-W    herd (one worker) <= 0.8 x neco on every W
 #                                                         (ratio <= 0.80)
+#     net-echo     TCP echo over loopback, 100 connections x 1,000 messages
+#                  of 64 bytes, wall time <= 0.8 x Go's    (ratio <= 0.80)
+#     timers-p99   100,000 tasks sleeping to random deadlines 1-100 ms
+#                  away: p99 wake latency <= Go's         (ratio <= 1.00)
+#                  (timers-p50, their median, has no target)
 # proc-spawn (2,000 runs of /bin/true in a row, stdout a pipe read to the
 # end; us/proc) is compared with Go's os/exec without a target;
 # proc-spawn-par is the same shared by 8 tasks or goroutines (wall time /
@@ -312,6 +317,9 @@ peer-libdill-select ns peer-herd:select libdill peer-libdill:select ratio 1.00
 peer-neco-select ns peer-herd:select neco peer-neco:select ratio 0.80
 peer-libdill-yield ns peer-herd:yield libdill peer-libdill:yield ratio 1.00
 peer-neco-yield ns peer-herd:yield neco peer-neco:yield ratio 0.80
+net-echo ms io:net-echo go go:net-echo ratio 0.80 3
+timers-p99 us io:timers-p99 go go:timers-p99 ratio 1.00 1
+timers-p50 us io:timers-p50 go go:timers-p50 - - 1
 EOF
 run_group
 # The herd command (bench/cli.sh), when it was built.

@@ -1,10 +1,11 @@
-// Command go-bench is the Go twin of bench/bench-core.c, bench/bench-sync.c
-// and bench/bench-proc.c: the same benchmarks (spawn, skynet, yield,
-// mem-parked, mem-spawned in bench.go; chan-pingpong, chan-buffered,
+// Command go-bench is the Go twin of bench/bench-core.c, bench/bench-sync.c,
+// bench/bench-proc.c and bench/bench-io.c: the same benchmarks (spawn,
+// skynet, yield, mem-parked, mem-spawned in bench.go; chan-pingpong, chan-buffered,
 // chan-2x2, select in chan.go; mutex-uncontended, mutex-contended in
-// mutex.go; proc-spawn, proc-spawn-par in proc.go), doing the same work with
-// goroutines, sync.Mutex and os/exec, so that bench/run.sh can compare herd
-// with Go.
+// mutex.go; proc-spawn, proc-spawn-par in proc.go; net-echo, timers-p50,
+// timers-p99 in net.go), doing the same work with goroutines, sync.Mutex,
+// os/exec, the net package and time.Sleep, so that bench/run.sh can compare
+// herd with Go.
 //
 // Usage: go-bench <benchmark>. A benchmark prints one line, "<value> <unit>",
 // on stdout, and its diagnostics on stderr. Timings run once to warm up, then
@@ -57,6 +58,9 @@ var benches = []bench{
 	{"mutex-contended", "ns/op", 2, benchMutexContended},
 	{"proc-spawn", "us/proc", 1, benchProcSpawn},
 	{"proc-spawn-par", "us/proc", 1, benchProcSpawnPar},
+	{"net-echo", "ms", 1, benchNetEcho},
+	{"timers-p50", "us", 1, benchTimersP50},
+	{"timers-p99", "us", 1, benchTimersP99},
 }
 
 func main() {
