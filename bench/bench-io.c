@@ -305,7 +305,7 @@ static void timers_check(void)
 static struct timer_figures {
 	double p50, p99, max, spawn_ms;	/* us, but spawn_ms */
 	long late;			/* tasks that slept after their deadline */
-} timer_figs[RUNS + 1];
+} timer_figs[MAX_RUNS + 1];
 
 static double timers_once(int run)
 {
@@ -348,7 +348,7 @@ static void timers_main(void *arg)
 		fail("timers: out of memory");
 	result = median_of(name, timers_once);
 	free(timer_lat);
-	for (int run = 0; run <= RUNS; run++) {
+	for (int run = 0; run <= bench_reps(); run++) {
 		const struct timer_figures *f = &timer_figs[run];
 
 		fprintf(stderr, "timers: run %d: p50 %.1f us, p99 %.1f us, max "

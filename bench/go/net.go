@@ -196,7 +196,7 @@ type timerFigures struct {
 	late                   int64
 }
 
-func timersOnce(pct int, figs *[runs + 1]timerFigures, run int) float64 {
+func timersOnce(pct int, figs *[maxRuns + 1]timerFigures, run int) float64 {
 	r := &timerRun{lat: make([]int64, timerTasks)}
 	state := uint64(timerSeed)
 	var wg sync.WaitGroup
@@ -231,7 +231,7 @@ func timersOnce(pct int, figs *[runs + 1]timerFigures, run int) float64 {
 }
 
 func benchTimers(pct int) float64 {
-	var figs [runs + 1]timerFigures
+	var figs [maxRuns + 1]timerFigures
 	name := "timers-p50"
 	if pct == 99 {
 		name = "timers-p99"
@@ -239,7 +239,7 @@ func benchTimers(pct int) float64 {
 	v := medianOf(name, func(run int) float64 {
 		return timersOnce(pct, &figs, run)
 	})
-	for run, f := range figs {
+	for run, f := range figs[:reps()+1] {
 		logf("timers: run %d: p50 %.1f us, p99 %.1f us, max %.1f us; "+
 			"spawned in %.1f ms, %d goroutines slept after their "+
 			"deadline", run, f.p50, f.p99, f.max, f.spawnMs, f.late)
