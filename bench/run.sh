@@ -4,9 +4,9 @@
 # Usage: bench/run.sh <build-dir>
 #
 # Runs the benchmarks of <build-dir>/bench/ (bench-core, bench-sync,
-# bench-proc, bench-typed, and the peer benchmarks bench-peer-*) and their Go
-# twin (bench/go/, built here into <build-dir>/bench/go-bench when `go` is on
-# PATH), and prints one line per comparison on stdout, nothing else:
+# bench-proc, bench-typed, bench-io, and the peer benchmarks bench-peer-*)
+# and their Go twin (bench/go/, built here into <build-dir>/bench/go-bench
+# when `go` is on PATH), and prints one line per comparison on stdout, nothing else:
 #     bench NAME: herd X UNIT, ANCHOR Y UNIT, ratio R (worst W)
 # Each benchmark runs in BENCH_ROUNDS fresh processes (default 5), its
 # anchors alternating with it: herd, go, herd, go, ... (herd, go, raw, herd,
