@@ -666,3 +666,61 @@ static void stress(unsigned workers)
 
 TEST(stress_workers) { stress(4); }
 TEST(stress_one_worker) { stress(1); }
+
+/* ------------------------------------------------------------------ */
+/* A pipe whose reader goes away                                      */
+/* ------------------------------------------------------------------ */
+
+static char fifo_path[64];
+static int fifo_gone[2]; /* the reader writes a byte once it has closed */
+
+static void fifo_main(void *arg)
+{
+	(void)arg;
+	char c;
+	CHECK(read(fifo_gone[0], &c, 1) == 1); /* blocks the worker a moment */
+	for (int i = 0; i < 20; i++) {
+		for (long k = 0; k < 20; k++)
+			CHECK_OK(herd_go(NULL, stress_short, (void *)(intptr_t)k, 0));
+		CHECK_OK(herd_sleep(herd_deadline(2 * HERD_MSEC)));
+	}
+	ran = true;
+}
+
+static void fifo_child(void)
+{
+	signal(SIGPIPE, SIG_DFL); /* herd takes it, as in most programs */
+	herd_config cfg = {.trace = fifo_path};
+	ran = false;
+	CHECK_OK(herd_run(&cfg, fifo_main, NULL));
+	CHECK(ran);
+}
+
+/* The writes fail (EPIPE, a warning at the end); the SIGPIPE they raised
+ * on the supervisor's thread ended the whole program. */
+TEST(pipe_reader_gone)
+{
+	snprintf(fifo_path, sizeof fifo_path, "/tmp/herd-test-trace-%d.fifo", (int)getpid());
+	CHECK(mkfifo(fifo_path, 0600) == 0);
+	CHECK(pipe(fifo_gone) == 0);
+	pid_t reader = fork();
+	CHECK(reader >= 0);
+	if (reader == 0) {
+		char buf[100];
+		int fd = open(fifo_path, O_RDONLY); /* until herd_run opens it */
+		if (fd < 0 || read(fd, buf, sizeof buf) <= 0)
+			_exit(1);
+		close(fd);
+		_exit(write(fifo_gone[1], "x", 1) == 1 ? 0 : 1);
+	}
+	char err[4096];
+	int st = test_child(fifo_child, err, sizeof err);
+	int rst;
+	CHECK(waitpid(reader, &rst, 0) == reader);
+	unlink(fifo_path);
+	close(fifo_gone[0]);
+	close(fifo_gone[1]);
+	CHECK(WIFEXITED(rst) && WEXITSTATUS(rst) == 0);
+	test_child_ok(st, err);
+	CHECK_TEXT(err, strstr(err, "writing the trace failed: Broken pipe"));
+}

@@ -31,9 +31,11 @@
  * when the kill comes in the middle of a write, which readers such as
  * herd-trace-html cut back to the last whole event). herd_run writes the
  * rest (all of it, whatever its ticks) and the final "]}" once the workers
- * have stopped. On a file that cannot seek (a pipe), the closing comes
- * only at the end. A worker's events are read in order, and a slice is
- * written when it ends, so the slices of one lane never overlap.
+ * have stopped. On a file that cannot seek (a pipe), the closing comes only
+ * at the end, and a reader that goes away makes the writes fail (EPIPE)
+ * without the SIGPIPE that would end the run. A worker's events are read
+ * in order, and a slice is written when it ends, so the slices of one lane
+ * never overlap.
  *
  * Locks: none. Only the supervisor's thread writes, during the run, and
  * herd_run's at its end, after the supervisor has returned.
@@ -43,6 +45,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,13 +106,37 @@ struct herd__trace_out {
 /* Output                                                             */
 /* ------------------------------------------------------------------ */
 
+/* write(2) to a pipe or a socket, whose reader may have gone: EPIPE, and
+ * not the SIGPIPE, which herd takes on this thread as a reason to end the
+ * run (run/signal.c). The signal is blocked around the write and, if the
+ * write raised it, taken back; one that was pending already is left. */
+static ssize_t write_no_sigpipe(int fd, const void *buf, size_t len)
+{
+	sigset_t pipe_set, old, pending;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigpending(&pending);
+	bool was_pending = sigismember(&pending, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	ssize_t k = write(fd, buf, len);
+	int e = errno;
+	if (k < 0 && e == EPIPE && !was_pending) {
+		static const struct timespec zero = {0, 0};
+		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = e;
+	return k;
+}
+
 /* Writes len bytes at o->off; moves o->off past them if `advance`. */
 static void out_write(struct herd__trace_out *o, const char *buf, size_t len, bool advance)
 {
 	off_t at = o->off;
 	for (size_t done = 0; done < len && !o->err;) {
 		ssize_t k = o->seekable ? pwrite(o->fd, buf + done, len - done, at)
-					: write(o->fd, buf + done, len - done);
+					: write_no_sigpipe(o->fd, buf + done, len - done);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0) {
