@@ -724,3 +724,51 @@ TEST(pipe_reader_gone)
 	test_child_ok(st, err);
 	CHECK_TEXT(err, strstr(err, "writing the trace failed: Broken pipe"));
 }
+
+/* ------------------------------------------------------------------ */
+/* Ended by a signal                                                  */
+/* ------------------------------------------------------------------ */
+
+static void sigterm_main(void *arg)
+{
+	(void)arg;
+	char *argv[] = {"sleep", "30", NULL};
+	herd_proc_opts o = {.argv = argv};
+	herd_proc *p;
+	CHECK_OK(herd_proc_start(&p, NULL, &o, HERD_FOREVER));
+	CHECK_OK(herd_sleep(herd_deadline(20 * HERD_MSEC)));
+	CHECK(kill(getpid(), SIGTERM) == 0);
+	int status;
+	int rc = herd_proc_wait(p, &status, HERD_FOREVER); /* canceled, or killed */
+	(void)rc;
+	for (;;)
+		herd_sleep(herd_deadline(HERD_SEC)); /* until the signal ends us */
+}
+
+/* herd ends the run, its child with it, and dies of the signal: the file
+ * holds the run's last moments, the child's end among them, which the
+ * process once died without writing out. */
+TEST(signal_ends_run)
+{
+	char path[64];
+	temp_path(path, sizeof path);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		signal(SIGTERM, SIG_DFL);
+		herd_config cfg = {.trace = path};
+		herd_run(&cfg, sigterm_main, NULL);
+		_exit(0);
+	}
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+	size_t len;
+	char *text = slurp(path, &len);
+	unlink(path);
+	CHECK_TEXT(text, json_valid(text, len));
+	CHECK_TEXT(text, strstr(text, "\"name\":\"cancel\""));
+	CHECK_TEXT(text, strstr(text, "\"name\":\"sleep 30\",\"args\":{\"pid\":"));
+	CHECK_TEXT(text, strstr(text, "\"status\":\"signal 15\""));
+	free(text);
+}
