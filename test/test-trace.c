@@ -704,6 +704,10 @@ static void fifo_main(void *arg)
 
 static void fifo_child(void)
 {
+	sigset_t pipe_set;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigprocmask(SIG_UNBLOCK, &pipe_set, NULL);
 	signal(SIGPIPE, SIG_DFL); /* herd takes it, as in most programs */
 	herd_config cfg = {.trace = fifo_path};
 	ran = false;
@@ -770,7 +774,11 @@ TEST(signal_ends_run)
 	pid_t pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
-		signal(SIGTERM, SIG_DFL);
+		sigset_t term;
+		sigemptyset(&term);
+		sigaddset(&term, SIGTERM);
+		sigprocmask(SIG_UNBLOCK, &term, NULL);
+		signal(SIGTERM, SIG_DFL); /* herd takes it */
 		herd_config cfg = {.trace = path};
 		herd_run(&cfg, sigterm_main, NULL);
 		_exit(0);
