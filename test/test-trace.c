@@ -8,7 +8,11 @@
  * followed by another of the same task, a spawn flow per spawn, and the
  * child's slice with its pid and status. A program killed mid-run leaves a
  * file that is valid once closed as the format allows; a bad path fails
- * herd_run (from the config) or only warns (from HERD_TRACE).
+ * herd_run (from the config) or only warns (from HERD_TRACE). Stress runs
+ * (1 and 4 workers, every kind of event, a thread that is not a worker)
+ * keep each worker's slices in order and lose nothing; a pipe whose reader
+ * goes away does not end the program; a run ended by a signal leaves its
+ * last moments in the file.
  */
 #include "test.h"
 
