@@ -8,7 +8,11 @@
  * followed by another of the same task, a spawn flow per spawn, and the
  * child's slice with its pid and status. A program killed mid-run leaves a
  * file that is valid once closed as the format allows; a bad path fails
- * herd_run (from the config) or only warns (from HERD_TRACE).
+ * herd_run (from the config) or only warns (from HERD_TRACE). Stress runs
+ * (1 and 4 workers, every kind of event, a thread that is not a worker)
+ * keep each worker's slices in order and lose nothing; a pipe whose reader
+ * goes away does not end the program; a run ended by a signal leaves its
+ * last moments in the file.
  */
 #include "test.h"
 
@@ -20,7 +24,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -457,4 +463,339 @@ TEST(bad_path)
 	CHECK_OK(herd_run(NULL, note_ran, NULL));
 	CHECK(ran);
 	unsetenv("HERD_TRACE");
+}
+
+/* ------------------------------------------------------------------ */
+/* Stress: many short tasks, yields, timeouts, cancellations, child   */
+/* processes and a thread that is not a worker, all traced            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Enough events for several chunks per worker (their hand-over and reuse),
+ * every kind of event, a command line of control bytes and invalid UTF-8.
+ * The file must be valid JSON, lose nothing, end every flow it starts, and
+ * on each worker's lane, in the file's order, start its slices in order
+ * without overlap: a slice whose start was read in a later round than the
+ * end of the one before (its worker preempted between reading the ticks
+ * and publishing the event) once came out before it, mapped onto the clock
+ * by the later round's line (about one run in twenty on a loaded machine).
+ */
+#define STRESS_TASKS (20000 / TEST_SCALE + 200)
+/* Under TSan, whose every synchronization costs in the number of fibers
+ * (tasks) made so far, fewer round trips: still a few chunks of events. */
+#define STRESS_PINGS (TEST_UNDER_TSAN ? 3000 : 20000)
+#define STRESS_FOREIGN (4000 / TEST_SCALE + 50)
+
+static herd_chan *stress_ping, *stress_pong, *stress_never, *stress_foreign;
+static herd_scope *stress_scope;
+static herd_wg *stress_thread_done;
+
+static void stress_short(void *arg)
+{
+	if ((intptr_t)arg % 3 == 0)
+		herd_yield();
+}
+
+static void stress_pinger(void *arg)
+{
+	(void)arg;
+	for (long i = 0; i < STRESS_PINGS; i++) {
+		CHECK_OK(herd_chan_send(stress_ping, &i, HERD_FOREVER));
+		CHECK_OK(herd_chan_recv(stress_pong, &i, HERD_FOREVER));
+	}
+}
+
+static void stress_ponger(void *arg)
+{
+	(void)arg;
+	long v;
+	for (long i = 0; i < STRESS_PINGS; i++) {
+		CHECK_OK(herd_chan_recv(stress_ping, &v, HERD_FOREVER));
+		CHECK_OK(herd_chan_send(stress_pong, &v, HERD_FOREVER));
+	}
+}
+
+static void stress_timeout(void *arg)
+{
+	(void)arg;
+	long v;
+	for (int i = 0; i < 20; i++)
+		CHECK_EQ(herd_chan_recv(stress_never, &v, herd_deadline(20 * HERD_USEC)),
+			 HERD_ETIMEDOUT);
+}
+
+static void stress_forever(void *arg)
+{
+	(void)arg;
+	long v;
+	CHECK_EQ(herd_chan_recv(stress_never, &v, HERD_FOREVER), HERD_ECANCELED);
+}
+
+static void stress_foreign_recv(void *arg)
+{
+	(void)arg;
+	long v;
+	for (long i = 0; i < STRESS_FOREIGN; i++)
+		CHECK_OK(herd_chan_recv(stress_foreign, &v, HERD_FOREVER));
+}
+
+/* A thread that is not a worker: spawns into the scope and wakes a task. */
+static void *stress_thread(void *arg)
+{
+	(void)arg;
+	for (long i = 0; i < STRESS_FOREIGN; i++) {
+		CHECK_OK(herd_go(stress_scope, stress_short, (void *)(intptr_t)i, 0));
+		while (herd_chan_try_send(stress_foreign, &i) != 0)
+			sched_yield();
+	}
+	herd_wg_done(stress_thread_done);
+	return NULL;
+}
+
+static void stress_main(void *arg)
+{
+	(void)arg;
+	stress_ping = make_chan(sizeof(long), 0);
+	stress_pong = make_chan(sizeof(long), 0);
+	stress_never = make_chan(sizeof(long), 0);
+	stress_foreign = make_chan(sizeof(long), 4);
+	CHECK_OK(herd_wg_new(&stress_thread_done));
+	herd_wg_add(stress_thread_done, 1);
+	CHECK_OK(herd_scope_open(&stress_scope));
+	pthread_t th;
+	CHECK(pthread_create(&th, NULL, stress_thread, NULL) == 0);
+	CHECK_OK(herd_go(stress_scope, stress_foreign_recv, NULL, 0));
+	CHECK_OK(herd_go(stress_scope, stress_pinger, NULL, 0));
+	CHECK_OK(herd_go(stress_scope, stress_ponger, NULL, 0));
+	for (long i = 0; i < 8; i++)
+		CHECK_OK(herd_go(stress_scope, stress_timeout, NULL, 0));
+	for (long i = 0; i < STRESS_TASKS; i++) {
+		CHECK_OK(herd_go(stress_scope, stress_short, (void *)(intptr_t)i, 0));
+		if (i % 1000 == 0) { /* a scope of parked tasks, canceled */
+			herd_scope *sc;
+			CHECK_OK(herd_scope_open(&sc));
+			for (int k = 0; k < 5; k++)
+				CHECK_OK(herd_go(sc, stress_forever, NULL, 0));
+			herd_yield();
+			CHECK_OK(herd_scope_cancel(sc));
+			CHECK_OK(herd_scope_close(sc));
+		}
+	}
+	/* Child processes, one with a command line of control bytes, quotes
+	 * and invalid UTF-8, cut in the middle of a character. */
+	char odd[200];
+	memset(odd, 'x', sizeof odd - 1);
+	odd[sizeof odd - 1] = 0;
+	memcpy(odd, "\x01\"\\\xff\xc3\xa9\x7f\t", 8);
+	for (size_t i = 60; i + 3 < sizeof odd; i += 3)
+		memcpy(odd + i, "\xe2\x82\xac", 3);
+	for (int i = 0; i < 6; i++) {
+		char *argv[] = {"/bin/sh", "-c", "exit 0", odd, NULL};
+		herd_proc_opts o = {.argv = argv};
+		herd_proc *p;
+		int status;
+		CHECK_OK(herd_proc_start(&p, NULL, &o, HERD_FOREVER));
+		CHECK_OK(herd_proc_wait(p, &status, HERD_FOREVER));
+		CHECK_EQ(status, 0);
+		CHECK_OK(herd_proc_free(p));
+	}
+	CHECK_OK(herd_wg_wait(stress_thread_done, HERD_FOREVER));
+	CHECK(pthread_join(th, NULL) == 0);
+	CHECK_OK(herd_scope_close(stress_scope));
+	herd_wg_free(stress_thread_done);
+	herd_chan_free(stress_ping);
+	herd_chan_free(stress_pong);
+	herd_chan_free(stress_never);
+	herd_chan_free(stress_foreign);
+}
+
+/* What the stress test counts, in one pass over the lines (strstr over
+ * the whole file per event would be quadratic under ASan, whose strstr
+ * measures what is left of the text at each call). */
+struct counts {
+	long flows_started, flows_ended, cancels, procs, slices;
+};
+
+/* Counts the events; on each worker's lane, in the file's order, checks
+ * that slices start in order and never overlap. Cuts text into lines. */
+static void scan(char *text, struct counts *c)
+{
+	enum { LANES = 64 };
+	static double end[LANES], start[LANES];
+	for (int i = 0; i < LANES; i++)
+		end[i] = start[i] = -1;
+	memset(c, 0, sizeof *c);
+	long bad = 0;
+	char v[64];
+	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+		if (!field(line, "ph", v, sizeof v))
+			continue;
+		c->flows_started += !strcmp(v, "s");
+		c->flows_ended += !strcmp(v, "f");
+		c->cancels += !strcmp(v, "i") && strstr(line, "\"name\":\"cancel\"");
+		if (strcmp(v, "X"))
+			continue;
+		CHECK(field(line, "pid", v, sizeof v));
+		if (strcmp(v, "1")) {
+			c->procs++;
+			continue;
+		}
+		CHECK(field(line, "tid", v, sizeof v));
+		int tid = atoi(v);
+		CHECK(tid >= 1 && tid < LANES);
+		CHECK(field(line, "ts", v, sizeof v));
+		double ts = atof(v);
+		CHECK(field(line, "dur", v, sizeof v));
+		double dur = atof(v);
+		if (ts < start[tid] || ts + 0.0015 < end[tid]) {
+			if (bad++ < 10)
+				fprintf(stderr, "lane %d: slice at %.3f (+%.3f) after one "
+						"%.3f..%.3f\n", tid, ts, dur, start[tid], end[tid]);
+		}
+		start[tid] = ts;
+		end[tid] = ts + dur;
+		c->slices++;
+	}
+	CHECK_EQ(bad, 0);
+}
+
+static void stress(unsigned workers)
+{
+	char path[64];
+	/* The deadlock check cannot see the thread that feeds a task. */
+	herd_config cfg = {.trace = temp_path(path, sizeof path), .workers = workers,
+			   .flags = HERD_RUN_NO_DEADLOCK_CHECK};
+	CHECK_OK(herd_run(&cfg, stress_main, NULL));
+	size_t len;
+	char *text = slurp(path, &len);
+	unlink(path);
+	CHECK(json_valid(text, len));
+	CHECK(strstr(text, "\"lost_events\":0}"));
+	CHECK(strstr(text, "exit 0 \\u0001\\\"\\\\\\ufffd\xc3\xa9\x7f\\u0009xx"));
+	/* Cut in the middle of a euro sign: what is left of it is U+FFFD. */
+	CHECK(strstr(text, "\xe2\x82\xac\\ufffd\\ufffd...\""));
+	struct counts c;
+	scan(text, &c);
+	free(text);
+	CHECK_EQ(c.flows_started, c.flows_ended);
+	CHECK(c.cancels >= 1);
+	CHECK(c.procs >= 6);
+	CHECK(c.slices > STRESS_TASKS);
+}
+
+TEST(stress_workers) { stress(4); }
+TEST(stress_one_worker) { stress(1); }
+
+/* ------------------------------------------------------------------ */
+/* A pipe whose reader goes away                                      */
+/* ------------------------------------------------------------------ */
+
+static char fifo_path[64];
+static int fifo_gone[2]; /* the reader writes a byte once it has closed */
+
+static void fifo_main(void *arg)
+{
+	(void)arg;
+	char c;
+	CHECK(read(fifo_gone[0], &c, 1) == 1); /* blocks the worker a moment */
+	for (int i = 0; i < 20; i++) {
+		for (long k = 0; k < 20; k++)
+			CHECK_OK(herd_go(NULL, stress_short, (void *)(intptr_t)k, 0));
+		CHECK_OK(herd_sleep(herd_deadline(2 * HERD_MSEC)));
+	}
+	ran = true;
+}
+
+static void fifo_child(void)
+{
+	sigset_t pipe_set;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigprocmask(SIG_UNBLOCK, &pipe_set, NULL);
+	signal(SIGPIPE, SIG_DFL); /* herd takes it, as in most programs */
+	herd_config cfg = {.trace = fifo_path};
+	ran = false;
+	CHECK_OK(herd_run(&cfg, fifo_main, NULL));
+	CHECK(ran);
+}
+
+/* The writes fail (EPIPE, a warning at the end); the SIGPIPE they raised
+ * on the supervisor's thread ended the whole program. */
+TEST(pipe_reader_gone)
+{
+	snprintf(fifo_path, sizeof fifo_path, "/tmp/herd-test-trace-%d.fifo", (int)getpid());
+	CHECK(mkfifo(fifo_path, 0600) == 0);
+	CHECK(pipe(fifo_gone) == 0);
+	pid_t reader = fork();
+	CHECK(reader >= 0);
+	if (reader == 0) {
+		char buf[100];
+		int fd = open(fifo_path, O_RDONLY); /* until herd_run opens it */
+		if (fd < 0 || read(fd, buf, sizeof buf) <= 0)
+			_exit(1);
+		close(fd);
+		_exit(write(fifo_gone[1], "x", 1) == 1 ? 0 : 1);
+	}
+	char err[4096];
+	int st = test_child(fifo_child, err, sizeof err);
+	int rst;
+	CHECK(waitpid(reader, &rst, 0) == reader);
+	unlink(fifo_path);
+	close(fifo_gone[0]);
+	close(fifo_gone[1]);
+	CHECK(WIFEXITED(rst) && WEXITSTATUS(rst) == 0);
+	test_child_ok(st, err);
+	CHECK_TEXT(err, strstr(err, "writing the trace failed: Broken pipe"));
+}
+
+/* ------------------------------------------------------------------ */
+/* Ended by a signal                                                  */
+/* ------------------------------------------------------------------ */
+
+static void sigterm_main(void *arg)
+{
+	(void)arg;
+	char *argv[] = {"sleep", "30", NULL};
+	herd_proc_opts o = {.argv = argv};
+	herd_proc *p;
+	CHECK_OK(herd_proc_start(&p, NULL, &o, HERD_FOREVER));
+	CHECK_OK(herd_sleep(herd_deadline(20 * HERD_MSEC)));
+	CHECK(kill(getpid(), SIGTERM) == 0);
+	int status;
+	int rc = herd_proc_wait(p, &status, HERD_FOREVER); /* canceled, or killed */
+	(void)rc;
+	for (;;)
+		herd_sleep(herd_deadline(HERD_SEC)); /* until the signal ends us */
+}
+
+/* herd ends the run, its child with it, and dies of the signal: the file
+ * holds the run's last moments, the child's end among them, which the
+ * process once died without writing out. */
+TEST(signal_ends_run)
+{
+	char path[64];
+	temp_path(path, sizeof path);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		sigset_t term;
+		sigemptyset(&term);
+		sigaddset(&term, SIGTERM);
+		sigprocmask(SIG_UNBLOCK, &term, NULL);
+		signal(SIGTERM, SIG_DFL); /* herd takes it */
+		herd_config cfg = {.trace = path};
+		herd_run(&cfg, sigterm_main, NULL);
+		_exit(0);
+	}
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+	size_t len;
+	char *text = slurp(path, &len);
+	unlink(path);
+	CHECK_TEXT(text, json_valid(text, len));
+	CHECK_TEXT(text, strstr(text, "\"name\":\"cancel\""));
+	CHECK_TEXT(text, strstr(text, "\"name\":\"sleep 30\",\"args\":{\"pid\":"));
+	CHECK_TEXT(text, strstr(text, "\"status\":\"signal 15\""));
+	free(text);
 }

@@ -149,5 +149,6 @@ void herd__deadlock_check(herd__rt *rt, int64_t now)
 		   "a once, a scope closing on such tasks); the program ends with "
 		   "status 2.");
 	herd__proc_end_cleanup(rt);
+	herd__trace_flush(rt); /* HERD_TRACE's last round, up to the report */
 	_exit(2);
 }

@@ -274,6 +274,9 @@ void herd__signal_dispatch(herd__rt *rt, int64_t now)
 	    !(rt->run->sig.killing && now - rt->run->sig.kill_at >= KILL_GIVE_UP))
 		return;
 	herd__proc_end_cleanup(rt);
+	/* HERD_TRACE's last round: the cancellations and the children's ends
+	 * of this ending, which the process does not live to write else. */
+	herd__trace_flush(rt);
 	herd__signal_die(sig);
 }
 

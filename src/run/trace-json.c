@@ -17,7 +17,11 @@
  * round the supervisor reads both the ticks and herd_now(), and maps the
  * ticks between two such points linearly onto the clock: so the times are
  * the clock's at every point, and grow with the ticks in between. A round
- * writes only the events up to its point, which it has the map for.
+ * writes only the events up to its point, which it has the map for. An
+ * event is published after its ticks are read (long after, if its thread
+ * is preempted in between), so a round may find one of an earlier round's
+ * stretch: that stretch's line maps it (the last SEGMENTS are kept), as
+ * it did the events before it, or it could come out before them.
  *
  * When. The supervisor writes what the workers have published at each of
  * its rounds (every few milliseconds while they run), and after the
@@ -26,9 +30,12 @@
  * program that is killed leaves one that ends with its last round (but
  * when the kill comes in the middle of a write, which readers such as
  * herd-trace-html cut back to the last whole event). herd_run writes the
- * rest and the final "]}" once the workers have stopped. On a file that
- * cannot seek (a pipe), the closing comes only at the end. A worker's events are read in order, and a slice is written
- * when it ends, so the slices of one lane never overlap.
+ * rest (all of it, whatever its ticks) and the final "]}" once the workers
+ * have stopped. On a file that cannot seek (a pipe), the closing comes only
+ * at the end, and a reader that goes away makes the writes fail (EPIPE)
+ * without the SIGPIPE that would end the run. A worker's events are read
+ * in order, and a slice is written when it ends, so the slices of one lane
+ * never overlap.
  *
  * Locks: none. Only the supervisor's thread writes, during the run, and
  * herd_run's at its end, after the supervisor has returned.
@@ -38,6 +45,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +56,7 @@
 
 #define OUT_BYTES (64u * 1024)
 #define SITE_CACHE 64u /* return addresses symbolized, direct-mapped */
+#define SEGMENTS 16u   /* the last rounds' lines from ticks to the clock */
 
 /* What a lane has open: the task running on that worker. */
 struct lane {
@@ -68,6 +78,13 @@ struct point {
 	int64_t ns;
 };
 
+/* A round's line: the ticks from `at` (the point of the round before) on
+ * map to the clock with this slope. */
+struct segment {
+	struct point at;
+	double ns_per_tick;
+};
+
 struct herd__trace_out {
 	int fd;
 	bool seekable;          /* the closing is written over each round */
@@ -75,8 +92,11 @@ struct herd__trace_out {
 	off_t off;              /* where the next events go */
 	size_t n;
 	int64_t start;          /* herd_run's start: time 0 in the file */
-	struct point from, to;  /* this round writes the ticks up to `to` */
-	double ns_per_tick;     /* from `from` to `to` */
+	struct point to;        /* this round writes the ticks up to `to` */
+	bool last;              /* herd_run's end: writes everything */
+	unsigned nseg;          /* rounds so far: seg[(nseg - 1) % SEGMENTS]
+				 * is the newest line */
+	struct segment seg[SEGMENTS];
 	struct lane *lanes;     /* nworkers + 1 */
 	struct site_name sites[SITE_CACHE];
 	char buf[OUT_BYTES];
@@ -86,13 +106,37 @@ struct herd__trace_out {
 /* Output                                                             */
 /* ------------------------------------------------------------------ */
 
+/* write(2) to a pipe or a socket, whose reader may have gone: EPIPE, and
+ * not the SIGPIPE, which herd takes on this thread as a reason to end the
+ * run (run/signal.c). The signal is blocked around the write and, if the
+ * write raised it, taken back; one that was pending already is left. */
+static ssize_t write_no_sigpipe(int fd, const void *buf, size_t len)
+{
+	sigset_t pipe_set, old, pending;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigpending(&pending);
+	bool was_pending = sigismember(&pending, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	ssize_t k = write(fd, buf, len);
+	int e = errno;
+	if (k < 0 && e == EPIPE && !was_pending) {
+		static const struct timespec zero = {0, 0};
+		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = e;
+	return k;
+}
+
 /* Writes len bytes at o->off; moves o->off past them if `advance`. */
 static void out_write(struct herd__trace_out *o, const char *buf, size_t len, bool advance)
 {
 	off_t at = o->off;
 	for (size_t done = 0; done < len && !o->err;) {
 		ssize_t k = o->seekable ? pwrite(o->fd, buf + done, len - done, at)
-					: write(o->fd, buf + done, len - done);
+					: write_no_sigpipe(o->fd, buf + done, len - done);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0) {
@@ -258,11 +302,17 @@ static void outf(struct herd__trace_out *o, const char *fmt, ...)
 /* Events                                                             */
 /* ------------------------------------------------------------------ */
 
-/* Nanoseconds from the start at the event's ticks. */
+/* Nanoseconds from the start at the event's ticks, on the line of the
+ * round whose stretch holds them (nearly always the newest; ticks older
+ * than the oldest line kept are extrapolated on it). */
 static int64_t ns_of(const struct herd__trace_out *o, int64_t tick)
 {
-	double d = (double)(int64_t)((uint64_t)tick - o->from.tick) * o->ns_per_tick;
-	return o->from.ns + (int64_t)d - o->start;
+	const struct segment *s = &o->seg[(o->nseg - 1) % SEGMENTS];
+	for (unsigned i = 1; i < SEGMENTS && i < o->nseg &&
+			     (int64_t)((uint64_t)tick - s->at.tick) < 0; i++)
+		s = &o->seg[(o->nseg - 1 - i) % SEGMENTS];
+	double d = (double)(int64_t)((uint64_t)tick - s->at.tick) * s->ns_per_tick;
+	return s->at.ns + (int64_t)d - o->start;
 }
 
 static const char *site_text(struct herd__trace_out *o, uint64_t site, uint32_t is_pc)
@@ -431,7 +481,7 @@ static void drain(struct herd__trace_out *o, herd__trace_buf *b, unsigned lane)
 			return; /* nothing new, and no next chunk yet */
 		while (b->read < used) {
 			const herd__trace_ev *ev = (const void *)(c->data + b->read);
-			if ((int64_t)((uint64_t)ev->ts - o->to.tick) > 0)
+			if ((int64_t)((uint64_t)ev->ts - o->to.tick) > 0 && !o->last)
 				return; /* the next round's */
 			event(o, lane, ev);
 			b->read += (uint32_t)(sizeof *ev + ((ev->text + 7u) & ~7u));
@@ -493,7 +543,7 @@ int herd__trace_start(herd__rt *rt, const char *path)
 		return rc;
 	}
 	o->start = rt->start_ns;
-	o->from = o->to = point_now();
+	o->to = point_now();
 	rt->run->trace_out = o;
 	header(rt, o);
 	return 0;
@@ -508,9 +558,14 @@ void herd__trace_flush(herd__rt *rt)
 	do /* rounds are milliseconds apart: this loops only at the end */
 		now = point_now();
 	while (now.tick == o->to.tick || now.ns <= o->to.ns);
-	o->from = o->to;
+	struct segment *s = &o->seg[o->nseg++ % SEGMENTS];
+	int64_t ticks = (int64_t)(now.tick - o->to.tick);
+	s->at = o->to;
+	/* Ticks that went back (CPUs' counters out of step): no negative
+	 * slope, the line before goes on. */
+	s->ns_per_tick = ticks > 0 ? (double)(now.ns - o->to.ns) / (double)ticks
+		       : o->nseg > 1 ? o->seg[(o->nseg - 2) % SEGMENTS].ns_per_tick : 1.0;
 	o->to = now;
-	o->ns_per_tick = (double)(o->to.ns - o->from.ns) / (double)(o->to.tick - o->from.tick);
 	herd__trace *tr = rt->trace;
 	drain(o, &tr->other, 0);
 	for (unsigned i = 0; i < rt->nworkers; i++)
@@ -524,6 +579,9 @@ void herd__trace_end(herd__rt *rt)
 	struct herd__trace_out *o = rt->run->trace_out;
 	if (!o)
 		return;
+	/* The workers have stopped: every event goes out, even one whose
+	 * ticks, read on another CPU, come out past this last point. */
+	o->last = true;
 	herd__trace_flush(rt);
 	uint64_t lost = atomic_load_explicit(&rt->trace->other.lost, mo_relaxed);
 	for (unsigned i = 0; i < rt->nworkers; i++)
