@@ -247,8 +247,10 @@ typedef struct herd_config {
 	 * it returns. Each event costs the worker that
 	 * records it about 40 bytes of memory until the supervisor has
 	 * written it, and the file about 150 bytes. If the file cannot be
-	 * opened, herd_run returns open's -errno (for HERD_TRACE: a warning,
-	 * and the run goes on untraced).
+	 * opened, herd_run returns open's -errno, -ENXIO for a FIFO that
+	 * nobody reads (for HERD_TRACE: a warning, and the run goes on
+	 * untraced). Write to a regular file: a pipe's reader holds the
+	 * supervisor up while it does not read.
 	 */
 	const char *trace;
 } herd_config;

@@ -463,6 +463,16 @@ TEST(bad_path)
 	CHECK_OK(herd_run(NULL, note_ran, NULL));
 	CHECK(ran);
 	unsetenv("HERD_TRACE");
+	/* A FIFO nobody reads: an error at once, not a wait for a reader. */
+	char fifo[64];
+	snprintf(fifo, sizeof fifo, "/tmp/herd-test-trace-fifo-%d", (int)getpid());
+	CHECK(mkfifo(fifo, 0600) == 0);
+	cfg.trace = fifo;
+	ran = false;
+	int rc = herd_run(&cfg, note_ran, NULL);
+	unlink(fifo);
+	CHECK_EQ(rc, -ENXIO);
+	CHECK(!ran);
 }
 
 /* ------------------------------------------------------------------ */

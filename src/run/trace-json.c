@@ -528,9 +528,13 @@ int herd__trace_start(herd__rt *rt, const char *path)
 	o->lanes = calloc(rt->nworkers + 1, sizeof *o->lanes);
 	int rc = o->lanes ? herd__trace_new(rt) : -ENOMEM;
 	if (!rc) {
-		o->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (o->fd < 0) {
+		/* O_NONBLOCK: a FIFO nobody reads fails (ENXIO) rather than
+		 * holding herd_run up for ever; the writes then block again. */
+		o->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0644);
+		if (o->fd < 0 || fcntl(o->fd, F_SETFL, 0) < 0) {
 			rc = -errno;
+			if (o->fd >= 0)
+				close(o->fd);
 			herd__trace_free(rt);
 		} else {
 			struct stat st;
