@@ -3,8 +3,11 @@
  * consumers, more than workers, pass millions of numbered messages and each
  * arrives exactly once (plain, with short deadlines on both sides); a close
  * or a cancellation racing blocked senders and receivers loses nothing;
- * the buffered ring's lock-free path racing waiters, select and close
- * keeps every value once and in each sender's order.
+ * the buffered ring's lock-free path racing waiters, select (over one live
+ * channel or two) and close keeps every value once and in each sender's
+ * order; a channel may be freed as soon as its last value is received; a
+ * channel used as a lock orders what it guards; and no send waits beside
+ * the room that a racing receive makes.
  */
 #include "test.h"
 
@@ -270,11 +273,14 @@ TEST(cancel_race_no_loss)
 
 #define RING_MSGS (80000 / TEST_SCALE)
 #define RING_PROD 4 /* tasks; and one plain thread */
-#define RING_CONS 4
+#define RING_CONS 4 /* tasks; and, in some runs, one plain thread */
+#define RING_ELEM_MAX 128
 
 /* A message: who sent it, its number in that sender's order, and a check
  * of both, so that a torn or mixed-up copy shows. Channels of 8 bytes
- * carry id << 32 | seq; channels of empty values, nothing. */
+ * carry id << 32 | seq, of 4 bytes id << 24 | seq (a value that shares
+ * its slot's word with the stamp); larger ones this struct, then bytes
+ * made from its check; channels of empty values, nothing. */
 struct ring_msg {
 	long id, seq;
 	uint64_t check;
@@ -283,7 +289,7 @@ struct ring_msg {
 struct ring_state {
 	herd_chan *ch;
 	herd_chan *idle;     /* a select's other case: never ready */
-	size_t elem;         /* 0, 8 or sizeof(struct ring_msg) */
+	size_t elem;         /* 0, 4, 8, or sizeof(struct ring_msg) and more */
 	long per;            /* messages per sender */
 	_Atomic unsigned char *seen;
 	atomic_long sent_n, got_n;
@@ -295,14 +301,25 @@ struct ring_state {
 
 static struct ring_state ring;
 
+/* The bytes after a large message's struct: made from its check. */
+static unsigned char ring_tail(uint64_t check, size_t i)
+{
+	return (unsigned char)((check >> (i % 8 * 8)) ^ i);
+}
+
 static void ring_make(void *buf, long id, long seq)
 {
 	if (ring.elem == sizeof(long)) {
 		long v = id << 32 | seq;
 		memcpy(buf, &v, sizeof v);
+	} else if (ring.elem == sizeof(uint32_t)) {
+		uint32_t v = (uint32_t)(id << 24 | seq);
+		memcpy(buf, &v, sizeof v);
 	} else if (ring.elem) {
 		struct ring_msg m = {id, seq, mix((uint64_t)(id << 32 | seq))};
 		memcpy(buf, &m, sizeof m);
+		for (size_t i = sizeof m; i < ring.elem; i++)
+			((unsigned char *)buf)[i] = ring_tail(m.check, i);
 	}
 }
 
@@ -314,16 +331,24 @@ static long ring_key(const void *buf)
 		memcpy(&v, buf, sizeof v);
 		return v;
 	}
+	if (ring.elem == sizeof(uint32_t)) {
+		uint32_t v;
+		memcpy(&v, buf, sizeof v);
+		return (long)(v >> 24) << 32 | (v & 0xffffff);
+	}
 	if (!ring.elem)
 		return -1;
 	struct ring_msg m;
 	memcpy(&m, buf, sizeof m);
 	CHECK(m.check == mix((uint64_t)(m.id << 32 | m.seq)));
+	for (size_t i = sizeof m; i < ring.elem; i++)
+		CHECK(((const unsigned char *)buf)[i] == ring_tail(m.check, i));
 	return m.id << 32 | m.seq;
 }
 
 /* A value moved: count it, and for a receiver, check that it is known,
- * new, and later than the last one it got from that sender. */
+ * new, and later than the last one it got from that sender, and that the
+ * length read without the lock is one a ring can have. */
 static void ring_sent(long id, long seq)
 {
 	atomic_fetch_add(&ring.sent_n, 1);
@@ -335,6 +360,8 @@ static void ring_got(const void *buf, long *last)
 {
 	long key = ring_key(buf);
 	atomic_fetch_add(&ring.got_n, 1);
+	int len = herd_chan_len(ring.ch);
+	CHECK(len >= 0 && len <= herd_chan_cap(ring.ch));
 	if (key < 0)
 		return;
 	long id = key >> 32, seq = key & 0xffffffff;
@@ -357,7 +384,7 @@ static int ring_send_once(int how, void *buf, uint64_t *rng)
 	case 2:
 		return herd_chan_try_send(ring.ch, buf);
 	default: {
-		char sink[sizeof(struct ring_msg)];
+		char sink[RING_ELEM_MAX];
 		herd_case cs[] = {{.chan = ring.idle, .elem = sink, .op = HERD_RECV},
 				  {.chan = ring.ch, .elem = buf, .op = HERD_SEND}};
 		int64_t d = rng_next(rng) % 2 ? HERD_FOREVER : short_deadline(rng);
@@ -409,7 +436,7 @@ static void ring_producer(void *p)
 {
 	long id = *(long *)p;
 	uint64_t rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)id;
-	char buf[sizeof(struct ring_msg)];
+	char buf[RING_ELEM_MAX];
 	unsigned misses = 0;
 	for (long seq = 0; seq < ring.per;) {
 		ring_make(buf, id, seq);
@@ -435,7 +462,7 @@ static void ring_consumer(void *p)
 	long id = *(long *)p;
 	uint64_t rng = 0x2545f4914f6cdd1dull ^ (uint64_t)id;
 	long last[RING_PROD + 1];
-	char buf[sizeof(struct ring_msg)];
+	char buf[RING_ELEM_MAX];
 	unsigned misses = 0;
 	for (int i = 0; i <= RING_PROD; i++)
 		last[i] = -1;
@@ -459,7 +486,7 @@ static void ring_consumer(void *p)
 /* A plain thread sends too, with try_send: the ring from outside. */
 static void *ring_thread(void *p)
 {
-	char buf[sizeof(struct ring_msg)];
+	char buf[RING_ELEM_MAX];
 	for (long seq = 0; seq < ring.per;) {
 		ring_make(buf, RING_PROD, seq);
 		int closed = atomic_load(&ring.closed);
@@ -479,9 +506,34 @@ static void *ring_thread(void *p)
 	return NULL;
 }
 
+/* A plain thread receives too, with try_recv: a claim on the receiving
+ * end that a preempted thread may leave half done under the others. */
+static void *ring_thread_recv(void *p)
+{
+	long last[RING_PROD + 1];
+	char buf[RING_ELEM_MAX];
+	for (int i = 0; i <= RING_PROD; i++)
+		last[i] = -1;
+	for (;;) {
+		int rc = herd_chan_try_recv(ring.ch, buf);
+		if (rc == HERD_ECLOSED)
+			break;
+		if (rc == HERD_ETIMEDOUT) {
+			sched_yield();
+			continue;
+		}
+		CHECK_EQ(rc, 0);
+		ring_got(buf, last);
+	}
+	CHECK(atomic_load(&ring.closing));
+	(void)p;
+	return NULL;
+}
+
 struct ring_cfg {
 	size_t cap, elem;
 	bool close_early; /* close at a random moment, senders still sending */
+	bool thread_recv; /* a plain thread receives too */
 };
 
 static void ring_run(const struct ring_cfg *c, uint64_t *rng)
@@ -505,8 +557,10 @@ static void ring_run(const struct ring_cfg *c, uint64_t *rng)
 		CHECK_OK(HERD_GO(cons, ring_consumer, i));
 	for (long i = 0; i < RING_PROD; i++)
 		CHECK_OK(HERD_GO(prod, ring_producer, i));
-	pthread_t th;
+	pthread_t th, rth;
 	CHECK(pthread_create(&th, NULL, ring_thread, NULL) == 0);
+	if (c->thread_recv)
+		CHECK(pthread_create(&rth, NULL, ring_thread_recv, NULL) == 0);
 	if (c->close_early)
 		CHECK_OK(herd_sleep(herd_deadline((int64_t)(rng_next(rng) % 3000) * HERD_USEC)));
 	else
@@ -521,6 +575,8 @@ static void ring_run(const struct ring_cfg *c, uint64_t *rng)
 	CHECK_OK(herd_scope_close(prod));
 	CHECK_OK(herd_scope_close(cons));
 	CHECK(pthread_join(th, NULL) == 0);
+	if (c->thread_recv)
+		CHECK(pthread_join(rth, NULL) == 0);
 	/* Every value a send reported sent was received, once. */
 	CHECK_EQ(atomic_load(&ring.got_n), atomic_load(&ring.sent_n));
 	CHECK(atomic_load(&ring.got_sum) == atomic_load(&ring.sent_sum));
@@ -535,10 +591,11 @@ static void ring_main(void *arg)
 	bool close_early = *(bool *)arg;
 	uint64_t rng = close_early ? 777 : 888;
 	static const size_t caps[] = {1, 2, 3, 128};
-	static const size_t elems[] = {sizeof(long), sizeof(struct ring_msg), 0};
+	static const size_t elems[] = {sizeof(long), sizeof(struct ring_msg), 0,
+				       sizeof(uint32_t), 100};
 	for (size_t i = 0; i < sizeof caps / sizeof *caps; i++)
 		for (size_t j = 0; j < sizeof elems / sizeof *elems; j++) {
-			struct ring_cfg c = {caps[i], elems[j], close_early};
+			struct ring_cfg c = {caps[i], elems[j], close_early, (i + j) % 2};
 			ring_run(&c, &rng);
 		}
 }
@@ -553,10 +610,12 @@ static void ring_test(unsigned workers, bool close_early)
 
 /*
  * Four senders (a plain send, short deadlines, try_send, a select) and a
- * plain thread with try_send, against four receivers (the same four ways),
- * on buffered channels of capacity 1, 2, 3 and 128 and values of 8, 24
- * and 0 bytes: every value arrives exactly once, intact, in its sender's
- * order, and a lost wake-up hangs the case. On every worker, then on one.
+ * plain thread with try_send, against four receivers (the same four ways)
+ * and, in half the runs, a plain thread with try_recv, on buffered
+ * channels of capacity 1, 2, 3 and 128 and values of 8, 24, 0, 4 and 100
+ * bytes: every value arrives exactly once, intact, in its sender's order,
+ * the length stays within the capacity, and a lost wake-up hangs the case.
+ * On every worker, then on one.
  */
 LONG_TEST(ring_exactly_once_fifo)
 {
@@ -571,4 +630,401 @@ LONG_TEST(ring_close_during_traffic)
 {
 	for (int k = 0; k < 4; k++)
 		ring_test(k % 2 ? 1 : 0, true);
+}
+
+/* ------------------------------------------------------------------ */
+/* Selects over two live buffered channels: a task's waiter on the     */
+/* channel that did not win stays queued until the task runs, beside a */
+/* ring that other senders fill, and keeps that ring's fast path shut. */
+/* ------------------------------------------------------------------ */
+
+#define DUO_MSGS (60000 / TEST_SCALE)
+#define DUO_PROD 4
+#define DUO_CONS 4
+
+static struct {
+	herd_chan *ch[2];
+	long per;
+	_Atomic unsigned char *seen;
+	atomic_long sent_n, got_n;
+	atomic_ullong sent_sum, got_sum;
+} duo;
+
+/* Sends `per` values id << 32 | seq: producer 0 on channel 0, 1 on
+ * channel 1 with short deadlines, 2 and 3 by selects over both (2 with
+ * short deadlines). */
+static void duo_producer(void *p)
+{
+	long id = *(long *)p;
+	uint64_t rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)(id + 1);
+	for (long seq = 0; seq < duo.per;) {
+		long v = id << 32 | seq;
+		int64_t d = id % 2 ? short_deadline(&rng) : HERD_FOREVER;
+		int rc;
+		if (id < 2) {
+			rc = herd_chan_send(duo.ch[id], &v, d);
+		} else {
+			herd_case cs[] = {HERD_CASE_SEND(duo.ch[0], &v),
+					  HERD_CASE_SEND(duo.ch[1], &v)};
+			rc = herd_select(cs, 2, d);
+			if (rc >= 0) {
+				CHECK(rc == 0 || rc == 1);
+				rc = cs[rc].result;
+			}
+		}
+		if (rc == HERD_ETIMEDOUT)
+			continue;
+		CHECK_EQ(rc, 0);
+		atomic_fetch_add(&duo.sent_n, 1);
+		atomic_fetch_add(&duo.sent_sum, mix((uint64_t)v));
+		seq++;
+	}
+}
+
+/* A value received from channel c: known, new, and later than the last
+ * one this receiver got from its sender on that channel. */
+static void duo_got(long v, int c, long last[][2])
+{
+	long id = v >> 32, seq = v & 0xffffffff;
+	CHECK(id >= 0 && id < DUO_PROD && seq < duo.per);
+	CHECK(seq > last[id][c]);
+	last[id][c] = seq;
+	CHECK_EQ(atomic_exchange(&duo.seen[id * duo.per + seq], 1), 0);
+	atomic_fetch_add(&duo.got_n, 1);
+	atomic_fetch_add(&duo.got_sum, mix((uint64_t)v));
+}
+
+/* Receives until both channels are closed and drained: consumers 0 and 1
+ * by selects over both (1 with short deadlines), 2 from channel 0 with
+ * short deadlines, 3 from channel 1 with try_recv. */
+static void duo_consumer(void *p)
+{
+	long id = *(long *)p;
+	uint64_t rng = 0x2545f4914f6cdd1dull ^ (uint64_t)(id + 1);
+	long last[DUO_PROD][2];
+	for (int i = 0; i < DUO_PROD; i++)
+		last[i][0] = last[i][1] = -1;
+	herd_chan *live[2] = {duo.ch[0], duo.ch[1]};
+	unsigned misses = 0;
+	while (id < 2 ? live[0] || live[1] : live[id - 2] != NULL) {
+		long v[2] = {-1, -1};
+		int64_t d = id == 0 ? HERD_FOREVER : short_deadline(&rng);
+		int rc, c;
+		if (id < 2) {
+			herd_case cs[] = {HERD_CASE_RECV(live[0], &v[0]),
+					  HERD_CASE_RECV(live[1], &v[1])};
+			c = herd_select(cs, 2, d);
+			rc = c >= 0 ? cs[c].result : c;
+		} else {
+			c = (int)id - 2;
+			rc = c ? herd_chan_try_recv(live[c], &v[c])
+			       : herd_chan_recv(live[c], &v[c], d);
+		}
+		if (rc == HERD_ETIMEDOUT) {
+			if (id == 3)
+				ring_pause(&misses);
+			continue;
+		}
+		CHECK(c == 0 || c == 1);
+		if (rc == HERD_ECLOSED) {
+			live[c] = NULL;
+			continue;
+		}
+		CHECK_EQ(rc, 0);
+		misses = 0;
+		duo_got(v[c], c, last);
+	}
+}
+
+static void duo_main(void *arg)
+{
+	static const size_t caps[] = {1, 2, 5};
+	for (size_t k = 0; k < sizeof caps / sizeof *caps; k++) {
+		duo.ch[0] = make_chan(sizeof(long), caps[k]);
+		duo.ch[1] = make_chan(sizeof(long), caps[k] == 5 ? 1 : caps[k]);
+		duo.per = DUO_MSGS / DUO_PROD;
+		memset((void *)duo.seen, 0, (size_t)DUO_MSGS);
+		atomic_store(&duo.sent_n, 0);
+		atomic_store(&duo.got_n, 0);
+		atomic_store(&duo.sent_sum, 0);
+		atomic_store(&duo.got_sum, 0);
+		herd_scope *prod, *cons;
+		CHECK_OK(herd_scope_open(&cons));
+		CHECK_OK(herd_scope_open(&prod));
+		for (long i = 0; i < DUO_CONS; i++)
+			CHECK_OK(HERD_GO(cons, duo_consumer, i));
+		for (long i = 0; i < DUO_PROD; i++)
+			CHECK_OK(HERD_GO(prod, duo_producer, i));
+		CHECK_OK(herd_scope_close(prod));
+		CHECK_OK(herd_chan_close(duo.ch[0]));
+		CHECK_OK(herd_chan_close(duo.ch[1]));
+		CHECK_OK(herd_scope_close(cons));
+		CHECK_EQ(atomic_load(&duo.sent_n), DUO_PROD * duo.per);
+		CHECK_EQ(atomic_load(&duo.got_n), DUO_PROD * duo.per);
+		CHECK(atomic_load(&duo.got_sum) == atomic_load(&duo.sent_sum));
+		CHECK_OK(herd_chan_free(duo.ch[0]));
+		CHECK_OK(herd_chan_free(duo.ch[1]));
+	}
+	(void)arg;
+}
+
+/*
+ * Selects that send and receive over two buffered channels of capacity 1,
+ * 2 or 5, racing plain sends and receives, short deadlines and try_recv on
+ * each: every value arrives once, in its sender's order on its channel,
+ * and a lost wake-up hangs the case. On every worker, then on one.
+ */
+LONG_TEST(ring_select_two_channels)
+{
+	duo.seen = calloc(DUO_MSGS, 1);
+	CHECK(duo.seen);
+	test_run(0, duo_main, NULL);
+	test_run(1, duo_main, NULL);
+	free((void *)duo.seen);
+}
+
+/* ------------------------------------------------------------------ */
+
+#define LAST_ROUNDS (TEST_UNDER_TSAN ? 40 : 2000 / TEST_SCALE)
+#define LAST_PER 8 /* values per sender and round */
+
+struct last_arg {
+	herd_chan *ch;
+	int how;
+};
+
+/* Sends LAST_PER values and returns: the task does not touch the channel
+ * once its last send has returned. */
+static void last_sender(void *p)
+{
+	struct last_arg *a = p;
+	char buf[32] = {0};
+	for (int i = 0; i < LAST_PER; i++) {
+		int rc;
+		if (a->how == 0) {
+			rc = herd_chan_send(a->ch, buf, HERD_FOREVER);
+		} else if (a->how == 1) {
+			while ((rc = herd_chan_try_send(a->ch, buf)) == HERD_ETIMEDOUT)
+				CHECK_OK(herd_yield());
+		} else {
+			herd_case cs[] = {{.chan = a->ch, .elem = buf, .op = HERD_SEND}};
+			rc = herd_select(cs, 1, HERD_FOREVER);
+			CHECK(rc == 0 && cs[0].result == 0);
+		}
+		CHECK_EQ(rc, 0);
+	}
+}
+
+static void *last_thread(void *p)
+{
+	struct last_arg *a = p;
+	char buf[32] = {0};
+	for (int i = 0; i < LAST_PER; i++)
+		while (herd_chan_try_send(a->ch, buf) == HERD_ETIMEDOUT)
+			sched_yield();
+	return NULL;
+}
+
+static void last_main(void *arg)
+{
+	static const size_t elems[] = {sizeof(long), 24, 0};
+	static const size_t caps[] = {1, 2, 5};
+	char buf[32];
+	for (int round = 0; round < LAST_ROUNDS; round++) {
+		size_t elem = elems[round % 3], cap = caps[round / 3 % 3];
+		herd_chan *ch = make_chan(elem, cap);
+		struct last_arg a[3] = {{ch, 0}, {ch, 1}, {ch, 2}};
+		herd_scope *s;
+		CHECK_OK(herd_scope_open(&s));
+		for (int i = 0; i < 3; i++)
+			CHECK_OK(herd_go(s, last_sender, &a[i], sizeof a[i]));
+		pthread_t th;
+		bool thread = round % 2;
+		if (thread)
+			CHECK(pthread_create(&th, NULL, last_thread, &a[0]) == 0);
+		int n = (3 + thread) * LAST_PER;
+		for (int i = 0; i < n; i++)
+			CHECK_OK(herd_chan_recv(ch, buf, HERD_FOREVER));
+		/* The last value is in: no sender may touch ch again. */
+		CHECK_OK(herd_chan_free(ch));
+		CHECK_OK(herd_scope_close(s));
+		if (thread)
+			CHECK(pthread_join(th, NULL) == 0);
+	}
+	(void)arg;
+}
+
+/* A channel freed as soon as its last value is received: its senders (the
+ * fast path, a parked send whose value a receiver moved into the ring, a
+ * select, a plain thread) are done with it by then (the sanitizers see
+ * any later touch). */
+LONG_TEST(ring_free_after_last_recv)
+{
+	test_run(0, last_main, NULL);
+	test_run(1, last_main, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+
+#define SEM_TASKS 6
+#define SEM_ITERS (TEST_UNDER_TSAN ? 300 : 20000 / TEST_SCALE)
+
+static struct {
+	herd_chan *ch;
+	long inside;         /* plain: the channel guards it */
+	long count;          /* plain: the channel guards it */
+	char note[64];       /* plain: written whole inside */
+} sem;
+
+/* Enters by sending (taking a slot), leaves by receiving (freeing it):
+ * Go's counting semaphore. With capacity 1 nobody else is inside, which
+ * the plain fields check (and TSan, if a receive did not happen before
+ * the send that its freed slot let in). */
+static void sem_task(void *p)
+{
+	long id = *(long *)p;
+	long tok = id;
+	for (int i = 0; i < SEM_ITERS; i++) {
+		if (id % 2) {
+			CHECK_OK(herd_chan_send(sem.ch, &tok, HERD_FOREVER));
+		} else {
+			int rc;
+			while ((rc = herd_chan_try_send(sem.ch, &tok)) == HERD_ETIMEDOUT)
+				CHECK_OK(herd_yield());
+			CHECK_OK(rc);
+		}
+		CHECK_EQ(sem.inside, 0);
+		sem.inside = 1;
+		sem.count++;
+		memset(sem.note, (int)id, sizeof sem.note);
+		for (size_t k = 0; k < sizeof sem.note; k++)
+			CHECK_EQ(sem.note[k], (char)id);
+		sem.inside = 0;
+		if (i % 3 == 0) {
+			int rc;
+			while ((rc = herd_chan_try_recv(sem.ch, &tok)) == HERD_ETIMEDOUT)
+				CHECK_OK(herd_yield()); /* cannot be empty: ours is in */
+			CHECK_OK(rc);
+		} else {
+			CHECK_OK(herd_chan_recv(sem.ch, &tok, HERD_FOREVER));
+		}
+	}
+}
+
+static void sem_main(void *arg)
+{
+	static const size_t elems[] = {0, sizeof(long)};
+	for (size_t e = 0; e < 2; e++) {
+		sem.ch = make_chan(elems[e], 1);
+		sem.count = 0;
+		herd_scope *s;
+		CHECK_OK(herd_scope_open(&s));
+		for (long i = 0; i < SEM_TASKS; i++)
+			CHECK_OK(HERD_GO(s, sem_task, i));
+		CHECK_OK(herd_scope_close(s));
+		CHECK_EQ(sem.count, (long)SEM_TASKS * SEM_ITERS);
+		CHECK_EQ(herd_chan_len(sem.ch), 0);
+		CHECK_OK(herd_chan_free(sem.ch));
+	}
+	(void)arg;
+}
+
+/*
+ * A buffered channel of capacity 1 as a lock (Go's semaphore idiom), of
+ * empty values (the ring's two counters) and of 8-byte ones (its slots):
+ * a receive happens before the send that the slot it freed lets in, on
+ * the lock-free path and through the lock, so plain memory guarded by the
+ * channel sees no race (TSan) and no second task inside.
+ */
+LONG_TEST(ring_semaphore_orders)
+{
+	test_run(0, sem_main, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+
+#define ROOM_ROUNDS (TEST_UNDER_TSAN ? 2000 : 100000 / TEST_SCALE)
+
+static struct {
+	herd_chan *data;
+	size_t cap;
+	atomic_long acked; /* rounds whose last send has returned */
+} room;
+
+/* Each round fills the ring and sends one more, which has room only once
+ * the consumer has taken the first value; then tells the consumer. */
+static void room_producer(void *p)
+{
+	long v = 0;
+	for (long k = 0; k < ROOM_ROUNDS; k++) {
+		for (size_t j = 0; j <= room.cap; j++, v++)
+			CHECK_OK(herd_chan_send(room.data, &v, HERD_FOREVER));
+		atomic_store(&room.acked, k + 1);
+	}
+	(void)p;
+}
+
+/* try_recv until a value comes, for a plain thread. */
+static long room_take(void)
+{
+	long v;
+	int rc;
+	while ((rc = herd_chan_try_recv(room.data, &v)) == HERD_ETIMEDOUT)
+		sched_yield();
+	CHECK_OK(rc);
+	return v;
+}
+
+/* A plain thread, on a core of its own as far as it can be: takes one
+ * value, then waits for the producer's word, which comes only after a send
+ * that needed the room this receive made: a send that waited beside that
+ * room, with nobody left to wake it, stops the case (after 20 s). */
+static void *room_consumer(void *p)
+{
+	long want = 0;
+	for (long round = 0; round < ROOM_ROUNDS; round++) {
+		CHECK_EQ(room_take(), want++);
+		int64_t give_up = herd_deadline(20 * HERD_SEC);
+		while (atomic_load(&room.acked) <= round) {
+			sched_yield();
+			if (herd_now() > give_up) {
+				fprintf(stderr, "room: a send waits beside room (round %ld)\n",
+					round);
+				exit(1);
+			}
+		}
+		for (size_t j = 0; j < room.cap; j++)
+			CHECK_EQ(room_take(), want++);
+	}
+	(void)p;
+	return NULL;
+}
+
+static void room_main(void *arg)
+{
+	for (size_t cap = 1; cap <= 2; cap++) {
+		room.data = make_chan(sizeof(long), cap);
+		room.cap = cap;
+		atomic_store(&room.acked, 0);
+		pthread_t th;
+		CHECK(pthread_create(&th, NULL, room_consumer, NULL) == 0);
+		herd_scope *s;
+		CHECK_OK(herd_scope_open(&s));
+		CHECK_OK(herd_go(s, room_producer, NULL, 0));
+		CHECK_OK(herd_scope_close(s));
+		CHECK(pthread_join(th, NULL) == 0);
+		CHECK_EQ(herd_chan_len(room.data), 0);
+		CHECK_OK(herd_chan_free(room.data));
+	}
+	(void)arg;
+}
+
+/*
+ * A send that finds the ring full while a receive is taking a value from
+ * it must not wait beside the room that receive makes: here nobody else
+ * would come to wake it.
+ */
+LONG_TEST(ring_no_wait_beside_room)
+{
+	test_run(0, room_main, NULL);
 }

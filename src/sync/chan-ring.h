@@ -247,7 +247,19 @@ static inline int herd__ring_pop(herd_chan *ch, void *elem, bool locked)
 	}
 }
 
-/* The values in the ring (those being copied in included). */
+/* A position as a count of values: lap * cap + index (a counter's, for
+ * channels of empty values). */
+static inline uint64_t herd__ring_count(const herd__chan_end *e, uint64_t pos)
+{
+	if (!e->stride)
+		return pos >> 1;
+	return (pos >> e->lap_shift) * e->cap + ((pos & (e->lap - 1)) >> 1);
+}
+
+/* The values in the ring (those being copied in included). The two words
+ * are read with no order between them, so on a weakly ordered machine the
+ * head may seem ahead of the tail it followed: the difference is clamped
+ * to what a ring can hold, never a wrapped one (a negative length). */
 static inline uint32_t herd__ring_len(const herd_chan *ch)
 {
 	const herd__chan_end *e = &ch->send;
@@ -256,14 +268,10 @@ static inline uint32_t herd__ring_len(const herd_chan *ch)
 		t = herd__ring_load(e) & ~HERD__CHAN_SLOW;
 		h = herd__ring_load(&ch->recv) & ~HERD__CHAN_SLOW;
 	} while ((herd__ring_load(e) & ~HERD__CHAN_SLOW) != t);
-	if (!e->stride)
-		return (uint32_t)((t - h) >> 1);
-	uint64_t hi = (h & (e->lap - 1)) >> 1, ti = (t & (e->lap - 1)) >> 1;
-	if (hi < ti)
-		return (uint32_t)(ti - hi);
-	if (hi > ti)
-		return (uint32_t)(e->cap - hi + ti);
-	return t == h ? 0 : e->cap;
+	uint64_t tn = herd__ring_count(e, t), hn = herd__ring_count(e, h);
+	if (hn >= tn)
+		return 0;
+	return tn - hn < e->cap ? (uint32_t)(tn - hn) : e->cap;
 }
 
 /* Closes (or opens) the fast path: with the channel's lock held. */
