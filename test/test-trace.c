@@ -748,16 +748,25 @@ TEST(pipe_reader_gone)
 	snprintf(fifo_path, sizeof fifo_path, "/tmp/herd-test-trace-%d.fifo", (int)getpid());
 	CHECK(mkfifo(fifo_path, 0600) == 0);
 	CHECK(pipe(fifo_gone) == 0);
+	int ready[2];
+	CHECK(pipe(ready) == 0);
 	pid_t reader = fork();
 	CHECK(reader >= 0);
 	if (reader == 0) {
+		/* Open before herd_run does (a FIFO nobody reads is an error
+		 * for it), read and writable so that its reads wait for data
+		 * instead of seeing no writer; then the only reader goes. */
 		char buf[100];
-		int fd = open(fifo_path, O_RDONLY); /* until herd_run opens it */
-		if (fd < 0 || read(fd, buf, sizeof buf) <= 0)
+		int fd = open(fifo_path, O_RDWR);
+		if (fd < 0 || write(ready[1], "r", 1) != 1 || read(fd, buf, sizeof buf) <= 0)
 			_exit(1);
 		close(fd);
 		_exit(write(fifo_gone[1], "x", 1) == 1 ? 0 : 1);
 	}
+	char c;
+	CHECK(read(ready[0], &c, 1) == 1);
+	close(ready[0]);
+	close(ready[1]);
 	char err[4096];
 	int st = test_child(fifo_child, err, sizeof err);
 	int rst;
