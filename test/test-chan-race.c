@@ -26,6 +26,23 @@ static uint64_t mix(uint64_t v)
 }
 
 
+/* A plain thread's pause after a try that found the channel full (empty):
+ * yields for the first 50 us of a wait, then short sleeps. On a loaded
+ * machine a yield puts the thread behind every other runnable thread for
+ * a whole time slice, while a thread back from a sleep runs soon; on an
+ * idle one a sleep costs more than the wait. *since is 0 before a wait's
+ * first miss; the caller resets it when the try succeeds. */
+static void thread_pause(int64_t *since)
+{
+	int64_t now = herd_now();
+	if (!*since)
+		*since = now;
+	if (now - *since < 50 * HERD_USEC)
+		sched_yield();
+	else
+		nanosleep(&(struct timespec){.tv_nsec = 20000}, NULL);
+}
+
 #define STRESS_TOTAL_MSGS (2400000 / TEST_SCALE)
 
 static _Atomic unsigned char *stress_seen;
@@ -290,7 +307,8 @@ struct ring_state {
 	herd_chan *ch;
 	herd_chan *idle;     /* a select's other case: never ready */
 	size_t elem;         /* 0, 4, 8, or sizeof(struct ring_msg) and more */
-	long per;            /* messages per sender */
+	long per;            /* messages per sender task */
+	long per_thread;     /* messages the plain thread sends */
 	_Atomic unsigned char *seen;
 	atomic_long sent_n, got_n;
 	atomic_ullong sent_sum, got_sum;
@@ -487,7 +505,8 @@ static void ring_consumer(void *p)
 static void *ring_thread(void *p)
 {
 	char buf[RING_ELEM_MAX];
-	for (long seq = 0; seq < ring.per;) {
+	int64_t since = 0;
+	for (long seq = 0; seq < ring.per_thread;) {
 		ring_make(buf, RING_PROD, seq);
 		int closed = atomic_load(&ring.closed);
 		int rc = herd_chan_try_send(ring.ch, buf);
@@ -495,10 +514,11 @@ static void *ring_thread(void *p)
 			break;
 		CHECK(!closed);
 		if (rc == HERD_ETIMEDOUT) {
-			sched_yield();
+			thread_pause(&since);
 			continue;
 		}
 		CHECK_EQ(rc, 0);
+		since = 0;
 		ring_sent(RING_PROD, seq++);
 	}
 	atomic_store(&ring.thread_done, 1);
@@ -512,6 +532,7 @@ static void *ring_thread_recv(void *p)
 {
 	long last[RING_PROD + 1];
 	char buf[RING_ELEM_MAX];
+	int64_t since = 0;
 	for (int i = 0; i <= RING_PROD; i++)
 		last[i] = -1;
 	for (;;) {
@@ -519,10 +540,11 @@ static void *ring_thread_recv(void *p)
 		if (rc == HERD_ECLOSED)
 			break;
 		if (rc == HERD_ETIMEDOUT) {
-			sched_yield();
+			thread_pause(&since);
 			continue;
 		}
 		CHECK_EQ(rc, 0);
+		since = 0;
 		ring_got(buf, last);
 	}
 	CHECK(atomic_load(&ring.closing));
@@ -542,6 +564,10 @@ static void ring_run(const struct ring_cfg *c, uint64_t *rng)
 	ring.idle = make_chan(c->elem, 1);
 	ring.elem = c->elem;
 	ring.per = RING_MSGS / (RING_PROD + 1);
+	/* The plain thread sends fewer: each of its sends to a parked
+	 * receiver waits for a worker to wake, which on a loaded machine is
+	 * a scheduler's time slice, and 16,000 of them took minutes. */
+	ring.per_thread = ring.per / 16;
 	memset((void *)ring.seen, 0, (size_t)((RING_PROD + 1) * ring.per));
 	atomic_store(&ring.sent_n, 0);
 	atomic_store(&ring.got_n, 0);
@@ -581,7 +607,7 @@ static void ring_run(const struct ring_cfg *c, uint64_t *rng)
 	CHECK_EQ(atomic_load(&ring.got_n), atomic_load(&ring.sent_n));
 	CHECK(atomic_load(&ring.got_sum) == atomic_load(&ring.sent_sum));
 	if (!c->close_early)
-		CHECK_EQ(atomic_load(&ring.sent_n), (RING_PROD + 1) * ring.per);
+		CHECK_EQ(atomic_load(&ring.sent_n), RING_PROD * ring.per + ring.per_thread);
 	CHECK_OK(herd_chan_free(ring.ch));
 	CHECK_OK(herd_chan_free(ring.idle));
 }
@@ -819,9 +845,11 @@ static void *last_thread(void *p)
 {
 	struct last_arg *a = p;
 	char buf[32] = {0};
-	for (int i = 0; i < LAST_PER; i++)
+	for (int i = 0; i < LAST_PER; i++) {
+		int64_t since = 0;
 		while (herd_chan_try_send(a->ch, buf) == HERD_ETIMEDOUT)
-			sched_yield();
+			thread_pause(&since);
+	}
 	return NULL;
 }
 
@@ -944,33 +972,45 @@ LONG_TEST(ring_semaphore_orders)
 /* ------------------------------------------------------------------ */
 
 #define ROOM_ROUNDS (TEST_UNDER_TSAN ? 2000 : 100000 / TEST_SCALE)
+/* A loaded machine makes each round wait for a worker to be scheduled:
+ * past this long and ROOM_ROUNDS_MIN rounds, a cap's run ends early. */
+#define ROOM_TIME (10 * HERD_SEC)
+#define ROOM_ROUNDS_MIN 1000
 
 static struct {
 	herd_chan *data;
 	size_t cap;
 	atomic_long acked; /* rounds whose last send has returned */
+	long rounds;       /* the consumer's, when the producer has closed */
 } room;
 
 /* Each round fills the ring and sends one more, which has room only once
- * the consumer has taken the first value; then tells the consumer. */
+ * the consumer has taken the first value; then tells the consumer. At
+ * the end it closes the channel. */
 static void room_producer(void *p)
 {
-	long v = 0;
-	for (long k = 0; k < ROOM_ROUNDS; k++) {
+	long v = 0, k;
+	int64_t until = herd_deadline(ROOM_TIME);
+	for (k = 0; k < ROOM_ROUNDS && (k < ROOM_ROUNDS_MIN || herd_now() < until); k++) {
 		for (size_t j = 0; j <= room.cap; j++, v++)
 			CHECK_OK(herd_chan_send(room.data, &v, HERD_FOREVER));
 		atomic_store(&room.acked, k + 1);
 	}
-	(void)p;
+	CHECK_OK(herd_chan_close(room.data));
+	*(long *)p = k;
 }
 
-/* try_recv until a value comes, for a plain thread. */
+/* try_recv until a value comes, for a plain thread; -1 once the channel
+ * is closed and drained. */
 static long room_take(void)
 {
 	long v;
 	int rc;
+	int64_t since = 0;
 	while ((rc = herd_chan_try_recv(room.data, &v)) == HERD_ETIMEDOUT)
-		sched_yield();
+		thread_pause(&since);
+	if (rc == HERD_ECLOSED)
+		return -1;
 	CHECK_OK(rc);
 	return v;
 }
@@ -981,12 +1021,16 @@ static long room_take(void)
  * room, with nobody left to wake it, stops the case (after 20 s). */
 static void *room_consumer(void *p)
 {
-	long want = 0;
-	for (long round = 0; round < ROOM_ROUNDS; round++) {
-		CHECK_EQ(room_take(), want++);
+	long want = 0, round;
+	for (round = 0;; round++) {
+		long first = room_take();
+		if (first < 0)
+			break;
+		CHECK_EQ(first, want++);
 		int64_t give_up = herd_deadline(20 * HERD_SEC);
+		int64_t since = 0;
 		while (atomic_load(&room.acked) <= round) {
-			sched_yield();
+			thread_pause(&since);
 			if (herd_now() > give_up) {
 				fprintf(stderr, "room: a send waits beside room (round %ld)\n",
 					round);
@@ -996,6 +1040,7 @@ static void *room_consumer(void *p)
 		for (size_t j = 0; j < room.cap; j++)
 			CHECK_EQ(room_take(), want++);
 	}
+	room.rounds = round;
 	(void)p;
 	return NULL;
 }
@@ -1010,9 +1055,12 @@ static void room_main(void *arg)
 		CHECK(pthread_create(&th, NULL, room_consumer, NULL) == 0);
 		herd_scope *s;
 		CHECK_OK(herd_scope_open(&s));
-		CHECK_OK(herd_go(s, room_producer, NULL, 0));
+		long rounds = 0;
+		CHECK_OK(herd_go(s, room_producer, &rounds, 0));
 		CHECK_OK(herd_scope_close(s));
 		CHECK(pthread_join(th, NULL) == 0);
+		CHECK(rounds >= ROOM_ROUNDS_MIN || rounds == ROOM_ROUNDS);
+		CHECK_EQ(room.rounds, rounds);
 		CHECK_EQ(herd_chan_len(room.data), 0);
 		CHECK_OK(herd_chan_free(room.data));
 	}
