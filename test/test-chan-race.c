@@ -630,7 +630,7 @@ static void ring_test(unsigned workers, bool close_early)
 {
 	ring.seen = calloc(RING_MSGS, 1);
 	CHECK(ring.seen);
-	test_run(workers, ring_main, &close_early);
+	test_run_threads(workers, ring_main, &close_early);
 	free((void *)ring.seen);
 }
 
@@ -888,8 +888,8 @@ static void last_main(void *arg)
  * any later touch). */
 LONG_TEST(ring_free_after_last_recv)
 {
-	test_run(0, last_main, NULL);
-	test_run(1, last_main, NULL);
+	test_run_threads(0, last_main, NULL);
+	test_run_threads(1, last_main, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1074,5 +1074,5 @@ static void room_main(void *arg)
  */
 LONG_TEST(ring_no_wait_beside_room)
 {
-	test_run(0, room_main, NULL);
+	test_run_threads(0, room_main, NULL);
 }

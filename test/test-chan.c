@@ -880,7 +880,7 @@ static void thread_main2(void *arg)
  * -EPERM. */
 TEST(plain_thread)
 {
-	test_run(0, thread_main, NULL);
+	test_run_threads(0, thread_main, NULL);
 	test_run(0, thread_main2, NULL);
 }
 
