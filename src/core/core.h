@@ -261,9 +261,14 @@ typedef struct herd__timer {
 	void (*deliver)(struct herd__timer *tm, int64_t now);
 } herd__timer;
 
-/* The heap (timerheap.c), under its owner's lock. */
+/* The heap (timerheap.c), under its owner's lock: each slot holds its
+ * timer's deadline, so that sifting reads only the array. */
+typedef struct herd__timerslot {
+	int64_t when;
+	herd__timer *tm;
+} herd__timerslot;
 typedef struct herd__timerheap {
-	herd__timer **a;
+	herd__timerslot *a;
 	size_t n, cap;
 } herd__timerheap;
 /*
@@ -533,6 +538,8 @@ int herd__current(herd__worker **wp, herd__task **tp);
  * never); -ENOMEM. */
 int herd__timerheap_add(herd__timerheap *h, herd__timer *tm);
 void herd__timerheap_remove(herd__timerheap *h, herd__timer *tm);
+/* Removes and returns the earliest timer (the heap is not empty). */
+herd__timer *herd__timerheap_pop(herd__timerheap *h);
 #if HERD_CHECKED
 void herd__timerheap_check(const herd__timerheap *h);
 #endif

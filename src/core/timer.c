@@ -3,16 +3,22 @@
  * tasks at their deadlines.
  *
  * A timer lives in the frame of the task that waits (herd__wait), so adding
- * one allocates nothing but, at times, heap array growth. The heap is a
- * binary min-heap on `when`, global to the runtime, under timer_lock; each
- * timer knows its index, so a task woken early removes its timer in
- * O(log n). timer_next mirrors the root's deadline (INT64_MAX when empty),
- * so that workers can poll it without the lock; it is written under the
- * lock with seq_cst, for the idle protocol described in sched.c.
+ * one allocates nothing but, at times, heap array growth. The heap
+ * (timerheap.c) is a 4-ary min-heap on `when`, global to the runtime, under
+ * timer_lock; each timer knows its index, so a task woken early removes its
+ * timer in O(log n). timer_next mirrors the root's deadline (INT64_MAX when
+ * empty), so that workers can poll it without the lock; it is written
+ * under the lock with seq_cst, for the idle protocol described in idle.c.
  *
- * Firing happens under timer_lock: a timer in the heap means its task is
- * still in that wait (it removes the timer, under the lock, before it
- * returns), so claiming the task's wake there is safe (see wait.c).
+ * Firing claims a task's wake under timer_lock: a timer in the heap means
+ * its task is still in that wait (it removes the timer, under the lock,
+ * before it returns), so claiming there is safe (see wait.c). Once claimed,
+ * the task is the firer's alone and stays parked until readied: so the
+ * firer readies it after unlocking, and timer_lock is held only for the
+ * heap's work and the claims, not for the run queues and the wakeups of
+ * idle workers that readying may take. After the claim the firer touches
+ * the task only, never the timer: a task woken by its own timer
+ * (HERD_ETIMEDOUT) leaves its wait without taking the lock.
  *
  * Lock order: timer_lock is taken after object and scope locks and before
  * the scheduler's leaf locks (herd__ready takes those).
@@ -40,7 +46,7 @@ int64_t herd_deadline(int64_t timeout)
 
 static void publish_next(herd__rt *rt)
 {
-	int64_t next = rt->timers.n ? rt->timers.a[0]->when : INT64_MAX;
+	int64_t next = rt->timers.n ? rt->timers.a[0].when : INT64_MAX;
 	atomic_store_explicit(&rt->timer_next, next, mo_seq_cst);
 }
 
@@ -73,6 +79,14 @@ static bool heap_unlink(herd__rt *rt, herd__timer *tm)
 
 void herd__timer_del(herd__rt *rt, herd__timer *tm)
 {
+	/* A task woken by this timer: the firer took it out of the heap and
+	 * is done with it (HERD_ETIMEDOUT is only its result: wait.c). With
+	 * any other waker, a firer may be about to claim the task (having
+	 * taken its timer out): the lock waits for it, so that its claim
+	 * cannot fall on the task's next wait. */
+	if (tm->task && tm->task->wake_result == HERD_ETIMEDOUT &&
+	    tm->index == SIZE_MAX)
+		return;
 	herd__mutex_lock(&rt->timer_lock);
 	heap_unlink(rt, tm);
 	herd__mutex_unlock(&rt->timer_lock);
@@ -109,45 +123,59 @@ static void delivery_due(herd__rt *rt, herd__timer *tm, int64_t now)
 	}
 }
 
+/* Readies a task whose wake timers_run claimed: behind the runnable tasks,
+ * so that tasks woken by timers run in deadline order. */
+static void timeout_finish(herd__worker *w, herd__task *t)
+{
+	t->wake_result = HERD_ETIMEDOUT;
+	herd__trace_wake(w, t);
+	herd__ready_tail(w, t);
+}
+
 int herd__timers_run(herd__worker *w, int64_t now)
 {
 	herd__rt *rt = w->rt;
 	herd__timer *fire[FIRE_BATCH];
-	unsigned nfire = 0;
-	int n = 0;
+	herd__task *woken[FIRE_BATCH];
+	unsigned nfire = 0, nwoken = 0;
 	/* Tasks go to the back of w's ring, in deadline order; no more than
 	 * fit, or the overflow would reorder them (sched.c). But a ring that
 	 * is full at every poll must not hold timers back for ever: once the
 	 * earliest is OVERDUE_NS late, one fires all the same (its overflow
 	 * moves half the ring to the global queue, so the next poll has room
 	 * again). Only timers that late may then run out of order. */
-	int room = (int)herd__runq_room(w);
+	unsigned room = herd__runq_room(w);
 	if (room < 1 && now - atomic_load_explicit(&rt->timer_next, mo_relaxed) >= OVERDUE_NS)
 		room = 1;
+	if (room > FIRE_BATCH)
+		room = FIRE_BATCH;
 	herd__mutex_lock(&rt->timer_lock);
-	while (n < room && nfire < FIRE_BATCH && rt->timers.n &&
-	       rt->timers.a[0]->when <= now) {
-		herd__timer *tm = rt->timers.a[0];
-		herd__timerheap_remove(&rt->timers, tm);
-		if (tm->task) {
-			n += herd__wake_timeout(tm->task);
-		} else {
+	herd__timerheap *h = &rt->timers;
+	while (nwoken + nfire < room && h->n && h->a[0].when <= now) {
+		herd__timer *tm = h->a[0].tm;
+		herd__task *t = tm->task;
+		herd__timerheap_pop(h);
+		if (!t) {
 			fire[nfire++] = tm;
 			delivery_due(rt, tm, now);
-			n++;
+		} else if (herd__wait_claim(t)) {
+			woken[nwoken++] = t;
 		}
+		/* else another waker won: the task leaves on its own. */
 	}
 	publish_next(rt);
 	herd__mutex_unlock(&rt->timer_lock);
+	for (unsigned i = 0; i < nwoken; i++)
+		timeout_finish(w, woken[i]);
 	if (!nfire)
-		return n;
+		return (int)nwoken;
 	for (unsigned i = 0; i < nfire; i++)
 		fire[i]->deliver(fire[i], now);
 	herd__mutex_lock(&rt->timer_lock);
 	for (unsigned i = 0; i < nfire; i++)
 		fire[i]->firing--;
 	herd__mutex_unlock(&rt->timer_lock);
-	return n;
+	return (int)(nwoken + nfire);
 }
 
 void herd__timers_fini(herd__rt *rt)

@@ -1,7 +1,8 @@
 /*
  * test-timerheap.c - white-box tests of the timer heap (core/timerheap.c):
  * random inserts and removes against a reference model, each timer's
- * index, the clamp of far deadlines to INT64_MAX, and growth. After every
+ * index and the deadline kept in its slot, the clamp of far deadlines to
+ * INT64_MAX, and growth. After every
  * operation the heap is checked whole: by this file's own check (every
  * build) and herd__timerheap_check (checked builds).
  *
@@ -14,6 +15,8 @@
 
 /* timerheap.c's WHEN_MAX: later deadlines are kept as INT64_MAX. */
 #define WHEN_MAX (INT64_MAX - HERD_SEC)
+/* Its children per node. */
+#define ARITY 4
 
 /* The heap's invariants, and that exactly the timers marked `in` are in it. */
 static void heap_ok(const herd__timerheap *h, herd__timer *all, const bool *in,
@@ -21,18 +24,19 @@ static void heap_ok(const herd__timerheap *h, herd__timer *all, const bool *in,
 {
 	CHECK(h->n <= h->cap);
 	for (size_t i = 0; i < h->n; i++) {
-		herd__timer *tm = h->a[i];
+		herd__timer *tm = h->a[i].tm;
 		CHECK(tm >= all && tm < all + nall);
 		CHECK(in[tm - all]);
 		CHECK_EQ(tm->index, i);
+		CHECK_EQ(h->a[i].when, tm->when);
 		if (i > 0)
-			CHECK(h->a[(i - 1) / 2]->when <= tm->when);
+			CHECK(h->a[(i - 1) / ARITY].when <= h->a[i].when);
 	}
 	size_t n = 0;
 	for (size_t k = 0; k < nall; k++) {
 		if (in[k]) {
 			n++;
-			CHECK(all[k].index < h->n && h->a[all[k].index] == &all[k]);
+			CHECK(all[k].index < h->n && h->a[all[k].index].tm == &all[k]);
 		} else {
 			CHECK(all[k].index == SIZE_MAX);
 		}
@@ -128,7 +132,7 @@ static void random_ops(uint64_t seed, size_t nall, int steps)
 			in[k] = false;
 			model_remove(all[k].when);
 		} else if (h.n) {
-			herd__timer *tm = h.a[0];
+			herd__timer *tm = h.a[0].tm;
 			CHECK_EQ(tm->when, model[0]);
 			herd__timerheap_remove(&h, tm);
 			in[tm - all] = false;
@@ -136,13 +140,13 @@ static void random_ops(uint64_t seed, size_t nall, int steps)
 		}
 		CHECK_EQ(h.n, model_n);
 		if (h.n)
-			CHECK_EQ(h.a[0]->when, model[0]);
+			CHECK_EQ(h.a[0].when, model[0]);
 		if (nall <= 64 || step % 16 == 0)
 			heap_ok(&h, all, in, nall);
 	}
 	/* Drain in order. */
 	for (size_t i = 0; h.n; i++) {
-		herd__timer *tm = h.a[0];
+		herd__timer *tm = h.a[0].tm;
 		CHECK_EQ(tm->when, model[i]);
 		herd__timerheap_remove(&h, tm);
 		in[tm - all] = false;
@@ -184,7 +188,7 @@ TEST(remove_each_position)
 		}
 		heap_ok(&h, all, in, N);
 		/* The timer in heap slot `victim`. */
-		herd__timer *tm = h.a[victim];
+		herd__timer *tm = h.a[victim].tm;
 		herd__timerheap_remove(&h, tm);
 		in[tm - all] = false;
 		CHECK(tm->index == SIZE_MAX);
@@ -192,7 +196,7 @@ TEST(remove_each_position)
 		tm->when = -1;
 		CHECK_OK(herd__timerheap_add(&h, tm));
 		in[tm - all] = true;
-		CHECK(h.a[0] == tm && tm->index == 0);
+		CHECK(h.a[0].tm == tm && tm->index == 0);
 		heap_ok(&h, all, in, N);
 		heap_free(&h);
 	}
@@ -203,11 +207,11 @@ TEST(remove_each_position)
 TEST(remove_sifts_up)
 {
 	herd__timerheap h = {0};
-	/* Inserted in heap order, so each stays in its slot: 0 at the root,
-	 * 100 (slot 1) and 1 (slot 2) below, 101 (slot 3) under 100, and 4 in
-	 * the last slot (13), under 3 on 1's side. Removing 101 moves 4 into
-	 * 100's subtree, where it must rise above 100. */
-	int64_t whens[] = {0, 100, 1, 101, 102, 2, 3, 103, 104, 105, 106, 107, 108, 4};
+	/* Inserted in heap order, so each stays in its slot: 0 at the root;
+	 * 100, 1, 2, 3 in slots 1 to 4; 101 to 104 (slots 5 to 8) under 100;
+	 * 5, 6, 7 and 4 (slots 9 to 12, the last) under 1. Removing 101 moves
+	 * 4 into 100's subtree, where it must rise above 100. */
+	int64_t whens[] = {0, 100, 1, 2, 3, 101, 102, 103, 104, 5, 6, 7, 4};
 	enum { N = sizeof whens / sizeof whens[0] };
 	herd__timer all[N];
 	bool in[N];
@@ -219,11 +223,47 @@ TEST(remove_sifts_up)
 	heap_ok(&h, all, in, N);
 	for (size_t k = 0; k < N; k++)
 		CHECK_EQ(all[k].index, k); /* inserted already in heap order */
-	herd__timerheap_remove(&h, &all[3]); /* 101: 4 takes its slot */
-	in[3] = false;
+	herd__timerheap_remove(&h, &all[5]); /* 101: 4 takes its slot */
+	in[5] = false;
 	heap_ok(&h, all, in, N);
-	CHECK_EQ(all[13].index, 1); /* 4 rose above 100 */
+	CHECK_EQ(all[12].index, 1); /* 4 rose above 100 */
+	CHECK_EQ(all[1].index, 5);  /* and 100 went down */
 	heap_free(&h);
+}
+
+/* Pop takes the earliest each time, in order (equal deadlines in any
+ * order), with the heap whole after each; what is left stays whole. */
+TEST(pop_in_order)
+{
+	enum { N = 3000 };
+	herd__timerheap h = {0};
+	herd__timer *all = calloc(N, sizeof *all);
+	bool *in = calloc(N, sizeof *in);
+	CHECK(all && in);
+	uint64_t seed = 77;
+	for (size_t k = 0; k < N; k++) {
+		all[k] = (herd__timer){.when = (int64_t)unit_below(&seed, N / 4),
+				       .index = SIZE_MAX};
+		CHECK_OK(herd__timerheap_add(&h, &all[k]));
+		in[k] = true;
+	}
+	heap_ok(&h, all, in, N);
+	int64_t last = INT64_MIN;
+	for (size_t k = 0; k < N; k++) {
+		int64_t first = h.a[0].when;
+		herd__timer *tm = herd__timerheap_pop(&h);
+		CHECK(tm->when == first && tm->when >= last);
+		CHECK(tm->index == SIZE_MAX);
+		last = tm->when;
+		in[tm - all] = false;
+		if (k % 97 == 0)
+			heap_ok(&h, all, in, N);
+	}
+	CHECK_EQ(h.n, 0);
+	heap_ok(&h, all, in, N);
+	heap_free(&h);
+	free(all);
+	free(in);
 }
 
 /* Deadlines past WHEN_MAX become INT64_MAX (never); WHEN_MAX and below
@@ -247,7 +287,7 @@ TEST(when_clamp)
 	heap_ok(&h, all, in, N);
 	int64_t last = INT64_MIN;
 	while (h.n) {
-		herd__timer *tm = h.a[0];
+		herd__timer *tm = h.a[0].tm;
 		CHECK(tm->when >= last);
 		last = tm->when;
 		herd__timerheap_remove(&h, tm);
@@ -279,8 +319,8 @@ TEST(growth)
 	}
 	heap_ok(&h, all, in, N);
 	for (size_t k = 0; k < N; k++) {
-		CHECK(h.a[0] == &all[N - 1 - k]);
-		herd__timerheap_remove(&h, h.a[0]);
+		CHECK(h.a[0].tm == &all[N - 1 - k]);
+		herd__timerheap_remove(&h, h.a[0].tm);
 		in[N - 1 - k] = false;
 	}
 	CHECK_EQ(h.cap, 1024);
