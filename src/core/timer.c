@@ -5,14 +5,18 @@
  * A timer lives in the frame of the task that waits (herd__wait), so adding
  * one allocates nothing but, at times, heap array growth. The heap
  * (timerheap.c) is a 4-ary min-heap on `when`, global to the runtime, under
- * timer_lock; each timer knows its index, so a task woken early removes its
- * timer in O(log n). timer_next mirrors the root's deadline (INT64_MAX when
+ * timer_lock, that touches no timer once added; a task woken early removes
+ * its timer in O(1). timer_next mirrors the root's deadline (INT64_MAX when
  * empty), so that workers can poll it without the lock; it is written
  * under the lock with seq_cst, for the idle protocol described in idle.c.
  *
  * Firing claims a task's wake under timer_lock: a timer in the heap means
  * its task is still in that wait (it removes the timer, under the lock,
- * before it returns), so claiming there is safe (see wait.c). Once claimed,
+ * before it returns), so claiming there is safe (see wait.c). A task timer
+ * that fires keeps its stale index if the claim succeeds (the store would
+ * be one more cache miss per wake; its task, woken by it, never reads it),
+ * and gets SIZE_MAX under the lock if another waker won, for the task's
+ * removal to see. Once claimed,
  * the task is the firer's alone and stays parked until readied: so the
  * firer readies it after unlocking, and timer_lock is held only for the
  * heap's work and the claims, not for the run queues and the wakeups of
@@ -46,7 +50,7 @@ int64_t herd_deadline(int64_t timeout)
 
 static void publish_next(herd__rt *rt)
 {
-	int64_t next = rt->timers.n ? rt->timers.a[0].when : INT64_MAX;
+	int64_t next = herd__timerheap_first(&rt->timers);
 	atomic_store_explicit(&rt->timer_next, next, mo_seq_cst);
 }
 
@@ -55,7 +59,8 @@ int herd__timer_add(herd__rt *rt, herd__timer *tm)
 	herd__mutex_lock(&rt->timer_lock);
 	int rc = herd__timerheap_add(&rt->timers, tm);
 	/* A timer that never fires has nobody to wake. */
-	bool earliest = rc == 0 && tm->index == 0 && tm->when != INT64_MAX;
+	bool earliest = rc == 0 && herd__timerheap_is_first(&rt->timers, tm) &&
+			tm->when != INT64_MAX;
 	if (earliest)
 		publish_next(rt);
 	herd__mutex_unlock(&rt->timer_lock);
@@ -70,7 +75,7 @@ static bool heap_unlink(herd__rt *rt, herd__timer *tm)
 {
 	if (tm->index == SIZE_MAX)
 		return false;
-	bool was_root = tm->index == 0;
+	bool was_root = herd__timerheap_is_first(&rt->timers, tm);
 	herd__timerheap_remove(&rt->timers, tm);
 	if (was_root)
 		publish_next(rt);
@@ -80,12 +85,11 @@ static bool heap_unlink(herd__rt *rt, herd__timer *tm)
 void herd__timer_del(herd__rt *rt, herd__timer *tm)
 {
 	/* A task woken by this timer: the firer took it out of the heap and
-	 * is done with it (HERD_ETIMEDOUT is only its result: wait.c). With
-	 * any other waker, a firer may be about to claim the task (having
-	 * taken its timer out): the lock waits for it, so that its claim
-	 * cannot fall on the task's next wait. */
-	if (tm->task && tm->task->wake_result == HERD_ETIMEDOUT &&
-	    tm->index == SIZE_MAX)
+	 * is done with it (HERD_ETIMEDOUT is only its result: wait.c); its
+	 * index is stale. With any other waker, a firer may be about to claim
+	 * the task (having taken its timer out): the lock waits for it, so
+	 * that its claim cannot fall on the task's next wait. */
+	if (tm->task && tm->task->wake_result == HERD_ETIMEDOUT)
 		return;
 	herd__mutex_lock(&rt->timer_lock);
 	heap_unlink(rt, tm);
@@ -151,17 +155,20 @@ int herd__timers_run(herd__worker *w, int64_t now)
 		room = FIRE_BATCH;
 	herd__mutex_lock(&rt->timer_lock);
 	herd__timerheap *h = &rt->timers;
-	while (nwoken + nfire < room && h->n && h->a[0].when <= now) {
-		herd__timer *tm = h->a[0].tm;
-		herd__task *t = tm->task;
-		herd__timerheap_pop(h);
+	while (nwoken + nfire < room && herd__timerheap_first(h) <= now) {
+		herd__task *t;
+		herd__timer *tm = herd__timerheap_pop(h, &t);
 		if (!t) {
+			tm->index = SIZE_MAX;
 			fire[nfire++] = tm;
 			delivery_due(rt, tm, now);
 		} else if (herd__wait_claim(t)) {
 			woken[nwoken++] = t;
+		} else {
+			/* Another waker won: the task leaves on its own, and
+			 * must find its timer out. */
+			tm->index = SIZE_MAX;
 		}
-		/* else another waker won: the task leaves on its own. */
 	}
 	publish_next(rt);
 	herd__mutex_unlock(&rt->timer_lock);
@@ -180,9 +187,7 @@ int herd__timers_run(herd__worker *w, int64_t now)
 
 void herd__timers_fini(herd__rt *rt)
 {
-	free(rt->timers.a);
-	rt->timers.a = NULL;
-	rt->timers.n = rt->timers.cap = 0;
+	herd__timerheap_free(&rt->timers);
 }
 
 int herd_sleep(int64_t deadline)
@@ -232,7 +237,8 @@ int herd__timer_start(herd__rt *rt, herd__timer *tm, int64_t deadline, int64_t p
 	tm->period = period;
 	int rc = herd__timerheap_add(&rt->timers, tm);
 	int64_t when = tm->when; /* as the heap keeps it */
-	bool earliest = rc == 0 && tm->index == 0 && when != INT64_MAX;
+	bool earliest = rc == 0 && herd__timerheap_is_first(&rt->timers, tm) &&
+			when != INT64_MAX;
 	if (earliest)
 		publish_next(rt);
 	herd__mutex_unlock(&rt->timer_lock);
