@@ -4,8 +4,9 @@
  * saturation), herd_sleep (never early, in deadline order across many tasks,
  * its special deadlines and its use outside a task), timers across workers
  * (removed from the middle of the heap while others expire, a timer
- * expiring on one worker while its task is woken on another, deadlines in
- * the past and far in the future) and herd_strerror.
+ * expiring on one worker while its task is woken on another, many removed
+ * timers left in the heap, deadlines in the past and far in the future)
+ * and herd_strerror.
  */
 #include "test.h"
 
@@ -411,6 +412,66 @@ static void far_main(void *arg)
 TEST(deadline_past_and_far)
 {
 	test_run(2, far_main, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+
+/*
+ * Many waits with far deadlines that end early: two tasks play ping-pong
+ * on a channel, every send and receive with a deadline a minute away, so
+ * that each leaves a removed timer behind in the heap (removal is lazy),
+ * while a third task sleeps short sleeps: each must end, never early, with
+ * the removed timers piling up and being cleared around it.
+ */
+#define PP_ROUNDS (20000 / TEST_SCALE)
+
+static herd_chan *pp_ping, *pp_pong;
+static atomic_int pp_over;
+
+static void pp_peer(void *arg)
+{
+	int v;
+
+	for (int i = 0; i < PP_ROUNDS; i++) {
+		CHECK_OK(herd_chan_recv(pp_ping, &v, herd_deadline(60 * HERD_SEC)));
+		CHECK_EQ(v, i);
+		CHECK_OK(herd_chan_send(pp_pong, &v, herd_deadline(60 * HERD_SEC)));
+	}
+}
+
+static void pp_sleeper(void *arg)
+{
+	while (!atomic_load(&pp_over)) {
+		int64_t d = herd_deadline(200 * HERD_USEC);
+		CHECK_EQ(herd_sleep(d), 0);
+		CHECK(herd_now() >= d);
+	}
+}
+
+static void pp_main(void *arg)
+{
+	herd_scope *s;
+	int v;
+
+	pp_ping = make_chan(sizeof(int), 0);
+	pp_pong = make_chan(sizeof(int), 0);
+	CHECK_OK(herd_scope_open(&s));
+	CHECK_OK(herd_go(s, pp_peer, NULL, 0));
+	CHECK_OK(herd_go(s, pp_sleeper, NULL, 0));
+	for (int i = 0; i < PP_ROUNDS; i++) {
+		CHECK_OK(herd_chan_send(pp_ping, &i, herd_deadline(60 * HERD_SEC)));
+		CHECK_OK(herd_chan_recv(pp_pong, &v, herd_deadline(60 * HERD_SEC)));
+		CHECK_EQ(v, i);
+	}
+	atomic_store(&pp_over, 1);
+	CHECK_OK(herd_scope_close(s));
+	CHECK_OK(herd_chan_free(pp_ping));
+	CHECK_OK(herd_chan_free(pp_pong));
+}
+
+TEST(early_wakes_many)
+{
+	test_run(2, pp_main, NULL);
 }
 
 /* ------------------------------------------------------------------ */

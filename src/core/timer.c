@@ -12,17 +12,16 @@
  *
  * Firing claims a task's wake under timer_lock: a timer in the heap means
  * its task is still in that wait (it removes the timer, under the lock,
- * before it returns), so claiming there is safe (see wait.c). A task timer
- * that fires keeps its stale index if the claim succeeds (the store would
- * be one more cache miss per wake; its task, woken by it, never reads it),
- * and gets SIZE_MAX under the lock if another waker won, for the task's
- * removal to see. Once claimed,
- * the task is the firer's alone and stays parked until readied: so the
- * firer readies it after unlocking, and timer_lock is held only for the
- * heap's work and the claims, not for the run queues and the wakeups of
- * idle workers that readying may take. After the claim the firer touches
- * the task only, never the timer: a task woken by its own timer
- * (HERD_ETIMEDOUT) leaves its wait without taking the lock.
+ * before it returns), so claiming there is safe (see wait.c). Once
+ * claimed, the task is the firer's alone and stays parked until readied:
+ * so the firer readies it after unlocking, and timer_lock is held only for
+ * the heap's work and the claims, not for the run queues and the wakeups
+ * of idle workers that readying may take. A fired task timer whose claim
+ * succeeded is not touched again (the store of its index would be one more
+ * cache miss per wake): its task, woken by it (HERD_ETIMEDOUT), leaves its
+ * wait without the lock and without reading it. If another waker won, the
+ * firer marks the timer out (index SIZE_MAX) under the lock, where the
+ * task's removal looks for it.
  *
  * Lock order: timer_lock is taken after object and scope locks and before
  * the scheduler's leaf locks (herd__ready takes those).
@@ -108,7 +107,7 @@ void herd__timer_del(herd__rt *rt, herd__timer *tm)
 /* How late the earliest timer may get while the ring is full. */
 #define OVERDUE_NS (10 * HERD_MSEC)
 
-/* Timers delivered per round of herd__timers_run, at most. */
+/* Timers taken per round of herd__timers_run, at most. */
 #define FIRE_BATCH 32
 
 
