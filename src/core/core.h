@@ -254,18 +254,38 @@ enum { HERD__WAKE_SPIN = 1, HERD__WAKE_CHECK = 2 };
  */
 typedef struct herd__timer {
 	int64_t when;
-	size_t index;       /* in the heap; SIZE_MAX when not in it */
+	size_t index;       /* its record's id in the heap; SIZE_MAX out of it */
 	herd__task *task;
 	int64_t period;     /* deliveries: under timer_lock */
 	unsigned firing;    /* deliveries under way; under timer_lock */
 	void (*deliver)(struct herd__timer *tm, int64_t now);
 } herd__timer;
 
-/* The heap (timerheap.c), under its owner's lock. */
+/* The heap (timerheap.c), under its owner's lock: each slot holds a
+ * deadline and the id of its record, which holds the timer and its task
+ * (tm NULL: removed, the slot left behind), so that sifting and firing
+ * touch no timer. */
+typedef struct herd__timerslot {
+	int64_t when;
+	uint32_t id;
+} herd__timerslot;
+typedef struct herd__timerrec {
+	herd__timer *tm;
+	herd__task *task;
+} herd__timerrec;
 typedef struct herd__timerheap {
-	herd__timer **a;
+	herd__timerslot *a;
+	herd__timerrec *recs; /* by id */
+	uint32_t *spare;      /* the ids not in use */
 	size_t n, cap;
+	size_t ndead;         /* slots whose timer was removed */
 } herd__timerheap;
+
+/* The earliest deadline in the heap, INT64_MAX if it is empty. */
+static inline int64_t herd__timerheap_first(const herd__timerheap *h)
+{
+	return h->n ? h->a[0].when : INT64_MAX;
+}
 /*
  * What the scheduler needs of the poller (io/poll.c), a higher layer: an
  * idle worker sleeps in it, a busy one polls now and then. Installed by
@@ -532,7 +552,15 @@ int herd__current(herd__worker **wp, herd__task **tp);
 /* Inserts tm (a `when` past the latest one kept becomes INT64_MAX,
  * never); -ENOMEM. */
 int herd__timerheap_add(herd__timerheap *h, herd__timer *tm);
+/* Takes tm, which is in the heap, out; O(1). */
 void herd__timerheap_remove(herd__timerheap *h, herd__timer *tm);
+/* Takes the earliest timer out (the heap is not empty) and returns it and
+ * its task. It does not touch the timer: its index is left for the caller
+ * to clear (SIZE_MAX), or to leave stale when nobody will look. */
+herd__timer *herd__timerheap_pop(herd__timerheap *h, herd__task **task);
+/* Whether tm, which is in the heap, is the earliest. */
+bool herd__timerheap_is_first(const herd__timerheap *h, const herd__timer *tm);
+void herd__timerheap_free(herd__timerheap *h);
 #if HERD_CHECKED
 void herd__timerheap_check(const herd__timerheap *h);
 #endif

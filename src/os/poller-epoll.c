@@ -1,7 +1,8 @@
 /*
  * poller-epoll.c - the poller's backend on Linux: an epoll set, with an
  * eventfd that wakes its sleeper and an alarm (a timerfd, os-linux.c) that
- * ends its sleep at a time set after it fell asleep.
+ * ends its sleep at a time set after it fell asleep. The wait's own timeout
+ * has nanosecond precision where the kernel has epoll_pwait2.
  *
  * io/poll.c keeps the bookkeeping (which task waits on which descriptor)
  * and calls only this file's herd__os_poller_* functions, as redis's ae.c
@@ -17,8 +18,11 @@
  */
 #include "os/os.h"
 
+#include <errno.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define WAKE_COOKIE UINT64_MAX
@@ -113,6 +117,36 @@ static int timeout_ms(int64_t deadline)
 	return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
 
+/*
+ * epoll_pwait2 (Linux 5.11) takes its timeout in nanoseconds: a sleeper
+ * waits to the timer's deadline, where epoll_wait's milliseconds, rounded
+ * up so as never to wake early, made every timer up to a millisecond late.
+ * A kernel (or a seccomp filter) without it falls back for good.
+ */
+#if defined(SYS_epoll_pwait2) && __SIZEOF_LONG__ == 8
+static atomic_bool no_pwait2;
+
+static int epoll_wait_until(int fd, struct epoll_event *evs, int max, int64_t deadline)
+{
+	if (deadline > 0 && !atomic_load_explicit(&no_pwait2, mo_relaxed)) {
+		int64_t left = deadline - herd_now();
+		if (left < 0)
+			left = 0;
+		struct timespec ts = {.tv_sec = left / HERD_SEC, .tv_nsec = left % HERD_SEC};
+		int n = (int)syscall(SYS_epoll_pwait2, fd, evs, max, &ts, NULL, 0);
+		if (n >= 0 || (errno != ENOSYS && errno != EPERM))
+			return n;
+		atomic_store_explicit(&no_pwait2, true, mo_relaxed);
+	}
+	return epoll_wait(fd, evs, max, timeout_ms(deadline));
+}
+#else
+static int epoll_wait_until(int fd, struct epoll_event *evs, int max, int64_t deadline)
+{
+	return epoll_wait(fd, evs, max, timeout_ms(deadline));
+}
+#endif
+
 int herd__os_poller_wait(herd__os_poller *p, herd__os_event *out, int max, int64_t deadline)
 {
 	struct epoll_event evs[EVENTS_MAX];
@@ -120,7 +154,7 @@ int herd__os_poller_wait(herd__os_poller *p, herd__os_event *out, int max, int64
 	if (max > EVENTS_MAX)
 		max = EVENTS_MAX;
 	do
-		n = epoll_wait(p->fd, evs, max, timeout_ms(deadline));
+		n = epoll_wait_until(p->fd, evs, max, deadline);
 	while (n < 0 && errno == EINTR && deadline != 0);
 	int k = 0;
 	for (int i = 0; i < n; i++) {
