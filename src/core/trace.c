@@ -176,7 +176,11 @@ void herd__trace_put(herd__trace_buf *b, uint64_t word, const uint64_t *w,
 	herd__trace_chunk *ch = room(b, need + 16);
 	if (!ch) {
 		atomic_fetch_add_explicit(&b->lost, 1, mo_relaxed);
-		b->last_site = ~(uintptr_t)0; /* the next RUN names its site */
+		/* The values this event set for the lane's reader are not
+		 * known to it: the next events give them whole. */
+		b->last_site = ~(uintptr_t)0;
+		b->last_id = 0;
+		b->addr_hi = ~(uint32_t)0;
 		return;
 	}
 	uint64_t now = herd__os_ticks(), dt = now - b->last;
@@ -227,14 +231,14 @@ void herd__trace_site_new(herd__trace_buf *b, uintptr_t site, bool pc)
 static void any_put(herd__trace_buf *b, unsigned kind, uint64_t a, uint64_t bb,
 		    uint64_t c, const char *text, size_t len)
 {
-	if (kind == HERD__TR_SPAWN || kind == HERD__TR_WAKE) {
-		/* A flow's id: a woken task's id, a spawned one's address. */
-		uint64_t id = kind == HERD__TR_WAKE ? ((herd__task *)(uintptr_t)bb)->id : bb;
-		herd__trace_put(b, HERD__TR_WORD(kind, 0), &id, 1, NULL, 0);
-		return;
+	if (kind == HERD__TR_SPAWN) {
+		herd__trace_spawn(b, (herd__task *)(uintptr_t)bb);
+	} else if (kind == HERD__TR_WAKE) {
+		herd__trace_wake_in(b, (herd__task *)(uintptr_t)bb);
+	} else {
+		uint64_t w[HERD__TR_LONG_WORDS] = {a, bb, c, len > TEXT_MAX ? TEXT_MAX : len};
+		herd__trace_put(b, HERD__TR_WORD(kind, 0), w, HERD__TR_LONG_WORDS, text, len);
 	}
-	uint64_t w[HERD__TR_LONG_WORDS] = {a, bb, c, len > TEXT_MAX ? TEXT_MAX : len};
-	herd__trace_put(b, HERD__TR_WORD(kind, 0), w, HERD__TR_LONG_WORDS, text, len);
 }
 
 void herd__trace_any(herd__rt *rt, unsigned kind, uint64_t a, uint64_t b,
@@ -245,10 +249,7 @@ void herd__trace_any(herd__rt *rt, unsigned kind, uint64_t a, uint64_t b,
 		return;
 	herd__worker *w = herd__self();
 	if (w && w->rt == rt && w->trace) {
-		if (kind == HERD__TR_SPAWN)
-			herd__trace_spawn(w, (herd__task *)(uintptr_t)b);
-		else
-			any_put(w->trace, kind, a, b, c, text, len);
+		any_put(w->trace, kind, a, b, c, text, len);
 		return;
 	}
 	herd__mutex_lock(&tr->lock);

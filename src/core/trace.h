@@ -39,6 +39,9 @@ typedef struct herd__trace_buf {
 	uint32_t used;           /* in cur: its `used`, without the load */
 	uint64_t last;           /* the ticks of its last event */
 	uintptr_t last_site;     /* the site of its last RUN */
+	uint64_t last_id;        /* the id of its last first RUN */
+	uint32_t addr_hi;        /* the high half of its last address */
+	void *end_frame;         /* the frame of its last STOP_END, till a RUN */
 	struct herd__trace *tr;
 	uintptr_t seen[HERD__TRACE_SEEN]; /* sites handed to tr->sites */
 	/* The writer's. */
@@ -85,14 +88,15 @@ void herd__trace_any(herd__rt *rt, unsigned kind, uint64_t a, uint64_t b,
 /* Hands a site the producer has not seen to the writer. */
 void herd__trace_site_new(herd__trace_buf *b, uintptr_t site, bool pc);
 
-/* An event of n words (n <= 3) after its first: in the current chunk, with
- * one release store that publishes it. Else the slow side. */
-static inline void herd__trace_ev(herd__trace_buf *b, uint64_t word, unsigned n,
-				  uint64_t x, uint64_t y, uint64_t z)
+/* An event of n words (n <= 3) after its first, at ticks `now`: in the
+ * current chunk, with one release store that publishes it. Else the slow
+ * side (which reads the ticks again). */
+static inline void herd__trace_ev_at(herd__trace_buf *b, uint64_t now, uint64_t word,
+				     unsigned n, uint64_t x, uint64_t y, uint64_t z)
 {
 	herd__trace_chunk *c = b->cur;
 	uint32_t used = b->used, need = 8 * (n + 1);
-	uint64_t now = herd__os_ticks(), dt = now - b->last;
+	uint64_t dt = now - b->last;
 	if (herd__unlikely(used + need > c->size || dt > HERD__TR_DT_MAX)) {
 		uint64_t w[3] = {x, y, z};
 		herd__trace_put(b, word, w, n, NULL, 0);
@@ -111,8 +115,29 @@ static inline void herd__trace_ev(herd__trace_buf *b, uint64_t word, unsigned n,
 	atomic_store_explicit(&c->used, used + need, mo_release);
 }
 
+static inline void herd__trace_ev(herd__trace_buf *b, uint64_t word, unsigned n,
+				  uint64_t x, uint64_t y, uint64_t z)
+{
+	herd__trace_ev_at(b, herd__os_ticks(), word, n, x, y, z);
+}
+
+/* A task's address (a spawn's flow): its low half in x, the whole in the
+ * next word if its high half is not the lane's last (arg HERD__TR_WIDE). */
+static inline unsigned herd__trace_addr(herd__trace_buf *b, herd__task *t, uint64_t *x,
+					uint64_t *wide)
+{
+	uintptr_t a = (uintptr_t)t;
+	*x = (uint64_t)(uint32_t)a << 32;
+	if (herd__likely((uint32_t)((uint64_t)a >> 32) == b->addr_hi))
+		return 0;
+	b->addr_hi = (uint32_t)((uint64_t)a >> 32);
+	*wide = a;
+	return HERD__TR_WIDE;
+}
+
 /* The hooks. The worker's own trace pointer is NULL when tracing is off.
- * A task runs: how it came to (HERD__TR_RUN_FIRST, _WOKEN, or 0). */
+ * A task runs: how it came to (HERD__TR_RUN_FIRST, _WOKEN, or 0). Values
+ * the lane's reader knows already (see trace-fmt.h) take no word. */
 static inline void herd__trace_run(herd__worker *w, herd__task *t, unsigned how)
 {
 	herd__trace_buf *b = w->trace;
@@ -122,21 +147,38 @@ static inline void herd__trace_run(herd__worker *w, herd__task *t, unsigned how)
 	how |= t->flags & HERD__TASK_SITE_PC ? HERD__TR_RUN_SITE_PC : 0;
 	if (herd__unlikely(b->seen[(site >> 3) % HERD__TRACE_SEEN] != site))
 		herd__trace_site_new(b, site, how & HERD__TR_RUN_SITE_PC);
-	/* The lane's last site again (a loop spawning the same function)
-	 * takes no word. A first run ends the spawn's flow, whose id is the
-	 * task's address (it had no id yet). */
-	uint64_t word = HERD__TR_WORD(HERD__TR_RUN, how);
-	if (site == b->last_site) {
-		word |= HERD__TR_WORD(0, HERD__TR_RUN_SAME_SITE);
-		herd__trace_ev(b, word, how & HERD__TR_RUN_FIRST ? 2 : 1, t->id,
-			       (uintptr_t)t, 0);
-		return;
+	uint64_t x, v[3] = {0, 0, 0};
+	unsigned n = 0;
+	if (how & HERD__TR_RUN_FIRST) {
+		how |= herd__trace_addr(b, t, &x, &v[0]);
+		n = (how & HERD__TR_WIDE) != 0;
+		if (t->id == b->last_id + 1 && b->last_id)
+			how |= HERD__TR_RUN_ID_NEXT;
+		else
+			v[n++] = t->id;
+		b->last_id = t->id;
+	} else {
+		x = t->id << 32;
+		if (herd__unlikely(t->id >> 32)) {
+			how |= HERD__TR_WIDE;
+			v[n++] = t->id;
+		}
 	}
-	b->last_site = site;
-	if (how & HERD__TR_RUN_FIRST)
-		herd__trace_ev(b, word, 3, t->id, (uintptr_t)t, site);
-	else
-		herd__trace_ev(b, word, 2, t->id, site, 0);
+	if (site == b->last_site) {
+		how |= HERD__TR_RUN_SAME_SITE;
+	} else {
+		v[n++] = site;
+		b->last_site = site;
+	}
+	/* The task that follows an ending one on its stack, in the same call
+	 * of herd__exit_next (the same frame: no other call of these hooks
+	 * has it), starts when that one ended: no clock read (some 10 ns),
+	 * and a slice that takes the few instructions between. */
+	void *frame = __builtin_frame_address(0);
+	uint64_t now = frame == b->end_frame && (how & HERD__TR_RUN_FIRST) ? b->last
+		       : herd__os_ticks();
+	b->end_frame = NULL;
+	herd__trace_ev_at(b, now, HERD__TR_WORD(HERD__TR_RUN, how) | x, n, v[0], v[1], v[2]);
 }
 
 static inline void herd__trace_stop(herd__worker *w, herd__task *t, unsigned why)
@@ -145,26 +187,38 @@ static inline void herd__trace_stop(herd__worker *w, herd__task *t, unsigned why
 	if (herd__likely(!b))
 		return;
 	uintptr_t obj = (uintptr_t)atomic_load_explicit(&t->wait_obj, mo_relaxed);
+	if (why == HERD__TR_STOP_END)
+		b->end_frame = __builtin_frame_address(0);
 	if (obj && why < HERD__TR_STOP_YIELD)
 		herd__trace_ev(b, HERD__TR_WORD(HERD__TR_STOP, why | HERD__TR_STOP_OBJ), 1, obj, 0, 0);
 	else
 		herd__trace_ev(b, HERD__TR_WORD(HERD__TR_STOP, why), 0, 0, 0, 0);
 }
 
-void herd__trace_wake_foreign(herd__task *t);
-
-/* A task spawned on a worker (see herd__trace_any for the others). */
-static inline void herd__trace_spawn(herd__worker *w, herd__task *t)
+/* A spawn into buffer b (a worker's own, or the shared one, locked). */
+static inline void herd__trace_spawn(herd__trace_buf *b, herd__task *t)
 {
-	herd__trace_ev(w->trace, HERD__TR_WORD(HERD__TR_SPAWN, 0), 1, (uintptr_t)t, 0, 0);
+	uint64_t x, wide = 0;
+	unsigned arg = herd__trace_addr(b, t, &x, &wide);
+	herd__trace_ev(b, HERD__TR_WORD(HERD__TR_SPAWN, arg) | x, arg != 0, wide, 0, 0);
 }
+
+/* A wake into buffer b, as above. */
+static inline void herd__trace_wake_in(herd__trace_buf *b, herd__task *t)
+{
+	unsigned wide = t->id >> 32 ? HERD__TR_WIDE : 0;
+	herd__trace_ev(b, HERD__TR_WORD(HERD__TR_WAKE, wide) | t->id << 32, wide != 0, t->id,
+		       0, 0);
+}
+
+void herd__trace_wake_foreign(herd__task *t);
 
 /* w is the waker's worker, or NULL on a thread that is not one. */
 static inline void herd__trace_wake(herd__worker *w, herd__task *t)
 {
 	if (herd__likely(w)) {
 		if (herd__unlikely(w->trace))
-			herd__trace_ev(w->trace, HERD__TR_WORD(HERD__TR_WAKE, 0), 1, t->id, 0, 0);
+			herd__trace_wake_in(w->trace, t);
 		return;
 	}
 	herd__trace_wake_foreign(t);

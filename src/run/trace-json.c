@@ -41,6 +41,8 @@
 
 struct lane {
 	uint64_t last;      /* ticks of its last event */
+	uint64_t last_id;   /* the id of its last first RUN */
+	uint32_t addr_hi;   /* the high half of its last address */
 	bool open;          /* a task runs: its slice is open */
 	bool site_pc;
 	uint64_t id, site;
@@ -457,17 +459,20 @@ static size_t text_len(const uint64_t *p)
  * the n words left). */
 static size_t event_words(const uint64_t *p, size_t n)
 {
+	unsigned arg = HERD__TR_ARG(p[0]);
 	size_t k;
 	switch (HERD__TR_KIND(p[0])) {
 	case HERD__TR_RUN:
-		k = 2 + !!(HERD__TR_ARG(p[0]) & HERD__TR_RUN_FIRST) +
-		    !(HERD__TR_ARG(p[0]) & HERD__TR_RUN_SAME_SITE);
+		k = 1 + !!(arg & HERD__TR_WIDE) + !(arg & HERD__TR_RUN_SAME_SITE) +
+		    ((arg & HERD__TR_RUN_FIRST) && !(arg & HERD__TR_RUN_ID_NEXT));
 		break;
 	case HERD__TR_STOP:
-		k = HERD__TR_ARG(p[0]) & HERD__TR_STOP_OBJ ? 2 : 1;
+		k = arg & HERD__TR_STOP_OBJ ? 2 : 1;
 		break;
 	case HERD__TR_WAKE:
 	case HERD__TR_SPAWN:
+		k = arg & HERD__TR_WIDE ? 2 : 1;
+		break;
 	case HERD__TR_TIME:
 		k = 2;
 		break;
@@ -480,7 +485,53 @@ static size_t event_words(const uint64_t *p, size_t n)
 	return k <= n ? k : 0;
 }
 
-/* One event of lane l (k words at p). */
+/* A task's address (x, or the next word), and the lane's high half. */
+static uint64_t addr_of(struct lane *l, const uint64_t *p, const uint64_t **next)
+{
+	if (HERD__TR_ARG(p[0]) & HERD__TR_WIDE) {
+		l->addr_hi = (uint32_t)(p[1] >> 32);
+		*next = p + 2;
+		return p[1];
+	}
+	*next = p + 1;
+	return (uint64_t)l->addr_hi << 32 | HERD__TR_X(p[0]);
+}
+
+/* A task's id (x, or the next word). */
+static uint64_t id_of(const uint64_t *p, const uint64_t **next)
+{
+	bool wide = HERD__TR_ARG(p[0]) & HERD__TR_WIDE;
+	*next = p + 1 + wide;
+	return wide ? p[1] : HERD__TR_X(p[0]);
+}
+
+static void run(herd__tconv *c, unsigned lane, int64_t ns, const uint64_t *p)
+{
+	struct lane *l = &c->lanes[lane];
+	unsigned arg = HERD__TR_ARG(p[0]);
+	const uint64_t *q;
+	uint64_t addr = 0, id;
+	if (arg & HERD__TR_RUN_FIRST) {
+		addr = addr_of(l, p, &q);
+		id = arg & HERD__TR_RUN_ID_NEXT ? l->last_id + 1 : *q++;
+		l->last_id = id;
+	} else {
+		id = id_of(p, &q);
+	}
+	if (!(arg & HERD__TR_RUN_SAME_SITE)) {
+		l->site = *q;
+		l->site_pc = arg & HERD__TR_RUN_SITE_PC;
+	}
+	l->open = true;
+	l->id = id;
+	l->ns = ns;
+	if (arg & HERD__TR_RUN_FIRST)
+		flow(c, 'f', lane, ns, addr);
+	else if (arg & HERD__TR_RUN_WOKEN)
+		flow(c, 'f', lane, ns, id);
+}
+
+/* One event of lane l. */
 static void event(herd__tconv *c, unsigned lane, const uint64_t *p)
 {
 	struct lane *l = &c->lanes[lane];
@@ -489,33 +540,24 @@ static void event(herd__tconv *c, unsigned lane, const uint64_t *p)
 		l->last = p[1];
 		return;
 	}
-	l->last += p[0] >> HERD__TR_DT_SHIFT;
+	l->last += HERD__TR_DT(p[0]);
 	int64_t ns = ns_of(c, l->last);
 	c->last_ns = ns > c->last_ns ? ns : c->last_ns;
 	c->events++;
+	const uint64_t *q;
 	switch (kind) {
-	case HERD__TR_RUN: {
-		bool first = arg & HERD__TR_RUN_FIRST;
-		if (!(arg & HERD__TR_RUN_SAME_SITE)) {
-			l->site = p[2 + first];
-			l->site_pc = arg & HERD__TR_RUN_SITE_PC;
-		}
-		l->open = true;
-		l->id = p[1];
-		l->ns = ns;
-		if (first)
-			flow(c, 'f', lane, ns, p[2]);
-		else if (arg & HERD__TR_RUN_WOKEN)
-			flow(c, 'f', lane, ns, p[1]);
+	case HERD__TR_RUN:
+		run(c, lane, ns, p);
 		break;
-	}
 	case HERD__TR_STOP:
 		slice_end(c, lane, ns, arg & ~(unsigned)HERD__TR_STOP_OBJ,
 			  arg & HERD__TR_STOP_OBJ ? p[1] : 0);
 		break;
 	case HERD__TR_WAKE:
+		flow(c, 's', lane, ns, id_of(p, &q));
+		break;
 	case HERD__TR_SPAWN:
-		flow(c, 's', lane, ns, p[1]);
+		flow(c, 's', lane, ns, addr_of(l, p, &q));
 		break;
 	case HERD__TR_PROC:
 		proc_slice(c, ns, p + 1, (const char *)(p + 1 + HERD__TR_LONG_WORDS),
