@@ -54,6 +54,7 @@ struct herd__trace_out {
 	int rfd;                /* the binary file, read back, or -1 */
 	char *path;
 	bool json;              /* JSON as it runs */
+	bool stays_binary;      /* the conversion failed: not tried again */
 	bool seekable;          /* JSON: the closing is written over */
 	int err;                /* the first write's failure, -errno */
 	off_t off;              /* JSON on a file: where the next goes */
@@ -386,8 +387,8 @@ void herd__trace_flush(herd__rt *rt)
 	if (!o)
 		return;
 	round_out(o, rt);
-	if (!o->json && !o->err && ending(rt))
-		to_json(o);
+	if (!o->json && !o->err && !o->stays_binary && ending(rt))
+		o->stays_binary = to_json(o) != 0;
 	else if (o->json)
 		close_for_now(o);
 }

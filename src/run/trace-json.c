@@ -34,8 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OUT_BYTES (64u * 1024)
-#define NAME_MAX_LEN 255u   /* a site's name is cut there */
 #define POINTS_LIVE 4096u   /* converting as the program runs: kept */
 #define TEXT_CAP 4096u      /* a command line (the recorder cuts at 1 KiB) */
 
@@ -55,9 +53,6 @@ struct site_name {
 };
 
 struct herd__tconv {
-	herd__tconv_out out;
-	void *ctx;
-	int err;
 	bool meta;              /* the META frame came */
 	bool whole;             /* a whole file: its points read first */
 	uint32_t nlanes;
@@ -71,138 +66,8 @@ struct herd__tconv {
 	size_t npts, cap_pts, seg; /* seg: the last segment used */
 	struct site_name *sites; /* open addressing, a power of 2 */
 	size_t nsites, cap_sites;
-	size_t n;
-	char buf[OUT_BYTES];
+	herd__jw jw;
 };
-
-/* ------------------------------------------------------------------ */
-/* Output                                                             */
-/* ------------------------------------------------------------------ */
-
-int herd__tconv_flush(herd__tconv *c)
-{
-	if (c->n && !c->err)
-		c->err = c->out(c->ctx, c->buf, c->n);
-	c->n = 0;
-	return c->err;
-}
-
-/*
- * An event is formatted straight into the buffer through a cursor, after
- * reserve() has made room for its longest form: these run for every
- * event, millions of them.
- */
-static char *reserve(herd__tconv *c, size_t n)
-{
-	if (c->n + n > sizeof c->buf)
-		herd__tconv_flush(c);
-	return c->buf + c->n;
-}
-
-static void commit(herd__tconv *c, char *w)
-{
-	c->n = (size_t)(w - c->buf);
-}
-
-#define PUT_LIT(w, s) (memcpy((w), "" s, sizeof(s) - 1), (w) + sizeof(s) - 1)
-
-static char *put_u64(char *w, uint64_t v)
-{
-	char tmp[20];
-	size_t i = sizeof tmp;
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	memcpy(w, tmp + i, sizeof tmp - i);
-	return w + sizeof tmp - i;
-}
-
-/* A quoted hexadecimal string: "0x7f3a...". */
-static char *put_hex(char *w, uint64_t v)
-{
-	char tmp[16];
-	size_t i = sizeof tmp;
-	do {
-		tmp[--i] = "0123456789abcdef"[v & 15];
-		v >>= 4;
-	} while (v);
-	w = PUT_LIT(w, "\"0x");
-	memcpy(w, tmp + i, sizeof tmp - i);
-	w += sizeof tmp - i;
-	*w++ = '"';
-	return w;
-}
-
-/* Nanoseconds as microseconds: 12.345. */
-static char *put_us(char *w, int64_t ns)
-{
-	if (ns < 0)
-		ns = 0;
-	w = put_u64(w, (uint64_t)ns / 1000);
-	*w++ = '.';
-	*w++ = (char)('0' + ns / 100 % 10);
-	*w++ = (char)('0' + ns / 10 % 10);
-	*w++ = (char)('0' + ns % 10);
-	return w;
-}
-
-static char *put_text(char *w, const char *s)
-{
-	size_t n = strlen(s);
-	memcpy(w, s, n);
-	return w + n;
-}
-
-/* The length of the valid UTF-8 sequence at s (n bytes left), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	size_t len = s[0] < 0xc2 ? 0 : s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : s[0] < 0xf5 ? 4 : 0;
-	if (!len || len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	/* Overlong forms, surrogates and code points past U+10FFFF. */
-	if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0) ||
-	    (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
-		return 0;
-	return len;
-}
-
-/* The room a string of len bytes may take, quoted and escaped. */
-#define STR_ROOM(len) (6 * (len) + 2)
-
-/* A JSON string of len bytes of s: any byte may come in (a command line);
- * what is not valid UTF-8 goes out as U+FFFD. */
-static char *put_str(char *w, const char *s, size_t len)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	*w++ = '"';
-	for (size_t i = 0; i < len;) {
-		unsigned char c = u[i];
-		size_t k = 1;
-		if (c == '"' || c == '\\') {
-			*w++ = '\\';
-			*w++ = (char)c;
-		} else if (c < 0x20) {
-			w = PUT_LIT(w, "\\u00");
-			*w++ = "0123456789abcdef"[c >> 4];
-			*w++ = "0123456789abcdef"[c & 15];
-		} else if (c < 0x80) {
-			*w++ = (char)c;
-		} else if ((k = utf8_len(u + i, len - i))) {
-			memcpy(w, s + i, k);
-			w += k;
-		} else {
-			w = PUT_LIT(w, "\\ufffd");
-			k = 1;
-		}
-		i += k;
-	}
-	*w++ = '"';
-	return w;
-}
 
 /* ------------------------------------------------------------------ */
 /* Time                                                               */
@@ -335,19 +200,8 @@ static const char *stop_text(herd__tconv *c, unsigned why)
 	return why < c->nwhy ? c->why[why] : "?";
 }
 
-/* The start of an event of the program: {"ph":"P","pid":1,"tid":L,"ts":T */
-static char *put_head(char *w, char ph, unsigned lane, int64_t ns)
-{
-	w = PUT_LIT(w, "{\"ph\":\"");
-	*w++ = ph;
-	w = PUT_LIT(w, "\",\"pid\":1,\"tid\":");
-	w = put_u64(w, lane);
-	w = PUT_LIT(w, ",\"ts\":");
-	return put_us(w, ns);
-}
-
-/* A task's stretch on a worker, named by its site (as Go's trace names a
- * goroutine by its function), its id in the arguments. */
+/* A task's stretch on a worker ends: its slice, named by its site (as
+ * Go's trace names a goroutine by its function), its id in the arguments. */
 static void slice_end(herd__tconv *c, unsigned lane, int64_t ns, unsigned why, uint64_t obj)
 {
 	struct lane *l = &c->lanes[lane];
@@ -355,98 +209,18 @@ static void slice_end(herd__tconv *c, unsigned lane, int64_t ns, unsigned why, u
 		return; /* its start was lost */
 	l->open = false;
 	char tmp[20];
-	const char *site = site_text(c, l->site, tmp);
-	size_t slen = strnlen(site, NAME_MAX_LEN);
-	const char *stop = stop_text(c, why);
-	size_t stlen = strnlen(stop, 64);
-	char *w = reserve(c, 256 + STR_ROOM(slen) + STR_ROOM(stlen));
-	w = put_head(w, 'X', lane, l->ns);
-	w = PUT_LIT(w, ",\"dur\":");
-	w = put_us(w, ns - l->ns);
-	w = PUT_LIT(w, ",\"name\":");
-	w = put_str(w, site, slen);
-	w = PUT_LIT(w, ",\"args\":{\"task\":");
-	w = put_u64(w, l->id);
-	w = PUT_LIT(w, ",\"stop\":");
-	w = put_str(w, stop, stlen);
-	if (obj) {
-		w = PUT_LIT(w, ",\"on\":");
-		w = put_hex(w, obj);
-	}
-	commit(c, PUT_LIT(w, "}},\n"));
+	herd__jw_slice(&c->jw, lane, l->ns, ns, site_text(c, l->site, tmp), l->id,
+		       stop_text(c, why), obj);
 }
 
-/* A flow: "s" where a task is spawned or woken, "f" where it next runs
- * (bound to the slice it starts: "bp":"e"); its id is the task's. */
-static void flow(herd__tconv *c, char ph, unsigned lane, int64_t ns, uint64_t id)
+static const char *monitor_text(uint64_t what)
 {
-	char *w = reserve(c, 256);
-	w = put_head(w, ph, lane, ns);
-	w = ph == 'f' ? PUT_LIT(w, ",\"bp\":\"e\",\"cat\":\"ready\",\"name\":\"ready\",\"id\":")
-		      : PUT_LIT(w, ",\"cat\":\"ready\",\"name\":\"ready\",\"id\":");
-	w = put_hex(w, id);
-	commit(c, PUT_LIT(w, "},\n"));
-}
-
-static void proc_slice(herd__tconv *c, int64_t end, const uint64_t *w4, const char *text,
-		       size_t len)
-{
-	uint64_t pid = w4[0];
-	int st = (int)(int64_t)w4[1];
-	int64_t start = (int64_t)w4[2] - c->run_ns;
-	char *w = reserve(c, 512 + STR_ROOM(len));
-	w = PUT_LIT(w, "{\"ph\":\"M\",\"pid\":2,\"tid\":");
-	w = put_u64(w, pid);
-	w = PUT_LIT(w, ",\"name\":\"thread_name\",\"args\":{\"name\":\"pid ");
-	w = put_u64(w, pid);
-	w = PUT_LIT(w, "\"}},\n{\"ph\":\"X\",\"pid\":2,\"tid\":");
-	w = put_u64(w, pid);
-	w = PUT_LIT(w, ",\"ts\":");
-	w = put_us(w, start);
-	w = PUT_LIT(w, ",\"dur\":");
-	w = put_us(w, end > start ? end - start : 0);
-	w = st == 0 ? PUT_LIT(w, ",\"cname\":\"good\"") : PUT_LIT(w, ",\"cname\":\"bad\"");
-	w = PUT_LIT(w, ",\"name\":");
-	w = put_str(w, text, len);
-	w = PUT_LIT(w, ",\"args\":{\"pid\":");
-	w = put_u64(w, pid);
-	/* The status as herd.h's HERD_PROC_EXITED and _SIGNALED read it. */
-	if (st >= 0 && st < 256) {
-		w = PUT_LIT(w, ",\"status\":\"exit ");
-		w = put_u64(w, (unsigned)st);
-	} else if (st >= 256) {
-		w = PUT_LIT(w, ",\"status\":\"signal ");
-		w = put_u64(w, (unsigned)(st - 256));
-	} else {
-		w = PUT_LIT(w, ",\"status\":\"unknown (-");
-		w = put_u64(w, (unsigned)-st);
-		*w++ = ')';
-	}
-	commit(c, PUT_LIT(w, "\"}},\n"));
-}
-
-static void instant(herd__tconv *c, unsigned lane, int64_t ns, unsigned kind,
-		    const uint64_t *w4)
-{
-	static const char *const what[] = {
+	static const char *const text[] = {
 		[HERD__TR_MON_RESCUE] = "rescue: a worker's queue moved",
 		[HERD__TR_MON_STUCK] = "every worker stuck",
 		[HERD__TR_MON_DEADLOCK] = "deadlock",
 	};
-	char *w = reserve(c, 256);
-	w = put_head(w, 'i', lane, ns);
-	if (kind == HERD__TR_CANCEL) {
-		w = PUT_LIT(w, ",\"s\":\"t\",\"name\":\"cancel\",\"args\":{\"scope\":");
-		w = put_hex(w, w4[1]);
-	} else {
-		const char *name = w4[0] < sizeof what / sizeof *what && what[w4[0]] ?
-					   what[w4[0]] : "?";
-		w = PUT_LIT(w, ",\"s\":\"g\",\"name\":\"");
-		w = put_text(w, name);
-		w = PUT_LIT(w, "\",\"args\":{\"worker\":");
-		w = put_u64(w, w4[1]);
-	}
-	commit(c, PUT_LIT(w, "}},\n"));
+	return what < sizeof text / sizeof *text && text[what] ? text[what] : "?";
 }
 
 /* A long event's text: its length, as far as a reader believes it. */
@@ -526,9 +300,9 @@ static void run(herd__tconv *c, unsigned lane, int64_t ns, const uint64_t *p)
 	l->id = id;
 	l->ns = ns;
 	if (arg & HERD__TR_RUN_FIRST)
-		flow(c, 'f', lane, ns, addr);
+		herd__jw_flow(&c->jw, 'f', lane, ns, addr);
 	else if (arg & HERD__TR_RUN_WOKEN)
-		flow(c, 'f', lane, ns, id);
+		herd__jw_flow(&c->jw, 'f', lane, ns, id);
 }
 
 /* One event of lane l. */
@@ -554,18 +328,20 @@ static void event(herd__tconv *c, unsigned lane, const uint64_t *p)
 			  arg & HERD__TR_STOP_OBJ ? p[1] : 0);
 		break;
 	case HERD__TR_WAKE:
-		flow(c, 's', lane, ns, id_of(p, &q));
+		herd__jw_flow(&c->jw, 's', lane, ns, id_of(p, &q));
 		break;
 	case HERD__TR_SPAWN:
-		flow(c, 's', lane, ns, addr_of(l, p, &q));
+		herd__jw_flow(&c->jw, 's', lane, ns, addr_of(l, p, &q));
 		break;
 	case HERD__TR_PROC:
-		proc_slice(c, ns, p + 1, (const char *)(p + 1 + HERD__TR_LONG_WORDS),
-			   text_len(p));
+		herd__jw_proc(&c->jw, (int64_t)p[3] - c->run_ns, ns, p[1], (int)(int64_t)p[2],
+			      (const char *)(p + 1 + HERD__TR_LONG_WORDS), text_len(p));
 		break;
 	case HERD__TR_CANCEL:
+		herd__jw_instant(&c->jw, lane, ns, false, "cancel", "scope", p[2], true);
+		break;
 	case HERD__TR_MONITOR:
-		instant(c, lane, ns, kind, p + 1);
+		herd__jw_instant(&c->jw, lane, ns, true, monitor_text(p[1]), "worker", p[2], false);
 		break;
 	}
 }
@@ -581,18 +357,6 @@ static void events(herd__tconv *c, unsigned lane, const uint64_t *p, size_t n)
 /* ------------------------------------------------------------------ */
 /* Frames                                                             */
 /* ------------------------------------------------------------------ */
-
-/* {"ph":"M","pid":P,"tid":T,"name":"thread_name","args":{"name":" */
-static char *put_meta(char *w, unsigned pid, unsigned tid, const char *what)
-{
-	w = PUT_LIT(w, "{\"ph\":\"M\",\"pid\":");
-	w = put_u64(w, pid);
-	w = PUT_LIT(w, ",\"tid\":");
-	w = put_u64(w, tid);
-	w = PUT_LIT(w, ",\"name\":\"");
-	w = put_text(w, what);
-	return PUT_LIT(w, "\",\"args\":{\"name\":\"");
-}
 
 static int meta(herd__tconv *c, const void *payload, size_t len)
 {
@@ -617,33 +381,8 @@ static int meta(herd__tconv *c, const void *payload, size_t len)
 	}
 	c->run_ns = m.run_ns;
 	point_add(c, m.start);
-	char *w = reserve(c, 512);
-	w = PUT_LIT(w, "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"version\":\"herd ");
-	w = put_u64(w, m.version >> 16);
-	*w++ = '.';
-	w = put_u64(w, m.version >> 8 & 255);
-	*w++ = '.';
-	w = put_u64(w, m.version & 255);
-	w = PUT_LIT(w, "\",\"workers\":");
-	w = put_u64(w, m.nworkers);
-	w = PUT_LIT(w, ",\"seed\":\"");
-	w = put_u64(w, m.seed);
-	w = PUT_LIT(w, "\"},\"traceEvents\":[\n");
-	w = put_meta(w, 1, 0, "process_name");
-	w = PUT_LIT(w, "herd (pid ");
-	w = put_u64(w, (uint32_t)m.pid);
-	w = PUT_LIT(w, ")\"}},\n");
-	w = put_meta(w, 1, 0, "thread_name");
-	commit(c, PUT_LIT(w, "supervisor and other threads\"}},\n"));
-	for (unsigned i = 0; i < m.nworkers; i++) {
-		w = put_meta(reserve(c, 256), 1, i + 1, "thread_name");
-		w = PUT_LIT(w, "worker ");
-		w = put_u64(w, i);
-		commit(c, PUT_LIT(w, "\"}},\n"));
-	}
-	w = put_meta(reserve(c, 256), 2, 0, "process_name");
-	commit(c, PUT_LIT(w, "child processes\"}},\n"));
-	return c->err;
+	herd__jw_header(&c->jw, &m);
+	return c->jw.err;
 }
 
 int herd__tconv_frame(herd__tconv *c, unsigned type, unsigned lane, const void *payload,
@@ -666,15 +405,15 @@ int herd__tconv_frame(herd__tconv *c, unsigned type, unsigned lane, const void *
 			uint64_t site;
 			memcpy(&site, payload, 8);
 			const char *name = (const char *)payload + 8;
-			site_add(c, site, name, strnlen(name, len - 8 < NAME_MAX_LEN ?
-							       len - 8 : NAME_MAX_LEN));
+			site_add(c, site, name, strnlen(name, len - 8 < HERD__JW_NAME_MAX ?
+							       len - 8 : HERD__JW_NAME_MAX));
 		}
 		break;
 	case HERD__TRF_EVENTS:
 		events(c, lane, payload, len / 8);
 		break;
 	}
-	return c->err;
+	return c->jw.err;
 }
 
 bool herd__tconv_is_binary(const void *data, size_t len)
@@ -752,8 +491,8 @@ herd__tconv *herd__tconv_new(herd__tconv_out out, void *ctx)
 {
 	herd__tconv *c = calloc(1, sizeof *c);
 	if (c) {
-		c->out = out;
-		c->ctx = ctx;
+		c->jw.out = out;
+		c->jw.ctx = ctx;
 	}
 	return c;
 }
@@ -778,13 +517,12 @@ uint64_t herd__tconv_events(const herd__tconv *c)
 	return c->events;
 }
 
+int herd__tconv_flush(herd__tconv *c)
+{
+	return herd__jw_flush(&c->jw);
+}
+
 int herd__tconv_end(herd__tconv *c, int64_t ns, uint64_t lost)
 {
-	/* The last event has no comma after it: the array closes here. */
-	char *w = reserve(c, 256);
-	w = put_head(w, 'i', 0, ns < 0 ? c->last_ns : ns - c->run_ns);
-	w = PUT_LIT(w, ",\"s\":\"g\",\"name\":\"end\",\"args\":{\"lost_events\":");
-	w = put_u64(w, lost);
-	commit(c, PUT_LIT(w, "}}\n]}\n"));
-	return herd__tconv_flush(c);
+	return herd__jw_end(&c->jw, ns < 0 ? c->last_ns : ns - c->run_ns, lost);
 }
