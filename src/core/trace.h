@@ -44,8 +44,9 @@ typedef struct herd__trace_buf {
 	void *end_frame;         /* the frame of its last STOP_END, till a RUN */
 	struct herd__trace *tr;
 	uintptr_t seen[HERD__TRACE_SEEN]; /* sites handed to tr->sites */
-	/* The writer's. */
-	alignas(HERD__CACHELINE) herd__trace_chunk *head; /* not yet written out */
+	/* The writer's, a line away (calloc'd: no alignment to ask for). */
+	char gap[HERD__CACHELINE];
+	herd__trace_chunk *head; /* not yet written out */
 	uint32_t read;           /* the writer's offset in head */
 	_Atomic uint64_t lost;   /* events dropped for want of memory */
 	/* Chunks the writer has emptied, for the producer to fill again:
