@@ -236,21 +236,26 @@ typedef struct herd_config {
 	 * HERD_TRACE if set. The file is Chrome trace-event JSON, which
 	 * Perfetto (ui.perfetto.dev), chrome://tracing and herd-trace-html
 	 * open: a lane per worker with a slice per stretch of a task on it
-	 * (named "task ID", with its spawn site and why it stopped: the wait's
-	 * reason, "yield" or "end"), arrows from the task that spawned or woke
+	 * (named by its spawn site, with its id and why it stopped: the
+	 * wait's reason, "yield" or "end"), arrows from the task that spawned or woke
 	 * a task to where it next runs, a lane per child process from its
 	 * start to its exit (its command and status), and the cancellations
-	 * and the supervisor's interventions as instants. The supervisor
-	 * writes the events out every few milliseconds while tasks run, each
-	 * time closing the file, so that the file of a program that is
-	 * killed is valid JSON up to then; herd_run writes the rest before
-	 * it returns. Each event costs the worker that
-	 * records it about 40 bytes of memory until the supervisor has
-	 * written it, and the file about 150 bytes. If the file cannot be
-	 * opened, herd_run returns open's -errno, -ENXIO for a FIFO that
-	 * nobody reads (for HERD_TRACE: a warning, and the run goes on
-	 * untraced). Write to a regular file: a pipe's reader holds the
-	 * supervisor up while it does not read.
+	 * and the supervisor's interventions as instants. While the program
+	 * runs, the file holds a compact binary form: the supervisor writes
+	 * the workers' events out as they are every few milliseconds, and
+	 * herd_run converts the file to JSON before it returns (into a new
+	 * file beside it, PATH.XXXXXX, that replaces it), or as soon as the
+	 * run starts to end by a signal or a deadlock. A program killed
+	 * first (kill -9) leaves the binary form, whole up to a few
+	 * milliseconds before: herd-trace-html reads it, and
+	 * `herd-trace-html --json IN OUT` converts it to JSON. Each event
+	 * costs the worker that records it a read of the tick counter and 8
+	 * to 32 bytes, until the supervisor has written it; the JSON about
+	 * 110 bytes. If the file cannot be opened, herd_run returns open's
+	 * -errno, -ENXIO for a FIFO that nobody reads (for HERD_TRACE: a
+	 * warning, and the run goes on untraced). Write to a regular file: a
+	 * pipe gets JSON as the run goes (which costs more), and its reader
+	 * holds the supervisor up while it does not read.
 	 */
 	const char *trace;
 } herd_config;

@@ -1,8 +1,10 @@
 /*
  * test-cli-tracepage.c - herd-trace-html IN.json OUT.html: the timeline's
  * page for any trace in the Chrome trace-event format, a library trace
- * (HERD_TRACE=FILE) as libherd writes one included, and one cut short. The
- * page is opened in headless Chromium (see trace.h).
+ * (HERD_TRACE=FILE) as libherd writes one included, and one cut short;
+ * the binary form a library trace is in while its program runs, which the
+ * tool converts (--json). The page is opened in headless Chromium (see
+ * trace.h).
  */
 #define _GNU_SOURCE
 #include "trace.h"
@@ -153,6 +155,92 @@ TEST(tool_cut_anywhere)
 		free(counts);
 	}
 	free(arr);
+	cli_done(0);
+}
+
+/* A library trace left in its binary form: a program killed mid-run. */
+static void killed_spinner(void *arg)
+{
+	(void)arg;
+	for (;;)
+		if (herd_sleep(herd_deadline(20 * HERD_USEC)) < 0)
+			return;
+}
+
+static void killed_main(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 4; i++)
+		CHECK_OK(herd_go(NULL, killed_spinner, NULL, 0));
+	herd_sleep(herd_deadline(100 * HERD_MSEC)); /* written every few ms */
+	raise(SIGKILL);
+}
+
+/* The number of events of JSON file path, read by python3's json module
+ * (strict); the case fails if it is not valid JSON. */
+static long json_events(const char *path)
+{
+	struct cli_out o;
+	prog_run((const char *const[]){"python3", "-c",
+		"import json, sys\n"
+		"def no(c): raise ValueError(c)\n"
+		"t = json.load(open(sys.argv[1]), parse_constant=no)\n"
+		"print(len(t['traceEvents']))\n", path, NULL}, false, NULL, false, &o);
+	CHECK_RUN(&o, cli_exited(&o, 0));
+	long n = strtol(o.out, NULL, 10);
+	cli_free(&o);
+	return n;
+}
+
+/* [herd] A library trace whose program was killed (kill -9) is left in
+ * the binary form: --json converts it to strict JSON, whole or cut in the
+ * middle (a warning), the page is made from it as it is, and --json
+ * refuses what is not that form. */
+TEST(tool_binary_trace)
+{
+	herd_only();
+	need_python();
+	char bin[96], json[96], page[96];
+	cli_temp(bin, "");
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		herd_config cfg = {.trace = bin};
+		herd_run(&cfg, killed_main, NULL);
+		_exit(0);
+	}
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	char *head = cli_slurp(bin);
+	CHECK(head && !strncmp(head, "HERDTRB1", 8));
+	free(head);
+	cli_flag(json, bin, "json");
+	struct cli_out o;
+	prog_run((const char *const[]){tool(), "--json", bin, json, NULL}, true, NULL, false, &o);
+	CHECK_RUN(&o, cli_exited(&o, 0) && cli_lines(o.err) <= 1);
+	cli_free(&o);
+	long whole = json_events(json);
+	CHECK(whole > 20);
+
+	/* Cut in the middle: fewer events, a warning. */
+	struct stat sb;
+	CHECK(stat(bin, &sb) == 0);
+	CHECK(truncate(bin, sb.st_size / 2 + 3) == 0);
+	prog_run((const char *const[]){tool(), "--json", bin, json, NULL}, true, NULL, false, &o);
+	CHECK_RUN(&o, cli_exited(&o, 0) && cli_lines(o.err) == 1 && strstr(o.err, "cut short"));
+	cli_free(&o);
+	long half = json_events(json);
+	CHECK(half > 10 && half < whole);
+	cli_flag(page, bin, "html");
+	prog_run((const char *const[]){tool(), bin, page, NULL}, true, NULL, false, &o);
+	CHECK_RUN(&o, cli_exited(&o, 0) && strstr(o.err, "cut short"));
+	cli_free(&o);
+
+	/* JSON already, or nothing herd wrote. */
+	prog_run((const char *const[]){tool(), "--json", json, page, NULL}, true, NULL, false, &o);
+	CHECK_RUN(&o, cli_exited(&o, 1) && cli_lines(o.err) == 1 &&
+		  strstr(o.err, "binary form"));
+	cli_free(&o);
 	cli_done(0);
 }
 

@@ -6,8 +6,8 @@
  * hold one slice per stretch of each task with no two slices of a worker
  * overlapping, a task's last slice saying "end" and every other one
  * followed by another of the same task, a spawn flow per spawn, and the
- * child's slice with its pid and status. A program killed mid-run leaves a
- * file that is valid once closed as the format allows; a bad path fails
+ * child's slice with its pid and status. A program killed mid-run leaves
+ * the binary form, which converts to valid JSON, cut anywhere; a bad path fails
  * herd_run (from the config) or only warns (from HERD_TRACE). Stress runs
  * (1 and 4 workers, every kind of event, a thread that is not a worker)
  * keep each worker's slices in order and lose nothing; a pipe whose reader
@@ -15,6 +15,7 @@
  * last moments in the file.
  */
 #include "test.h"
+#include "../src/run/trace-json.h"
 
 #include <herd.h>
 
@@ -168,6 +169,11 @@ static bool json_valid(const char *text, size_t len)
 /* Reading the file                                                   */
 /* ------------------------------------------------------------------ */
 
+struct membuf {
+	char *p;
+	size_t len;
+};
+
 static char *slurp(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "r");
@@ -188,6 +194,39 @@ static char *slurp(const char *path, size_t *len)
 	buf[n] = '\0';
 	*len = n;
 	return buf;
+}
+
+/* The converter herd-trace-html uses (src/run/trace-json.c, in the
+ * library too): a binary trace of len bytes as JSON, which it ends. */
+static int to_mem(void *ctx, const char *buf, size_t len)
+{
+	struct membuf *m = ctx;
+	char *n = realloc(m->p, m->len + len + 1);
+	if (!n)
+		return -ENOMEM;
+	memcpy(n + m->len, buf, len);
+	m->p = n;
+	m->len += len;
+	m->p[m->len] = 0;
+	return 0;
+}
+
+static char *convert(const char *bin, size_t len, size_t *jlen, bool *cut)
+{
+	struct membuf m = {0};
+	herd__tconv *c = herd__tconv_new(to_mem, &m);
+	CHECK(c);
+	/* In memory aligned as the converter reads it (slurp's malloc). */
+	char *copy = malloc(len + 8);
+	CHECK(copy);
+	memcpy(copy, bin, len);
+	CHECK_OK(herd__tconv_file(c, copy, len, cut));
+	CHECK_OK(herd__tconv_end(c, -1, 0));
+	herd__tconv_free(c);
+	free(copy);
+	CHECK(m.p);
+	*jlen = m.len;
+	return m.p;
 }
 
 /* The text of field "key" in one event line: its value, up to , or }. */
@@ -427,29 +466,30 @@ TEST(killed_is_readable)
 	CHECK(waitpid(pid, &st, 0) == pid);
 	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 	size_t len;
-	char *text = slurp(path, &len);
+	char *bin = slurp(path, &len);
 	unlink(path);
-	/* Valid as it is, ending with the last round's events; unless the
-	 * kill came in the middle of a write (the kernel may end one between
-	 * two pages): then a reader cuts it back to the last whole event. */
-	if (!json_valid(text, len)) {
-		char *last = NULL;
-		for (char *p = strstr(text, "},\n"); p; p = strstr(p + 1, "},\n"))
-			last = p;
-		CHECK(last);
-		size_t cut = (size_t)(last - text) + 1;
-		text = realloc(text, cut + 5);
-		CHECK(text);
-		memcpy(text + cut, "\n]}\n", 5);
-		len = cut + 4;
-		fprintf(stderr, "the kill cut a write short; cut back to the last event\n");
-	}
-	CHECK_TEXT(text, json_valid(text, len));
-	CHECK(strstr(text, "herd_trace_open") || strstr(text, "\n]}\n"));
+	/* The binary form, whole up to the last round's events but for a
+	 * write the kill cut short; converted as herd-trace-html does. */
+	CHECK(herd__tconv_is_binary(bin, len));
+	size_t jlen;
+	bool cut;
+	char *text = convert(bin, len, &jlen, &cut);
+	if (cut)
+		fprintf(stderr, "the kill cut a write short\n");
+	CHECK_TEXT(text, json_valid(text, jlen));
 	static struct trace t;
 	parse(text, &t);
 	free(text);
 	CHECK(t.total > 10);
+	/* Cut anywhere, it still reads, up to its last whole event: in the
+	 * middle of the events, of an event, and of a frame's head. */
+	for (size_t at = len / 2; at > len / 2 - 24; at -= 5) {
+		text = convert(bin, at, &jlen, &cut);
+		CHECK(cut);
+		CHECK_TEXT(text, json_valid(text, jlen));
+		free(text);
+	}
+	free(bin);
 }
 
 /* ------------------------------------------------------------------ */

@@ -1,6 +1,7 @@
 /*
  * trace.c - the event recorder behind HERD_TRACE (see trace.h for what is
- * recorded and run/trace-json.c for the file it becomes).
+ * recorded, trace-fmt.h for its form, and run/trace-file.c for the file
+ * it becomes).
  *
  * A buffer is a list of chunks. Its producer (one worker, or any thread
  * holding the recorder's lock for the shared buffer) writes an event past
@@ -19,14 +20,21 @@
  * A chunk that cannot be had drops the event (counted in `lost`, which the
  * file reports): tracing never fails the program.
  *
- * Locks: trace.lock (a leaf) protects the shared buffer's producer side.
+ * Sites: a producer hands each site it has not seen (a direct-mapped
+ * cache, so a site may come twice) to the recorder's list before it
+ * publishes an event that holds it; the writer names the sites of the list
+ * after it has read `used`, so before it writes such an event.
+ *
+ * Locks: trace.lock (a leaf) protects the shared buffer's producer side
+ * and the list of sites (`nsites` is also published, release, for the
+ * writer to check without the lock).
  */
 #include "core/core.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define CHUNK_BYTES (256u * 1024)
+#define CHUNK_BYTES (256u * 1024 - 64) /* with malloc's head: 256 KiB */
 #define TEXT_MAX 1024u /* a longer text (a command line) is cut */
 
 static herd__trace_chunk *chunk_new(void)
@@ -40,10 +48,12 @@ static herd__trace_chunk *chunk_new(void)
 	return c;
 }
 
-static int buf_init(herd__trace_buf *b)
+static int buf_init(herd__trace *tr, herd__trace_buf *b)
 {
 	b->cur = b->head = chunk_new();
-	b->read = 0;
+	b->used = b->read = 0;
+	b->last = tr->start;
+	b->tr = tr;
 	atomic_init(&b->lost, 0);
 	return b->cur ? 0 : -ENOMEM;
 }
@@ -65,10 +75,11 @@ int herd__trace_new(herd__rt *rt)
 	if (!tr)
 		return -ENOMEM;
 	herd__mutex_init(&tr->lock, HERD__RANK_LEAF);
+	tr->start = herd__os_ticks();
 	tr->bufs = calloc(rt->nworkers, sizeof *tr->bufs);
-	int rc = tr->bufs ? buf_init(&tr->other) : -ENOMEM;
+	int rc = tr->bufs ? buf_init(tr, &tr->other) : -ENOMEM;
 	for (unsigned i = 0; !rc && i < rt->nworkers; i++)
-		rc = buf_init(&tr->bufs[i]);
+		rc = buf_init(tr, &tr->bufs[i]);
 	rt->trace = tr;
 	if (rc) {
 		herd__trace_free(rt);
@@ -91,6 +102,7 @@ void herd__trace_free(herd__rt *rt)
 			buf_fini(&tr->bufs[i]);
 	buf_fini(&tr->other);
 	free(tr->bufs);
+	free(tr->sites);
 	free(tr);
 	rt->trace = NULL;
 }
@@ -139,35 +151,94 @@ herd__trace_chunk *herd__trace_next_chunk(herd__trace_buf *b)
 	return n;
 }
 
-void herd__trace_put(herd__trace_buf *b, unsigned kind, uint32_t flags, uint64_t a,
-		     uint64_t bb, uint64_t c, const char *text, size_t len)
+/* The producer: a chunk with room for need bytes, or NULL. */
+static herd__trace_chunk *room(herd__trace_buf *b, uint32_t need)
+{
+	herd__trace_chunk *ch = b->cur;
+	if (b->used + need <= ch->size)
+		return ch;
+	herd__trace_chunk *n = spare_get(b);
+	if (!n)
+		return NULL;
+	atomic_store_explicit(&ch->next, n, mo_release);
+	b->cur = n;
+	b->used = 0;
+	return n;
+}
+
+void herd__trace_put(herd__trace_buf *b, uint64_t word, const uint64_t *w,
+		     unsigned n, const char *text, size_t len)
 {
 	if (len > TEXT_MAX)
 		len = TEXT_MAX;
-	size_t need = sizeof(herd__trace_ev) + ((len + 7) & ~(size_t)7);
-	herd__trace_chunk *ch = b->cur;
-	uint32_t used = atomic_load_explicit(&ch->used, mo_relaxed);
-	if (herd__unlikely(used + need > ch->size)) {
-		herd__trace_chunk *n = spare_get(b);
-		if (!n) {
-			atomic_fetch_add_explicit(&b->lost, 1, mo_relaxed);
+	/* Room for a TIME event too, and the text. */
+	uint32_t need = (uint32_t)(8 * (n + 1) + ((len + 7) & ~(size_t)7));
+	herd__trace_chunk *ch = room(b, need + 16);
+	if (!ch) {
+		atomic_fetch_add_explicit(&b->lost, 1, mo_relaxed);
+		/* The values this event set for the lane's reader are not
+		 * known to it: the next events give them whole. */
+		b->last_site = ~(uintptr_t)0;
+		b->last_id = 0;
+		b->addr_hi = ~(uint32_t)0;
+		return;
+	}
+	uint64_t now = herd__os_ticks(), dt = now - b->last;
+	uint64_t *p = (uint64_t *)(void *)(ch->data + b->used);
+	if ((int64_t)dt < 0) {
+		dt = 0; /* ticks of another CPU, behind: time stands still */
+	} else {
+		b->last = now;
+		if (dt > HERD__TR_DT_MAX) {
+			*p++ = HERD__TR_WORD(HERD__TR_TIME, 0);
+			*p++ = now;
+			dt = 0;
+		}
+	}
+	*p++ = word | dt << HERD__TR_DT_SHIFT;
+	for (unsigned i = 0; i < n; i++)
+		*p++ = w[i];
+	if (len) {
+		p[(len - 1) / 8] = 0; /* the padding */
+		memcpy(p, text, len);
+		p += (len + 7) / 8;
+	}
+	b->used = (uint32_t)((unsigned char *)p - ch->data);
+	atomic_store_explicit(&ch->used, b->used, mo_release);
+}
+
+void herd__trace_site_new(herd__trace_buf *b, uintptr_t site, bool pc)
+{
+	herd__trace *tr = b->tr;
+	herd__mutex_lock(&tr->lock);
+	uint32_t n = atomic_load_explicit(&tr->nsites, mo_relaxed);
+	if (n == tr->sites_cap) {
+		uint32_t cap = n ? 2 * n : 64;
+		herd__trace_site *s = realloc(tr->sites, cap * sizeof *s);
+		if (!s) { /* unnamed: the file shows its address */
+			herd__mutex_unlock(&tr->lock);
 			return;
 		}
-		atomic_store_explicit(&ch->next, n, mo_release);
-		b->cur = ch = n;
-		used = 0;
+		tr->sites = s;
+		tr->sites_cap = cap;
 	}
-	herd__trace_ev *ev = (herd__trace_ev *)(void *)(ch->data + used);
-	ev->ts = (int64_t)herd__os_ticks();
-	ev->kind = (uint16_t)kind;
-	ev->text = (uint16_t)len;
-	ev->flags = flags;
-	ev->a = a;
-	ev->b = bb;
-	ev->c = c;
-	if (len)
-		memcpy(ev + 1, text, len);
-	atomic_store_explicit(&ch->used, used + (uint32_t)need, mo_release);
+	tr->sites[n] = (herd__trace_site){site, pc};
+	atomic_store_explicit(&tr->nsites, n + 1, mo_release);
+	herd__mutex_unlock(&tr->lock);
+	b->seen[(site >> 3) % HERD__TRACE_SEEN] = site;
+}
+
+static void any_put(herd__trace_buf *b, unsigned kind, uint64_t a, uint64_t bb,
+		    uint64_t c, const char *text, size_t len)
+{
+	if (kind == HERD__TR_SPAWN) {
+		herd__trace_spawn(b, (herd__task *)(uintptr_t)bb);
+	} else if (kind == HERD__TR_WAKE) {
+		herd__trace_wake_in(b, (herd__task *)(uintptr_t)bb);
+	} else {
+		uint64_t w[HERD__TR_LONG_WORDS] = {a, bb, c, len > TEXT_MAX ? TEXT_MAX : len};
+		herd__trace_put(b, HERD__TR_WORD(kind, 0), w, HERD__TR_LONG_WORDS, text, len);
+	}
 }
 
 void herd__trace_any(herd__rt *rt, unsigned kind, uint64_t a, uint64_t b,
@@ -178,11 +249,11 @@ void herd__trace_any(herd__rt *rt, unsigned kind, uint64_t a, uint64_t b,
 		return;
 	herd__worker *w = herd__self();
 	if (w && w->rt == rt && w->trace) {
-		herd__trace_put(w->trace, kind, 0, a, b, c, text, len);
+		any_put(w->trace, kind, a, b, c, text, len);
 		return;
 	}
 	herd__mutex_lock(&tr->lock);
-	herd__trace_put(&tr->other, kind, 0, a, b, c, text, len);
+	any_put(&tr->other, kind, a, b, c, text, len);
 	herd__mutex_unlock(&tr->lock);
 }
 

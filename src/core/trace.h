@@ -1,9 +1,10 @@
 /*
  * trace.h - the event recorder behind HERD_TRACE (trace.c): what each
  * worker runs, why a task stops, who wakes whom, spawns, child processes,
- * cancellations and the supervisor's interventions. The core records;
- * run/trace-json.c writes the events out as Chrome trace-event JSON.
- * Included by core.h, after herd__worker.
+ * cancellations and the supervisor's interventions. The core records, in
+ * the compact binary form of trace-fmt.h; run/trace-file.c writes the
+ * chunks out as they are and run/trace-json.c turns them into Chrome
+ * trace-event JSON. Included by core.h, after herd__worker.
  *
  * Each worker appends to its own buffer, a list of chunks, with plain
  * stores and one release store of the chunk's `used` count per event: no
@@ -11,54 +12,16 @@
  * supervisor) reads up to `used` (acquire), and moves to the next chunk
  * once the worker has linked one (release) and it has read the last
  * event. Threads that are not workers share one buffer under a lock.
+ * A producer names each site once (a small cache of those it has handed
+ * over): the writer must name a site before it writes an event that
+ * holds it, since the site's pointer means nothing outside the process.
  * When tracing is off, every hook costs a test of a pointer in the
  * worker's own line (herd__worker.trace).
  */
 #ifndef HERD_CORE_TRACE_H
 #define HERD_CORE_TRACE_H
 
-/* What an event says; a, b and c per kind. */
-enum {
-	HERD__TR_RUN = 1,  /* a worker runs a task: a = id, b = the task (flow),
-			    * c = its site; flags HERD__TR_RUN_* */
-	HERD__TR_STOP,     /* it stops: a = id, b = HERD__TR_STOP_*, or the
-			    * wait's HERD__WHY_*; c = the waited object */
-	HERD__TR_WAKE,     /* a task readies another: b = the task (flow) */
-	HERD__TR_SPAWN,    /* a task is spawned: b = the task (flow) */
-	HERD__TR_PROC,     /* a child process ended: a = pid, b = its wait
-			    * status, c = when it started; text: its command */
-	HERD__TR_CANCEL,   /* a scope was canceled: b = the scope */
-	HERD__TR_MONITOR,  /* the supervisor: a = HERD__TR_MON_*, b = worker */
-};
-
-/* HERD__TR_RUN's flags. */
-enum {
-	HERD__TR_RUN_SITE_PC = 1, /* c is a return address, not text */
-	HERD__TR_RUN_FIRST = 2,   /* its first run: a spawn's flow ends */
-	HERD__TR_RUN_WOKEN = 4,   /* after a wait: a wake's flow ends */
-};
-
-/* HERD__TR_STOP's b besides the wait reasons (which are below 64). */
-enum {
-	HERD__TR_STOP_YIELD = 64,
-	HERD__TR_STOP_END,
-};
-
-/* HERD__TR_MONITOR's a. */
-enum {
-	HERD__TR_MON_RESCUE = 1, /* a worker's queue moved to the global queue */
-	HERD__TR_MON_STUCK,      /* every worker stuck on one task */
-	HERD__TR_MON_DEADLOCK,   /* the deadlock report */
-};
-
-/* One event; `text` bytes follow it, padded to 8 bytes. */
-typedef struct herd__trace_ev {
-	int64_t ts;             /* herd__os_ticks() */
-	uint16_t kind;
-	uint16_t text;
-	uint32_t flags;
-	uint64_t a, b, c;
-} herd__trace_ev;
+#include "core/trace-fmt.h"
 
 typedef struct herd__trace_chunk {
 	struct herd__trace_chunk *_Atomic next; /* linked when full (release) */
@@ -67,22 +30,45 @@ typedef struct herd__trace_chunk {
 	alignas(8) unsigned char data[];
 } herd__trace_chunk;
 
+#define HERD__TRACE_SEEN 64u /* sites a producer knows are named */
+
 /* A producer's buffer: its chunks, oldest first. */
 typedef struct herd__trace_buf {
-	herd__trace_chunk *cur;  /* the producer's */
-	herd__trace_chunk *head; /* the writer's: not yet written out */
+	/* The producer's. */
+	herd__trace_chunk *cur;
+	uint32_t used;           /* in cur: its `used`, without the load */
+	uint64_t last;           /* the ticks of its last event */
+	uintptr_t last_site;     /* the site of its last RUN */
+	uint64_t last_id;        /* the id of its last first RUN */
+	uint32_t addr_hi;        /* the high half of its last address */
+	void *end_frame;         /* the frame of its last STOP_END, till a RUN */
+	struct herd__trace *tr;
+	uintptr_t seen[HERD__TRACE_SEEN]; /* sites handed to tr->sites */
+	/* The writer's, a line away (calloc'd: no alignment to ask for). */
+	char gap[HERD__CACHELINE];
+	herd__trace_chunk *head; /* not yet written out */
 	uint32_t read;           /* the writer's offset in head */
 	_Atomic uint64_t lost;   /* events dropped for want of memory */
 	/* Chunks the writer has emptied, for the producer to fill again:
 	 * each slot is taken and given by exchange. */
-	herd__trace_chunk *_Atomic spare[4];
+	herd__trace_chunk *_Atomic spare[16];
 } herd__trace_buf;
+
+/* A task's site, for the writer to name. */
+typedef struct herd__trace_site {
+	uintptr_t site;
+	bool pc;                 /* a return address, not text */
+} herd__trace_site;
 
 /* The runtime's recorder: rt->trace while tracing. */
 typedef struct herd__trace {
-	herd__mutex lock;        /* other: threads that are not workers */
-	herd__trace_buf other;
+	herd__mutex lock;        /* other's producer side, and sites */
+	herd__trace_buf other;   /* threads that are not workers */
 	herd__trace_buf *bufs;   /* one per worker */
+	uint64_t start;          /* the ticks the lanes count from */
+	herd__trace_site *sites; /* sites seen, in order; grows */
+	uint32_t sites_cap;
+	_Atomic uint32_t nsites; /* published (release) under lock */
 } herd__trace;
 
 /* Makes the recorder and the workers' buffers: 0 or -ENOMEM. Before the
@@ -93,28 +79,137 @@ void herd__trace_free(herd__rt *rt);
  * may free it and go on to the next (it has read all of it). */
 herd__trace_chunk *herd__trace_next_chunk(herd__trace_buf *b);
 
-void herd__trace_put(herd__trace_buf *b, unsigned kind, uint32_t flags, uint64_t a,
-		     uint64_t bb, uint64_t c, const char *text, size_t len);
-/* From any thread: a worker's own buffer, or the shared one. */
+/* The slow side of an event: a new chunk, ticks that do not fit, text. */
+void herd__trace_put(herd__trace_buf *b, uint64_t word, const uint64_t *w,
+		     unsigned n, const char *text, size_t len);
+/* From any thread: a worker's own buffer, or the shared one. A spawn's or
+ * a wake's b is the task, whose id goes out. */
 void herd__trace_any(herd__rt *rt, unsigned kind, uint64_t a, uint64_t b,
 		     uint64_t c, const char *text, size_t len);
+/* Hands a site the producer has not seen to the writer. */
+void herd__trace_site_new(herd__trace_buf *b, uintptr_t site, bool pc);
+
+/* An event of n words (n <= 3) after its first, at ticks `now`: in the
+ * current chunk, with one release store that publishes it. Else the slow
+ * side (which reads the ticks again). */
+static inline void herd__trace_ev_at(herd__trace_buf *b, uint64_t now, uint64_t word,
+				     unsigned n, uint64_t x, uint64_t y, uint64_t z)
+{
+	herd__trace_chunk *c = b->cur;
+	uint32_t used = b->used, need = 8 * (n + 1);
+	uint64_t dt = now - b->last;
+	if (herd__unlikely(used + need > c->size || dt > HERD__TR_DT_MAX)) {
+		uint64_t w[3] = {x, y, z};
+		herd__trace_put(b, word, w, n, NULL, 0);
+		return;
+	}
+	b->last = now;
+	uint64_t *p = (uint64_t *)(void *)(c->data + used);
+	p[0] = word | dt << HERD__TR_DT_SHIFT;
+	if (n > 0)
+		p[1] = x;
+	if (n > 1)
+		p[2] = y;
+	if (n > 2)
+		p[3] = z;
+	b->used = used + need;
+	atomic_store_explicit(&c->used, used + need, mo_release);
+}
+
+static inline void herd__trace_ev(herd__trace_buf *b, uint64_t word, unsigned n,
+				  uint64_t x, uint64_t y, uint64_t z)
+{
+	herd__trace_ev_at(b, herd__os_ticks(), word, n, x, y, z);
+}
+
+/* A task's address (a spawn's flow): its low half in x, the whole in the
+ * next word if its high half is not the lane's last (arg HERD__TR_WIDE). */
+static inline unsigned herd__trace_addr(herd__trace_buf *b, herd__task *t, uint64_t *x,
+					uint64_t *wide)
+{
+	uintptr_t a = (uintptr_t)t;
+	*x = (uint64_t)(uint32_t)a << 32;
+	if (herd__likely((uint32_t)((uint64_t)a >> 32) == b->addr_hi))
+		return 0;
+	b->addr_hi = (uint32_t)((uint64_t)a >> 32);
+	*wide = a;
+	return HERD__TR_WIDE;
+}
 
 /* The hooks. The worker's own trace pointer is NULL when tracing is off.
- * A task runs: how it came to (HERD__TR_RUN_FIRST, _WOKEN, or 0). */
+ * A task runs: how it came to (HERD__TR_RUN_FIRST, _WOKEN, or 0). Values
+ * the lane's reader knows already (see trace-fmt.h) take no word. */
 static inline void herd__trace_run(herd__worker *w, herd__task *t, unsigned how)
 {
-	if (herd__unlikely(w->trace))
-		herd__trace_put(w->trace, HERD__TR_RUN,
-				how | (t->flags & HERD__TASK_SITE_PC ? HERD__TR_RUN_SITE_PC : 0),
-				t->id, (uintptr_t)t, (uintptr_t)t->site, NULL, 0);
+	herd__trace_buf *b = w->trace;
+	if (herd__likely(!b))
+		return;
+	uintptr_t site = (uintptr_t)t->site;
+	how |= t->flags & HERD__TASK_SITE_PC ? HERD__TR_RUN_SITE_PC : 0;
+	if (herd__unlikely(b->seen[(site >> 3) % HERD__TRACE_SEEN] != site))
+		herd__trace_site_new(b, site, how & HERD__TR_RUN_SITE_PC);
+	uint64_t x, v[3] = {0, 0, 0};
+	unsigned n = 0;
+	if (how & HERD__TR_RUN_FIRST) {
+		how |= herd__trace_addr(b, t, &x, &v[0]);
+		n = (how & HERD__TR_WIDE) != 0;
+		if (t->id == b->last_id + 1 && b->last_id)
+			how |= HERD__TR_RUN_ID_NEXT;
+		else
+			v[n++] = t->id;
+		b->last_id = t->id;
+	} else {
+		x = t->id << 32;
+		if (herd__unlikely(t->id >> 32)) {
+			how |= HERD__TR_WIDE;
+			v[n++] = t->id;
+		}
+	}
+	if (site == b->last_site) {
+		how |= HERD__TR_RUN_SAME_SITE;
+	} else {
+		v[n++] = site;
+		b->last_site = site;
+	}
+	/* The task that follows an ending one on its stack, in the same call
+	 * of herd__exit_next (the same frame: no other call of these hooks
+	 * has it), starts when that one ended: no clock read (some 10 ns),
+	 * and a slice that takes the few instructions between. */
+	void *frame = __builtin_frame_address(0);
+	uint64_t now = frame == b->end_frame && (how & HERD__TR_RUN_FIRST) ? b->last
+		       : herd__os_ticks();
+	b->end_frame = NULL;
+	herd__trace_ev_at(b, now, HERD__TR_WORD(HERD__TR_RUN, how) | x, n, v[0], v[1], v[2]);
 }
 
 static inline void herd__trace_stop(herd__worker *w, herd__task *t, unsigned why)
 {
-	if (herd__unlikely(w->trace))
-		herd__trace_put(w->trace, HERD__TR_STOP, 0, t->id, why,
-				(uintptr_t)atomic_load_explicit(&t->wait_obj, mo_relaxed),
-				NULL, 0);
+	herd__trace_buf *b = w->trace;
+	if (herd__likely(!b))
+		return;
+	uintptr_t obj = (uintptr_t)atomic_load_explicit(&t->wait_obj, mo_relaxed);
+	if (why == HERD__TR_STOP_END)
+		b->end_frame = __builtin_frame_address(0);
+	if (obj && why < HERD__TR_STOP_YIELD)
+		herd__trace_ev(b, HERD__TR_WORD(HERD__TR_STOP, why | HERD__TR_STOP_OBJ), 1, obj, 0, 0);
+	else
+		herd__trace_ev(b, HERD__TR_WORD(HERD__TR_STOP, why), 0, 0, 0, 0);
+}
+
+/* A spawn into buffer b (a worker's own, or the shared one, locked). */
+static inline void herd__trace_spawn(herd__trace_buf *b, herd__task *t)
+{
+	uint64_t x, wide = 0;
+	unsigned arg = herd__trace_addr(b, t, &x, &wide);
+	herd__trace_ev(b, HERD__TR_WORD(HERD__TR_SPAWN, arg) | x, arg != 0, wide, 0, 0);
+}
+
+/* A wake into buffer b, as above. */
+static inline void herd__trace_wake_in(herd__trace_buf *b, herd__task *t)
+{
+	unsigned wide = t->id >> 32 ? HERD__TR_WIDE : 0;
+	herd__trace_ev(b, HERD__TR_WORD(HERD__TR_WAKE, wide) | t->id << 32, wide != 0, t->id,
+		       0, 0);
 }
 
 void herd__trace_wake_foreign(herd__task *t);
@@ -124,7 +219,7 @@ static inline void herd__trace_wake(herd__worker *w, herd__task *t)
 {
 	if (herd__likely(w)) {
 		if (herd__unlikely(w->trace))
-			herd__trace_put(w->trace, HERD__TR_WAKE, 0, 0, (uintptr_t)t, 0, NULL, 0);
+			herd__trace_wake_in(w->trace, t);
 		return;
 	}
 	herd__trace_wake_foreign(t);

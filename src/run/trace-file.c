@@ -1,0 +1,422 @@
+/*
+ * trace-file.c - HERD_TRACE's file while the program runs: the recorder's
+ * chunks (core/trace.c) written out as they are, in the binary form of
+ * core/trace-fmt.h, and turned into Chrome trace-event JSON
+ * (trace-json.c) once the run ends.
+ *
+ * Why binary: a busy program records millions of events a second, and
+ * their JSON is some 100 bytes each; formatting and writing that much
+ * while the program runs took more CPU than the program. A chunk goes out
+ * with one write of the bytes the worker stored, some 16 per event.
+ *
+ * When. At each of its rounds (every few milliseconds while the workers
+ * run) the supervisor writes a point (the ticks and the clock, read
+ * together), then the names of the sites seen since the last round, then
+ * what each worker has published. A program killed mid-run leaves the
+ * binary form, whole up to its last round but for the last frame, which
+ * readers (herd-trace-html) cut back to its last whole event. herd_run's
+ * end writes the rest and converts the file: JSON goes to a new file
+ * beside it (PATH.XXXXXX), which then replaces it (rename), so that a
+ * kill during the conversion still leaves the binary form whole. If
+ * that fails, the file stays binary, with a warning.
+ *
+ * JSON as it runs. A file that cannot seek (a pipe) gets the JSON as the
+ * rounds go, converted as they are written out (the cost the binary form
+ * avoids). So does the file of a run that is ending by a fatal signal or
+ * for a deadlock, which the process may not live to convert at the end:
+ * it is converted at once, and after each round's events comes a closing
+ * (an event viewers ignore and the "]}") that the next round writes over,
+ * so that the file is valid JSON between rounds. A reader of a pipe that
+ * goes away makes the writes fail (EPIPE) without the SIGPIPE that would
+ * end the run.
+ *
+ * Locks: none of its own. Only the supervisor's thread writes, during the
+ * run, and herd_run's at its end, after the supervisor has returned. The
+ * recorder's lock is taken to read its list of sites.
+ */
+#include "run/run.h"
+#include "run/trace-json.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+struct herd__trace_out {
+	int fd;                 /* the file (or the pipe) written */
+	int rfd;                /* the binary file, read back, or -1 */
+	char *path;
+	bool json;              /* JSON as it runs */
+	bool stays_binary;      /* the conversion failed: not tried again */
+	bool seekable;          /* JSON: the closing is written over */
+	int err;                /* the first write's failure, -errno */
+	off_t off;              /* JSON on a file: where the next goes */
+	herd__tconv *conv;      /* JSON: the converter */
+	uint32_t sites_done;    /* rt->trace->sites written so far */
+};
+
+/* ------------------------------------------------------------------ */
+/* Output                                                             */
+/* ------------------------------------------------------------------ */
+
+/* write(2) to a pipe or a socket, whose reader may have gone: EPIPE, and
+ * not the SIGPIPE, which herd takes on this thread as a reason to end the
+ * run (run/signal.c). The signal is blocked around the write and, if the
+ * write raised it, taken back; one that was pending already is left. */
+static ssize_t write_no_sigpipe(int fd, const void *buf, size_t len)
+{
+	sigset_t pipe_set, old, pending;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigpending(&pending);
+	bool was_pending = sigismember(&pending, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	ssize_t k = write(fd, buf, len);
+	int e = errno;
+	if (k < 0 && e == EPIPE && !was_pending) {
+		static const struct timespec zero = {0, 0};
+		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = e;
+	return k;
+}
+
+/* JSON: writes len bytes at o->off (on a file) and moves past them if
+ * `advance`. */
+static void json_write(struct herd__trace_out *o, const char *buf, size_t len, bool advance)
+{
+	off_t at = o->off;
+	for (size_t done = 0; done < len && !o->err;) {
+		ssize_t k = o->seekable ? pwrite(o->fd, buf + done, len - done, at)
+					: write_no_sigpipe(o->fd, buf + done, len - done);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			o->err = k < 0 ? -errno : -EIO;
+		} else {
+			done += (size_t)k;
+			at += k;
+		}
+	}
+	if (advance)
+		o->off = at;
+}
+
+static int json_out(void *ctx, const char *buf, size_t len)
+{
+	struct herd__trace_out *o = ctx;
+	json_write(o, buf, len, true);
+	return o->err;
+}
+
+/* What ends the JSON until the next round writes over it. */
+static void close_for_now(struct herd__trace_out *o)
+{
+	static const char closing[] =
+		"{\"ph\":\"M\",\"pid\":1,\"tid\":0,\"name\":\"herd_trace_open\",\"args\":{}}\n]}\n";
+	herd__tconv_flush(o->conv);
+	if (o->seekable)
+		json_write(o, closing, sizeof closing - 1, false);
+}
+
+/* Binary: the whole of iov (n of them, changed) at the file's end. */
+static void bin_write(struct herd__trace_out *o, struct iovec *iov, int n)
+{
+	while (n && !o->err) {
+		ssize_t k = writev(o->fd, iov, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			o->err = k < 0 ? -errno : -EIO;
+			return;
+		}
+		for (; n && (size_t)k >= iov->iov_len; iov++, n--)
+			k -= (ssize_t)iov->iov_len;
+		if (n) {
+			iov->iov_base = (char *)iov->iov_base + k;
+			iov->iov_len -= (size_t)k;
+		}
+	}
+}
+
+/* One frame: to the file, or to the converter. */
+static void frame(struct herd__trace_out *o, unsigned type, unsigned lane,
+		  const void *payload, size_t len)
+{
+	if (o->json) {
+		int rc = herd__tconv_frame(o->conv, type, lane, payload, len);
+		if (rc && !o->err)
+			o->err = rc;
+		return;
+	}
+	static const char pad[8];
+	herd__trf_head h = {.type = (uint8_t)type, .lane = (uint16_t)lane,
+			    .len = (uint32_t)len};
+	struct iovec iov[3] = {{&h, sizeof h}, {(void *)payload, len},
+			       {(void *)pad, -len & 7}};
+	bin_write(o, iov, 3);
+}
+
+/* ------------------------------------------------------------------ */
+/* Rounds                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Names the sites the workers have seen since the last time. */
+static void sites(struct herd__trace_out *o, herd__trace *tr)
+{
+	uint32_t n = atomic_load_explicit(&tr->nsites, mo_acquire);
+	for (; o->sites_done < n; o->sites_done++) {
+		herd__mutex_lock(&tr->lock); /* the list may move */
+		herd__trace_site s = tr->sites[o->sites_done];
+		herd__mutex_unlock(&tr->lock);
+		struct {
+			uint64_t site;
+			char name[256];
+		} f = {.site = s.site};
+		if (s.pc)
+			herd__symbolize(s.site - 1, f.name, sizeof f.name);
+		else
+			strncpy(f.name, (const char *)s.site, sizeof f.name - 1);
+		frame(o, HERD__TRF_SITE, 0, &f, 8 + strlen(f.name) + 1);
+	}
+}
+
+/* Writes what buffer b has published. */
+static void drain(struct herd__trace_out *o, herd__trace *tr, herd__trace_buf *b,
+		  unsigned lane)
+{
+	herd__trace_chunk *c;
+	while ((c = herd__trace_next_chunk(b))) {
+		uint32_t used = atomic_load_explicit(&c->used, mo_acquire);
+		if (b->read >= used)
+			return; /* nothing new, and no next chunk yet */
+		/* After `used`: the sites of its events were handed over. */
+		sites(o, tr);
+		frame(o, HERD__TRF_EVENTS, lane, c->data + b->read, used - b->read);
+		b->read = used;
+	}
+}
+
+static void round_out(struct herd__trace_out *o, herd__rt *rt)
+{
+	herd__trf_point p = {herd__os_ticks(), herd_now()};
+	frame(o, HERD__TRF_POINT, 0, &p, sizeof p);
+	herd__trace *tr = rt->trace;
+	drain(o, tr, &tr->other, 0);
+	for (unsigned i = 0; i < rt->nworkers; i++)
+		drain(o, tr, &tr->bufs[i], i + 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* The conversion                                                     */
+/* ------------------------------------------------------------------ */
+
+/* The binary file so far becomes JSON in PATH.XXXXXX, which replaces it;
+ * from then on the JSON goes on as the rounds go. On a failure, the file
+ * stays binary (and o->err is left as it was). */
+static int to_json(struct herd__trace_out *o)
+{
+	struct stat st;
+	if (fstat(o->rfd, &st) < 0)
+		return -errno;
+	size_t len = (size_t)st.st_size;
+	void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, o->rfd, 0);
+	if (map == MAP_FAILED)
+		return -errno;
+	size_t plen = strlen(o->path);
+	char *tmp = malloc(plen + 8);
+	int tfd = -1, rc = tmp ? 0 : -ENOMEM;
+	if (tmp) {
+		memcpy(tmp, o->path, plen);
+		memcpy(tmp + plen, ".XXXXXX", 8);
+		tfd = mkostemp(tmp, O_CLOEXEC);
+		if (tfd < 0 || fchmod(tfd, st.st_mode & 07777) < 0)
+			rc = -errno;
+	}
+	herd__tconv *conv = rc ? NULL : herd__tconv_new(json_out, o);
+	if (!rc && !conv)
+		rc = -ENOMEM;
+	int bin_fd = o->fd, bin_err = o->err;
+	if (!rc) {
+		o->fd = tfd;
+		o->seekable = true;
+		o->off = 0;
+		o->err = 0;
+		o->conv = conv;
+		bool cut;
+		rc = herd__tconv_file(conv, map, len, &cut);
+		if (!rc)
+			rc = herd__tconv_flush(conv);
+		if (!rc && rename(tmp, o->path) < 0)
+			rc = -errno;
+	}
+	munmap(map, len);
+	if (rc) {
+		if (tfd >= 0) {
+			unlink(tmp);
+			close(tfd);
+		}
+		herd__tconv_free(conv);
+		o->conv = NULL;
+		o->fd = bin_fd;
+		o->err = bin_err;
+		o->seekable = false;
+	} else {
+		close(bin_fd);
+		close(o->rfd);
+		o->rfd = -1;
+		o->json = true;
+		close_for_now(o);
+	}
+	free(tmp);
+	return rc;
+}
+
+/* A run that may end without herd_run's end: a fatal signal, a deadlock. */
+static bool ending(herd__rt *rt)
+{
+	return atomic_load_explicit(&rt->run->sig.fatal, mo_relaxed) ||
+	       rt->run->deadlock.found;
+}
+
+/* ------------------------------------------------------------------ */
+/* The file                                                           */
+/* ------------------------------------------------------------------ */
+
+/* The META frame: what the converter needs besides the events. */
+static int meta(struct herd__trace_out *o, herd__rt *rt)
+{
+	size_t len = sizeof(herd__trf_meta);
+	for (unsigned i = 0; i < HERD__WHY_COUNT; i++)
+		len += strlen(herd__why_name(i)) + 1;
+	char *buf = malloc(len);
+	if (!buf)
+		return -ENOMEM;
+	herd__trf_meta m = {
+		.nworkers = rt->nworkers, .pid = (int32_t)rt->pid, .seed = rt->seed,
+		.start = {rt->trace->start, herd_now()}, .run_ns = rt->start_ns,
+		.version = HERD_VERSION_MAJOR << 16 | HERD_VERSION_MINOR << 8 |
+			   HERD_VERSION_PATCH,
+		.nwhy = HERD__WHY_COUNT,
+	};
+	memcpy(buf, &m, sizeof m);
+	char *w = buf + sizeof m;
+	for (unsigned i = 0; i < HERD__WHY_COUNT; i++)
+		w = stpcpy(w, herd__why_name(i)) + 1;
+	if (!o->json) {
+		struct iovec iov = {HERD__TRB_MAGIC, 8};
+		bin_write(o, &iov, 1);
+	}
+	frame(o, HERD__TRF_META, 0, buf, len);
+	free(buf);
+	if (o->json)
+		close_for_now(o);
+	return 0;
+}
+
+static void out_free(struct herd__trace_out *o)
+{
+	if (o->rfd >= 0)
+		close(o->rfd);
+	herd__tconv_free(o->conv);
+	free(o->path);
+	free(o);
+}
+
+/* Opens path: O_NONBLOCK, so that a FIFO nobody reads fails (ENXIO) rather
+ * than holding herd_run up for ever; the writes then block again. A file
+ * is opened a second time, to be read back. */
+static int out_open(struct herd__trace_out *o)
+{
+	o->fd = open(o->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0644);
+	if (o->fd < 0)
+		return -errno;
+	struct stat st, rst;
+	int rc = fcntl(o->fd, F_SETFL, 0) < 0 || fstat(o->fd, &st) < 0 ? -errno : 0;
+	o->seekable = !rc && S_ISREG(st.st_mode);
+	o->json = !o->seekable;
+	if (!rc && o->seekable) {
+		o->rfd = open(o->path, O_RDONLY | O_CLOEXEC);
+		if (o->rfd < 0 || fstat(o->rfd, &rst) < 0)
+			rc = -errno;
+		else if (rst.st_ino != st.st_ino || rst.st_dev != st.st_dev)
+			rc = -ESTALE; /* replaced in between */
+		o->seekable = false; /* seeks matter for JSON only */
+	}
+	if (!rc && o->json && !(o->conv = herd__tconv_new(json_out, o)))
+		rc = -ENOMEM;
+	if (rc)
+		close(o->fd);
+	return rc;
+}
+
+int herd__trace_start(herd__rt *rt, const char *path)
+{
+	struct herd__trace_out *o = calloc(1, sizeof *o);
+	if (!o)
+		return -ENOMEM;
+	o->rfd = -1;
+	o->path = strdup(path);
+	int rc = o->path ? herd__trace_new(rt) : -ENOMEM;
+	if (!rc && (rc = out_open(o)) != 0)
+		herd__trace_free(rt);
+	if (!rc && (rc = meta(o, rt)) != 0) {
+		close(o->fd);
+		herd__trace_free(rt);
+	}
+	if (rc) {
+		out_free(o);
+		return rc;
+	}
+	rt->run->trace_out = o;
+	return 0;
+}
+
+void herd__trace_flush(herd__rt *rt)
+{
+	struct herd__trace_out *o = rt->run->trace_out;
+	if (!o)
+		return;
+	round_out(o, rt);
+	if (!o->json && !o->err && !o->stays_binary && ending(rt))
+		o->stays_binary = to_json(o) != 0;
+	else if (o->json)
+		close_for_now(o);
+}
+
+void herd__trace_end(herd__rt *rt)
+{
+	struct herd__trace_out *o = rt->run->trace_out;
+	if (!o)
+		return;
+	/* The workers have stopped: every event is published. */
+	round_out(o, rt);
+	int rc = o->json || o->err ? 0 : to_json(o);
+	uint64_t lost = atomic_load_explicit(&rt->trace->other.lost, mo_relaxed);
+	for (unsigned i = 0; i < rt->nworkers; i++)
+		lost += atomic_load_explicit(&rt->trace->bufs[i].lost, mo_relaxed);
+	if (o->json) {
+		herd__tconv_end(o->conv, herd_now(), lost);
+		if (o->seekable && !o->err && ftruncate(o->fd, o->off) < 0)
+			o->err = -errno; /* the longer closing of the rounds would remain */
+	}
+	if (o->err)
+		fprintf(stderr, "herd: HERD_TRACE: writing the trace failed: %s\n",
+			strerror(-o->err));
+	else if (rc)
+		fprintf(stderr, "herd: HERD_TRACE: %s stays in its binary form (%s); "
+			"herd-trace-html --json converts it\n", o->path, strerror(-rc));
+	close(o->fd);
+	herd__trace_free(rt);
+	rt->run->trace_out = NULL;
+	out_free(o);
+}
