@@ -513,9 +513,6 @@ bool herd__wake_canceled(herd__task *t);
  * if it returned true, finish with the result. */
 bool herd__wait_claim(herd__task *t);
 void herd__wait_finish(herd__task *t, int result);
-/* A timer's wake: HERD_ETIMEDOUT, readied behind the runnable tasks, so
- * that tasks woken by timers run in deadline order. */
-bool herd__wake_timeout(herd__task *t);
 /*
  * herd__wait in two halves, for a task queued under several locks (select):
  * prepare makes the wait claimable (call it with the locks held, before it

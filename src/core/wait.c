@@ -67,24 +67,17 @@ bool herd__wait_claim(herd__task *t)
 }
 
 /* Hands a claimed task its result and makes it runnable. After this, the
- * task may run at once on another worker: its waiter is gone. */
+ * task may run at once on another worker: its waiter is gone. HERD_ETIMEDOUT
+ * is the timer's result alone (timer.c): a task whose wake result is that
+ * leaves its wait without taking the timer's lock, trusting that the timer
+ * is out of the heap. */
 void herd__wait_finish(herd__task *t, int result)
 {
+	HERD__ASSERT(result != HERD_ETIMEDOUT);
 	t->wake_result = result;
 	herd__worker *w = herd__self();
 	herd__trace_wake(w, t);
 	herd__ready(w, t);
-}
-
-bool herd__wake_timeout(herd__task *t)
-{
-	if (!herd__wait_claim(t))
-		return false;
-	t->wake_result = HERD_ETIMEDOUT;
-	herd__worker *w = herd__self();
-	herd__trace_wake(w, t);
-	herd__ready_tail(w, t);
-	return true;
 }
 
 unsigned herd__waitq_wake_all(herd__waitq *q)
