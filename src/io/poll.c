@@ -3,78 +3,63 @@
  *
  * Shape. One poller per runtime: a set of descriptors a worker can sleep
  * on, with a wakeup and an alarm in it (os/poller-epoll.c keeps them; this
- * file calls nothing of epoll's). Each descriptor number has an entry (in
- * pages of PAGE_ENTS that stay until the runtime ends, so that an entry is
- * found without a lock): its registration, the events reported that no
- * waiter took (`ready`), and its waiters, tasks and callbacks (a child's
- * pidfd, proc/).
+ * file calls nothing of epoll's). Each descriptor number has an entry, in
+ * pages of PAGE_ENTS kept until the runtime ends (so found without a lock):
+ * its registration, the directions reported that no waiter took (`ready`),
+ * and its waiters, tasks and callbacks (a child's pidfd, proc/).
  *
- * Registration, as Go's netpoll. A descriptor herd made (herd__fd_is_herds:
- * herd_socket, herd_accept, herd_pipe, a child's pipes and pidfd) is added
- * to the set at the first wait on it, edge-triggered for both directions,
- * and stays there until herd closes it (herd__poll_forget, from
- * herd__fd_close): a read that finds EAGAIN looks at `ready` and parks,
- * and an event sets `ready` or wakes the waiters it satisfies, with no
- * system call besides epoll_wait. A descriptor the program made itself may
- * be closed with close(2) and its number reused at any time, unseen: it is
- * registered for one wait only (TRANSIENT: added when the wait begins,
- * taken out when its last waiter leaves), as every descriptor was before.
+ * Registration (docs/design.md, The poller). A descriptor herd made
+ * (herd__fd_is_herds) is added at its first wait, edge-triggered for both
+ * directions, and stays KEPT until herd closes it (herd__poll_forget, from
+ * herd__fd_close): a wait after EAGAIN takes a ready flag or parks, and an
+ * event sets the flag or wakes the waiters it satisfies, with no system
+ * call but epoll_wait. A descriptor the program made may be closed with
+ * close(2) and its number reused unseen: it is registered for one wait
+ * (TRANSIENT: added as the wait begins, removed as its last waiter
+ * leaves). Events carry the registration's generation (`gen`, bumped at
+ * each registration): those of an earlier one are dropped. A number herd
+ * made that the program closed with close(2) stays KEPT although the
+ * kernel dropped it; herd__poll_renew registers the number's new
+ * descriptor when herd makes one (herd__fd_track) or the program passes
+ * one to herd_fd_nonblock. A wait on a number reused otherwise ends only
+ * at its deadline.
  *
- * Stale registrations. Events carry the descriptor and the registration's
- * generation (`gen`, bumped at every registration), so an event from an
- * earlier registration (one that was forgotten, or the open file of a
- * number closed with close(2) and kept alive by a dup) is dropped. A
- * number herd made that the program closed with close(2) keeps its entry
- * KEPT, although the kernel dropped the registration: herd__poll_renew,
- * called when herd makes a descriptor with that number (herd__fd_track)
- * or the program hands one to herd_fd_nonblock, registers the new one.
- * Not covered: such a number reused by a descriptor the program made
- * non-blocking by itself; a wait on it ends only at its deadline (herd.h
- * asks for herd_close).
- *
- * Ready flags. `ready` holds the directions an event reported while no
- * waiter took them. A wait from the I/O calls (after EAGAIN) takes them
- * and returns at once, and the call retries its system call: an edge after
- * that EAGAIN either set the flag or finds the waiter linked (both under
- * the entry's lock). A flag may be stale (data that came and was read
- * before the EAGAIN): it costs one more try. herd_fd_wait, which promises
- * readiness and not an edge, also asks poll(2) before it parks.
- *
- * Several waiters on one descriptor and direction (tasks accepting on one
- * listening socket, reading one pipe) are allowed: an event wakes every
- * waiter it satisfies, and each retries its call; those that find EAGAIN
- * wait again. Edge-triggered, waking only one could leave the others
- * asleep beside unread data.
+ * Ready flags. An edge after a call's EAGAIN either sets the flag or finds
+ * the waiter linked (both under the entry's lock). A stale flag (data that
+ * came and was read before the EAGAIN) costs one more try. herd_fd_wait,
+ * which promises readiness and not an edge, also asks poll(2). An event
+ * wakes every waiter it satisfies (several tasks may accept on one socket
+ * or read one pipe): waking one could leave the others asleep beside
+ * unread data; those that find EAGAIN wait again.
  *
  * Waking a task. The waker claims the task's wait (wait.c) before it
  * unlinks the waiter; a waiter it cannot claim (its deadline or a
- * cancellation won) stays linked, the event sets `ready` for the next
- * wait, and the task unlinks its waiter when it runs. Exactly one party
- * wakes a task. A waiter stays valid while it is linked, and a claimed one
- * until its task is readied (outside the entry's lock). herd__fd_wait_any
- * waits on several descriptors at once, a waiter on each: the first event
- * claims the task, and the task unlinks the other waiters.
+ * cancellation won) stays linked, the event goes to `ready`, and the task
+ * unlinks its waiter when it runs: exactly one party wakes a task. A
+ * waiter stays valid while it is linked, and a claimed one until its task
+ * is readied (outside the lock). herd__fd_wait_any waits on several
+ * descriptors, a waiter on each: the first event claims the task, which
+ * unlinks the others.
  *
  * Who polls. Workers, never a thread of its own: the first idle worker,
  * the sleeper (core/idle.c), sleeps in the poller until the next timer; a
  * worker that runs out of tasks polls without blocking before it steals;
- * a busy worker, from its scheduler loop, polls every 64 scheduling rounds
- * if nobody has for POLL_STALE_NS; the monitor (run/monitor.c) polls when
- * nobody has. Several may be in epoll_wait at once: each event goes to one
- * of them, and entries' locks order the rest.
- *
+ * a busy worker polls every 64 scheduling rounds if nobody has for
+ * POLL_STALE_NS; the monitor (run/monitor.c) polls when nobody has.
+ * Several may be in epoll_wait at once: each event goes to one of them.
  * The scheduler reaches this file through the hooks it installs
  * (herd__netpoll, core.h): the scheduler is the lower layer.
  *
  * Locks: each entry's lock (HERD__RANK_POLL) protects its registration,
- * `ready`, `gen` and its waiters (its `state` is also read without it, as
- * a hint); a waker takes the scheduler's leaf locks under it. poll.lock
- * (same rank, never held with an entry's) protects growing the directory
- * of pages. Callbacks run with no lock held. poll.waiters (linked waiters)
- * is changed under entries' locks but read without them: seq_cst where a
- * worker decides whether to sleep in the poller (core/idle.c), relaxed
- * where it is only a hint to poll. poll.last is a relaxed hint of when
- * somebody last polled.
+ * `ready`, `gen` and its waiters (herd__poll_forget and _renew also read
+ * `state` without it: their callers come after the registration they look
+ * for, or race with it as a program's bug); a waker takes the
+ * scheduler's leaf locks under it. poll.lock (same rank, never held with
+ * an entry's) protects growing the directory. Callbacks run with no lock
+ * held. poll.waiters (linked waiters) is changed under entries' locks and
+ * read without them: seq_cst where a worker decides whether to sleep in
+ * the poller (core/idle.c), relaxed where it is only a hint to poll.
+ * poll.last is a relaxed hint of when somebody last polled.
  */
 #include "io/io.h"
 
