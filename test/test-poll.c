@@ -91,12 +91,23 @@ static void level_main(void *arg)
 	CHECK_EQ(herd_fd_wait(p[0], HERD_READABLE, herd_deadline(5 * HERD_MSEC)),
 		 HERD_ETIMEDOUT);
 	read_after_park(p[0], p[1], 'c');
+
+	/* The write end was reported writable once, and nobody took it;
+	 * full now, it is not writable, whatever that report said. */
+	CHECK_OK(herd_sleep(herd_deadline(10 * HERD_MSEC)));
+	ssize_t n;
+	while ((n = herd_write(p[1], "................", 16, HERD_NOWAIT)) > 0)
+		;
+	CHECK_EQ(n, HERD_ETIMEDOUT);
+	CHECK_EQ(herd_fd_wait(p[1], HERD_WRITABLE, herd_deadline(10 * HERD_MSEC)),
+		 HERD_ETIMEDOUT);
 	CHECK_OK(herd_close(p[0]));
 	CHECK_OK(herd_close(p[1]));
 }
 
 /* herd_fd_wait reports readiness, however many times it is asked, on a
- * descriptor registered edge-triggered: a wait does not use up the edge. */
+ * descriptor registered edge-triggered: a wait does not use up the edge;
+ * and an old edge nobody took does not make a full pipe writable. */
 TEST(level_wait_repeats)
 {
 	test_run(0, level_main, NULL);

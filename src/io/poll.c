@@ -27,7 +27,7 @@
  * Ready flags. An edge after a call's EAGAIN either sets the flag or finds
  * the waiter linked (both under the entry's lock). A stale flag (data that
  * came and was read before the EAGAIN) costs one more try. herd_fd_wait,
- * which promises readiness and not an edge, also asks poll(2). An event
+ * which promises readiness and not an edge, asks poll(2) instead. An event
  * wakes every waiter it satisfies (several tasks may accept on one socket
  * or read one pipe): waking one could leave the others asleep beside
  * unread data; those that find EAGAIN wait again.
@@ -489,8 +489,8 @@ static void unlink_all(herd__rt *rt, struct herd__pollent **es, herd__pollw *wts
 	}
 }
 
-/* The wait on one descriptor. `level`: herd_fd_wait's, which asks poll(2)
- * too (the I/O calls wait after EAGAIN, an edge is what they need). */
+/* The wait on one descriptor. `level`: herd_fd_wait's, which reports
+ * readiness (the I/O calls wait after EAGAIN: an edge is what they need). */
 static int wait_one(herd__worker *w, herd__task *t, int fd, int events, int64_t deadline,
 		    bool level)
 {
@@ -505,8 +505,10 @@ static int wait_one(herd__worker *w, herd__task *t, int fd, int events, int64_t 
 		herd__mutex_unlock(&e->lock);
 		return rc;
 	}
-	if (!(rc = (int)take_ready(e, (uint32_t)events)) && level)
-		rc = poll_now(fd, events);
+	/* herd_fd_wait asks poll(2), under the lock, so that an edge after
+	 * it finds the waiter linked; the flags, which may be stale, are left
+	 * to the waits after EAGAIN. */
+	rc = level ? poll_now(fd, events) : (int)take_ready(e, (uint32_t)events);
 	if (rc) {
 		settle_locked(rt, e);
 		herd__mutex_unlock(&e->lock);
