@@ -1510,13 +1510,25 @@ HERD_API HERD_NODISCARD int herd_pipe(int fds[2], int64_t deadline);
 
 /*
  * Closes fd. If herd created it (and counts it), the count goes down and a
- * task waiting for a descriptor may go on. Returns 0 or -errno (-EBADF).
- * Do not close a descriptor while a task waits on it. Callable from any
- * thread. Does not block.
+ * task waiting for a descriptor may go on. Tasks waiting on fd itself
+ * (herd_fd_wait, herd_read, ...) are woken with -EBADF. Returns 0 or
+ * -errno (-EBADF). Callable from any thread. Does not block.
+ *
+ * Close the descriptors herd made (herd_socket, herd_accept, herd_pipe)
+ * with herd_close, not close(2): herd keeps them registered with the
+ * poller from one wait to the next, and forgets them here. Closed with
+ * close(2), a number is registered afresh when herd makes a descriptor
+ * with it again or the program passes one to herd_fd_nonblock; but a
+ * wait on a descriptor with that number that the program made
+ * non-blocking by itself (O_NONBLOCK, SOCK_NONBLOCK) ends only at its
+ * deadline.
  */
 HERD_API int herd_close(int fd);
 
-/* Puts fd in non-blocking mode. Returns 0 or -errno. Does not block. */
+/*
+ * Puts fd in non-blocking mode, and tells herd that fd is a new descriptor
+ * (see herd_close). Returns 0 or -errno. Does not block.
+ */
 HERD_API int herd_fd_nonblock(int fd);
 
 typedef struct herd_fd_stats {

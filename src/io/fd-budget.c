@@ -9,7 +9,10 @@
  * FD_PAGE_BITS bits, made on first use, so a limit of millions costs
  * nothing until used); `open` and `peak` count the marked ones. herd_close
  * clears the mark before it closes, so a number the kernel hands out again
- * at once is marked afresh by its creator.
+ * at once is marked afresh by its creator. The marks also tell the poller
+ * which descriptors it may keep registered from one wait to the next
+ * (io/poll.c): closing forgets the registration first, and marking a
+ * number renews it.
  *
  * Running out. A creation that fails with EMFILE or ENFILE calls
  * herd__fd_retry, which parks the task in `waitq` until herd releases one
@@ -116,13 +119,23 @@ void herd__fd_track(herd__rt *rt, int fd)
 	if (!wd)
 		return;
 	uint64_t bit = (uint64_t)1 << (fd % 64);
-	if (atomic_fetch_or_explicit(wd, bit, mo_relaxed) & bit)
+	bool was = atomic_fetch_or_explicit(wd, bit, mo_relaxed) & bit;
+	/* A new descriptor: the poller drops what it knew of the number's
+	 * last one, if the program closed that with close(2). */
+	herd__poll_renew(rt, fd);
+	if (was)
 		return;
 	long n = atomic_fetch_add_explicit(&rt->io->fd.open, 1, mo_relaxed) + 1;
 	long peak = atomic_load_explicit(&rt->io->fd.peak, mo_relaxed);
 	while (n > peak && !atomic_compare_exchange_weak_explicit(&rt->io->fd.peak, &peak, n,
 								  mo_relaxed, mo_relaxed))
 		;
+}
+
+bool herd__fd_is_herds(herd__rt *rt, int fd)
+{
+	_Atomic uint64_t *wd = mark_word(rt, fd, false);
+	return wd && (atomic_load_explicit(wd, mo_relaxed) >> (fd % 64) & 1);
 }
 
 /* Uncounts fd if it is herd's; true if it was. */
@@ -148,9 +161,20 @@ static void wake_first(herd__rt *rt)
 	herd__mutex_unlock(&rt->io->fd.lock);
 }
 
-int herd__fd_close(herd__rt *rt, int fd)
+/* Before fd is closed: uncounts it if it is herd's (true if it was) and
+ * takes it out of the poller, in that order, so that a wait that slips in
+ * between registers it for itself only (TRANSIENT, poll.c). */
+static bool release(herd__rt *rt, int fd)
 {
 	bool ours = untrack(rt, fd);
+	if (rt)
+		herd__poll_forget(rt, fd);
+	return ours;
+}
+
+int herd__fd_close(herd__rt *rt, int fd)
+{
+	bool ours = release(rt, fd);
 	int rc = close(fd) < 0 && errno != EINTR ? -errno : 0;
 	if (ours) {
 		atomic_fetch_add_explicit(&rt->io->fd.released, 1, mo_seq_cst);
@@ -164,7 +188,7 @@ int herd__fd_close(herd__rt *rt, int fd)
 
 int herd__fd_close_quiet(herd__rt *rt, int fd)
 {
-	untrack(rt, fd);
+	release(rt, fd);
 	return close(fd) < 0 && errno != EINTR ? -errno : 0;
 }
 

@@ -55,6 +55,12 @@ int herd_fd_nonblock(int fd)
 		return -errno;
 	if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		return -errno;
+	/* Likely a descriptor the program just made: if herd made one with
+	 * the number before, and the program closed it with close(2), the
+	 * poller must not trust its registration (poll.c). */
+	herd__rt *rt = atomic_load_explicit(&herd__runtime, mo_acquire);
+	if (rt)
+		herd__poll_renew(rt, fd);
 	return 0;
 }
 
@@ -74,6 +80,16 @@ static int io_entry(int64_t deadline)
 	return 0;
 }
 
+/* Waits after the call found fd not ready (EAGAIN, EINPROGRESS): for the
+ * next edge, which the poller may have seen already, without the poll(2)
+ * that herd_fd_wait makes for a wait that has not tried the call. */
+static int fd_wait_edge(int fd, int events, int64_t deadline)
+{
+	if (deadline == HERD_NOWAIT)
+		return herd_fd_wait(fd, events, deadline);
+	return herd__fd_wait_any(&fd, 1, events, deadline);
+}
+
 /* After a call failed with errno e: 0 to try again (fd became ready), or
  * the code to return. */
 static int io_again(int fd, int e, int events, int64_t deadline)
@@ -82,7 +98,7 @@ static int io_again(int fd, int e, int events, int64_t deadline)
 		return 0;
 	if (e != EAGAIN && e != EWOULDBLOCK)
 		return -e;
-	int rc = herd_fd_wait(fd, events, deadline);
+	int rc = fd_wait_edge(fd, events, deadline);
 	return rc < 0 ? rc : 0;
 }
 
@@ -166,7 +182,7 @@ int herd_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t
 		return -errno;
 	/* The connection goes on in the kernel; it is made (or has failed)
 	 * when the socket becomes writable. */
-	if ((rc = herd_fd_wait(fd, HERD_WRITABLE, deadline)) < 0)
+	if ((rc = fd_wait_edge(fd, HERD_WRITABLE, deadline)) < 0)
 		return rc;
 	int err = 0;
 	socklen_t len = sizeof err;

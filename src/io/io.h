@@ -13,11 +13,12 @@
 struct herd__io_rt {
 	/* The poller (poll.c). */
 	struct {
-		alignas(HERD__CACHELINE) herd__mutex lock;
+		alignas(HERD__CACHELINE) herd__mutex lock; /* growing `dir` */
 		herd__os_poller os;
-		struct herd__pollent **tab; /* by descriptor */
-		size_t cap;
-		uint32_t gen;
+		/* The descriptors' entries, in pages that stay until the end
+		 * (read without a lock); retired directories likewise. */
+		_Atomic(struct herd__polldir *) dir;
+		struct herd__polldir *retired;
 		_Atomic uint32_t waiters;   /* registered waits */
 		_Atomic int64_t last;       /* when somebody last polled */
 	} poll;
@@ -59,7 +60,7 @@ typedef struct herd__pollw {
 	uint32_t events;        /* HERD_READABLE | HERD_WRITABLE */
 	uint32_t result;        /* for a callback: the events ready */
 	int fd;
-	bool linked;            /* in its entry's list, under poll.lock */
+	bool linked;            /* in its entry's list, under the entry's lock */
 	herd__link link;        /* in its entry's list, while linked */
 	struct herd__pollw *cb_next;
 	void (*cb)(struct herd__pollw *p, uint32_t ready);
@@ -67,11 +68,24 @@ typedef struct herd__pollw {
 
 int herd__poll_init(herd__rt *rt);
 void herd__poll_fini(herd__rt *rt);
-/* Registers wt for fd (poll.lock held). 0, or -errno from the backend
- * (-EBADF, -EPERM for a regular file), -ENOMEM. */
-int herd__poll_attach_locked(herd__rt *rt, int fd, herd__pollw *wt);
-/* Unregisters wt if it is still registered (poll.lock held). */
-void herd__poll_detach_locked(herd__rt *rt, herd__pollw *wt);
+/* Registers the callback wt (wt->cb, wt->events) for fd: it runs once,
+ * from whoever polls, when fd is ready, and is then unregistered; if fd
+ * is known ready already, it runs before this returns. 0, or -errno from
+ * the backend (-EBADF, -EPERM for a regular file), -ENOMEM. Call it with
+ * none of the poller's locks held. */
+int herd__poll_attach(herd__rt *rt, int fd, herd__pollw *wt);
+/* Unregisters wt if it is still registered: true if it was (its callback
+ * will not run), false if it has run or is about to. */
+bool herd__poll_detach(herd__rt *rt, herd__pollw *wt);
+/* fd is about to be closed by herd: takes it out of the set and wakes the
+ * tasks waiting on it with -EBADF. Any thread; call it before close(2),
+ * while the number is still fd's. */
+void herd__poll_forget(herd__rt *rt, int fd);
+/* fd's number has just been given to a new descriptor (herd made it, or
+ * the program passed it to herd_fd_nonblock): whatever the poller knew of
+ * an earlier descriptor with that number (closed with close(2)) is
+ * dropped, as herd__poll_forget does, without touching the set. */
+void herd__poll_renew(herd__rt *rt, int fd);
 /* Waits for events until deadline (-1: none; 0: do not block), wakes
  * their waiters; returns how many it woke. Any thread. */
 int herd__poll_run(herd__rt *rt, int64_t deadline);
@@ -115,8 +129,12 @@ void herd__fd_attempt(herd__fdwait *fw);
  * -err, HERD_ETIMEDOUT, HERD_ECANCELED (the task's scope or its
  * wait_scope is canceled). */
 int herd__fd_retry(herd__fdwait *fw, int err, int64_t deadline);
+/* Whether fd is one herd made and counts (it will close it through
+ * herd__fd_close). Any thread. */
+bool herd__fd_is_herds(herd__rt *rt, int fd);
 /* Closes fd, uncounting it if it is herd's, which releases it to a
- * waiter; _quiet gives back what a failed attempt took, waking nobody. */
+ * waiter; _quiet gives back what a failed attempt took, waking nobody.
+ * Both tell the poller first (herd__poll_forget). */
 int herd__fd_close(herd__rt *rt, int fd);
 int herd__fd_close_quiet(herd__rt *rt, int fd);
 /* The supervisor's: wakes the first waiter if nothing was released for a

@@ -3,44 +3,63 @@
  *
  * Shape. One poller per runtime: a set of descriptors a worker can sleep
  * on, with a wakeup and an alarm in it (os/poller-epoll.c keeps them; this
- * file calls nothing of epoll's). A descriptor is in the set only while
- * something waits on it: a task (herd_fd_wait and the I/O calls built on
- * it) or a callback (a child's pidfd, proc/). Its entry in `tab` (indexed
- * by descriptor) lists those waiters; it is armed one-shot with the union
- * of their events, so an event disarms it until whoever handles it re-arms
- * it for the waiters left. No state outlives the waits: a descriptor
- * closed and reused by the program (without herd_close) finds nothing
- * stale here.
+ * file calls nothing of epoll's). Each descriptor number has an entry, in
+ * pages of PAGE_ENTS kept until the runtime ends (so found without a lock):
+ * its registration, the directions reported that no waiter took (`ready`),
+ * and its waiters, tasks and callbacks (a child's pidfd, proc/).
+ *
+ * Registration (docs/design.md, The poller). A descriptor herd made
+ * (herd__fd_is_herds) is added at its first wait, edge-triggered for both
+ * directions, and stays KEPT until herd closes it (herd__poll_forget, from
+ * herd__fd_close): a wait after EAGAIN takes a ready flag or parks, and an
+ * event sets the flag or wakes the waiters it satisfies, with no system
+ * call but epoll_wait. A descriptor the program made may be closed with
+ * close(2) and its number reused unseen: it is registered for one wait
+ * (TRANSIENT: added as the wait begins, removed as its last waiter
+ * leaves). Events carry the registration's generation (`gen`, bumped at
+ * each registration): those of an earlier one are dropped. A number herd
+ * made that the program closed with close(2) stays KEPT although the
+ * kernel dropped it; herd__poll_renew registers the number's new
+ * descriptor when herd makes one (herd__fd_track) or the program passes
+ * one to herd_fd_nonblock. A wait on a number reused otherwise ends only
+ * at its deadline.
+ *
+ * Ready flags. An edge after a call's EAGAIN either sets the flag or finds
+ * the waiter linked (both under the entry's lock). A stale flag (data that
+ * came and was read before the EAGAIN) costs one more try. herd_fd_wait,
+ * which promises readiness and not an edge, asks poll(2) instead. An event
+ * wakes every waiter it satisfies (several tasks may accept on one socket
+ * or read one pipe): waking one could leave the others asleep beside
+ * unread data; those that find EAGAIN wait again.
+ *
+ * Waking a task. The waker claims the task's wait (wait.c) before it
+ * unlinks the waiter; a waiter it cannot claim (its deadline or a
+ * cancellation won) stays linked, the event goes to `ready`, and the task
+ * unlinks its waiter when it runs: exactly one party wakes a task. A
+ * waiter stays valid while it is linked, and a claimed one until its task
+ * is readied (outside the lock). herd__fd_wait_any waits on several
+ * descriptors, a waiter on each: the first event claims the task, which
+ * unlinks the others.
  *
  * Who polls. Workers, never a thread of its own: the first idle worker,
  * the sleeper (core/idle.c), sleeps in the poller until the next timer; a
  * worker that runs out of tasks polls without blocking before it steals;
- * a busy worker, from its scheduler loop, polls every 64 scheduling rounds
- * if nobody has for POLL_STALE_NS; the monitor (run/monitor.c) polls when
- * nobody has. Events carry the descriptor and the entry's generation, so
- * an event for an entry that has since gone (its waiter timed out) is
- * recognised and dropped.
- *
- * Waking a task. The poller claims the task's wait (wait.c) before it
- * unlinks the waiter; a waiter it cannot claim (its deadline or a
- * cancellation won) stays linked, and its task unlinks it, under the lock,
- * when it runs. A waiter stays valid while it is linked. A task may wait
- * on several descriptors at once (herd__fd_wait_any, for herd_proc_output's
- * two pipes), one waiter each: the first event claims the wait, and the
- * other waiters, whose claims fail, are unlinked by the task.
- *
+ * a busy worker polls every 64 scheduling rounds if nobody has for
+ * POLL_STALE_NS; the monitor (run/monitor.c) polls when nobody has.
+ * Several may be in epoll_wait at once: each event goes to one of them.
  * The scheduler reaches this file through the hooks it installs
  * (herd__netpoll, core.h): the scheduler is the lower layer.
  *
- * Locks: poll.lock (HERD__RANK_POLL) protects `tab`, the entries and their
- * waiter lists, and the backend's registrations (armed under it, so that
- * the registered events always match the list): a waker takes the
- * scheduler's leaf locks under it.
- * Callbacks run with no lock held. poll.waiters (registered waits) is
- * changed under the lock but read without it: seq_cst where a worker
- * decides whether to sleep in the poller (core/idle.c), relaxed where it is
- * only a hint to poll. poll.last is a relaxed hint of when somebody last
- * polled. The alarm's lock is a leaf, taken under poll.lock at times.
+ * Locks: each entry's lock (HERD__RANK_POLL) protects its registration,
+ * `ready`, `gen` and its waiters (herd__poll_forget and _renew also read
+ * `state` without it: their callers come after the registration they look
+ * for, or race with it as a program's bug); a waker takes the
+ * scheduler's leaf locks under it. poll.lock (same rank, never held with
+ * an entry's) protects growing the directory. Callbacks run with no lock
+ * held. poll.waiters (linked waiters) is changed under entries' locks and
+ * read without them: seq_cst where a worker decides whether to sleep in
+ * the poller (core/idle.c), relaxed where it is only a hint to poll.
+ * poll.last is a relaxed hint of when somebody last polled.
  */
 #include "io/io.h"
 
@@ -48,19 +67,32 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 /* How long the poller may go unvisited while descriptors are waited on
  * and every worker is busy. */
 #define POLL_STALE_NS (1 * HERD_MSEC)
 #define EVENTS_MAX 64
+#define PAGE_SHIFT 8
+#define PAGE_ENTS (1u << PAGE_SHIFT)
+#define DIR_MIN 64 /* pages: 16,384 descriptors */
+
+/* An entry's registration. */
+enum { UNREG, KEPT, TRANSIENT };
 
 struct herd__pollent {
-	int fd;
-	uint32_t gen;          /* tells this entry from an earlier one */
-	uint32_t armed;        /* the events it is armed for */
-	herd__list waiters;    /* herd__pollw.link */
+	alignas(HERD__CACHELINE) herd__mutex lock;
+	_Atomic uint8_t state;  /* UNREG, KEPT, TRANSIENT (written under lock) */
+	uint8_t ready;          /* directions reported that no waiter took */
+	uint32_t gen;           /* the registration's, in its events' cookies */
+	int fd;                 /* constant */
+	herd__list waiters;     /* herd__pollw.link */
+};
+
+struct herd__polldir {
+	size_t n;                       /* pages it can hold */
+	struct herd__polldir *retired;  /* the one it replaced */
+	_Atomic(struct herd__pollent *) pages[];
 };
 
 static uint32_t poll_waiters(herd__rt *rt)
@@ -86,11 +118,16 @@ int herd__poll_init(herd__rt *rt)
 
 void herd__poll_fini(herd__rt *rt)
 {
-	for (size_t i = 0; i < rt->io->poll.cap; i++)
-		free(rt->io->poll.tab[i]);
-	free(rt->io->poll.tab);
-	rt->io->poll.tab = NULL;
-	rt->io->poll.cap = 0;
+	struct herd__polldir *d = atomic_load_explicit(&rt->io->poll.dir, mo_relaxed);
+	if (d)
+		for (size_t i = 0; i < d->n; i++)
+			free(atomic_load_explicit(&d->pages[i], mo_relaxed));
+	while (d) {
+		struct herd__polldir *next = d->retired;
+		free(d);
+		d = next;
+	}
+	atomic_store_explicit(&rt->io->poll.dir, NULL, mo_relaxed);
 	herd__os_poller_close(&rt->io->poll.os);
 }
 
@@ -104,89 +141,108 @@ void herd__poll_interrupt(herd__rt *rt)
 	herd__os_poller_interrupt(&rt->io->poll.os);
 }
 
-/* The union of the waiters' events. */
-/* What an event for e carries: its generation and descriptor. */
+/* ------------------------------------------------------------------ */
+/* Entries                                                             */
+/* ------------------------------------------------------------------ */
+
+/* fd's entry, or NULL if its page was never made. No lock. */
+static struct herd__pollent *entry_of(herd__rt *rt, int fd)
+{
+	struct herd__polldir *d = atomic_load_explicit(&rt->io->poll.dir, mo_acquire);
+	size_t pg = (size_t)fd >> PAGE_SHIFT;
+	if (!d || pg >= d->n)
+		return NULL;
+	struct herd__pollent *page = atomic_load_explicit(&d->pages[pg], mo_acquire);
+	return page ? &page[(unsigned)fd & (PAGE_ENTS - 1)] : NULL;
+}
+
+/* A directory for page pg at least, holding the current one's pages. */
+static int grow_locked(herd__rt *rt, size_t pg)
+{
+	struct herd__polldir *old = atomic_load_explicit(&rt->io->poll.dir, mo_relaxed);
+	size_t n = old ? old->n * 2 : DIR_MIN;
+	while (n <= pg)
+		n *= 2;
+	struct herd__polldir *d = calloc(1, sizeof *d + n * sizeof d->pages[0]);
+	if (!d)
+		return -ENOMEM;
+	d->n = n;
+	d->retired = old; /* readers may still hold it */
+	for (size_t i = 0; old && i < old->n; i++)
+		atomic_init(&d->pages[i], atomic_load_explicit(&old->pages[i], mo_relaxed));
+	atomic_store_explicit(&rt->io->poll.dir, d, mo_release);
+	return 0;
+}
+
+static int page_make_locked(struct herd__polldir *d, size_t pg)
+{
+	size_t size = PAGE_ENTS * sizeof(struct herd__pollent);
+	struct herd__pollent *page = aligned_alloc(HERD__CACHELINE, size);
+	if (!page)
+		return -ENOMEM;
+	memset(page, 0, size);
+	for (unsigned i = 0; i < PAGE_ENTS; i++) {
+		herd__mutex_init(&page[i].lock, HERD__RANK_POLL);
+		page[i].fd = (int)(pg << PAGE_SHIFT | i);
+	}
+	atomic_store_explicit(&d->pages[pg], page, mo_release);
+	return 0;
+}
+
+/* fd's entry, made if need be: 0, -ENOMEM, or -errno if fd lies beyond
+ * the directory and is not open (the directory grows to its number: a
+ * wait on 1 << 30 must answer -EBADF, not allocate 32 MiB). */
+static int entry_make(herd__rt *rt, int fd, struct herd__pollent **out)
+{
+	if ((*out = entry_of(rt, fd)))
+		return 0;
+	size_t pg = (size_t)fd >> PAGE_SHIFT;
+	int rc = 0;
+	herd__mutex_lock(&rt->io->poll.lock);
+	struct herd__polldir *d = atomic_load_explicit(&rt->io->poll.dir, mo_relaxed);
+	if (!d || pg >= d->n) {
+		if (d && fcntl(fd, F_GETFD) < 0)
+			rc = -errno;
+		else
+			rc = grow_locked(rt, pg);
+		d = atomic_load_explicit(&rt->io->poll.dir, mo_relaxed);
+	}
+	if (!rc && !atomic_load_explicit(&d->pages[pg], mo_relaxed))
+		rc = page_make_locked(d, pg);
+	herd__mutex_unlock(&rt->io->poll.lock);
+	if (!rc)
+		*out = entry_of(rt, fd);
+	return rc;
+}
+
+/* What an event for e's registration carries. */
 static uint64_t cookie(const struct herd__pollent *e)
 {
 	return (uint64_t)e->gen << 32 | (uint32_t)e->fd;
 }
 
-static uint32_t wanted(const struct herd__pollent *e)
+/* Adds e's descriptor to the set for a wait (e->lock held): KEPT if it is
+ * herd's, else TRANSIENT. 0 or -errno. */
+static int register_locked(herd__rt *rt, struct herd__pollent *e)
 {
-	uint32_t ev = 0;
-	const herd__pollw *p;
-	herd__list_each(p, &e->waiters, const herd__pollw, link)
-		ev |= p->events;
-	return ev;
+	e->gen++;
+	e->ready = 0;
+	/* The state first: the set may report the descriptor to another
+	 * thread before the call returns (that thread waits for the lock). */
+	atomic_store_explicit(&e->state, herd__fd_is_herds(rt, e->fd) ? KEPT : TRANSIENT,
+			      mo_relaxed);
+	int rc = herd__os_poller_add(&rt->io->poll.os, e->fd, cookie(e));
+	if (rc)
+		atomic_store_explicit(&e->state, UNREG, mo_relaxed);
+	return rc;
 }
 
-/* Brings e's registration in line with its waiters: re-arms it, or removes
- * and frees the entry when none is left. */
-static void rearm_locked(herd__rt *rt, struct herd__pollent *e)
+static void link_locked(herd__rt *rt, struct herd__pollent *e, herd__pollw *wt)
 {
-	if (herd__list_empty(&e->waiters)) {
-		herd__os_poller_forget(&rt->io->poll.os, e->fd);
-		rt->io->poll.tab[e->fd] = NULL;
-		free(e);
-		return;
-	}
-	e->armed = wanted(e);
-	herd__os_poller_arm(&rt->io->poll.os, e->fd, false, e->armed, cookie(e));
-}
-
-static int grow_locked(herd__rt *rt, int fd)
-{
-	size_t cap = rt->io->poll.cap ? rt->io->poll.cap : 64;
-	while (cap <= (size_t)fd)
-		cap *= 2;
-	struct herd__pollent **tab = realloc(rt->io->poll.tab, cap * sizeof *tab);
-	if (!tab)
-		return -ENOMEM;
-	memset(tab + rt->io->poll.cap, 0, (cap - rt->io->poll.cap) * sizeof *tab);
-	rt->io->poll.tab = tab;
-	rt->io->poll.cap = cap;
-	return 0;
-}
-
-int herd__poll_attach_locked(herd__rt *rt, int fd, herd__pollw *wt)
-{
-	if ((size_t)fd >= rt->io->poll.cap) {
-		/* Only for a descriptor that is open: the table grows to its
-		 * number (herd_fd_wait(1 << 26) grew it by 512 MiB, and
-		 * INT_MAX asked for 16 GiB, to answer -EBADF). */
-		if (fcntl(fd, F_GETFD) < 0)
-			return -errno;
-		int rc = grow_locked(rt, fd);
-		if (rc)
-			return rc;
-	}
-	struct herd__pollent *e = rt->io->poll.tab[fd];
-	bool fresh = !e;
-	if (fresh) {
-		if (!(e = calloc(1, sizeof *e)))
-			return -ENOMEM;
-		e->fd = fd;
-		e->gen = ++rt->io->poll.gen;
-	}
-	herd__list_push_front(&e->waiters, &wt->link);
-	wt->fd = fd;
+	herd__list_push_back(&e->waiters, &wt->link);
+	wt->fd = e->fd;
 	wt->linked = true;
-	uint32_t want = wanted(e);
-	int err = herd__os_poller_arm(&rt->io->poll.os, fd, fresh, want, cookie(e));
-	if (err) {
-		herd__list_remove(&e->waiters, &wt->link);
-		wt->linked = false;
-		if (fresh)
-			free(e);
-		else
-			rearm_locked(rt, e);
-		return err;
-	}
-	e->armed = want;
-	if (fresh)
-		rt->io->poll.tab[fd] = e;
 	atomic_fetch_add_explicit(&rt->io->poll.waiters, 1, mo_seq_cst);
-	return 0;
 }
 
 static void unlink_locked(herd__rt *rt, struct herd__pollent *e, herd__pollw *wt)
@@ -196,29 +252,109 @@ static void unlink_locked(herd__rt *rt, struct herd__pollent *e, herd__pollw *wt
 	atomic_fetch_sub_explicit(&rt->io->poll.waiters, 1, mo_relaxed);
 }
 
-void herd__poll_detach_locked(herd__rt *rt, herd__pollw *wt)
+/* After waiters left (e->lock held): a TRANSIENT registration ends with
+ * its last waiter, before any woken task can close the descriptor. */
+static void settle_locked(herd__rt *rt, struct herd__pollent *e)
 {
-	if (!wt->linked)
-		return;
-	struct herd__pollent *e = rt->io->poll.tab[wt->fd];
-	HERD__ASSERT(e && e->fd == wt->fd); /* a linked waiter has its entry */
-	unlink_locked(rt, e, wt);
-	rearm_locked(rt, e);
+	if (herd__list_empty(&e->waiters) &&
+	    atomic_load_explicit(&e->state, mo_relaxed) == TRANSIENT) {
+		herd__os_poller_forget(&rt->io->poll.os, e->fd);
+		atomic_store_explicit(&e->state, UNREG, mo_relaxed);
+	}
 }
 
-/* Hands an event to the waiters it satisfies. Tasks are woken here, once
- * the registration is brought up to date (a woken task may close the
- * descriptor at once: nothing may touch it after); callbacks are collected
- * into *cbs, to run after the lock is released. */
-static int dispatch_locked(herd__rt *rt, uint64_t data, uint32_t rev, herd__pollw **cbs)
+/* The directions of `events` reported ready, taken (e->lock held). */
+static uint32_t take_ready(struct herd__pollent *e, uint32_t events)
 {
-	int fd = (int)(uint32_t)data;
-	if ((size_t)fd >= rt->io->poll.cap)
-		return 0;
-	struct herd__pollent *e = rt->io->poll.tab[fd];
-	if (!e || e->gen != (uint32_t)(data >> 32))
-		return 0; /* its waiters left; the registration went with them */
-	herd__pollw *woken = NULL;
+	uint32_t r = e->ready & events;
+	e->ready = (uint8_t)(e->ready & ~r);
+	return r;
+}
+
+/* Claims and unlinks e's task waiters (e->lock held), chaining them on
+ * *won; unlinks its callbacks, which are dropped. */
+static void evict_locked(herd__rt *rt, struct herd__pollent *e, herd__pollw **won)
+{
+	for (herd__link *k = e->waiters.head, *next; k; k = next) {
+		next = k->next;
+		herd__pollw *p = herd__container_of(k, herd__pollw, link);
+		if (p->task && !herd__wait_claim(p->task))
+			continue; /* its deadline or a cancellation won: it unlinks */
+		unlink_locked(rt, e, p);
+		if (p->task) {
+			p->cb_next = *won;
+			*won = p;
+		}
+	}
+}
+
+static void finish_all(herd__pollw *won, int result)
+{
+	while (won) {
+		herd__pollw *p = won;
+		won = p->cb_next; /* before the task can run and return */
+		herd__wait_finish(p->task, result);
+	}
+}
+
+void herd__poll_forget(herd__rt *rt, int fd)
+{
+	struct herd__pollent *e = entry_of(rt, fd);
+	if (!e || atomic_load_explicit(&e->state, mo_relaxed) == UNREG)
+		return; /* never waited on, or a wait's TRANSIENT one ended */
+	herd__pollw *won = NULL;
+	herd__mutex_lock(&e->lock);
+	if (atomic_load_explicit(&e->state, mo_relaxed) != UNREG) {
+		herd__os_poller_forget(&rt->io->poll.os, fd);
+		atomic_store_explicit(&e->state, UNREG, mo_relaxed);
+		e->ready = 0;
+		evict_locked(rt, e, &won);
+	}
+	herd__mutex_unlock(&e->lock);
+	finish_all(won, -EBADF);
+}
+
+void herd__poll_renew(herd__rt *rt, int fd)
+{
+	struct herd__pollent *e = entry_of(rt, fd);
+	if (!e || atomic_load_explicit(&e->state, mo_relaxed) == UNREG)
+		return;
+	herd__pollw *won = NULL;
+	int rc = 0;
+	herd__mutex_lock(&e->lock);
+	/* The registration may be the earlier descriptor's: register the
+	 * one the number names now (the set reports its readiness anew). */
+	if (atomic_load_explicit(&e->state, mo_relaxed) != UNREG &&
+	    (rc = register_locked(rt, e))) {
+		atomic_store_explicit(&e->state, UNREG, mo_relaxed);
+		evict_locked(rt, e, &won);
+	}
+	herd__mutex_unlock(&e->lock);
+	finish_all(won, rc);
+}
+
+/* ------------------------------------------------------------------ */
+/* Events                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Hands an event to the waiters it satisfies, keeping in `ready` what no
+ * waiter took. Tasks are claimed and unlinked here and chained on *won, to
+ * be readied once the lock is released; callbacks are chained on *cbs, to
+ * run after that. */
+static void dispatch(herd__rt *rt, uint64_t data, uint32_t rev, herd__pollw **won,
+		     herd__pollw **cbs)
+{
+	struct herd__pollent *e = entry_of(rt, (int)(uint32_t)data);
+	if (!e)
+		return;
+	/* Under the lock only: the registration may be under way. */
+	herd__mutex_lock(&e->lock);
+	if (e->gen != (uint32_t)(data >> 32) ||
+	    atomic_load_explicit(&e->state, mo_relaxed) == UNREG) {
+		herd__mutex_unlock(&e->lock); /* an earlier registration's */
+		return;
+	}
+	uint32_t taken = 0;
 	for (herd__link *k = e->waiters.head, *next; k; k = next) {
 		next = k->next;
 		herd__pollw *p = herd__container_of(k, herd__pollw, link);
@@ -229,23 +365,16 @@ static int dispatch_locked(herd__rt *rt, uint64_t data, uint32_t rev, herd__poll
 			continue; /* its deadline or a cancellation won: it unlinks */
 		unlink_locked(rt, e, p);
 		p->result = r;
-		if (p->task) {
-			p->cb_next = woken;
-			woken = p;
-		} else {
-			p->cb_next = *cbs;
-			*cbs = p;
-		}
+		taken |= r;
+		herd__pollw **chain = p->task ? won : cbs;
+		p->cb_next = *chain;
+		*chain = p;
 	}
-	rearm_locked(rt, e);
-	int n = 0;
-	while (woken) {
-		herd__pollw *p = woken;
-		woken = p->cb_next; /* before the task can run and return */
-		herd__wait_finish(p->task, (int)p->result);
-		n++;
-	}
-	return n;
+	e->ready = (uint8_t)(e->ready | (rev & ~taken));
+	if (taken) /* not for an event nobody waited for: a wait may be
+		    * between its registration and its link (fd_wait_any) */
+		settle_locked(rt, e);
+	herd__mutex_unlock(&e->lock);
 }
 
 int herd__poll_run(herd__rt *rt, int64_t deadline)
@@ -255,12 +384,16 @@ int herd__poll_run(herd__rt *rt, int64_t deadline)
 	atomic_store_explicit(&rt->io->poll.last, herd_now(), mo_relaxed);
 	if (n <= 0)
 		return 0;
-	herd__pollw *cbs = NULL;
-	int readied = 0;
-	herd__mutex_lock(&rt->io->poll.lock);
+	herd__pollw *won = NULL, *cbs = NULL;
 	for (int i = 0; i < n; i++)
-		readied += dispatch_locked(rt, evs[i].cookie, evs[i].events, &cbs);
-	herd__mutex_unlock(&rt->io->poll.lock);
+		dispatch(rt, evs[i].cookie, evs[i].events, &won, &cbs);
+	int readied = 0;
+	while (won) {
+		herd__pollw *p = won;
+		won = p->cb_next; /* before the task can run and return */
+		herd__wait_finish(p->task, (int)p->result);
+		readied++;
+	}
 	while (cbs) {
 		herd__pollw *p = cbs;
 		cbs = p->cb_next;
@@ -276,30 +409,146 @@ bool herd__poll_due(herd__rt *rt)
 	       herd_now() - atomic_load_explicit(&rt->io->poll.last, mo_relaxed) >= POLL_STALE_NS;
 }
 
-int herd_fd_wait(int fd, int events, int64_t deadline)
+/* ------------------------------------------------------------------ */
+/* Callbacks (proc/'s pidfds)                                          */
+/* ------------------------------------------------------------------ */
+
+int herd__poll_attach(herd__rt *rt, int fd, herd__pollw *wt)
 {
-	if (fd < 0 || !(events & (HERD_READABLE | HERD_WRITABLE)) ||
-	    (events & ~(HERD_READABLE | HERD_WRITABLE)))
-		return -EINVAL;
-	if (deadline == HERD_NOWAIT) {
-		/* A plain poll(2) answers at once, from any thread. */
-		struct pollfd p = {.fd = fd};
-		if (events & HERD_READABLE)
-			p.events |= POLLIN;
-		if (events & HERD_WRITABLE)
-			p.events |= POLLOUT;
-		int n = poll(&p, 1, 0);
-		if (n < 0)
-			return -errno;
-		if (p.revents & POLLNVAL)
-			return -EBADF;
-		if (p.revents & (POLLERR | POLLHUP))
-			return events;
-		int r = ((p.revents & POLLIN) ? HERD_READABLE : 0) |
-			((p.revents & POLLOUT) ? HERD_WRITABLE : 0);
-		return r ? r : HERD_ETIMEDOUT;
+	struct herd__pollent *e;
+	int rc = entry_make(rt, fd, &e);
+	if (rc)
+		return rc;
+	herd__mutex_lock(&e->lock);
+	if (atomic_load_explicit(&e->state, mo_relaxed) == UNREG &&
+	    (rc = register_locked(rt, e))) {
+		herd__mutex_unlock(&e->lock);
+		return rc;
 	}
-	return herd__fd_wait_any(&fd, 1, events, deadline);
+	uint32_t r = take_ready(e, wt->events);
+	if (!r)
+		link_locked(rt, e, wt);
+	herd__mutex_unlock(&e->lock);
+	if (r)
+		wt->cb(wt, r); /* reported before: it is due now */
+	else
+		herd__poll_watch(rt);
+	return 0;
+}
+
+bool herd__poll_detach(herd__rt *rt, herd__pollw *wt)
+{
+	struct herd__pollent *e = entry_of(rt, wt->fd);
+	if (!e)
+		return false;
+	herd__mutex_lock(&e->lock);
+	bool was = wt->linked;
+	if (was) {
+		unlink_locked(rt, e, wt);
+		settle_locked(rt, e);
+	}
+	herd__mutex_unlock(&e->lock);
+	return was;
+}
+
+/* ------------------------------------------------------------------ */
+/* Waits                                                               */
+/* ------------------------------------------------------------------ */
+
+/* poll(2) on fd, at once: the events of `events` ready (an error or a
+ * hang-up reports them all), 0 if none, or -errno. */
+static int poll_now(int fd, int events)
+{
+	struct pollfd p = {.fd = fd};
+	if (events & HERD_READABLE)
+		p.events |= POLLIN;
+	if (events & HERD_WRITABLE)
+		p.events |= POLLOUT;
+	int n = poll(&p, 1, 0);
+	if (n < 0)
+		return -errno;
+	if (p.revents & POLLNVAL)
+		return -EBADF;
+	if (p.revents & (POLLERR | POLLHUP))
+		return events;
+	return ((p.revents & POLLIN) ? HERD_READABLE : 0) |
+	       ((p.revents & POLLOUT) ? HERD_WRITABLE : 0);
+}
+
+/* Unlinks the waiters the wake left linked (all but the one an event
+ * took). */
+static void unlink_all(herd__rt *rt, struct herd__pollent **es, herd__pollw *wts, int n)
+{
+	for (int i = 0; i < n; i++) {
+		herd__mutex_lock(&es[i]->lock);
+		if (wts[i].linked) {
+			unlink_locked(rt, es[i], &wts[i]);
+			settle_locked(rt, es[i]);
+		}
+		herd__mutex_unlock(&es[i]->lock);
+	}
+}
+
+/* The wait on one descriptor. `level`: herd_fd_wait's, which reports
+ * readiness (the I/O calls wait after EAGAIN: an edge is what they need). */
+static int wait_one(herd__worker *w, herd__task *t, int fd, int events, int64_t deadline,
+		    bool level)
+{
+	herd__rt *rt = w->rt;
+	struct herd__pollent *e;
+	int rc = entry_make(rt, fd, &e);
+	if (rc)
+		return rc;
+	herd__mutex_lock(&e->lock);
+	if (atomic_load_explicit(&e->state, mo_relaxed) == UNREG &&
+	    (rc = register_locked(rt, e))) {
+		herd__mutex_unlock(&e->lock);
+		return rc;
+	}
+	/* herd_fd_wait asks poll(2), under the lock, so that an edge after
+	 * it finds the waiter linked; the flags, which may be stale, are left
+	 * to the waits after EAGAIN. */
+	rc = level ? poll_now(fd, events) : (int)take_ready(e, (uint32_t)events);
+	if (rc) {
+		settle_locked(rt, e);
+		herd__mutex_unlock(&e->lock);
+		return rc;
+	}
+	herd__pollw wt = {.task = t, .events = (uint32_t)events};
+	link_locked(rt, e, &wt);
+	herd__poll_watch(rt);
+	herd__waits_on(t, HERD__WHY_FD, (void *)(intptr_t)fd);
+	rc = herd__wait(&w, &e->lock, deadline, true);
+	if (rc > 0)
+		return rc; /* the poller unlinked it */
+	unlink_all(rt, &e, &wt, 1);
+	return rc;
+}
+
+/* Links a waiter on each descriptor (registered already) with the wait
+ * prepared; a descriptor reported ready claims the task at once. Returns
+ * how many it linked. */
+static int link_many(herd__rt *rt, herd__task *t, struct herd__pollent **es, herd__pollw *wts,
+		     int n)
+{
+	for (int i = 0; i < n; i++) {
+		herd__mutex_lock(&es[i]->lock);
+		uint32_t r = take_ready(es[i], wts[i].events);
+		if (!r) {
+			link_locked(rt, es[i], &wts[i]);
+			herd__mutex_unlock(&es[i]->lock);
+			continue;
+		}
+		if (herd__wait_claim(t)) {
+			herd__mutex_unlock(&es[i]->lock);
+			herd__wait_finish(t, (int)r); /* runs again once it parks */
+		} else {
+			es[i]->ready = (uint8_t)(es[i]->ready | r); /* not taken */
+			herd__mutex_unlock(&es[i]->lock);
+		}
+		return i;
+	}
+	return n;
 }
 
 int herd__fd_wait_any(const int *fds, int n, int events, int64_t deadline)
@@ -311,31 +560,54 @@ int herd__fd_wait_any(const int *fds, int n, int events, int64_t deadline)
 		return -EPERM;
 	if (herd__scope_canceled(t->scope))
 		return HERD_ECANCELED;
+	if (n == 1)
+		return wait_one(w, t, fds[0], events, deadline, false);
+	/* Registered first, each under its own lock; then the wait is made
+	 * claimable and the waiters linked, so that an event that comes as
+	 * they are claims the task (one waiter's entry lock at a time). */
 	herd__rt *rt = w->rt;
-	/* One waiter per descriptor, all for this task: the first event
-	 * claims the task's wait; the poller leaves the others linked (their
-	 * claim fails, as after a timeout), and they are unlinked here. */
+	struct herd__pollent *es[HERD__FD_WAIT_MAX];
 	herd__pollw wts[HERD__FD_WAIT_MAX];
-	for (int i = 0; i < n; i++)
-		wts[i] = (herd__pollw){.task = t, .events = (uint32_t)events};
-	herd__mutex_lock(&rt->io->poll.lock);
-	int rc = 0, k = 0;
-	while (k < n && !(rc = herd__poll_attach_locked(rt, fds[k], &wts[k])))
-		k++;
+	int rc = 0, k;
+	for (k = 0; k < n; k++) {
+		wts[k] = (herd__pollw){.task = t, .events = (uint32_t)events, .fd = fds[k]};
+		if ((rc = entry_make(rt, fds[k], &es[k])))
+			break;
+		herd__mutex_lock(&es[k]->lock);
+		if (atomic_load_explicit(&es[k]->state, mo_relaxed) == UNREG)
+			rc = register_locked(rt, es[k]);
+		herd__mutex_unlock(&es[k]->lock);
+		if (rc)
+			break;
+	}
 	if (rc) {
-		while (k--)
-			herd__poll_detach_locked(rt, &wts[k]);
-		herd__mutex_unlock(&rt->io->poll.lock);
+		unlink_all(rt, es, wts, k); /* ends TRANSIENT registrations */
 		return rc;
 	}
-	herd__poll_watch(rt);
 	herd__waits_on(t, HERD__WHY_FD, (void *)(intptr_t)fds[0]);
-	rc = herd__wait(&w, &rt->io->poll.lock, deadline, true);
-	if (rc > 0 && n == 1)
-		return rc; /* the poller unlinked it */
-	herd__mutex_lock(&rt->io->poll.lock);
-	for (int i = 0; i < n; i++)
-		herd__poll_detach_locked(rt, &wts[i]);
-	herd__mutex_unlock(&rt->io->poll.lock);
+	herd__wait_prepare(w, t, true);
+	link_many(rt, t, es, wts, n);
+	herd__poll_watch(rt);
+	rc = herd__wait_park(&w, deadline, true);
+	unlink_all(rt, es, wts, n);
 	return rc;
+}
+
+int herd_fd_wait(int fd, int events, int64_t deadline)
+{
+	if (fd < 0 || !(events & (HERD_READABLE | HERD_WRITABLE)) ||
+	    (events & ~(HERD_READABLE | HERD_WRITABLE)))
+		return -EINVAL;
+	if (deadline == HERD_NOWAIT) {
+		/* A plain poll(2) answers at once, from any thread. */
+		int r = poll_now(fd, events);
+		return r ? r : HERD_ETIMEDOUT;
+	}
+	herd__worker *w;
+	herd__task *t;
+	if (herd__current(&w, &t))
+		return -EPERM;
+	if (herd__scope_canceled(t->scope))
+		return HERD_ECANCELED;
+	return wait_one(w, t, fd, events, deadline, true);
 }

@@ -121,12 +121,16 @@ typedef struct herd__os_poller {
 /* Makes the set: 0 or -errno. */
 int herd__os_poller_open(herd__os_poller *p);
 void herd__os_poller_close(herd__os_poller *p);
-/* Arms fd, once (one-shot: an event disarms it until armed again), for
- * `events` (HERD_READABLE | HERD_WRITABLE); `fresh` adds it to the set.
- * 0, or -errno (-EBADF, -EPERM for a regular file, -ENOMEM). */
-int herd__os_poller_arm(herd__os_poller *p, int fd, bool fresh, uint32_t events,
-			uint64_t cookie);
-/* Takes fd out of the set. */
+/* Adds fd to the set, edge-triggered, for both directions: from now on
+ * each change to readable or to writable (and an error or a hang-up)
+ * yields one event carrying `cookie`, whether or not anybody waits; the
+ * first reports the readiness fd has now. It stays in the set until
+ * herd__os_poller_forget, or until the kernel drops it with the last
+ * reference to its open file. 0, or -errno (-EBADF, -EPERM for a regular
+ * file, -ENOMEM); if fd's open file is in the set already, its cookie is
+ * replaced (and readiness reported again). */
+int herd__os_poller_add(herd__os_poller *p, int fd, uint64_t cookie);
+/* Takes fd out of the set (nothing if it is not in it). */
 void herd__os_poller_forget(herd__os_poller *p, int fd);
 /* Waits for events until the deadline (-1: none; 0: do not block) and
  * stores at most n in ev; returns how many (0 on a timeout, a wakeup or

@@ -8,13 +8,16 @@
  * and calls only this file's herd__os_poller_* functions, as redis's ae.c
  * keeps aeApi* behind a seam: a kqueue backend is one more file.
  *
- * Descriptors are registered level-triggered and one-shot: an event
- * disarms the descriptor until the bookkeeping arms it again for the
- * waiters left. The two internal descriptors carry cookies no descriptor
- * can have (a cookie's low half is a descriptor number).
+ * Descriptors are registered once, edge-triggered, for reading and
+ * writing together (as Go's netpoll does): an event reports a change of
+ * readiness, and io/poll.c keeps what it reported until somebody waits.
+ * Nothing is re-armed between waits. The two internal descriptors are
+ * level-triggered and carry cookies no descriptor can have (a cookie's
+ * low half is a descriptor number).
  *
- * No lock here: the caller serialises arming a descriptor (io/poll.c does
- * under its lock); epoll_wait may run on several threads at once.
+ * No lock here: the caller serialises the registrations of a descriptor
+ * (io/poll.c, under its entry's lock); epoll_wait may run on several
+ * threads at once.
  */
 #include "os/os.h"
 
@@ -28,16 +31,6 @@
 #define WAKE_COOKIE UINT64_MAX
 #define ALARM_COOKIE (UINT64_MAX - 1)
 #define EVENTS_MAX 64
-
-static uint32_t to_epoll(uint32_t events)
-{
-	uint32_t e = 0;
-	if (events & HERD_READABLE)
-		e |= EPOLLIN | EPOLLRDHUP;
-	if (events & HERD_WRITABLE)
-		e |= EPOLLOUT;
-	return e;
-}
 
 static uint32_t from_epoll(uint32_t rev)
 {
@@ -90,13 +83,17 @@ void herd__os_poller_close(herd__os_poller *p)
 	p->fd = p->wakefd = -1;
 }
 
-int herd__os_poller_arm(herd__os_poller *p, int fd, bool fresh, uint32_t events,
-			uint64_t cookie)
+int herd__os_poller_add(herd__os_poller *p, int fd, uint64_t cookie)
 {
-	struct epoll_event ev = {.events = to_epoll(events) | EPOLLONESHOT, .data.u64 = cookie};
-	if (epoll_ctl(p->fd, fresh ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev) < 0)
-		return -errno;
-	return 0;
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+				 .data.u64 = cookie};
+	if (epoll_ctl(p->fd, EPOLL_CTL_ADD, fd, &ev) == 0)
+		return 0;
+	/* Already in the set (io/poll.c lost track of it: a number closed
+	 * with close(2) whose open file lives on in a dup): take it over. */
+	if (errno == EEXIST && epoll_ctl(p->fd, EPOLL_CTL_MOD, fd, &ev) == 0)
+		return 0;
+	return -errno;
 }
 
 void herd__os_poller_forget(herd__os_poller *p, int fd)

@@ -184,8 +184,8 @@ herd_chan *herd_proc_done(herd_proc *p)
  * If the child has exited but the poller has not yet handled it, handles
  * it here: a task that read the child's output to its end usually finds
  * it a zombie already, and saves the hop through the poller. The pidfd's
- * registration decides who handles the exit: whoever unlinks it, under
- * the poll lock (the poller unlinks it before it runs the callback).
+ * registration decides who handles the exit: whoever unlinks it
+ * (herd__poll_detach; the poller unlinks it before it runs the callback).
  */
 static void exit_now(herd_proc *p)
 {
@@ -194,12 +194,7 @@ static void exit_now(herd_proc *p)
 	si.si_pid = 0;
 	if (waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || !si.si_pid)
 		return;
-	herd__mutex_lock(&rt->io->poll.lock);
-	bool mine = p->exit_w.linked;
-	if (mine)
-		herd__poll_detach_locked(rt, &p->exit_w);
-	herd__mutex_unlock(&rt->io->poll.lock);
-	if (mine)
+	if (herd__poll_detach(rt, &p->exit_w))
 		herd__proc_exited(p);
 }
 

@@ -316,11 +316,7 @@ int herd__proc_start(herd_proc **out, herd_scope *scope, const herd_proc_opts *o
 
 	p->exit_w.cb = herd__proc_on_exit_event;
 	p->exit_w.events = HERD_READABLE;
-	herd__mutex_lock(&rt->io->poll.lock);
-	rc = p->pidfd >= 0 ? herd__poll_attach_locked(rt, p->pidfd, &p->exit_w) : -ENOSYS;
-	if (rc == 0)
-		herd__poll_watch(rt);
-	herd__mutex_unlock(&rt->io->poll.lock);
+	rc = p->pidfd >= 0 ? herd__poll_attach(rt, p->pidfd, &p->exit_w) : -ENOSYS;
 	if (rc)
 		herd__proc_watch_thread(p); /* no pidfd: a thread waits */
 	*out = p;
