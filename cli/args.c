@@ -64,6 +64,14 @@ static const char usage_text[] =
 	"  --load N[%%]          start a job only while fewer processes run\n"
 	"  --memfree SIZE       start a job only while SIZE of memory is free\n"
 	"\n"
+	"Hosts:\n"
+	"  -S, --sshlogin [N/]HOST[,...]  run jobs there over ssh (: is this machine,\n"
+	"                       N its slots; default -j, or the host's CPUs)\n"
+	"  --slf FILE           hosts, one a line, re-read when the file changes\n"
+	"  --ssh CMD            the ssh command (default ssh, or $PARALLEL_SSH)\n"
+	"  --guard -- CMD ...   run CMD alone; end its tree when stdout's reader\n"
+	"                       goes (how each job runs on a host that has herd)\n"
+	"\n"
 	"Output:\n"
 	"  (default)            each job's output whole when it ends\n"
 	"  -k, --keep-order     in the order of the input\n"
@@ -285,7 +293,7 @@ enum {
 	O_TIMEOUT, O_TERMSEQ, O_RETRIES, O_HALT, O_JOBLOG, O_RESUME, O_RESUMEFAILED,
 	O_RETRYFAILED, O_DRYRUN, O_VERBOSE, O_WILLCITE, O_HELP, O_VERSION,
 	O_PIPE, O_BLOCK, O_RECEND, O_RECSTART, O_PROGRESS, O_ETA, O_BAR, O_LOAD, O_MEMFREE,
-	O_TRACE, O_TRACEHTML,
+	O_TRACE, O_TRACEHTML, O_SSHLOGIN, O_SLF, O_SSH, O_GUARD,
 };
 
 static const struct option_def options[] = {
@@ -313,14 +321,19 @@ static const struct option_def options[] = {
 	{"progress", 0, ARG_NONE, O_PROGRESS}, {"eta", 0, ARG_NONE, O_ETA},
 	{"bar", 0, ARG_NONE, O_BAR}, {"load", 0, ARG_ONE, O_LOAD},
 	{"memfree", 0, ARG_ONE, O_MEMFREE}, {"trace", 0, ARG_ONE, O_TRACE},
-	{"trace-html", 0, ARG_ONE, O_TRACEHTML},
+	{"trace-html", 0, ARG_ONE, O_TRACEHTML}, {"sshlogin", 'S', ARG_ONE, O_SSHLOGIN},
+	{"slf", 0, ARG_ONE, O_SLF}, {"sshloginfile", 0, ARG_ONE, O_SLF},
+	{"ssh", 0, ARG_ONE, O_SSH}, {"guard", 0, ARG_NONE, O_GUARD},
 };
 
 static void apply(struct opts *o, int id, const char *v, const char *name)
 {
 	long n;
 	switch (id) {
-	case O_JOBS: o->jobs = parse_jobs(v); break;
+	case O_JOBS:
+		o->jobs = parse_jobs(v);
+		o->jobs_set = true;
+		break;
 	case O_KEEP: o->keep_order = true; break;
 	case O_UNGROUP: o->output = OUT_UNGROUP; break;
 	case O_GROUP: o->output = OUT_GROUP; break;
@@ -395,6 +408,21 @@ static void apply(struct opts *o, int id, const char *v, const char *name)
 			cli_usage_error("%s: expected a file", name);
 		*(id == O_TRACE ? &o->trace : &o->trace_html) = v;
 		break;
+	case O_SSHLOGIN:
+		o->sshlogin = xrealloc(o->sshlogin, (size_t)(o->nsshlogin + 1) * sizeof *o->sshlogin);
+		o->sshlogin[o->nsshlogin++] = (char *)v;
+		break;
+	case O_SLF:
+		if (!*v)
+			cli_usage_error("--slf: expected a file");
+		o->slf = v;
+		break;
+	case O_SSH:
+		if (!*v)
+			cli_usage_error("--ssh: expected a command");
+		o->ssh = v;
+		break;
+	case O_GUARD: o->guard = true; break;
 	case O_RECEND: o->recend = unescape(v); break;
 	case O_RECSTART: o->recstart = unescape(v); break;
 	case O_HELP:
@@ -530,7 +558,18 @@ void args_parse(int argc, char **argv, struct opts *o)
 	o->block = 1024 * 1024;
 	parse_term_seq(o, "TERM,200,TERM,100,TERM,50,KILL,25");
 	int i = parse_options(argc, argv, o);
+	if (o->guard) {
+		/* herd --guard [--] CMD ARGS: the words as they are. */
+		if (i >= argc)
+			cli_usage_error("--guard: expected a command");
+		o->cmd = argv + i;
+		o->ncmd = argc - i;
+		return;
+	}
 	parse_rest(argc, argv, i, o);
+	if (!o->ssh)
+		o->ssh = getenv("PARALLEL_SSH") && *getenv("PARALLEL_SSH") ? getenv("PARALLEL_SSH")
+									   : "ssh";
 	if (o->colsep) {
 		regex_t re;
 		int rc = regcomp(&re, o->colsep, REG_EXTENDED);
