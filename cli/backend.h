@@ -32,6 +32,7 @@ struct run_spec {
 	uint64_t seq;
 	long slot;
 	const struct command *cmd;
+	const struct record *rec; /* its values (NULL: --retry-failed) */
 	bool from_log;            /* --retry-failed: cmd->shell from the joblog */
 	const char *path;         /* the program, resolved here (or NULL) */
 	const char *missing;      /* its name when it is nowhere here */
@@ -57,8 +58,9 @@ struct backend_ops {
 	/* A signal to the run's whole tree, wherever it runs. */
 	void (*signal)(struct job_run *r, int sig);
 	/* Waits for the end of its output and its status (as herd_proc_wait
-	 * stores it), which it returns; frees r. */
-	int (*collect)(struct job_run *r);
+	 * stores it), which it returns; frees r. s is the spec it started
+	 * with. */
+	int (*collect)(struct backend *b, const struct run_spec *s, struct job_run *r);
 	/* The host of a slot, as the joblog's Host column shows it (":" for
 	 * this machine). */
 	const char *(*host)(struct backend *b, long slot);

@@ -148,10 +148,23 @@ struct opts {
 	int nsshlogin;
 	const char *slf;            /* --slf FILE: more, re-read on change */
 	const char *ssh;            /* --ssh CMD (or $PARALLEL_SSH, or ssh) */
+	/* Files to and from ssh hosts, with rsync (transfer.c). */
+	char **tf;                  /* --transferfile: templates, as {} */
+	int ntf;
+	char **ret;                 /* --return: templates */
+	int nret;
+	char **bf;                  /* --basefile: before the first job */
+	int nbf;
+	bool cleanup;               /* --cleanup: remove them there after */
+	const char *wd;             /* --wd DIR: where jobs run there ("..."
+				     * a directory of the job's own) */
 	/* herd --guard -- CMD ...: run one command, ended with its tree when
 	 * stdout's reader goes away (guard.c); cmd is then its argv. */
 	bool guard;
 };
+
+/* The text of --help (usage.c). */
+extern const char usage_text[];
 
 /* Parses argv into *o, or prints a one-line error (and the hint) and
  * exits with EXIT_ERROR; prints --help or --version and exits 0. */
@@ -216,6 +229,10 @@ void command_free(struct command *c);
  * name is a field); whether it is nowhere to be found (*name: it). */
 const char *template_path(const struct template *t);
 bool template_not_found(const struct template *t, const char **name);
+/* text with its replacement strings expanded for record r, unquoted (as
+ * --transferfile's and --return's file names), malloc'd. */
+char *template_text(const struct opts *o, const char *text, const struct record *r,
+		    uint64_t seq, long slot);
 /* The tag of a job (--tag: its values joined by spaces; --tagstring:
  * expanded), malloc'd, or NULL without either. */
 char *template_tag(const struct template *t, const struct record *r, uint64_t seq,

@@ -19,7 +19,7 @@
  * whole at the start, so that an entry never moves.
  */
 #define _GNU_SOURCE
-#include "ssh.h"
+#include "transfer.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -159,8 +159,12 @@ struct setup {
 static void setup_task(void *arg)
 {
 	struct setup *s = arg;
-	s->h->ssh = ssh_host_open(s->H->ssh, s->h->sshcmd, s->h->name, s->h->login, s->index,
-				  s->H->scope);
+	struct host *h = s->h;
+	h->ssh = ssh_host_open(s->H->ssh, h->sshcmd, h->name, h->login, s->index, s->H->scope);
+	if (h->ssh && !transfer_basefiles(s->H->o, h->ssh, h->login)) {
+		ssh_host_close(h->ssh);
+		h->ssh = NULL;
+	}
 }
 
 /* Sets the new hosts v[0..n) up side by side, then gives each its slots
@@ -296,11 +300,29 @@ static int hosts_start(struct backend *b, const struct run_spec *s, struct job_r
 	if (sl.host->local)
 		return start_local(H, s, out, msg);
 	/* The program is looked for there, not here. */
-	char **argv = ssh_job_argv(sl.host->ssh, s, sl.host->login, sl.rank);
-	struct launch l = {argv, NULL, NULL};
-	int rc = proc_run_start(H->o, s, &l, out, msg);
-	ssh_argv_free(argv);
+	char *wd = transfer_wd(H->o, s->seq);
+	int rc = transfer_before(H->o, sl.host->ssh, sl.rank, s, wd, msg);
+	if (rc == 0) {
+		char **argv = ssh_job_argv(sl.host->ssh, s, sl.host->login, sl.rank, wd);
+		struct launch l = {argv, NULL, NULL};
+		rc = proc_run_start(H->o, s, &l, out, msg);
+		ssh_argv_free(argv);
+	}
+	free(wd);
 	return rc;
+}
+
+static int hosts_collect(struct backend *b, const struct run_spec *s, struct job_run *r)
+{
+	struct hosts *H = (struct hosts *)b;
+	int st = proc_run_collect(r);
+	struct slot sl = slot_of(H, s->slot);
+	if (!sl.host->local) {
+		char *wd = transfer_wd(H->o, s->seq);
+		transfer_after(H->o, sl.host->ssh, sl.rank, s, wd);
+		free(wd);
+	}
+	return st;
 }
 
 static const char *hosts_host(struct backend *b, long slot)
@@ -323,8 +345,8 @@ static void hosts_close(struct backend *b)
 {
 	struct hosts *H = (struct hosts *)b;
 	for (size_t i = 0; i < H->nhosts; i++) {
-		if (H->hosts[i] == &local_host)
-			continue;
+		if (H->hosts[i]->ssh)
+			transfer_basefiles_clean(H->o, H->hosts[i]->ssh);
 		ssh_host_close(H->hosts[i]->ssh);
 		host_free(H->hosts[i]);
 	}
@@ -342,7 +364,7 @@ static const struct backend_ops hosts_ops = {
 	.start = hosts_start,
 	.done = proc_run_done,
 	.signal = proc_run_signal,
-	.collect = proc_run_collect,
+	.collect = hosts_collect,
 	.host = hosts_host,
 	.slot_ok = hosts_slot_ok,
 	.more_slots = hosts_more_slots,
@@ -387,6 +409,11 @@ struct backend *backend_open(const struct opts *o)
 		H->b.max_slots = SLF_MAX_SLOTS * 16;
 	H->hosts = xmalloc(MAX_HOSTS * sizeof *H->hosts);
 	H->slots = xmalloc(((size_t)H->b.max_slots + 1) * sizeof *H->slots);
+	bool remote = false;
+	for (size_t i = 0; i < n; i++)
+		remote = remote || !v[i]->local;
+	if (remote || o->slf)
+		transfer_check(o);
 	H->ssh = ssh_begin(o);
 	if (herd_scope_open(&H->scope) < 0)
 		cli_die("out of memory");

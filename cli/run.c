@@ -108,7 +108,8 @@ static void run_once(struct run *R, const struct job *j, const struct command *c
 	const struct opts *o = R->o;
 	const struct backend_ops *ops = R->be->ops;
 	memset(a, 0, sizeof *a);
-	struct run_spec s = {.seq = j->seq, .slot = j->slot, .cmd = cmd, .from_log = j->shell,
+	struct run_spec s = {.seq = j->seq, .slot = j->slot, .cmd = cmd,
+			     .rec = j->shell ? NULL : &j->rec, .from_log = j->shell,
 			     .block = j->block, .block_len = j->block_len, .tag = tag};
 	const char *name;
 	/* The resolved path is the template's first word: only when argv[0]
@@ -137,7 +138,7 @@ static void run_once(struct run *R, const struct job *j, const struct command *c
 	}
 	struct trace_lane lane = {R->trace, j->seq, j->slot};
 	job_wait(&R->ends, &lane, &jp, t0, &a->timed_out, &a->stopped);
-	a->status = ops->collect(jp.run);
+	a->status = ops->collect(R->be, &s, jp.run);
 	a->runtime = (herd_now() - t0) / 1e9;
 	trace_attempt(R, j, cmd, retry, t0, a);
 	if (a->timed_out)

@@ -42,6 +42,7 @@
 #define MUX_SLOTS 8
 
 struct ssh_ctx {
+	const struct opts *o;
 	char dir[80];          /* the control sockets' directory, or "" */
 	char **words;          /* the default ssh command (--ssh) */
 };
@@ -53,7 +54,7 @@ struct ssh_host {
 	herd_proc *master;
 	long cpus;
 	char *herd;            /* herd's path there, or NULL */
-	bool perl;
+	bool perl, rsync;
 };
 
 /* ------------------------------------------------------------------ */
@@ -145,6 +146,7 @@ struct ssh_ctx *ssh_begin(const struct opts *o)
 	struct ssh_ctx *c = calloc(1, sizeof *c);
 	if (!c)
 		cli_die("out of memory");
+	c->o = o;
 	c->words = command_words(o->ssh);
 	const char *tmp = getenv("TMPDIR");
 	if (!tmp || !*tmp || strlen(tmp) > 40)
@@ -215,9 +217,10 @@ static bool start_master(struct ssh_host *h, const char *ctl, herd_scope *scope)
 static const char probe_cmd[] =
 	"h=$(command -v herd 2>/dev/null) && \"$h\" --guard -- true >/dev/null 2>&1 && "
 	"echo \"herd=$h\"; command -v perl >/dev/null 2>&1 && echo perl=1; "
+	"command -v rsync >/dev/null 2>&1 && echo rsync=1; "
 	"echo cpus=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null)";
 
-static bool probe(struct ssh_host *h, const char *login)
+static bool probe(struct ssh_host *h, const char *login, bool need_rsync)
 {
 	struct av a = {0};
 	av_ssh(&a, h, h->ctl);
@@ -240,12 +243,19 @@ static bool probe(struct ssh_host *h, const char *login)
 			h->herd = xstrdup(l + 5);
 		else if (!strcmp(l, "perl=1"))
 			h->perl = true;
+		else if (!strcmp(l, "rsync=1"))
+			h->rsync = true;
 		else if (!strncmp(l, "cpus=", 5))
 			h->cpus = atol(l + 5);
 	}
 	herd_output_free(&r);
 	if (h->cpus < 1)
 		h->cpus = 1;
+	if (need_rsync && !h->rsync) {
+		cli_warn("%s: rsync is not installed there, and files are to be sent: no job "
+			 "runs there", login);
+		return false;
+	}
 	if (!h->herd && h->perl)
 		cli_warn("%s: herd is not installed there: its jobs run in a session of their own "
 			 "(setsid), whose process group is killed when the connection drops",
@@ -277,7 +287,8 @@ struct ssh_host *ssh_host_open(struct ssh_ctx *c, const char *sshcmd, const char
 		if (start_master(h, ctl, scope))
 			h->ctl = xstrdup(ctl);
 	}
-	if (!probe(h, login)) {
+	const struct opts *o = c->o;
+	if (!probe(h, login, o->ntf || o->nret || o->nbf)) {
 		ssh_host_close(h);
 		return NULL;
 	}
@@ -325,12 +336,20 @@ static const char perl_guard[] =
 	"until($d){select($o=$r,undef,undef,1)>0&&k()}"
 	"waitpid($p,0);exit($?&127?128+($?&127):$?>>8)";
 
-/* The string the remote shell runs for the job. */
+/* The string the remote shell runs for the job (in wd, made if need be,
+ * when not NULL). */
 static char *remote_command(const struct ssh_host *h, const struct run_spec *s,
-			    const char *login)
+			    const char *login, const char *wd)
 {
 	strbuf b = {0};
 	char num[64];
+	if (wd) {
+		sb_adds(&b, "mkdir -p -- ");
+		sb_add_quoted(&b, wd);
+		sb_adds(&b, " && cd -- ");
+		sb_add_quoted(&b, wd);
+		sb_adds(&b, " && ");
+	}
 	snprintf(num, sizeof num, "export PARALLEL_SEQ=%llu PARALLEL_JOBSLOT=%ld",
 		 (unsigned long long)s->seq, s->slot);
 	sb_adds(&b, num);
@@ -365,11 +384,11 @@ static char *remote_command(const struct ssh_host *h, const struct run_spec *s,
 }
 
 char **ssh_job_argv(const struct ssh_host *h, const struct run_spec *s, const char *login,
-		    long rank)
+		    long rank, const char *wd)
 {
 	struct av a = {0};
 	av_ssh(&a, h, rank <= MUX_SLOTS ? h->ctl : NULL);
-	char *cmd = remote_command(h, s, login);
+	char *cmd = remote_command(h, s, login, wd);
 	av_add(&a, cmd);
 	free(cmd);
 	return a.v;
@@ -378,4 +397,54 @@ char **ssh_job_argv(const struct ssh_host *h, const struct run_spec *s, const ch
 void ssh_argv_free(char **argv)
 {
 	free_words(argv);
+}
+
+/* ------------------------------------------------------------------ */
+/* For rsync and other commands there (transfer.c)                    */
+/* ------------------------------------------------------------------ */
+
+const char *ssh_host_name(const struct ssh_host *h)
+{
+	return h->name;
+}
+
+char *ssh_rsync_e(const struct ssh_host *h, long rank)
+{
+	struct av a = {0};
+	av_ssh(&a, h, rank <= MUX_SLOTS ? h->ctl : NULL);
+	char *dashes = a.v[a.n - 2];
+	a.v[a.n - 2] = NULL; /* rsync adds the host: no "--" host */
+	strbuf b = {0};
+	for (size_t i = 0; a.v[i]; i++) {
+		if (i)
+			sb_addc(&b, ' ');
+		sb_add_quoted(&b, a.v[i]);
+	}
+	a.v[a.n - 2] = dashes;
+	free_words(a.v);
+	char *r = sb_take(&b);
+	if (!r)
+		cli_die("out of memory");
+	return r;
+}
+
+int ssh_run(const struct ssh_host *h, long rank, const char *cmd, char **err)
+{
+	struct av a = {0};
+	av_ssh(&a, h, rank <= MUX_SLOTS ? h->ctl : NULL);
+	av_add(&a, cmd);
+	herd_proc_opts po = {.argv = a.v};
+	herd_output r;
+	int rc = herd_proc_output(&r, NULL, &po, 1 << 16, 0, HERD_FOREVER);
+	free_words(a.v);
+	*err = NULL;
+	if (rc < 0) {
+		*err = xstrdup(herd_strerror(rc));
+		return 255;
+	}
+	if (r.status && r.err_len)
+		*err = strndup(r.err, strcspn(r.err, "\n"));
+	int st = r.status;
+	herd_output_free(&r);
+	return st;
 }

@@ -26,9 +26,18 @@ long ssh_host_cpus(const struct ssh_host *h);
 void ssh_host_close(struct ssh_host *h);
 
 /* The ssh client's argv for the run s on h, the `rank`th slot of the host
- * (1..): malloc'd, freed by ssh_argv_free. */
+ * (1..), run in directory wd there (made if need be; NULL: the login's):
+ * malloc'd, freed by ssh_argv_free. */
 char **ssh_job_argv(const struct ssh_host *h, const struct run_spec *s, const char *login,
-		    long rank);
+		    long rank, const char *wd);
 void ssh_argv_free(char **argv);
+
+/* For rsync and other commands there (transfer.c). */
+const char *ssh_host_name(const struct ssh_host *h);
+/* rsync's -e: the ssh command and its options, quoted (malloc'd). */
+char *ssh_rsync_e(const struct ssh_host *h, long rank);
+/* Runs cmd there: its status (255: ssh failed), and the first line of
+ * its stderr in *err (malloc'd) when it failed. From a task. */
+int ssh_run(const struct ssh_host *h, long rank, const char *cmd, char **err);
 
 #endif
