@@ -67,9 +67,9 @@ struct backend_ops {
 	/* A slot that a job gave back: whether it may run another (false:
 	 * its host left the --slf file, and the slot is dropped). */
 	bool (*slot_ok)(struct backend *b, long slot);
-	/* New slots to hand out (--slf changed): how many were written to
-	 * slots (at most max); called between job starts. */
-	size_t (*more_slots)(struct backend *b, long *slots, size_t max);
+	/* New slots to hand out (--slf changed), sent to free_slots (which
+	 * holds max_slots); called between job starts, from the first task. */
+	void (*more_slots)(struct backend *b, herd_chan *free_slots);
 	void (*close)(struct backend *b);
 };
 

@@ -56,6 +56,7 @@ struct hosts {
 	struct slot *slots;   /* [1..nslots] */
 	long nslots;
 	bool only_local;      /* no -S, no --slf */
+	int next_index;       /* of a host's control socket: never reused */
 	struct ssh_ctx *ssh;
 	herd_scope *scope;    /* the control masters */
 	int64_t checked;      /* --slf: when it was last looked at */
@@ -168,9 +169,9 @@ static void setup_task(void *arg)
 }
 
 /* Sets the new hosts v[0..n) up side by side, then gives each its slots
- * (under the lock) and lists them in *out (up to max; NULL: none). The
- * hosts that cannot be reached are dropped. */
-static size_t add_hosts(struct hosts *H, struct host **v, size_t n, long *out, size_t max)
+ * (under the lock) and sends them to `free_slots` (NULL: none). The hosts
+ * that cannot be reached are dropped. */
+static void add_hosts(struct hosts *H, struct host **v, size_t n, herd_chan *free_slots)
 {
 	/* Only this task adds hosts: nhosts is read here without the lock. */
 	for (; n > MAX_HOSTS - H->nhosts; n--) {
@@ -182,10 +183,9 @@ static size_t add_hosts(struct hosts *H, struct host **v, size_t n, long *out, s
 		cli_die("out of memory");
 	for (size_t i = 0; i < n; i++)
 		if (!v[i]->local &&
-		    HERD_GO(sc, setup_task, ((struct setup){H, v[i], (int)(H->nhosts + i)})) < 0)
+		    HERD_GO(sc, setup_task, ((struct setup){H, v[i], H->next_index++})) < 0)
 			cli_die("cannot start a task");
 	herd_scope_close(sc);
-	size_t added = 0;
 	pthread_mutex_lock(&H->lock);
 	for (size_t i = 0; i < n; i++) {
 		struct host *h = v[i];
@@ -198,12 +198,12 @@ static size_t add_hosts(struct hosts *H, struct host **v, size_t n, long *out, s
 		H->hosts[H->nhosts++] = h;
 		for (long r = 1; r <= k && H->nslots < H->b.max_slots; r++) {
 			H->slots[++H->nslots] = (struct slot){h, r};
-			if (out && added < max)
-				out[added++] = H->nslots;
+			/* The channel holds max_slots: there is room. */
+			if (free_slots)
+				herd_chan_try_send(free_slots, &H->nslots);
 		}
 	}
 	pthread_mutex_unlock(&H->lock);
-	return added;
 }
 
 /* ------------------------------------------------------------------ */
@@ -222,14 +222,14 @@ static bool slf_changed(struct hosts *H)
 	return changed;
 }
 
-static size_t hosts_more_slots(struct backend *b, long *slots, size_t max)
+static void hosts_more_slots(struct backend *b, herd_chan *free_slots)
 {
 	struct hosts *H = (struct hosts *)b;
 	if (!H->o->slf || herd_now() - H->checked < HERD_SEC)
-		return 0;
+		return;
 	H->checked = herd_now();
 	if (!slf_changed(H))
-		return 0;
+		return;
 	struct host **v = NULL;
 	size_t n = 0;
 	read_slf(H->o->slf, &v, &n);
@@ -257,9 +257,8 @@ static size_t hosts_more_slots(struct backend *b, long *slots, size_t max)
 			v[i]->from_slf = true;
 			v[k++] = v[i];
 		}
-	size_t added = add_hosts(H, v, k, slots, max);
+	add_hosts(H, v, k, free_slots);
 	free(v);
-	return added;
 }
 
 /* ------------------------------------------------------------------ */
@@ -417,7 +416,7 @@ struct backend *backend_open(const struct opts *o)
 	H->ssh = ssh_begin(o);
 	if (herd_scope_open(&H->scope) < 0)
 		cli_die("out of memory");
-	add_hosts(H, v, n, NULL, 0);
+	add_hosts(H, v, n, NULL);
 	free(v);
 	H->b.nslots = H->nslots;
 	if (!H->nslots && !o->slf) {

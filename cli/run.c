@@ -297,15 +297,6 @@ static void signal_task(void *arg)
 /* The run                                                            */
 /* ------------------------------------------------------------------ */
 
-/* New slots (--slf changed) to the free ones. */
-static void more_slots(struct run *R)
-{
-	long add[64];
-	size_t n = R->be->ops->more_slots(R->be, add, sizeof add / sizeof *add);
-	for (size_t i = 0; i < n; i++)
-		herd_chan_try_send(R->slots, &add[i]);
-}
-
 /* Takes a free slot, unless the run stops first: the slot, or 0. With
  * --slf, the file is looked at while waiting, and a slot whose host has
  * left it is dropped. */
@@ -316,7 +307,7 @@ static long take_slot(struct run *R)
 	if (!R->o->slf)
 		return herd_select(cs, 2, HERD_FOREVER) == 0 ? slot : 0;
 	for (;;) {
-		more_slots(R);
+		R->be->ops->more_slots(R->be, R->slots); /* --slf changed */
 		int k = herd_select(cs, 2, herd_deadline(HERD_SEC));
 		if (k == 1)
 			return 0;
