@@ -96,6 +96,8 @@ int proc_run_start(const struct opts *o, const struct run_spec *s, const struct 
 herd_chan *proc_run_done(struct job_run *r);
 void proc_run_signal(struct job_run *r, int sig);
 int proc_run_collect(struct job_run *r);
+/* The first signal sent to the run's tree, or 0. */
+int proc_run_signalled(const struct job_run *r);
 
 /* A line for stderr (malloc'd), or NULL. */
 __attribute__((format(printf, 1, 2))) char *message(const char *fmt, ...);

@@ -314,9 +314,14 @@ static int hosts_start(struct backend *b, const struct run_spec *s, struct job_r
 static int hosts_collect(struct backend *b, const struct run_spec *s, struct job_run *r)
 {
 	struct hosts *H = (struct hosts *)b;
+	int sig = proc_run_signalled(r);
 	int st = proc_run_collect(r);
 	struct slot sl = slot_of(H, s->slot);
 	if (!sl.host->local) {
+		/* ssh exits with 255 when a signal ends it: the run ended as a
+		 * local one would, of the signal that herd sent. */
+		if (st == 255 && sig)
+			st = 256 + sig;
 		char *wd = transfer_wd(H->o, s->seq);
 		transfer_after(H->o, sl.host->ssh, sl.rank, s, wd);
 		free(wd);

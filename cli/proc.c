@@ -24,7 +24,7 @@
 struct job_run {
 	herd_proc *p;
 	herd_scope *readers;
-	bool ended;              /* a signal was sent to its tree */
+	int ended;               /* the first signal sent to its tree, or 0 */
 };
 
 /* How long the readers of a run that was ended by a signal may take to
@@ -131,7 +131,7 @@ int proc_run_start(const struct opts *o, const struct run_spec *s, const struct 
 	}
 	struct job_run *r = xmalloc(sizeof *r);
 	r->p = p;
-	r->ended = false;
+	r->ended = 0;
 	if (herd_scope_open(&r->readers) < 0)
 		cli_die("out of memory");
 	if (o->output != OUT_UNGROUP) {
@@ -158,7 +158,8 @@ herd_chan *proc_run_done(struct job_run *r)
 
 void proc_run_signal(struct job_run *r, int sig)
 {
-	r->ended = true;
+	if (!r->ended)
+		r->ended = sig;
 	herd_proc_signal_all(r->p, sig);
 }
 
@@ -172,6 +173,11 @@ static int job_status(herd_proc *p)
 	if (herd_proc_wait(p, &st, HERD_FOREVER) == 0 || herd_proc_kill(p, &st, HERD_FOREVER) == 0)
 		return st;
 	return 256 + SIGKILL;
+}
+
+int proc_run_signalled(const struct job_run *r)
+{
+	return r->ended;
 }
 
 int proc_run_collect(struct job_run *r)

@@ -639,3 +639,28 @@ TEST(transfer_return_cleanup)
 		rmdir("/root/.herd");
 	cli_done(0);
 }
+
+/* --timeout on the hosts: the jobs are ended there (nothing left), and the
+ * joblog says so as for a local job ended by its timeout (-1, SIGTERM),
+ * not ssh's 255. */
+TEST(timeout_as_local)
+{
+	herd_only();
+	sshd_start();
+	char jl[96], jlopt[120], cmd[64];
+	cli_temp_name(jl);
+	snprintf(jlopt, sizeof jlopt, "--joblog=%s", jl);
+	snprintf(cmd, sizeof cmd, "sleep %s", marker);
+	struct cli_out o;
+	cli_run_opts(NULL, 0, (const char *const[]){"herd", "--ssh", ssh_opt, "-S",
+		     "1/herd-a,1/herd-b,1/:", "--timeout", "2", jlopt, cmd, ":::", "1", "2", "3",
+		     NULL}, in_dir(), &o);
+	CHECK_RUN(&o, cli_exited(&o, 3) && o.out_len == 0);
+	CHECK(marked_gone());
+	char *dg = joblog_digest(jl);
+	CHECK_TEXT(dg, strstr(dg, "\therd-a\t-1\t15\t") && strstr(dg, "\therd-b\t-1\t15\t") &&
+		       strstr(dg, "\t:\t-1\t15\t"));
+	free(dg);
+	cli_free(&o);
+	cli_done(0);
+}
