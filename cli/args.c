@@ -22,67 +22,6 @@
 
 #define JOBS_MAX 65536L
 
-static const char usage_text[] =
-	"Usage: herd [options] command [arguments] [::: items | :::: files ...]\n"
-	"       ... | herd [options] command [arguments]\n"
-	"\n"
-	"Runs the command once for every input item, many at a time, as GNU\n"
-	"parallel does; nothing a job starts outlives it.\n"
-	"\n"
-	"Input:\n"
-	"  ::: items            the items of a source, on the command line\n"
-	"  :::: files           sources read from files (- is stdin)\n"
-	"  :::+, ::::+          a source read beside the one before, not crossed\n"
-	"  -a, --arg-file FILE  a source read from FILE\n"
-	"  -0, --null           items end with NUL, not newline\n"
-	"  -d, --delimiter D    items end with D (\\n, \\t, \\0 understood)\n"
-	"  -C, --colsep REGEX   split each item into columns {1} {2} ...\n"
-	"  -n, --max-args N     N items per job\n"
-	"  -N N                 N items per job; {N} past the last is empty\n"
-	"  -r, --no-run-if-empty  skip empty items\n"
-	"  --pipe               cut stdin into blocks, each a job's stdin\n"
-	"  --block SIZE         bytes a block holds at most (1M); -N: records\n"
-	"  --recend S, --recstart S  where records end and start (\\n, none)\n"
-	"\n"
-	"Command:\n"
-	"  {} {.} {/} {//} {/.} the item, without extension, basename, dirname,\n"
-	"                       basename without extension; {1} {2.} ... the same\n"
-	"                       for one source or column; {#} job number; {%} slot\n"
-	"  -I STR               STR stands for {}\n"
-	"  -q, --quote          run the command as it is, never through the shell\n"
-	"\n"
-	"Running:\n"
-	"  -j, --jobs N         N jobs at a time; N%% of the CPUs, +N, -N; 0: many\n"
-	"  --delay SECS         between job starts\n"
-	"  --timeout SECS|N%%    end a job after SECS (or N%% of the median run)\n"
-	"  --term-seq SEQ       how a job is ended (TERM,200,TERM,100,TERM,50,KILL,25)\n"
-	"  --retries N          run a failing job up to N times\n"
-	"  --halt WHEN,WHAT=N   now|soon, fail|success|done = N or N%%; never\n"
-	"  --joblog [+]FILE     a line per job (+: append)\n"
-	"  --resume, --resume-failed, --retry-failed\n"
-	"  --dry-run            print the commands, run nothing\n"
-	"  --load N[%%]          start a job only while fewer processes run\n"
-	"  --memfree SIZE       start a job only while SIZE of memory is free\n"
-	"\n"
-	"Output:\n"
-	"  (default)            each job's output whole when it ends\n"
-	"  -k, --keep-order     in the order of the input\n"
-	"  --line-buffer        whole lines as they come\n"
-	"  -u, --ungroup        as it comes\n"
-	"  --tag, --tagstring S each line after the job's items (or S) and a tab\n"
-	"  -t, -v, --verbose    print each command on stderr\n"
-	"  --progress, --eta, --bar  a progress line on stderr, if a terminal\n"
-	"\n"
-	"Timeline:\n"
-	"  --trace FILE         the jobs on a lane per slot, as Chrome trace-event\n"
-	"                       JSON (open it in Perfetto or chrome://tracing)\n"
-	"  --trace-html FILE    the same drawn by one self-contained HTML page\n"
-	"\n"
-	"  -h, --help, -V, --version, --will-cite (ignored)\n"
-	"\n"
-	"Exit status: 0; the number of jobs that failed (101 for more than 100);\n"
-	"with --halt ...,fail=1, the failing job's; 255 for herd's own error.\n";
-
 /* The CPUs this process may run on. */
 static long ncpu(void)
 {
@@ -285,7 +224,8 @@ enum {
 	O_TIMEOUT, O_TERMSEQ, O_RETRIES, O_HALT, O_JOBLOG, O_RESUME, O_RESUMEFAILED,
 	O_RETRYFAILED, O_DRYRUN, O_VERBOSE, O_WILLCITE, O_HELP, O_VERSION,
 	O_PIPE, O_BLOCK, O_RECEND, O_RECSTART, O_PROGRESS, O_ETA, O_BAR, O_LOAD, O_MEMFREE,
-	O_TRACE, O_TRACEHTML,
+	O_TRACE, O_TRACEHTML, O_SSHLOGIN, O_SLF, O_SSH, O_GUARD, O_TF, O_TRANSFER, O_RETURN,
+	O_CLEANUP, O_TRC, O_BF, O_WD,
 };
 
 static const struct option_def options[] = {
@@ -313,14 +253,31 @@ static const struct option_def options[] = {
 	{"progress", 0, ARG_NONE, O_PROGRESS}, {"eta", 0, ARG_NONE, O_ETA},
 	{"bar", 0, ARG_NONE, O_BAR}, {"load", 0, ARG_ONE, O_LOAD},
 	{"memfree", 0, ARG_ONE, O_MEMFREE}, {"trace", 0, ARG_ONE, O_TRACE},
-	{"trace-html", 0, ARG_ONE, O_TRACEHTML},
+	{"trace-html", 0, ARG_ONE, O_TRACEHTML}, {"sshlogin", 'S', ARG_ONE, O_SSHLOGIN},
+	{"slf", 0, ARG_ONE, O_SLF}, {"sshloginfile", 0, ARG_ONE, O_SLF},
+	{"ssh", 0, ARG_ONE, O_SSH}, {"guard", 0, ARG_NONE, O_GUARD},
+	{"transferfile", 0, ARG_ONE, O_TF}, {"tf", 0, ARG_ONE, O_TF},
+	{"transfer", 0, ARG_NONE, O_TRANSFER}, {"return", 0, ARG_ONE, O_RETURN},
+	{"cleanup", 0, ARG_NONE, O_CLEANUP}, {"trc", 0, ARG_ONE, O_TRC},
+	{"basefile", 0, ARG_ONE, O_BF}, {"bf", 0, ARG_ONE, O_BF},
+	{"workdir", 0, ARG_ONE, O_WD}, {"wd", 0, ARG_ONE, O_WD},
 };
+
+/* Appends s to a list of strings. */
+static void add_str(char ***v, int *n, const char *s)
+{
+	*v = xrealloc(*v, (size_t)(*n + 1) * sizeof **v);
+	(*v)[(*n)++] = (char *)s;
+}
 
 static void apply(struct opts *o, int id, const char *v, const char *name)
 {
 	long n;
 	switch (id) {
-	case O_JOBS: o->jobs = parse_jobs(v); break;
+	case O_JOBS:
+		o->jobs = parse_jobs(v);
+		o->jobs_set = true;
+		break;
 	case O_KEEP: o->keep_order = true; break;
 	case O_UNGROUP: o->output = OUT_UNGROUP; break;
 	case O_GROUP: o->output = OUT_GROUP; break;
@@ -394,6 +351,42 @@ static void apply(struct opts *o, int id, const char *v, const char *name)
 		if (!*v)
 			cli_usage_error("%s: expected a file", name);
 		*(id == O_TRACE ? &o->trace : &o->trace_html) = v;
+		break;
+	case O_SSHLOGIN:
+		o->sshlogin = xrealloc(o->sshlogin, (size_t)(o->nsshlogin + 1) * sizeof *o->sshlogin);
+		o->sshlogin[o->nsshlogin++] = (char *)v;
+		break;
+	case O_SLF:
+		if (!*v)
+			cli_usage_error("--slf: expected a file");
+		o->slf = v;
+		break;
+	case O_SSH:
+		if (!*v)
+			cli_usage_error("--ssh: expected a command");
+		o->ssh = v;
+		break;
+	case O_GUARD: o->guard = true; break;
+	case O_TRC:
+		o->cleanup = true;
+		add_str(&o->ret, &o->nret, v);
+		__attribute__((fallthrough)); /* --trc is --transfer --return F --cleanup */
+	case O_TRANSFER: add_str(&o->tf, &o->ntf, "{}"); break;
+	case O_TF:
+	case O_RETURN:
+	case O_BF:
+		if (!*v)
+			cli_usage_error("%s: expected a file", name);
+		if (id == O_TF)
+			add_str(&o->tf, &o->ntf, v);
+		else
+			add_str(id == O_RETURN ? &o->ret : &o->bf, id == O_RETURN ? &o->nret : &o->nbf, v);
+		break;
+	case O_CLEANUP: o->cleanup = true; break;
+	case O_WD:
+		if (!*v)
+			cli_usage_error("--wd: expected a directory");
+		o->wd = v;
 		break;
 	case O_RECEND: o->recend = unescape(v); break;
 	case O_RECSTART: o->recstart = unescape(v); break;
@@ -530,7 +523,18 @@ void args_parse(int argc, char **argv, struct opts *o)
 	o->block = 1024 * 1024;
 	parse_term_seq(o, "TERM,200,TERM,100,TERM,50,KILL,25");
 	int i = parse_options(argc, argv, o);
+	if (o->guard) {
+		/* herd --guard [--] CMD ARGS: the words as they are. */
+		if (i >= argc)
+			cli_usage_error("--guard: expected a command");
+		o->cmd = argv + i;
+		o->ncmd = argc - i;
+		return;
+	}
 	parse_rest(argc, argv, i, o);
+	if (!o->ssh)
+		o->ssh = getenv("PARALLEL_SSH") && *getenv("PARALLEL_SSH") ? getenv("PARALLEL_SSH")
+									   : "ssh";
 	if (o->colsep) {
 		regex_t re;
 		int rc = regcomp(&re, o->colsep, REG_EXTENDED);

@@ -142,7 +142,29 @@ struct opts {
 	/* The timeline. */
 	const char *trace;          /* --trace FILE */
 	const char *trace_html;     /* --trace-html FILE */
+	/* Hosts (hosts.c, ssh.c). */
+	bool jobs_set;              /* -j was given: slots per host */
+	char **sshlogin;            /* -S values, each [N/]host[,...] */
+	int nsshlogin;
+	const char *slf;            /* --slf FILE: more, re-read on change */
+	const char *ssh;            /* --ssh CMD (or $PARALLEL_SSH, or ssh) */
+	/* Files to and from ssh hosts, with rsync (transfer.c). */
+	char **tf;                  /* --transferfile: templates, as {} */
+	int ntf;
+	char **ret;                 /* --return: templates */
+	int nret;
+	char **bf;                  /* --basefile: before the first job */
+	int nbf;
+	bool cleanup;               /* --cleanup: remove them there after */
+	const char *wd;             /* --wd DIR: where jobs run there ("..."
+				     * a directory of the job's own) */
+	/* herd --guard -- CMD ...: run one command, ended with its tree when
+	 * stdout's reader goes away (guard.c); cmd is then its argv. */
+	bool guard;
 };
+
+/* The text of --help (usage.c). */
+extern const char usage_text[];
 
 /* Parses argv into *o, or prints a one-line error (and the hint) and
  * exits with EXIT_ERROR; prints --help or --version and exits 0. */
@@ -207,6 +229,10 @@ void command_free(struct command *c);
  * name is a field); whether it is nowhere to be found (*name: it). */
 const char *template_path(const struct template *t);
 bool template_not_found(const struct template *t, const char **name);
+/* text with its replacement strings expanded for record r, unquoted (as
+ * --transferfile's and --return's file names), malloc'd. */
+char *template_text(const struct opts *o, const char *text, const struct record *r,
+		    uint64_t seq, long slot);
 /* The tag of a job (--tag: its values joined by spaces; --tagstring:
  * expanded), malloc'd, or NULL without either. */
 char *template_tag(const struct template *t, const struct record *r, uint64_t seq,
@@ -273,8 +299,8 @@ struct joblog;
  * message if it cannot be. */
 struct joblog *joblog_open(const struct opts *o);
 /* One line for a job that ended. */
-void joblog_write(struct joblog *j, uint64_t seq, double start, double runtime,
-		  uint64_t received, int exitval, int sig, const char *command);
+void joblog_write(struct joblog *j, uint64_t seq, const char *host, double start,
+		  double runtime, uint64_t received, int exitval, int sig, const char *command);
 /* --resume: whether job seq ran already (--resume-failed: succeeded). */
 bool joblog_skip(const struct joblog *j, uint64_t seq);
 /* --retry-failed: the jobs whose last line says they failed, their numbers
@@ -323,6 +349,7 @@ struct trace_run {
 	int64_t start, end;
 	int status;
 	bool timed_out, stopped;
+	const char *host;        /* the joblog's Host: ":" here */
 };
 /* A slice on the slot's lane; does nothing to a NULL trace. */
 void trace_job(struct trace *t, const struct trace_run *r);
@@ -353,7 +380,7 @@ char *trace_json_clean(const char *text, size_t len, size_t *out_len, bool *repa
 		       char *err, size_t errsize);
 
 /* ------------------------------------------------------------------ */
-/* Waiting for a job's process, and ending it (jobwait.c)             */
+/* Waiting for a job's run, and ending it (jobwait.c)             */
 /* ------------------------------------------------------------------ */
 
 /* The running median of the run times of the jobs that succeeded, for
@@ -372,12 +399,19 @@ struct job_ends {
 	herd_chan *stop, *kill;
 	struct median *median;
 };
-/* Waits for p (started at `start`, herd_now()) to exit, ending its tree
- * early on its timeout (*timed_out), `stop` or `kill` (*stopped); returns
- * its status as herd_proc_wait stores it. Each signal sent to the tree
- * goes on the job's lane of the trace. */
-int job_wait(const struct job_ends *e, const struct trace_lane *lane, herd_proc *p,
-	     int64_t start, bool *timed_out, bool *stopped);
+/* A run on a backend (backend.h): its operations and itself. */
+struct backend_ops;
+struct job_run;
+struct job_proc {
+	const struct backend_ops *ops;
+	struct job_run *run;
+};
+/* Waits for the run (started at `start`, herd_now()) to end, ending its
+ * tree early on its timeout (*timed_out), `stop` or `kill` (*stopped);
+ * its status is then the backend's collect's. Each signal sent to the
+ * tree goes on the job's lane of the trace. */
+void job_wait(const struct job_ends *e, const struct trace_lane *lane, const struct job_proc *jp,
+	      int64_t start, bool *timed_out, bool *stopped);
 
 /* ------------------------------------------------------------------ */
 /* Running (run.c)                                                    */
@@ -386,5 +420,8 @@ int job_wait(const struct job_ends *e, const struct trace_lane *lane, herd_proc 
 /* Runs every job; returns the exit status of the command. From the first
  * task. */
 int run_all(const struct opts *o);
+
+/* herd --guard: runs o->cmd; returns the exit status (guard.c). */
+int guard_main(const struct opts *o);
 
 #endif

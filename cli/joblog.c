@@ -1,6 +1,7 @@
 /*
  * joblog.c - GNU parallel's joblog: a header, then a tab-separated line per
- * job that ended (Seq, Host ":", Starttime, JobRuntime, Send, Receive,
+ * job that ended (Seq, Host (":" for this machine, else the
+ * sshlogin), Starttime, JobRuntime, Send, Receive,
  * Exitval, Signal, Command), written with one write(2) each, so that lines
  * never mix. With --resume, --resume-failed or --retry-failed the joblog is
  * read first: the jobs it lists are skipped (--resume), or those that
@@ -116,14 +117,14 @@ struct joblog *joblog_open(const struct opts *o)
 	return j;
 }
 
-void joblog_write(struct joblog *j, uint64_t seq, double start, double runtime,
-		  uint64_t received, int exitval, int sig, const char *command)
+void joblog_write(struct joblog *j, uint64_t seq, const char *host, double start,
+		  double runtime, uint64_t received, int exitval, int sig, const char *command)
 {
 	if (!j)
 		return;
 	char *line = NULL;
-	int n = asprintf(&line, "%llu\t:\t%.3f\t%10.3f\t0\t%llu\t%d\t%d\t%s\n",
-			 (unsigned long long)seq, start, runtime, (unsigned long long)received,
+	int n = asprintf(&line, "%llu\t%s\t%.3f\t%10.3f\t0\t%llu\t%d\t%d\t%s\n",
+			 (unsigned long long)seq, host, start, runtime, (unsigned long long)received,
 			 exitval, sig, command);
 	if (n < 0)
 		return;

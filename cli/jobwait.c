@@ -1,5 +1,5 @@
 /*
- * jobwait.c - waiting for a job's process, and ending it early: on its
+ * jobwait.c - waiting for a job's run (on whatever backend), and ending it early: on its
  * --timeout (SECS, or N% of the median run time of the jobs that
  * succeeded so far), when the run stops (`stop`: --term-seq on the job's
  * whole tree) or is killed (`kill`: SIGKILL at once).
@@ -10,7 +10,7 @@
  * the heaps: jobs end on any worker.
  */
 #define _GNU_SOURCE
-#include "cli.h"
+#include "backend.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -103,43 +103,34 @@ static double median_get(struct median *m)
 	return v;
 }
 
-/* Waits until p exits, `kill` closes, or the deadline: 0, 1, or
+/* Waits until the run ends, `kill` closes, or the deadline: 0, 1, or
  * HERD_ETIMEDOUT. */
-static int wait_exit_or_kill(const struct job_ends *e, herd_proc *p, int64_t deadline)
+static int wait_exit_or_kill(const struct job_ends *e, const struct job_proc *jp,
+			     int64_t deadline)
 {
-	herd_case cs[2] = {HERD_CASE_RECV(herd_proc_done(p), NULL),
+	herd_case cs[2] = {HERD_CASE_RECV(jp->ops->done(jp->run), NULL),
 			   HERD_CASE_RECV(e->kill, NULL)};
 	return herd_select(cs, 2, deadline);
 }
 
-/* p's exit status. A wait cut short (the run is being canceled) ends the
- * job instead, which is not a cancellation point, so that the status is
- * had all the same; herd_proc_kill then fails only if the status was lost
- * (-ECHILD), which is reported as a death by SIGKILL. */
-static int job_status(herd_proc *p)
-{
-	int st;
-	if (herd_proc_wait(p, &st, HERD_FOREVER) == 0 || herd_proc_kill(p, &st, HERD_FOREVER) == 0)
-		return st;
-	return 256 + SIGKILL;
-}
-
-/* A signal to p's whole tree, on the job's lane of the trace. */
-static void signal_tree(const struct trace_lane *lane, herd_proc *p, int sig, const char *why)
+/* A signal to the run's whole tree, on the job's lane of the trace. */
+static void signal_tree(const struct trace_lane *lane, const struct job_proc *jp, int sig,
+			const char *why)
 {
 	trace_signal(lane, sig, why);
-	herd_proc_signal_all(p, sig);
+	jp->ops->signal(jp->run, sig);
 }
 
-/* --term-seq on p's whole tree, then SIGKILL whatever the sequence left;
- * returns once p has exited. */
-static void end_tree(const struct job_ends *e, const struct trace_lane *lane, herd_proc *p,
-		     const char *why)
+/* --term-seq on the run's whole tree, then SIGKILL whatever the sequence
+ * left; returns once it has ended (or the wait is canceled: collect
+ * makes sure). */
+static void end_tree(const struct job_ends *e, const struct trace_lane *lane,
+		     const struct job_proc *jp, const char *why)
 {
 	const struct opts *o = e->o;
 	for (int i = 0; i < o->nterm; i++) {
-		signal_tree(lane, p, o->term[i].sig, why);
-		int k = wait_exit_or_kill(e, p, herd_deadline(o->term[i].wait_ns));
+		signal_tree(lane, jp, o->term[i].sig, why);
+		int k = wait_exit_or_kill(e, jp, herd_deadline(o->term[i].wait_ns));
 		if (k == 0)
 			return;
 		if (k == 1) {
@@ -147,8 +138,8 @@ static void end_tree(const struct job_ends *e, const struct trace_lane *lane, he
 			break; /* a second signal: at once */
 		}
 	}
-	signal_tree(lane, p, SIGKILL, why);
-	job_status(p);
+	signal_tree(lane, jp, SIGKILL, why);
+	herd_chan_recv(jp->ops->done(jp->run), NULL, HERD_FOREVER);
 }
 
 /* The deadline of a job started at `start` (herd_now()), or FOREVER. */
@@ -168,30 +159,29 @@ static int64_t job_deadline(const struct job_ends *e, int64_t start)
 	return HERD_FOREVER;
 }
 
-int job_wait(const struct job_ends *e, const struct trace_lane *lane, herd_proc *p,
-	     int64_t start, bool *timed_out, bool *stopped)
+void job_wait(const struct job_ends *e, const struct trace_lane *lane, const struct job_proc *jp,
+	      int64_t start, bool *timed_out, bool *stopped)
 {
-	herd_case cs[3] = {HERD_CASE_RECV(herd_proc_done(p), NULL),
+	herd_case cs[3] = {HERD_CASE_RECV(jp->ops->done(jp->run), NULL),
 			   HERD_CASE_RECV(e->stop, NULL), HERD_CASE_RECV(e->kill, NULL)};
 	for (;;) {
 		int64_t deadline = job_deadline(e, start);
 		int k = herd_select(cs, 3, deadline);
 		if (k == 0)
-			break;
+			return;
 		if (k == HERD_ETIMEDOUT) {
 			if (e->o->timeout_pct > 0 && job_deadline(e, start) > herd_now())
 				continue; /* the median moved, or there was none */
 			*timed_out = true;
-			end_tree(e, lane, p, "timeout");
-			break;
+			end_tree(e, lane, jp, "timeout");
+			return;
 		}
 		*stopped = true;
 		if (k == 1) {
-			end_tree(e, lane, p, "stop");
-			break;
+			end_tree(e, lane, jp, "stop");
+			return;
 		}
-		signal_tree(lane, p, SIGKILL, "kill");
-		break;
+		signal_tree(lane, jp, SIGKILL, "kill");
+		return;
 	}
-	return job_status(p);
 }

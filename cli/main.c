@@ -15,7 +15,7 @@ static int status;
 static void first(void *arg)
 {
 	(void)arg;
-	status = run_all(&options);
+	status = options.guard ? guard_main(&options) : run_all(&options);
 }
 
 int main(int argc, char **argv)

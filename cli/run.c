@@ -3,12 +3,12 @@
  *
  * The first task reads the input and, for each record, takes a free slot
  * (a buffered channel holds the free slot numbers, which are {%}) and
- * spawns a job task with its own copy of the record. A job task starts the
- * process (its stdin /dev/null, its stdout and stderr pipes read by two
- * reader tasks into captures), waits for it in a select on the process's
- * exit, `stop` and `kill`, and a deadline for --timeout; retries a failed
- * job; writes the joblog line; hands its output to the printer; and gives
- * its slot back.
+ * spawns a job task with its own copy of the record. A job task has the
+ * backend start the command on the slot's host (backend.h: here, the
+ * process itself; on an ssh host, the ssh client that runs it there), waits
+ * for it in a select on its end, `stop` and `kill`, and a deadline for
+ * --timeout; retries a failed job; writes the joblog line; hands its
+ * output to the printer; and gives its slot back.
  *
  * Ending jobs early. `stop` is closed by SIGINT, SIGTERM, --halt now, or
  * the printer when stdout's reader has gone (EPIPE, as `| head`):
@@ -24,7 +24,7 @@
  * Counters are atomics; `lock` protects the --halt decision.
  */
 #define _GNU_SOURCE
-#include "cli.h"
+#include "backend.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -36,10 +36,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define READ_BUF (16 * 1024)
-
 struct run {
 	const struct opts *o;
+	struct backend *be;      /* where jobs run (backend.h) */
 	struct template *tpl;
 	struct printer *printer;
 	struct joblog *joblog;
@@ -88,173 +87,59 @@ static double wall_now(void)
 }
 
 /* ------------------------------------------------------------------ */
-/* Reading a job's output                                             */
-/* ------------------------------------------------------------------ */
-
-struct reader {
-	int fd;
-	int out_fd;              /* --line-buffer: where lines go */
-	struct capture *cap;     /* else: where bytes go */
-	struct line_job lj;      /* --line-buffer: the job's lines */
-};
-
-/* --pipe: writes the block to the job's stdin, then closes it (the job
- * then sees the end of its input). */
-struct feeder {
-	herd_proc *p;
-	const char *block;
-	size_t len;
-};
-
-static void feeder_task(void *arg)
-{
-	struct feeder *f = arg;
-	/* A job that exits without reading it all: EPIPE, and that is all. */
-	herd_write_all(herd_proc_fd(f->p, 0), f->block, f->len, HERD_FOREVER);
-	herd_proc_close_fd(f->p, 0);
-}
-
-static void reader_task(void *arg)
-{
-	struct reader *r = arg; /* this task's own copy */
-	char *buf = malloc(READ_BUF);
-	strbuf rest = {0};
-	for (ssize_t n; buf && (n = herd_read(r->fd, buf, READ_BUF, HERD_FOREVER)) > 0;) {
-		if (r->cap)
-			capture_add(r->cap, buf, (size_t)n);
-		else
-			print_lines(&r->lj, r->out_fd, &rest, buf, (size_t)n, false);
-	}
-	if (!r->cap && rest.len)
-		print_lines(&r->lj, r->out_fd, &rest, "", 0, true);
-	sb_free(&rest);
-	free(buf);
-}
-
-/* ------------------------------------------------------------------ */
 /* A job                                                              */
 /* ------------------------------------------------------------------ */
-
-/* A line for stderr, after the job's output (malloc'd), or NULL. */
-__attribute__((format(printf, 1, 2))) static char *message(const char *fmt, ...)
-{
-	char *m = NULL;
-	va_list ap;
-	va_start(ap, fmt);
-	if (vasprintf(&m, fmt, ap) < 0)
-		m = NULL;
-	va_end(ap);
-	return m;
-}
-
-extern char **environ;
-
-/* The job's environment: herd's, with PARALLEL_SEQ (the job's number) and
- * PARALLEL_JOBSLOT (its slot), as GNU parallel sets them. */
-static char **job_environment(uint64_t seq, long slot)
-{
-	size_t n = 0;
-	while (environ[n])
-		n++;
-	char **env = xmalloc((n + 3) * sizeof *env);
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++)
-		if (strncmp(environ[i], "PARALLEL_SEQ=", 13) &&
-		    strncmp(environ[i], "PARALLEL_JOBSLOT=", 17))
-			env[k++] = environ[i];
-	if (asprintf(&env[k], "PARALLEL_SEQ=%llu", (unsigned long long)seq) < 0 ||
-	    asprintf(&env[k + 1], "PARALLEL_JOBSLOT=%ld", slot) < 0)
-		cli_die("out of memory");
-	env[k + 2] = NULL;
-	return env;
-}
-
-static void free_environment(char **env)
-{
-	size_t n = 0;
-	while (env[n])
-		n++;
-	free(env[n - 1]);
-	free(env[n - 2]);
-	free(env);
-}
 
 /* The run of a job's command as a slice of the trace. */
 static void trace_attempt(struct run *R, const struct job *j, const struct command *cmd,
 			  long retry, int64_t start, const struct attempt *a)
 {
 	struct trace_run tr = {j->seq, j->slot, retry, cmd->display, start, herd_now(),
-			       a->status, a->timed_out, a->stopped};
+			       a->status, a->timed_out, a->stopped,
+			       R->be->ops->host(R->be, j->slot)};
 	trace_job(R->trace, &tr);
 }
 
-/* Runs the command once (its `retry`th run again), filling *a. */
+/* Runs the command once (its `retry`th run again) on the job's slot,
+ * filling *a. */
 static void run_once(struct run *R, const struct job *j, const struct command *cmd,
 		     const char *tag, long retry, struct attempt *a)
 {
 	const struct opts *o = R->o;
+	const struct backend_ops *ops = R->be->ops;
 	memset(a, 0, sizeof *a);
+	struct run_spec s = {.seq = j->seq, .slot = j->slot, .cmd = cmd,
+			     .rec = j->shell ? NULL : &j->rec, .from_log = j->shell,
+			     .block = j->block, .block_len = j->block_len, .tag = tag};
 	const char *name;
-	int64_t t0 = herd_now();
-	if (!j->shell && cmd->argv && template_not_found(R->tpl, &name)) {
-		a->status = 127;
-		a->message = message(CLI_NAME ": %s: command not found", name);
-		trace_attempt(R, j, cmd, retry, t0, a);
-		return;
-	}
-	char *sh_argv[] = {"/bin/sh", "-c", cmd->shell, NULL};
-	herd_proc_opts po = {.argv = cmd->argv ? cmd->argv : sh_argv};
-	char **envp = job_environment(j->seq, j->slot);
-	po.envp = envp;
-	po.file = cmd->argv ? (template_path(R->tpl) && !j->shell ? template_path(R->tpl) : NULL)
-			    : "/bin/sh";
 	/* The resolved path is the template's first word: only when argv[0]
 	 * is that word (it is, when the command starts with a literal). */
-	po.stdio[0].mode = j->block ? HERD_STDIO_PIPE : HERD_STDIO_NULL;
-	bool capture = o->output == OUT_GROUP;
+	if (!j->shell && cmd->argv) {
+		s.path = template_path(R->tpl);
+		if (template_not_found(R->tpl, &name))
+			s.missing = name;
+	}
 	/* -k --line-buffer: lines held until the job's turn, in captures. */
-	bool hold = o->output == OUT_LINE && o->keep_order;
-	if (o->output != OUT_UNGROUP)
-		po.stdio[1].mode = po.stdio[2].mode = HERD_STDIO_PIPE;
+	s.hold = o->output == OUT_LINE && o->keep_order;
+	if (o->output == OUT_GROUP || s.hold) {
+		s.out = a->out = capture_new();
+		s.err = a->err = capture_new();
+	}
 	a->start = wall_now();
-	t0 = herd_now();
-	herd_proc *p;
-	int rc = herd_proc_start(&p, NULL, &po, HERD_FOREVER);
-	free_environment(envp);
-	if (rc < 0) {
-		const char *what = po.argv[0];
-		a->status = rc == -ENOENT ? 127 : 126;
-		a->message = rc == -ENOENT ? message(CLI_NAME ": %s: command not found", what)
-					   : message(CLI_NAME ": %s: %s", what, herd_strerror(rc));
+	int64_t t0 = herd_now();
+	struct job_proc jp = {ops, NULL};
+	int rc = ops->start(R->be, &s, &jp.run, &a->message);
+	if (rc) {
+		a->status = rc;
+		if (rc == 127 && s.missing)
+			a->start = 0; /* it never started */
 		trace_attempt(R, j, cmd, retry, t0, a);
 		return;
 	}
-	herd_scope *readers;
-	if (herd_scope_open(&readers) < 0)
-		cli_die("out of memory");
-	struct reader rd[2];
-	if (o->output != OUT_UNGROUP) {
-		if (capture || hold) {
-			a->out = capture_new();
-			a->err = capture_new();
-		}
-		for (int i = 0; i < 2; i++) {
-			struct capture *c = i ? a->err : a->out;
-			rd[i] = (struct reader){herd_proc_fd(p, i + 1), i + 1, capture ? c : NULL,
-						{j->seq, tag, hold ? c : NULL}};
-			if (HERD_GO(readers, reader_task, rd[i]) < 0)
-				cli_die("cannot start a reader");
-		}
-	}
-	if (j->block &&
-	    HERD_GO(readers, feeder_task, ((struct feeder){p, j->block, j->block_len})) < 0)
-		cli_die("cannot start a feeder");
 	struct trace_lane lane = {R->trace, j->seq, j->slot};
-	int st = job_wait(&R->ends, &lane, p, t0, &a->timed_out, &a->stopped);
-	herd_scope_close(readers);
-	herd_proc_free(p);
+	job_wait(&R->ends, &lane, &jp, t0, &a->timed_out, &a->stopped);
+	a->status = ops->collect(R->be, &s, jp.run);
 	a->runtime = (herd_now() - t0) / 1e9;
-	a->status = st;
 	trace_attempt(R, j, cmd, retry, t0, a);
 	if (a->timed_out)
 		a->message = message(CLI_NAME ": this job timed out and was ended: %s",
@@ -331,6 +216,13 @@ static void account(struct run *R, const struct attempt *a)
 		herd_chan_close(R->stop); /* already closed: harmless */
 }
 
+/* A slot back to the free ones, unless its host has left (--slf). */
+static void give_slot(struct run *R, long slot)
+{
+	if (R->be->ops->slot_ok(R->be, slot))
+		herd_chan_send(R->slots, &slot, HERD_FOREVER);
+}
+
 static void job_task(void *arg)
 {
 	struct job *j = arg;
@@ -359,8 +251,8 @@ static void job_task(void *arg)
 	 * the timeout's signal and exited keeps its status. */
 	int exitval = a.status < 256 ? a.status : a.timed_out ? -1 : 0;
 	int sig = a.status >= 256 ? a.status - 256 : 0;
-	joblog_write(R->joblog, j->seq, a.start, a.runtime, capture_size(a.out), exitval, sig,
-		     cmd.display);
+	joblog_write(R->joblog, j->seq, R->be->ops->host(R->be, j->slot), a.start, a.runtime,
+		     capture_size(a.out), exitval, sig, cmd.display);
 	if (attempt_ok(&a))
 		median_add(R->ends.median, a.runtime);
 	account(R, &a);
@@ -369,7 +261,7 @@ static void job_task(void *arg)
 		cli_die("out of memory");
 	*res = (struct result){j->seq, tag, a.out, a.err, a.message, a.stopped, false};
 	printer_put(R->printer, res);
-	herd_chan_send(R->slots, &j->slot, HERD_FOREVER);
+	give_slot(R, j->slot);
 	command_free(&cmd);
 	record_free(&j->rec);
 	free(j->block);
@@ -405,12 +297,23 @@ static void signal_task(void *arg)
 /* The run                                                            */
 /* ------------------------------------------------------------------ */
 
-/* Takes a free slot, unless the run stops first: the slot, or 0. */
+/* Takes a free slot, unless the run stops first: the slot, or 0. With
+ * --slf, the file is looked at while waiting, and a slot whose host has
+ * left it is dropped. */
 static long take_slot(struct run *R)
 {
 	long slot;
 	herd_case cs[2] = {HERD_CASE_RECV(R->slots, &slot), HERD_CASE_RECV(R->stop, NULL)};
-	return herd_select(cs, 2, HERD_FOREVER) == 0 ? slot : 0;
+	if (!R->o->slf)
+		return herd_select(cs, 2, HERD_FOREVER) == 0 ? slot : 0;
+	for (;;) {
+		R->be->ops->more_slots(R->be, R->slots); /* --slf changed */
+		int k = herd_select(cs, 2, herd_deadline(HERD_SEC));
+		if (k == 1)
+			return 0;
+		if (k == 0 && R->be->ops->slot_ok(R->be, slot))
+			return slot;
+	}
 }
 
 /* A result with nothing in it, for -k's order (a job skipped by --resume,
@@ -612,11 +515,12 @@ int run_all(const struct opts *o)
 	R->tpl = template_compile(o);
 	R->joblog = joblog_open(o);
 	R->trace = trace_open(o);
-	if (herd_chan_make(&R->slots, sizeof(long), (size_t)o->jobs) < 0 ||
+	R->be = backend_open(o);
+	if (herd_chan_make(&R->slots, sizeof(long), (size_t)R->be->max_slots) < 0 ||
 	    herd_chan_make(&R->stop, 0, 0) < 0 || herd_chan_make(&R->kill, 0, 0) < 0)
 		cli_die("out of memory");
 	R->ends = (struct job_ends){o, R->stop, R->kill, o->timeout_pct > 0 ? median_new() : NULL};
-	for (long s = 1; s <= o->jobs; s++)
+	for (long s = 1; s <= R->be->nslots; s++)
 		herd_chan_try_send(R->slots, &s);
 	herd_scope *aux;
 	herd_chan *sigs;
@@ -648,6 +552,7 @@ int run_all(const struct opts *o)
 		input_close(in);
 	}
 	herd_scope_close(R->jobs);
+	R->be->ops->close(R->be);
 	progress_finish(prog);
 	printer_finish(R->printer);
 	herd_signal_stop(sigs);

@@ -572,3 +572,13 @@ char *template_tag(const struct template *t, const struct record *r, uint64_t se
 	}
 	return sb_take(&b);
 }
+
+char *template_text(const struct opts *o, const char *text, const struct record *r,
+		    uint64_t seq, long slot)
+{
+	struct template *t = compile_string(o, text);
+	t->no_append = true;
+	char *s = shell_form(t, r, seq, slot, false);
+	template_free(t);
+	return s;
+}

@@ -299,8 +299,11 @@ void trace_job(struct trace *t, const struct trace_run *r)
 		ok = ok && addf(&ev, "\"exit\":null,\"signal\":%d,", r->status - 256);
 	else
 		ok = ok && addf(&ev, "\"exit\":%d,\"signal\":0,", r->status);
-	ok = ok && addf(&ev, "\"timeout\":%s,\"stopped\":%s,\"host\":\"local\"}}",
+	ok = ok && addf(&ev, "\"timeout\":%s,\"stopped\":%s,\"host\":",
 			r->timed_out ? "true" : "false", r->stopped ? "true" : "false");
+	/* This machine is "local", as before hosts; another host its name. */
+	const char *host = !r->host || !strcmp(r->host, ":") ? "local" : r->host;
+	ok = ok && json_add_string(&ev, host, strlen(host)) && sb_adds(&ev, "}}");
 	emit(t, r->slot, &ev, ok);
 }
 
