@@ -73,9 +73,14 @@ alive() {
 	[ "${st%% *}" != Z ]
 }
 
-# Whether pid $1 is one of our daemons: alive and marked with DIR.
+# Whether pid $1 is one of our daemons: alive, and marked with DIR (or, for
+# one that has not exec'd yet, the harness itself started with DIR on its
+# command line). The mark guards against a pid reused after our daemon was
+# reaped.
 ours() {
-	alive "$1" && nul_has "/proc/$1/environ" "HERD_SLURM_HARNESS=$dir" 2>/dev/null
+	alive "$1" || return 1
+	nul_has "/proc/$1/environ" "HERD_SLURM_HARNESS=$dir" 2>/dev/null ||
+		nul_has "/proc/$1/cmdline" "$dir" 2>/dev/null
 }
 
 # The pids of processes that belong to this cluster, but the daemons
