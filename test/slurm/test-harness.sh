@@ -97,7 +97,11 @@ cluster_procs() {
 }
 
 no_job_sleeps() { [ -z "$(job_sleeps "$1")" ]; }
-queue_empty() { [ -z "$(squeue -h -o %i 2>/dev/null)" ]; }
+# (squeue's status counts: were slurmctld gone, its empty output would pass.)
+queue_empty() {
+	local q
+	q=$(squeue -h -o %i 2>/dev/null) && [ -z "$q" ]
+}
 n_running() { squeue -h -t R -o %i 2>/dev/null | wc -l; }
 two_running() { [ "$(n_running)" -ge 2 ]; }
 
