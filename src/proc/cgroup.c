@@ -4,7 +4,9 @@
  * child's process group with setsid.
  *
  * Setup (once per runtime, herd__cgroup_init): the cgroup2 mount is found
- * in /proc/self/mountinfo and the process's own cgroup in /proc/self/cgroup;
+ * where systems mount it (/sys/fs/cgroup, or /sys/fs/cgroup/unified beside
+ * cgroup v1), else in /proc/self/mountinfo, and the process's own cgroup in
+ * /proc/self/cgroup;
  * if a directory can be made there (and removed), children get cgroups in
  * it, named herd-<pid>-<n>; the probe, herd-<pid>-1, is kept for the first
  * child. HERD_CGROUP=0 turns this off. Nothing here is
@@ -38,9 +40,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* statfs's f_type of a cgroup2 file system (linux/magic.h). */
+#define CGROUP2_MAGIC 0x63677270
 
 /* The cgroup2 mount point, from mountinfo; 0 or -ENOENT. */
 static int find_mount(char *buf, size_t size)
@@ -72,35 +78,51 @@ static int find_mount(char *buf, size_t size)
 	return rc;
 }
 
-/* The process's own cgroup v2 path ("0::/path"); 0 or -ENOENT. */
+/* The process's own cgroup v2 path ("0::/path"); 0 or -ENOENT. One read
+ * (seq_file gives it whole when it fits; a file that fills the buffer
+ * may not have, and is not trusted). */
 static int own_path(char *buf, size_t size)
 {
-	FILE *f = fopen("/proc/self/cgroup", "re");
-	if (!f)
+	char text[4096];
+	ssize_t n = herd__os_read_small(AT_FDCWD, "/proc/self/cgroup", text, sizeof text);
+	if (n <= 0 || (size_t)n >= sizeof text - 1)
 		return -ENOENT;
-	char line[4096];
-	int rc = -ENOENT;
-	while (fgets(line, sizeof line, f)) {
-		if (strncmp(line, "0::", 3) != 0)
-			continue;
-		line[strcspn(line, "\n")] = 0;
-		if (strlen(line + 3) < size) {
-			strcpy(buf, line + 3);
-			rc = 0;
+	for (char *line = text; *line;) {
+		char *end = strchrnul(line, '\n');
+		if (strncmp(line, "0::", 3) == 0) {
+			size_t len = (size_t)(end - line) - 3;
+			if (len >= size)
+				return -ENOENT;
+			memcpy(buf, line + 3, len);
+			buf[len] = 0;
+			return 0;
 		}
-		break;
+		line = *end ? end + 1 : end;
 	}
-	fclose(f);
-	return rc;
+	return -ENOENT;
 }
 
 /* The directory of the process's own cgroup, opened (O_PATH), or -1.
+ * The cgroup2 mount is looked for where systems put it (a statfs each)
+ * before mountinfo, whose reading costs more than the rest of the setup.
  * Not inlined: its buffers must be off the stack (a task's, when the first
  * process start sets cgroups up) before remove_stale runs. */
 __attribute__((noinline)) static int open_base(void)
 {
+	static const char *const usual[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
 	char mnt[1024], path[2048], dir[3100];
-	if (find_mount(mnt, sizeof mnt) || own_path(path, sizeof path))
+	if (own_path(path, sizeof path))
+		return -1;
+	for (size_t i = 0; i < sizeof usual / sizeof *usual; i++) {
+		struct statfs sf;
+		if (statfs(usual[i], &sf) == 0 && sf.f_type == CGROUP2_MAGIC) {
+			snprintf(dir, sizeof dir, "%s%s", usual[i], path);
+			int fd = open(dir, O_DIRECTORY | O_CLOEXEC | O_PATH);
+			if (fd >= 0)
+				return fd;
+		}
+	}
+	if (find_mount(mnt, sizeof mnt))
 		return -1;
 	snprintf(dir, sizeof dir, "%s%s", mnt, path);
 	return open(dir, O_DIRECTORY | O_CLOEXEC | O_PATH);
