@@ -27,7 +27,8 @@
  *
  * Locks: proc.cg_lock protects the pool (a leaf). A herd__cgroup belongs
  * to one proc, and the base directory is set before the first child and
- * never changes.
+ * changes only at the end, to -1 under cg_lock, when no task runs (a
+ * worker that has ended its loop may still clear the pool then).
  */
 #define _GNU_SOURCE 1
 #include "proc/proc.h"
@@ -173,27 +174,36 @@ void herd__cgroup_init(herd__rt *rt)
 }
 
 
-void herd__cgroup_pool_clear(herd__rt *rt)
+/* Removes the pool's directories; cg_lock held. cg_base is read under the
+ * lock: a worker whose loop has ended clears the pool (herd__proc_worker_end)
+ * while the supervisor may be in herd__cgroup_fini, which sets it to -1
+ * under the lock before it closes it. */
+static void pool_clear_locked(herd__rt *rt)
 {
-	if (rt->proc->cg_base < 0)
-		return;
 	herd__cgroup cg = {.rt = rt};
-	herd__mutex_lock(&rt->proc->cg_lock);
-	for (size_t i = 0; i < rt->proc->cg_npool; i++) {
+	for (size_t i = 0; i < rt->proc->cg_npool && rt->proc->cg_base >= 0; i++) {
 		set_name(&cg, rt->proc->cg_pool[i]);
 		unlinkat(rt->proc->cg_base, cg.name, AT_REMOVEDIR);
 	}
 	rt->proc->cg_npool = 0;
+}
+
+void herd__cgroup_pool_clear(herd__rt *rt)
+{
+	herd__mutex_lock(&rt->proc->cg_lock);
+	pool_clear_locked(rt);
 	herd__mutex_unlock(&rt->proc->cg_lock);
 }
 
 void herd__cgroup_fini(herd__rt *rt)
 {
-	if (rt->proc->cg_base >= 0) {
-		herd__cgroup_pool_clear(rt);
-		herd__fd_close(rt, rt->proc->cg_base);
-	}
+	herd__mutex_lock(&rt->proc->cg_lock);
+	pool_clear_locked(rt);
+	int base = rt->proc->cg_base;
 	rt->proc->cg_base = -1;
+	herd__mutex_unlock(&rt->proc->cg_lock);
+	if (base >= 0)
+		herd__fd_close(rt, base); /* not under the leaf lock */
 }
 
 int herd__cgroup_make(herd__rt *rt, herd__cgroup *cg)
