@@ -79,15 +79,41 @@ static int find_mount(char *buf, size_t size)
 	return rc;
 }
 
-/* The process's own cgroup v2 path ("0::/path"); 0 or -ENOENT. One read
- * (seq_file gives it whole when it fits; a file that fills the buffer
- * may not have, and is not trusted). */
-static int own_path(char *buf, size_t size)
+/* The process's own cgroup v2 path ("0::/path"), read by lines; 0 or
+ * -ENOENT. */
+__attribute__((noinline)) static int own_path_slow(char *buf, size_t size)
 {
-	char text[4096];
-	ssize_t n = herd__os_read_small(AT_FDCWD, "/proc/self/cgroup", text, sizeof text);
-	if (n <= 0 || (size_t)n >= sizeof text - 1)
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	if (!f)
 		return -ENOENT;
+	char line[4096];
+	int rc = -ENOENT;
+	while (fgets(line, sizeof line, f)) {
+		if (strncmp(line, "0::", 3) != 0)
+			continue;
+		line[strcspn(line, "\n")] = 0;
+		if (strlen(line + 3) < size) {
+			strcpy(buf, line + 3);
+			rc = 0;
+		}
+		break;
+	}
+	fclose(f);
+	return rc;
+}
+
+/* The same in one read, the usual case (seq_file gives the file whole when
+ * it fits): 0, -ENOENT, or -E2BIG for a file that fills the buffer (it may
+ * not have been given whole: own_path_slow then reads it, in a frame of
+ * its own, so that the two buffers are never on the stack at once). */
+__attribute__((noinline)) static int own_path(char *buf, size_t size)
+{
+	char text[2048];
+	ssize_t n = herd__os_read_small(AT_FDCWD, "/proc/self/cgroup", text, sizeof text);
+	if (n <= 0)
+		return -ENOENT;
+	if ((size_t)n >= sizeof text - 1)
+		return -E2BIG;
 	for (char *line = text; *line;) {
 		char *end = strchrnul(line, '\n');
 		if (strncmp(line, "0::", 3) == 0) {
@@ -112,7 +138,10 @@ __attribute__((noinline)) static int open_base(void)
 {
 	static const char *const usual[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
 	char mnt[1024], path[2048], dir[3100];
-	if (own_path(path, sizeof path))
+	int rc = own_path(path, sizeof path);
+	if (rc == -E2BIG)
+		rc = own_path_slow(path, sizeof path);
+	if (rc)
 		return -1;
 	for (size_t i = 0; i < sizeof usual / sizeof *usual; i++) {
 		struct statfs sf;
