@@ -486,3 +486,52 @@ TEST(killed_herd_process_cleaned)
 	CHECK(reap_killed(grandchild));
 	finish();
 }
+
+/* Children started at once, each in a cgroup of herd's: named
+ * herd-<pid>-<n>, right under this process's own cgroup (herd looks for
+ * the cgroup2 mount where systems put it before mountinfo, which this test
+ * reads), and none of them is left once herd_run has returned, whichever
+ * thread removed the empty ones (a worker whose loop ended, or the
+ * supervisor). */
+#define AT_ONCE 6
+static char cg_lines[AT_ONCE][512];
+
+static void own_cgroup_task(void *arg)
+{
+	int i = *(int *)arg;
+	char *argv[] = {"sh", "-c", "cat /proc/self/cgroup; sleep 0.05", NULL};
+	CHECK_EQ(run_argv(argv, NULL, cg_lines[i], sizeof cg_lines[i]), 0);
+}
+
+static void at_once(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < AT_ONCE; i++)
+		CHECK_OK(HERD_GO(NULL, own_cgroup_task, i));
+}
+
+TEST(children_cgroups_under_own_none_left)
+{
+	setup();
+	run_marked(at_once, NULL);
+	char prefix[64];
+	snprintf(prefix, sizeof prefix, "/herd-%d-", (int)getpid());
+	for (int i = 0; i < AT_ONCE; i++) {
+		/* "0::<own>/herd-<pid>-<n>": base is the mount and <own>. */
+		char *line = strstr(cg_lines[i], "0::");
+		CHECK(line && (line == cg_lines[i] || line[-1] == '\n'));
+		line += 3;
+		line[strcspn(line, "\n")] = 0;
+		char *name = strrchr(line, '/');
+		CHECK(name && strncmp(name, prefix, strlen(prefix)) == 0);
+		CHECK(strspn(name + strlen(prefix), "0123456789") == strlen(name + strlen(prefix)));
+		*name = 0; /* line is now <own>, "" for the root */
+		size_t own = strlen(line), blen = strlen(base);
+		if (own > blen || strcmp(base + blen - own, line) != 0)
+			fprintf(stderr, "child %d was in %s/%s, not under %s\n", i, line, name + 1,
+				base);
+		CHECK(own <= blen && strcmp(base + blen - own, line) == 0);
+	}
+	CHECK_EQ(herd_cgroups(base), 0);
+	finish();
+}

@@ -47,6 +47,7 @@
 #if HERD_ASAN
 #include <sanitizer/asan_interface.h>
 #endif
+
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
@@ -56,6 +57,9 @@
 #ifndef HERD_VALGRIND
 #define HERD_VALGRIND 0
 #endif
+
+/* guard_budget before vm.max_map_count has been read. */
+#define BUDGET_UNREAD UINT64_MAX
 
 #define HDR_SIZE 16u
 #define GUARD_SIZE (16u * 1024)
@@ -99,7 +103,7 @@ int herd__stacks_init(herd__rt *rt, size_t size, int mode)
 	s->stride = s->guard + size;
 	s->mode = mode;
 	s->next_slab = SLAB_FIRST;
-	s->guard_budget = (uint64_t)herd__os_max_map_count() / 8;
+	s->guard_budget = BUDGET_UNREAD;
 	return 0;
 }
 
@@ -135,6 +139,10 @@ static bool stack_guard(herd__stacks *s, char *lo)
 		/* The kernel predates MADV_GUARD_INSTALL: fall back for good. */
 		s->mode = HERD_GUARD_MPROTECT;
 	}
+	/* Read when first needed: most kernels never need it, and a read of
+	 * /proc is a good part of a runtime's start. */
+	if (s->mode == HERD_GUARD_MPROTECT && s->guard_budget == BUDGET_UNREAD)
+		s->guard_budget = (uint64_t)herd__os_max_map_count() / 8;
 	if (s->mode == HERD_GUARD_MPROTECT && s->guard_budget > 0 &&
 	    herd__os_guard_mprotect(g, s->guard) == 0) {
 		s->guard_budget--;

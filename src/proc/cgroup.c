@@ -4,7 +4,9 @@
  * child's process group with setsid.
  *
  * Setup (once per runtime, herd__cgroup_init): the cgroup2 mount is found
- * in /proc/self/mountinfo and the process's own cgroup in /proc/self/cgroup;
+ * where systems mount it (/sys/fs/cgroup, or /sys/fs/cgroup/unified beside
+ * cgroup v1), else in /proc/self/mountinfo, and the process's own cgroup in
+ * /proc/self/cgroup;
  * if a directory can be made there (and removed), children get cgroups in
  * it, named herd-<pid>-<n>; the probe, herd-<pid>-1, is kept for the first
  * child. HERD_CGROUP=0 turns this off. Nothing here is
@@ -25,7 +27,8 @@
  *
  * Locks: proc.cg_lock protects the pool (a leaf). A herd__cgroup belongs
  * to one proc, and the base directory is set before the first child and
- * never changes.
+ * changes only at the end, to -1 under cg_lock, when no task runs (a
+ * worker that has ended its loop may still clear the pool then).
  */
 #define _GNU_SOURCE 1
 #include "proc/proc.h"
@@ -38,9 +41,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* statfs's f_type of a cgroup2 file system (linux/magic.h). */
+#define CGROUP2_MAGIC 0x63677270
 
 /* The cgroup2 mount point, from mountinfo; 0 or -ENOENT. */
 static int find_mount(char *buf, size_t size)
@@ -72,8 +79,9 @@ static int find_mount(char *buf, size_t size)
 	return rc;
 }
 
-/* The process's own cgroup v2 path ("0::/path"); 0 or -ENOENT. */
-static int own_path(char *buf, size_t size)
+/* The process's own cgroup v2 path ("0::/path"), read by lines; 0 or
+ * -ENOENT. */
+__attribute__((noinline)) static int own_path_slow(char *buf, size_t size)
 {
 	FILE *f = fopen("/proc/self/cgroup", "re");
 	if (!f)
@@ -94,13 +102,57 @@ static int own_path(char *buf, size_t size)
 	return rc;
 }
 
+/* The same in one read, the usual case (seq_file gives the file whole when
+ * it fits): 0, -ENOENT, or -E2BIG for a file that fills the buffer (it may
+ * not have been given whole: own_path_slow then reads it, in a frame of
+ * its own, so that the two buffers are never on the stack at once). */
+__attribute__((noinline)) static int own_path(char *buf, size_t size)
+{
+	char text[2048];
+	ssize_t n = herd__os_read_small(AT_FDCWD, "/proc/self/cgroup", text, sizeof text);
+	if (n <= 0)
+		return -ENOENT;
+	if ((size_t)n >= sizeof text - 1)
+		return -E2BIG;
+	for (char *line = text; *line;) {
+		char *end = strchrnul(line, '\n');
+		if (strncmp(line, "0::", 3) == 0) {
+			size_t len = (size_t)(end - line) - 3;
+			if (len >= size)
+				return -ENOENT;
+			memcpy(buf, line + 3, len);
+			buf[len] = 0;
+			return 0;
+		}
+		line = *end ? end + 1 : end;
+	}
+	return -ENOENT;
+}
+
 /* The directory of the process's own cgroup, opened (O_PATH), or -1.
+ * The cgroup2 mount is looked for where systems put it (a statfs each)
+ * before mountinfo, whose reading costs more than the rest of the setup.
  * Not inlined: its buffers must be off the stack (a task's, when the first
  * process start sets cgroups up) before remove_stale runs. */
 __attribute__((noinline)) static int open_base(void)
 {
+	static const char *const usual[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
 	char mnt[1024], path[2048], dir[3100];
-	if (find_mount(mnt, sizeof mnt) || own_path(path, sizeof path))
+	int rc = own_path(path, sizeof path);
+	if (rc == -E2BIG)
+		rc = own_path_slow(path, sizeof path);
+	if (rc)
+		return -1;
+	for (size_t i = 0; i < sizeof usual / sizeof *usual; i++) {
+		struct statfs sf;
+		if (statfs(usual[i], &sf) == 0 && sf.f_type == CGROUP2_MAGIC) {
+			snprintf(dir, sizeof dir, "%s%s", usual[i], path);
+			int fd = open(dir, O_DIRECTORY | O_CLOEXEC | O_PATH);
+			if (fd >= 0)
+				return fd;
+		}
+	}
+	if (find_mount(mnt, sizeof mnt))
 		return -1;
 	snprintf(dir, sizeof dir, "%s%s", mnt, path);
 	return open(dir, O_DIRECTORY | O_CLOEXEC | O_PATH);
@@ -151,27 +203,36 @@ void herd__cgroup_init(herd__rt *rt)
 }
 
 
-void herd__cgroup_pool_clear(herd__rt *rt)
+/* Removes the pool's directories; cg_lock held. cg_base is read under the
+ * lock: a worker whose loop has ended clears the pool (herd__proc_worker_end)
+ * while the supervisor may be in herd__cgroup_fini, which sets it to -1
+ * under the lock before it closes it. */
+static void pool_clear_locked(herd__rt *rt)
 {
-	if (rt->proc->cg_base < 0)
-		return;
 	herd__cgroup cg = {.rt = rt};
-	herd__mutex_lock(&rt->proc->cg_lock);
-	for (size_t i = 0; i < rt->proc->cg_npool; i++) {
+	for (size_t i = 0; i < rt->proc->cg_npool && rt->proc->cg_base >= 0; i++) {
 		set_name(&cg, rt->proc->cg_pool[i]);
 		unlinkat(rt->proc->cg_base, cg.name, AT_REMOVEDIR);
 	}
 	rt->proc->cg_npool = 0;
+}
+
+void herd__cgroup_pool_clear(herd__rt *rt)
+{
+	herd__mutex_lock(&rt->proc->cg_lock);
+	pool_clear_locked(rt);
 	herd__mutex_unlock(&rt->proc->cg_lock);
 }
 
 void herd__cgroup_fini(herd__rt *rt)
 {
-	if (rt->proc->cg_base >= 0) {
-		herd__cgroup_pool_clear(rt);
-		herd__fd_close(rt, rt->proc->cg_base);
-	}
+	herd__mutex_lock(&rt->proc->cg_lock);
+	pool_clear_locked(rt);
+	int base = rt->proc->cg_base;
 	rt->proc->cg_base = -1;
+	herd__mutex_unlock(&rt->proc->cg_lock);
+	if (base >= 0)
+		herd__fd_close(rt, base); /* not under the leaf lock */
 }
 
 int herd__cgroup_make(herd__rt *rt, herd__cgroup *cg)

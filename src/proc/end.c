@@ -154,6 +154,20 @@ void herd__proc_once(herd__rt *rt)
 }
 
 
+bool herd__proc_worker_end(herd__rt *rt)
+{
+	if (!atomic_load_explicit(&rt->proc->ready, mo_acquire))
+		return true;
+	herd__mutex_lock(&rt->proc->lock);
+	bool none = herd__list_empty(&rt->proc->live);
+	herd__mutex_unlock(&rt->proc->lock);
+	/* The empty cgroups go now, while the supervisor wakes to end the
+	 * run: none can be taken or given back any more. */
+	if (none)
+		herd__cgroup_pool_clear(rt);
+	return none;
+}
+
 /* SIGKILL to p's group now, whatever its grace; p->lock held. */
 static void kill_now_locked(herd_proc *p, int64_t now)
 {

@@ -149,6 +149,10 @@ void herd__proc_fini(herd__rt *rt, void (*between)(herd__rt *rt, int64_t now));
 void herd__proc_end_all(herd__rt *rt, bool now);
 bool herd__proc_end_step(herd__rt *rt, bool kill);
 void herd__proc_end_cleanup(herd__rt *rt);
+/* For a worker whose loop has ended (no task runs any more): true when no
+ * process herd started is left to end, and then its empty cgroups are
+ * removed. */
+bool herd__proc_worker_end(herd__rt *rt);
 void herd__proc_exited(herd_proc *p);
 void herd__proc_watch_thread(herd_proc *p);
 /* Kills and reaps our children that are in a herd child's cgroup but are

@@ -267,9 +267,20 @@ out:
 	return killed;
 }
 
+/* Whether the process may have a child (of any thread, of any kind):
+ * false only when a waitid that takes nothing says it has none, which
+ * spares a sweep its reading of /proc, in the usual case at the end. */
+static bool may_have_children(void)
+{
+	siginfo_t si;
+	return waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT | __WALL) == 0 ||
+	       errno != ECHILD;
+}
+
 int herd__proc_sweep(herd__rt *rt)
 {
-	if (!atomic_load_explicit(&rt->proc->ready, mo_acquire) || rt->proc->cg_base < 0)
+	if (!atomic_load_explicit(&rt->proc->ready, mo_acquire) || rt->proc->cg_base < 0 ||
+	    !may_have_children())
 		return 0;
 	return sweep_once(rt);
 }

@@ -112,15 +112,20 @@ NO_SANITIZE static int child_main(void *arg)
 		return child_fail(a, -1);
 	/* Handlers would run in the parent's memory: default them before the
 	 * mask lets anything in. Ignored signals too, unless asked: a child
-	 * that ignores SIGTERM would hold every cancellation for its grace. */
+	 * that ignores SIGTERM would hold every cancellation for its grace.
+	 * One call a signal, which defaults it and tells what it was: an
+	 * ignored one kept is ignored again (which, as its delivery would,
+	 * drops an instance pending since the clone). */
 	for (int sig = 1; sig <= HERD__NSIG; sig++) {
 		struct ksigaction old, dfl = {0};
 		if (sig == SIGKILL || sig == SIGSTOP)
 			continue;
-		if (syscall(SYS_rt_sigaction, sig, NULL, &old, 8) == 0 &&
-		    old.handler != (uintptr_t)SIG_DFL &&
-		    (old.handler != (uintptr_t)SIG_IGN || !a->keep_signals))
+		if (!a->keep_signals) {
 			syscall(SYS_rt_sigaction, sig, &dfl, NULL, 8);
+		} else if (syscall(SYS_rt_sigaction, sig, &dfl, &old, 8) == 0 &&
+			   old.handler == (uintptr_t)SIG_IGN) {
+			syscall(SYS_rt_sigaction, sig, &old, NULL, 8);
+		}
 	}
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &a->mask, NULL, 8);
 	syscall(SYS_execve, a->path, a->argv, a->envp);

@@ -22,7 +22,8 @@
  * Worker threads outlive their scheduler loops until herd_run has ended
  * the root scope's processes (a child's parent-death signal follows the
  * thread that started it): they wait on the `teardown` futex, stored with
- * release after that work.
+ * release after that work; a worker that finds no process left when its
+ * loop ends (the usual case) ends at once.
  *
  * No locks of its own: setup and teardown happen while no other worker
  * runs; the exit lock (signal.c) keeps the atexit handler off a runtime
@@ -252,7 +253,10 @@ static void *worker_thread(void *arg)
 	worker_run(w);
 	/* The thread outlives its loop until herd_run has ended the root
 	 * scope's processes: a child's parent-death signal follows the
-	 * thread that started it. */
+	 * thread that started it. With none left, it ends now (no task runs
+	 * any more to start one), and herd_run's join waits for nobody. */
+	if (herd__proc_worker_end(w->rt))
+		return NULL;
 	while (!atomic_load_explicit(&w->rt->teardown, mo_acquire))
 		herd__futex_wait(&w->rt->teardown, 0, -1);
 	return NULL;
