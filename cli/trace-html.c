@@ -8,22 +8,22 @@
  *
  * A library trace whose program did not reach the end of herd_run (killed
  * with SIGKILL, say) is still in the binary form it is written in while
- * the program runs: the tool converts it with the library's own converter
- * (src/run/trace-json.c, built in), and --json writes that JSON alone, for
- * Perfetto or chrome://tracing.
+ * the program runs: the tool converts it with herd_trace_convert (herd.h),
+ * and --json writes that JSON alone, for Perfetto or chrome://tracing.
  *
  * Errors: one line on stderr, exit status 1 (2 for a usage error); a page
  * that could not be written whole is removed.
  */
 #define _GNU_SOURCE
 #include "cli.h"
-#include "run/trace-json.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define TOOL "herd-trace-html"
@@ -76,28 +76,75 @@ static char *read_whole(const char *path, size_t *len)
 	return sb_take(&b);
 }
 
-static int to_sb(void *ctx, const char *buf, size_t len)
+/* All of fd from its start, malloc'd; NULL with errno set on failure. */
+static char *read_fd(int fd, size_t *len)
 {
-	return sb_add(ctx, buf, len) ? 0 : -ENOMEM;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || lseek(fd, 0, SEEK_SET) < 0)
+		return NULL;
+	char *p = malloc((size_t)st.st_size + 1);
+	size_t n = 0;
+	while (p && n < (size_t)st.st_size) {
+		ssize_t k = read(fd, p + n, (size_t)st.st_size - n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			free(p);
+			if (k == 0)
+				errno = EIO;
+			return NULL;
+		}
+		n += (size_t)k;
+	}
+	*len = n;
+	return p;
 }
 
-/* A library trace in the binary form (bin, len bytes, malloc'd: aligned)
- * as JSON, which is freed; *cut if it was cut short. */
-static char *from_binary(const char *in, char *bin, size_t len, size_t *out_len, bool *cut)
+/*
+ * The trace in text (len bytes, malloc'd) converted by herd_trace_convert
+ * if it is in the library's binary form: text is then freed and the JSON
+ * returned, *cut set if it was cut short. A trace that is not (JSON
+ * already) comes back as it is. The conversion goes through two memory
+ * files, since the library's call takes descriptors.
+ */
+static char *from_binary(const char *in, char *text, size_t *len, bool *cut)
 {
-	strbuf b = {0};
-	herd__tconv *c = herd__tconv_new(to_sb, &b);
-	if (!c)
-		fail("%s: out of memory", in);
-	int rc = herd__tconv_file(c, bin, len, cut);
-	if (!rc)
-		rc = herd__tconv_end(c, -1, 0);
-	herd__tconv_free(c);
-	free(bin);
-	if (rc)
-		fail("%s: %s", in, rc == -EINVAL ? "not a trace herd can read" : strerror(-rc));
-	*out_len = b.len;
-	return sb_take(&b);
+	size_t i = 0;
+	while (i < *len && strchr(" \t\r\n", text[i]))
+		i++;
+	if (i < *len && (text[i] == '{' || text[i] == '['))
+		return text; /* JSON: no copy through the memory files */
+	int bin = memfd_create("herd-trace-bin", MFD_CLOEXEC);
+	int json = memfd_create("herd-trace-json", MFD_CLOEXEC);
+	if (bin < 0 || json < 0)
+		fail("%s: cannot make a memory file: %s", in, strerror(errno));
+	const char *p = text;
+	for (size_t left = *len; left;) {
+		ssize_t k = write(bin, p, left);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			fail("%s: %s", in, strerror(errno));
+		p += k;
+		left -= (size_t)k;
+	}
+	if (lseek(bin, 0, SEEK_SET) < 0)
+		fail("%s: %s", in, strerror(errno));
+	int rc = herd_trace_convert(bin, json);
+	close(bin);
+	if (rc == -EINVAL) { /* not the binary form */
+		close(json);
+		return text;
+	}
+	if (rc < 0)
+		fail("%s: %s", in, strerror(-rc));
+	*cut = rc == 1;
+	char *out = read_fd(json, len);
+	if (!out)
+		fail("%s: %s", in, strerror(errno));
+	close(json);
+	free(text);
+	return out;
 }
 
 static int write_all(int fd, const char *p, size_t len)
@@ -118,11 +165,11 @@ static int write_all(int fd, const char *p, size_t len)
 static int json_only(const char *in, const char *out)
 {
 	size_t len;
-	bool cut;
+	bool cut = false;
 	char *bin = read_whole(in, &len);
-	if (!herd__tconv_is_binary(bin, len))
+	char *json = from_binary(in, bin, &len, &cut);
+	if (json == bin)
 		fail("%s: not a trace in herd's binary form (already JSON?)", in);
-	char *json = from_binary(in, bin, len, &len, &cut);
 	if (cut)
 		fprintf(stderr, TOOL ": %s: the trace was cut short; read up to its last "
 			"complete event\n", in);
@@ -159,8 +206,7 @@ int main(int argc, char **argv)
 	char *text = read_whole(in, &len);
 	char err[256];
 	bool repaired, cut = false;
-	if (herd__tconv_is_binary(text, len))
-		text = from_binary(in, text, len, &len, &cut);
+	text = from_binary(in, text, &len, &cut);
 	char *json = trace_json_clean(text, len, &clean_len, &repaired, err, sizeof err);
 	free(text);
 	if (!json)

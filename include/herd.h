@@ -371,6 +371,20 @@ HERD_API int herd_run(const herd_config *config, herd_fn fn, void *arg);
  */
 HERD_API int herd_dump(int fd);
 
+/*
+ * Converts a timeline in the binary form that a program writes while it
+ * runs (herd_config.trace, HERD_TRACE), left by a program that did not
+ * reach the end of herd_run (killed with SIGKILL, say), into Chrome
+ * trace-event JSON: reads in_fd to its end and writes the JSON to out_fd.
+ * A file cut short is converted up to its last complete event.
+ * Returns 0; 1 if the file was cut short; -EINVAL if in_fd does not hold
+ * herd's binary form (a JSON trace, say: it needs no conversion); -EBADF
+ * for a negative descriptor; -ENOMEM; or a read's or a write's -errno
+ * (out_fd may then hold part of the JSON). Blocks the calling thread for
+ * the reads and writes; callable with or without a running runtime.
+ */
+HERD_API int herd_trace_convert(int in_fd, int out_fd);
+
 /* herd_run with the default configuration. */
 HERD_API int herd_main(herd_fn fn, void *arg);
 

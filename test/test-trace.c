@@ -14,8 +14,8 @@
  * goes away does not end the program; a run ended by a signal leaves its
  * last moments in the file.
  */
+#define _GNU_SOURCE
 #include "test.h"
-#include "../src/run/trace-json.h"
 
 #include <herd.h>
 
@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -196,37 +197,34 @@ static char *slurp(const char *path, size_t *len)
 	return buf;
 }
 
-/* The converter herd-trace-html uses (src/run/trace-json.c, in the
- * library too): a binary trace of len bytes as JSON, which it ends. */
-static int to_mem(void *ctx, const char *buf, size_t len)
+/* A memory file holding len bytes of data, at its start. */
+static int mem_file(const char *data, size_t len)
 {
-	struct membuf *m = ctx;
-	char *n = realloc(m->p, m->len + len + 1);
-	if (!n)
-		return -ENOMEM;
-	memcpy(n + m->len, buf, len);
-	m->p = n;
-	m->len += len;
-	m->p[m->len] = 0;
-	return 0;
+	int fd = memfd_create("test-trace", MFD_CLOEXEC);
+	CHECK(fd >= 0);
+	CHECK(write(fd, data, len) == (ssize_t)len);
+	CHECK(lseek(fd, 0, SEEK_SET) == 0);
+	return fd;
 }
 
+/* A binary trace of len bytes as JSON, through herd_trace_convert (what
+ * herd-trace-html uses); *cut if it said the trace was cut short. */
 static char *convert(const char *bin, size_t len, size_t *jlen, bool *cut)
 {
-	struct membuf m = {0};
-	herd__tconv *c = herd__tconv_new(to_mem, &m);
-	CHECK(c);
-	/* In memory aligned as the converter reads it (slurp's malloc). */
-	char *copy = malloc(len + 8);
-	CHECK(copy);
-	memcpy(copy, bin, len);
-	CHECK_OK(herd__tconv_file(c, copy, len, cut));
-	CHECK_OK(herd__tconv_end(c, -1, 0));
-	herd__tconv_free(c);
-	free(copy);
-	CHECK(m.p);
-	*jlen = m.len;
-	return m.p;
+	int in = mem_file(bin, len), out = mem_file("", 0);
+	int rc = herd_trace_convert(in, out);
+	CHECK(rc == 0 || rc == 1);
+	*cut = rc == 1;
+	struct stat st;
+	CHECK(fstat(out, &st) == 0 && st.st_size > 0);
+	char *text = malloc((size_t)st.st_size + 1);
+	CHECK(text);
+	CHECK(pread(out, text, (size_t)st.st_size, 0) == st.st_size);
+	text[st.st_size] = 0;
+	*jlen = (size_t)st.st_size;
+	close(in);
+	close(out);
+	return text;
 }
 
 /* The text of field "key" in one event line: its value, up to , or }. */
@@ -470,7 +468,7 @@ TEST(killed_is_readable)
 	unlink(path);
 	/* The binary form, whole up to the last round's events but for a
 	 * write the kill cut short; converted as herd-trace-html does. */
-	CHECK(herd__tconv_is_binary(bin, len));
+	CHECK(len > 8 && memcmp(bin, "HERDTRB1", 8) == 0);
 	size_t jlen;
 	bool cut;
 	char *text = convert(bin, len, &jlen, &cut);
@@ -490,6 +488,34 @@ TEST(killed_is_readable)
 		free(text);
 	}
 	free(bin);
+}
+
+/* herd_trace_convert refuses what is not herd's binary form (a JSON
+ * trace, an empty file) and bad descriptors, and writes nothing then. */
+TEST(convert_refuses)
+{
+	const char *json = "{\"traceEvents\":[]}";
+	int in = mem_file(json, strlen(json)), out = mem_file("", 0);
+	CHECK_EQ(herd_trace_convert(in, out), -EINVAL);
+	close(in);
+	in = mem_file("", 0);
+	CHECK_EQ(herd_trace_convert(in, out), -EINVAL);
+	CHECK_EQ(herd_trace_convert(-1, out), -EBADF);
+	CHECK_EQ(herd_trace_convert(in, -1), -EBADF);
+	struct stat st;
+	CHECK(fstat(out, &st) == 0);
+	CHECK_EQ(st.st_size, 0);
+	close(in);
+	close(out);
+	/* A pipe is read to its end, as a file is mapped. */
+	int p[2];
+	CHECK(pipe(p) == 0);
+	CHECK(write(p[1], json, strlen(json)) == (ssize_t)strlen(json));
+	close(p[1]);
+	out = mem_file("", 0);
+	CHECK_EQ(herd_trace_convert(p[0], out), -EINVAL);
+	close(p[0]);
+	close(out);
 }
 
 /* ------------------------------------------------------------------ */
