@@ -80,9 +80,14 @@ struct backend {
 };
 
 /* The backend for the options: this machine, and ssh hosts with -S or
- * --slf (hosts.c). From a task: it may ask the hosts for their CPUs.
+ * --slf (hosts.c), or a Slurm allocation's steps (slurm.c). From a task: it may ask the hosts for their CPUs.
  * Prints a message and exits with EXIT_ERROR if a host list is bad. */
 struct backend *backend_open(const struct opts *o);
+
+/* A Slurm allocation (slurm.c): whether the jobs run as its steps (dies
+ * with a message on --slurm outside one), and its backend. */
+bool slurm_wanted(const struct opts *o);
+struct backend *slurm_open(const struct opts *o);
 
 /* The process-backed runs (proc.c): the command's process, or the ssh
  * client standing for it. */
@@ -90,6 +95,7 @@ struct launch {
 	char *const *argv;
 	const char *file;         /* the program (NULL: argv[0] in PATH) */
 	char *const *envp;
+	int64_t grace;            /* libherd's SIGTERM-to-SIGKILL time (0: 2 s) */
 };
 int proc_run_start(const struct opts *o, const struct run_spec *s, const struct launch *l,
 		   struct job_run **out, char **message);

@@ -117,7 +117,7 @@ static void reader_task(void *arg)
 int proc_run_start(const struct opts *o, const struct run_spec *s, const struct launch *l,
 		   struct job_run **out, char **msg)
 {
-	herd_proc_opts po = {.argv = l->argv, .envp = l->envp, .file = l->file};
+	herd_proc_opts po = {.argv = l->argv, .envp = l->envp, .file = l->file, .grace = l->grace};
 	po.stdio[0].mode = s->block ? HERD_STDIO_PIPE : HERD_STDIO_NULL;
 	if (o->output != OUT_UNGROUP)
 		po.stdio[1].mode = po.stdio[2].mode = HERD_STDIO_PIPE;
