@@ -1,6 +1,7 @@
 /*
  * proc.c - runs that are a local process: a job's command on this machine,
- * or the ssh client that runs it on a host (backend.h). The process's
+ * the ssh client that runs it on a host, or the srun client that runs it as
+ * a step of a Slurm allocation (backend.h). The process's
  * stdin is /dev/null (--pipe: a pipe that a feeder task fills with the
  * block, then closes); its stdout and stderr are pipes read by two reader
  * tasks into the run's captures (or printed by line, --line-buffer), or

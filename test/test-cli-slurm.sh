@@ -188,6 +188,9 @@ alloc_end() {
 	wait "$alloc_pid"
 }
 has_rc() { [ -s "$1.rc" ]; }
+# What herd left is looked for for up to 5 s after it exits: srun exits
+# when the step's task has, and Slurm's SIGTERM reaches the rest of the
+# step's tree (a setsid child) at the same time, not before.
 
 # 3. --timeout ends a step, and nothing of it is left.
 in_alloc t3 --joblog "$work/jl.timeout" --timeout 2 'sleep {}; echo done {}' ::: 60
@@ -198,7 +201,7 @@ rc=$(cat t3.rc)
 grep -q 'timed out' t3.err || fail "--timeout: no line about it: $(cat t3.err)"
 jl=$(digest "$work/jl.timeout")
 [ "$jl" = "1	$HERD_SLURM_NODE	-1	15	sleep 60; echo done 60" ] || fail "--timeout's joblog: '$jl'"
-none_left || fail "--timeout left: $(job_procs)"
+poll 5 none_left || fail "--timeout left: $(job_procs)"
 alloc_end t3
 lap "--timeout"
 
@@ -212,7 +215,7 @@ poll 30 has_rc t3h || fail "--halt: herd still runs after 30 s"
 rc=$(cat t3h.rc)
 [ "$lrc" = 4 ] && [ "$rc" = 4 ] || fail "--halt now,fail=1: herd exited $rc, locally $lrc: $(cat t3h.err)"
 [ "$(cat t3h.out)" = "$lout" ] || fail "--halt: stdout '$(cat t3h.out)', locally '$lout'"
-none_left || fail "--halt left: $(job_procs)"
+poll 5 none_left || fail "--halt left: $(job_procs)"
 alloc_end t3h
 retry_cmd='n=$(cat {}.n 2>/dev/null || echo 0); echo $((n + 1)) >{}.n; echo try $n; [ $n -ge 2 ]'
 lout=$("$herd" --retries 3 "$retry_cmd" ::: local 2>&1)
@@ -239,7 +242,7 @@ if [ "$HERD_SLURM_PROCTRACK" != cgroup ]; then
 		"$(echo $left | wc -w) left (killed here, not counted)"
 	[ -z "$left" ] || kill -KILL $left
 fi
-none_left || fail "SIGINT left: $(job_procs)"
+poll 5 none_left || fail "SIGINT left: $(job_procs)"
 alloc_end t4
 lap "SIGINT"
 
