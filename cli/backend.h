@@ -16,9 +16,10 @@
  *              captures it was given (or printed, --line-buffer); the run
  *              is freed.
  *
- * The local machine and ssh hosts share one implementation (proc.c): a
- * job's run is a local process, either the command itself or the ssh
- * client that runs it on the host, and its output comes through that
+ * The local machine, ssh hosts and a Slurm allocation share one
+ * implementation (proc.c): a job's run is a local process, the command
+ * itself, the ssh client that runs it on the host, or the srun client that
+ * runs it as a step (slurm.c), and its output comes through that
  * process's pipes. hosts.c keeps the slots and their hosts and builds, for
  * a slot, the process to start (ssh.c for a remote host).
  */
@@ -80,9 +81,15 @@ struct backend {
 };
 
 /* The backend for the options: this machine, and ssh hosts with -S or
- * --slf (hosts.c). From a task: it may ask the hosts for their CPUs.
- * Prints a message and exits with EXIT_ERROR if a host list is bad. */
+ * --slf (hosts.c), or a Slurm allocation's steps (slurm.c). From a task:
+ * it may ask the hosts for their CPUs. Prints a message and exits with
+ * EXIT_ERROR if a host list is bad, or on --slurm outside an allocation. */
 struct backend *backend_open(const struct opts *o);
+
+/* A Slurm allocation (slurm.c): whether the jobs run as its steps (dies
+ * with a message on --slurm outside one), and its backend. */
+bool slurm_wanted(const struct opts *o);
+struct backend *slurm_open(const struct opts *o);
 
 /* The process-backed runs (proc.c): the command's process, or the ssh
  * client standing for it. */
@@ -90,6 +97,7 @@ struct launch {
 	char *const *argv;
 	const char *file;         /* the program (NULL: argv[0] in PATH) */
 	char *const *envp;
+	int64_t grace;            /* libherd's SIGTERM-to-SIGKILL time (0: 2 s) */
 };
 int proc_run_start(const struct opts *o, const struct run_spec *s, const struct launch *l,
 		   struct job_run **out, char **message);

@@ -158,6 +158,9 @@ struct opts {
 	bool cleanup;               /* --cleanup: remove them there after */
 	const char *wd;             /* --wd DIR: where jobs run there ("..."
 				     * a directory of the job's own) */
+	/* A Slurm allocation's steps (slurm.c): --slurm asks for them, and
+	 * --no-slurm runs the jobs here all the same. */
+	bool slurm, no_slurm;
 	/* herd --guard -- CMD ...: run one command, ended with its tree when
 	 * stdout's reader goes away (guard.c); cmd is then its argv. */
 	bool guard;

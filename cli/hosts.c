@@ -285,7 +285,7 @@ static int start_local(struct hosts *H, const struct run_spec *s, struct job_run
 	}
 	char *sh_argv[] = {"/bin/sh", "-c", c->shell, NULL};
 	char **envp = job_environment(s->seq, s->slot);
-	struct launch l = {c->argv ? c->argv : sh_argv, c->argv ? s->path : "/bin/sh", envp};
+	struct launch l = {c->argv ? c->argv : sh_argv, c->argv ? s->path : "/bin/sh", envp, 0};
 	int rc = proc_run_start(H->o, s, &l, out, msg);
 	free_environment(envp);
 	return rc;
@@ -303,7 +303,7 @@ static int hosts_start(struct backend *b, const struct run_spec *s, struct job_r
 	int rc = transfer_before(H->o, sl.host->ssh, sl.rank, s, wd, msg);
 	if (rc == 0) {
 		char **argv = ssh_job_argv(sl.host->ssh, s, sl.host->login, sl.rank, wd);
-		struct launch l = {argv, NULL, NULL};
+		struct launch l = {argv, NULL, NULL, 0};
 		rc = proc_run_start(H->o, s, &l, out, msg);
 		ssh_argv_free(argv);
 	}
@@ -377,6 +377,8 @@ static const struct backend_ops hosts_ops = {
 
 struct backend *backend_open(const struct opts *o)
 {
+	if (slurm_wanted(o))
+		return slurm_open(o);
 	struct hosts *H = calloc(1, sizeof *H);
 	if (!H)
 		cli_die("out of memory");

@@ -1,6 +1,7 @@
 /*
  * proc.c - runs that are a local process: a job's command on this machine,
- * or the ssh client that runs it on a host (backend.h). The process's
+ * the ssh client that runs it on a host, or the srun client that runs it as
+ * a step of a Slurm allocation (backend.h). The process's
  * stdin is /dev/null (--pipe: a pipe that a feeder task fills with the
  * block, then closes); its stdout and stderr are pipes read by two reader
  * tasks into the run's captures (or printed by line, --line-buffer), or
@@ -117,7 +118,7 @@ static void reader_task(void *arg)
 int proc_run_start(const struct opts *o, const struct run_spec *s, const struct launch *l,
 		   struct job_run **out, char **msg)
 {
-	herd_proc_opts po = {.argv = l->argv, .envp = l->envp, .file = l->file};
+	herd_proc_opts po = {.argv = l->argv, .envp = l->envp, .file = l->file, .grace = l->grace};
 	po.stdio[0].mode = s->block ? HERD_STDIO_PIPE : HERD_STDIO_NULL;
 	if (o->output != OUT_UNGROUP)
 		po.stdio[1].mode = po.stdio[2].mode = HERD_STDIO_PIPE;
