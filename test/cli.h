@@ -129,6 +129,9 @@ static inline void cli_setup(void)
 	if (!mark[0]) {
 		snprintf(mark, sizeof mark, "HERD_TEST_MARK=cli-%d", (int)getpid());
 		CHECK(setenv("HERD_TEST_MARK", strchr(mark, '=') + 1, 1) == 0);
+		/* A suite run inside a Slurm job would send these cases' jobs
+		 * through srun (cli/slurm.c); the Slurm cases set it up. */
+		unsetenv("SLURM_JOB_ID");
 	}
 }
 
