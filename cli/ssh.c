@@ -4,7 +4,8 @@
  *
  * Connection reuse. Each host gets a control master (ssh -M -N) started in
  * the hosts' scope, its socket in a private directory (mode 0700, made at
- * the start, removed at the end); a job's ssh goes through it (-S PATH), so
+ * the start, removed at the end, or by the next herd if this one is
+ * killed with SIGKILL); a job's ssh goes through it (-S PATH), so
  * that a job costs a channel, not a login. OpenSSH's MaxSessions (10 by
  * default) bounds the channels of one connection: a host's slots past
  * MUX_SLOTS connect on their own. Where the master cannot start, every
@@ -31,6 +32,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +143,49 @@ static void av_ssh(struct av *a, const struct ssh_host *h, const char *ctl)
 /* The context: the control directory                                 */
 /* ------------------------------------------------------------------ */
 
+/* Empties and removes directory name in tmp (its sockets, at most). */
+static void remove_dir(int tmp, const char *name)
+{
+	int fd = openat(tmp, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	for (struct dirent *e; d && (e = readdir(d));)
+		if (e->d_name[0] != '.')
+			unlinkat(dirfd(d), e->d_name, 0);
+	if (d)
+		closedir(d);
+	else if (fd >= 0)
+		close(fd);
+	unlinkat(tmp, name, AT_REMOVEDIR);
+}
+
+/*
+ * A herd killed with SIGKILL cannot remove its control directory: the
+ * next herd that uses ssh removes those, in the same TMPDIR, of herd
+ * processes that are gone (their pid is in the name; only directories of
+ * this user's). A pid that now names another process keeps its directory,
+ * which is harmless and goes when that process has gone too.
+ */
+static void sweep_stale(const char *tmp)
+{
+	DIR *d = opendir(tmp);
+	if (!d)
+		return;
+	for (struct dirent *e; (e = readdir(d));) {
+		int pid;
+		char rest[16];
+		struct stat st;
+		if (sscanf(e->d_name, "herd-ssh-%d-%15s", &pid, rest) != 2 || pid <= 0 ||
+		    strlen(rest) != 6 || pid == (int)getpid())
+			continue;
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+			continue;
+		if (kill(pid, 0) < 0 && errno == ESRCH)
+			remove_dir(dirfd(d), e->d_name);
+	}
+	closedir(d);
+}
+
 struct ssh_ctx *ssh_begin(const struct opts *o)
 {
 	struct ssh_ctx *c = calloc(1, sizeof *c);
@@ -151,6 +196,7 @@ struct ssh_ctx *ssh_begin(const struct opts *o)
 	const char *tmp = getenv("TMPDIR");
 	if (!tmp || !*tmp || strlen(tmp) > 40)
 		tmp = "/tmp"; /* a socket's path has room for about 100 bytes */
+	sweep_stale(tmp);
 	snprintf(c->dir, sizeof c->dir, "%s/herd-ssh-%d-XXXXXX", tmp, (int)getpid());
 	if (!mkdtemp(c->dir)) {
 		cli_warn("cannot make a directory for ssh's shared connections (%s): "

@@ -291,3 +291,37 @@ TEST(timeout_as_local)
 	cli_free(&o);
 	cli_done(0);
 }
+
+/* A herd killed with SIGKILL leaves its control directory; the next herd
+ * that uses ssh in the same TMPDIR removes it (its pid is gone), and
+ * leaves a live process's alone. */
+TEST(stale_control_dir_removed)
+{
+	herd_only();
+	sshd_start();
+	/* A pid that is gone: a child's, reaped. */
+	pid_t gone = fork();
+	CHECK(gone >= 0);
+	if (gone == 0)
+		_exit(0);
+	CHECK(waitpid(gone, NULL, 0) == gone);
+	char stale[200], live[200], sock[220];
+	snprintf(stale, sizeof stale, "%s/herd-ssh-%d-AbCdEf", dir, (int)gone);
+	snprintf(live, sizeof live, "%s/herd-ssh-%d-GhIjKl", dir, (int)getpid());
+	CHECK(mkdir(stale, 0700) == 0 && mkdir(live, 0700) == 0);
+	snprintf(sock, sizeof sock, "%s/herd-a", stale);
+	int fd = open(sock, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	CHECK(fd >= 0);
+	close(fd);
+	struct cli_out o;
+	cli_run_opts(NULL, 0, (const char *const[]){"herd", "--ssh", ssh_opt, "-S", "1/herd-a",
+		     "echo", ":::", "1", NULL}, in_dir(), &o);
+	CHECK_OUT(&o, "1\n", 0);
+	cli_free(&o);
+	struct stat st;
+	CHECK(stat(stale, &st) < 0 && errno == ENOENT);
+	CHECK(stat(live, &st) == 0);
+	CHECK(rmdir(live) == 0);
+	CHECK(no_ssh_dir());
+	cli_done(0);
+}
