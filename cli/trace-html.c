@@ -161,6 +161,32 @@ static int write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
+static void say_cut(const char *in)
+{
+	fprintf(stderr, TOOL ": %s: the trace was cut short; read up to its last "
+		"complete event\n", in);
+}
+
+/* Writes len bytes of json to out ("-": stdout), as they are or (`page`)
+ * as the timeline's page, and frees json; a file not written whole is
+ * removed, and the tool fails. */
+static void write_out(const char *out, char *json, size_t len, bool page)
+{
+	bool to_stdout = !strcmp(out, "-");
+	int fd = to_stdout ? 1 : open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		fail("cannot write %s: %s", out, strerror(errno));
+	int rc = page ? page_write(fd, json, len) : write_all(fd, json, len);
+	if (!to_stdout && close(fd) < 0 && rc == 0)
+		rc = -errno;
+	free(json);
+	if (rc < 0) {
+		if (!to_stdout)
+			unlink(out);
+		fail("cannot write %s: %s", out, strerror(-rc));
+	}
+}
+
 /* --json IN OUT: the binary form converted, and nothing else. */
 static int json_only(const char *in, const char *out)
 {
@@ -171,21 +197,8 @@ static int json_only(const char *in, const char *out)
 	if (json == bin)
 		fail("%s: not a trace in herd's binary form (already JSON?)", in);
 	if (cut)
-		fprintf(stderr, TOOL ": %s: the trace was cut short; read up to its last "
-			"complete event\n", in);
-	bool to_stdout = !strcmp(out, "-");
-	int fd = to_stdout ? 1 : open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		fail("cannot write %s: %s", out, strerror(errno));
-	int rc = write_all(fd, json, len);
-	if (!to_stdout && close(fd) < 0 && rc == 0)
-		rc = -errno;
-	free(json);
-	if (rc < 0) {
-		if (!to_stdout)
-			unlink(out);
-		fail("cannot write %s: %s", out, strerror(-rc));
-	}
+		say_cut(in);
+	write_out(out, json, len, false);
 	return 0;
 }
 
@@ -212,20 +225,7 @@ int main(int argc, char **argv)
 	if (!json)
 		fail("%s: %s", in, err);
 	if (repaired || cut)
-		fprintf(stderr, TOOL ": %s: the trace was cut short; read up to its last "
-			"complete event\n", in);
-	bool to_stdout = !strcmp(out, "-");
-	int fd = to_stdout ? 1 : open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		fail("cannot write %s: %s", out, strerror(errno));
-	int rc = page_write(fd, json, clean_len);
-	if (!to_stdout && close(fd) < 0 && rc == 0)
-		rc = -errno;
-	free(json);
-	if (rc < 0) {
-		if (!to_stdout)
-			unlink(out);
-		fail("cannot write %s: %s", out, strerror(-rc));
-	}
+		say_cut(in);
+	write_out(out, json, clean_len, true);
 	return 0;
 }
