@@ -26,50 +26,7 @@ herd=${HERD_CLI:?HERD_CLI: the herd binary}
 unset SLURM_JOB_ID SLURM_JOBID SLURM_STEP_ID SLURM_NTASKS SLURM_CPUS_PER_TASK
 # In /var/tmp, not /tmp: see test/slurm/test-harness.sh.
 dir=$(mktemp -d "/var/tmp/herd-slurm-$$-XXXXXX") || exit 1
-fails=0
-
-fail() {
-	echo "FAIL: $*" >&2
-	fails=$((fails + 1))
-}
-
-now() { date +%s.%N; }
-t_mark=$(now)
-lap() {
-	local t
-	t=$(now)
-	awk -v a="$t_mark" -v b="$t" -v l="$1" 'BEGIN { printf "time: %-28s %6.2f s\n", l, b - a }'
-	t_mark=$t
-}
-
-# Waits up to $1 seconds for the command $2... to succeed.
-poll() {
-	local n=$(($1 * 10))
-	shift
-	until "$@"; do
-		n=$((n - 1))
-		[ $n -gt 0 ] || return 1
-		sleep 0.1
-	done
-}
-
-# Whether the NUL-separated file $1 holds an entry equal to $2, or (with
-# $3 = prefix) one starting with $2. Builtins only.
-nul_has() {
-	local e a=()
-	mapfile -d '' -t a 2>/dev/null <"$1" || return 1
-	for e in "${a[@]}"; do
-		case $e in "$2") return 0 ;; "$2"*) [ "${3:-}" = prefix ] && return 0 ;; esac
-	done
-	return 1
-}
-
-alive() {
-	local st
-	read -r st 2>/dev/null <"/proc/$1/stat" || return 1
-	st=${st##*) }
-	[ "${st%% *}" != Z ]
-}
+. "$here/slurm/lib.sh"
 
 # Pids of the live processes that herd started on this cluster (srun, and
 # the jobs' processes: they carry herd's PARALLEL_SEQ and this cluster's

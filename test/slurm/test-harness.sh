@@ -25,44 +25,7 @@ harness=$here/harness.sh
 # one herd freed (ext4 reuses them; the cluster makes and removes many
 # files) as one of herd's. Beside a cluster in /tmp it failed 6 times in 6.
 dir=$(mktemp -d "/var/tmp/herd-slurm-$$-XXXXXX") || exit 1
-fails=0
-
-fail() {
-	echo "FAIL: $*" >&2
-	fails=$((fails + 1))
-}
-
-now() { date +%s.%N; }
-t_mark=$(now)
-# Prints the time since the last lap, labelled $1.
-lap() {
-	local t
-	t=$(now)
-	awk -v a="$t_mark" -v b="$t" -v l="$1" 'BEGIN { printf "time: %-28s %6.2f s\n", l, b - a }'
-	t_mark=$t
-}
-
-# Waits up to $1 seconds for the command $2... to succeed.
-poll() {
-	local n=$(($1 * 10))
-	shift
-	until "$@"; do
-		n=$((n - 1))
-		[ $n -gt 0 ] || return 1
-		sleep 0.1
-	done
-}
-
-# Whether the NUL-separated file $1 holds an entry equal to $2 (bash
-# builtins only: the scan starts no process).
-nul_has() {
-	local e a=()
-	mapfile -d '' -t a 2>/dev/null <"$1" || return 1
-	for e in "${a[@]}"; do
-		[ "$e" = "$2" ] && return 0
-	done
-	return 1
-}
+. "$here/lib.sh"
 
 # Pids of live processes of this cluster's jobs whose command line is
 # exactly "sleep" $1 (found by SLURM_CONF in their environment, so that
