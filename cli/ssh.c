@@ -474,15 +474,11 @@ char *ssh_rsync_e(const struct ssh_host *h, long rank)
 	return r;
 }
 
-int ssh_run(const struct ssh_host *h, long rank, const char *cmd, char **err)
+int run_status(char *const argv[], char **err)
 {
-	struct av a = {0};
-	av_ssh(&a, h, rank <= MUX_SLOTS ? h->ctl : NULL);
-	av_add(&a, cmd);
-	herd_proc_opts po = {.argv = a.v};
+	herd_proc_opts po = {.argv = argv};
 	herd_output r;
 	int rc = herd_proc_output(&r, NULL, &po, 1 << 16, 0, HERD_FOREVER);
-	free_words(a.v);
 	*err = NULL;
 	if (rc < 0) {
 		*err = xstrdup(herd_strerror(rc));
@@ -492,5 +488,15 @@ int ssh_run(const struct ssh_host *h, long rank, const char *cmd, char **err)
 		*err = strndup(r.err, strcspn(r.err, "\n"));
 	int st = r.status;
 	herd_output_free(&r);
+	return st;
+}
+
+int ssh_run(const struct ssh_host *h, long rank, const char *cmd, char **err)
+{
+	struct av a = {0};
+	av_ssh(&a, h, rank <= MUX_SLOTS ? h->ctl : NULL);
+	av_add(&a, cmd);
+	int st = run_status(a.v, err);
+	free_words(a.v);
 	return st;
 }

@@ -36,6 +36,10 @@ void ssh_argv_free(char **argv);
 const char *ssh_host_name(const struct ssh_host *h);
 /* rsync's -e: the ssh command and its options, quoted (malloc'd). */
 char *ssh_rsync_e(const struct ssh_host *h, long rank);
+/* Runs argv here to its end (from a task): its status (255: it could not
+ * start), and the first line of its stderr in *err (malloc'd) when it
+ * failed. ssh_run and rsync's runs go through it. */
+int run_status(char *const argv[], char **err);
 /* Runs cmd there: its status (255: ssh failed), and the first line of
  * its stderr in *err (malloc'd) when it failed. From a task. */
 int ssh_run(const struct ssh_host *h, long rank, const char *cmd, char **err);

@@ -88,19 +88,7 @@ static void argv_free(struct xav *a)
 /* Runs rsync: 0, or its status with its first line of stderr in *err. */
 static int run_rsync(struct xav *a, char **err)
 {
-	herd_proc_opts po = {.argv = a->v};
-	herd_output r;
-	int rc = herd_proc_output(&r, NULL, &po, 1 << 16, 0, HERD_FOREVER);
-	*err = NULL;
-	if (rc < 0) {
-		*err = xstrdup(herd_strerror(rc));
-		return 255;
-	}
-	if (r.status && r.err_len)
-		*err = strndup(r.err, strcspn(r.err, "\n"));
-	int st = r.status;
-	herd_output_free(&r);
-	return st;
+	return run_status(a->v, err);
 }
 
 static char *cat3(const char *a, const char *b, const char *c)

@@ -237,6 +237,24 @@ static int register_locked(herd__rt *rt, struct herd__pollent *e)
 	return rc;
 }
 
+/* fd's entry, locked and registered in the set (if it was not): 0, or
+ * entry_make's or the registration's error, with nothing locked. */
+static int entry_lock_registered(herd__rt *rt, int fd, struct herd__pollent **out)
+{
+	struct herd__pollent *e;
+	int rc = entry_make(rt, fd, &e);
+	if (rc)
+		return rc;
+	herd__mutex_lock(&e->lock);
+	if (atomic_load_explicit(&e->state, mo_relaxed) == UNREG &&
+	    (rc = register_locked(rt, e))) {
+		herd__mutex_unlock(&e->lock);
+		return rc;
+	}
+	*out = e;
+	return 0;
+}
+
 static void link_locked(herd__rt *rt, struct herd__pollent *e, herd__pollw *wt)
 {
 	herd__list_push_back(&e->waiters, &wt->link);
@@ -416,15 +434,9 @@ bool herd__poll_due(herd__rt *rt)
 int herd__poll_attach(herd__rt *rt, int fd, herd__pollw *wt)
 {
 	struct herd__pollent *e;
-	int rc = entry_make(rt, fd, &e);
+	int rc = entry_lock_registered(rt, fd, &e);
 	if (rc)
 		return rc;
-	herd__mutex_lock(&e->lock);
-	if (atomic_load_explicit(&e->state, mo_relaxed) == UNREG &&
-	    (rc = register_locked(rt, e))) {
-		herd__mutex_unlock(&e->lock);
-		return rc;
-	}
 	uint32_t r = take_ready(e, wt->events);
 	if (!r)
 		link_locked(rt, e, wt);
@@ -496,15 +508,9 @@ static int wait_one(herd__worker *w, herd__task *t, int fd, int events, int64_t 
 {
 	herd__rt *rt = w->rt;
 	struct herd__pollent *e;
-	int rc = entry_make(rt, fd, &e);
+	int rc = entry_lock_registered(rt, fd, &e);
 	if (rc)
 		return rc;
-	herd__mutex_lock(&e->lock);
-	if (atomic_load_explicit(&e->state, mo_relaxed) == UNREG &&
-	    (rc = register_locked(rt, e))) {
-		herd__mutex_unlock(&e->lock);
-		return rc;
-	}
 	/* herd_fd_wait asks poll(2), under the lock, so that an edge after
 	 * it finds the waiter linked; the flags, which may be stale, are left
 	 * to the waits after EAGAIN. */

@@ -1,7 +1,8 @@
 # lib.sh - shell helpers the Slurm tests share (sourced by
 # test/slurm/test-harness.sh and test/test-cli-slurm.sh, after `set -u`):
 # failures counted, timed laps, polling with a deadline, and /proc reads
-# made with bash builtins only (a scan starts no process).
+# made with bash builtins only (a scan starts no process); and the
+# cluster's start.
 
 fails=0
 
@@ -48,4 +49,27 @@ alive() {
 	read -r st 2>/dev/null <"/proc/$1/stat" || return 1
 	st=${st##*) }
 	[ "${st%% *}" != Z ]
+}
+
+# Starts the cluster in $dir with $harness and exports what it prints
+# (SLURM_CONF=...); then the caller's stop() runs at exit. Exits 77 (skip)
+# when the harness cannot start it, 1 when it fails otherwise.
+cluster_start() {
+	local env rc
+	env=$("$harness" start "$dir")
+	rc=$?
+	if [ $rc = 77 ]; then
+		rmdir "$dir" 2>/dev/null
+		echo "skip: the Slurm cluster cannot start here (reason above)"
+		exit 77
+	elif [ $rc != 0 ]; then
+		rm -rf "$dir"
+		echo "FAIL: harness.sh start exited $rc" >&2
+		exit 1
+	fi
+	trap 'stop' EXIT
+	set -a
+	eval "$env"
+	set +a
+	lap "start"
 }

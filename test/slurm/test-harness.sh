@@ -82,22 +82,7 @@ stop() {
 trap 'stop; exit 1' INT TERM
 
 # Start.
-env=$("$harness" start "$dir")
-rc=$?
-if [ $rc = 77 ]; then
-	rmdir "$dir" 2>/dev/null
-	echo "skip: the Slurm cluster cannot start here (reason above)"
-	exit 77
-elif [ $rc != 0 ]; then
-	rm -rf "$dir"
-	echo "FAIL: harness.sh start exited $rc" >&2
-	exit 1
-fi
-trap 'stop' EXIT
-set -a
-eval "$env"
-set +a
-lap "start"
+cluster_start
 echo "cluster: node $HERD_SLURM_NODE, proctrack/$HERD_SLURM_PROCTRACK, $(sinfo --version)"
 work=$dir/work
 mkdir "$work"
