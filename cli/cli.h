@@ -236,6 +236,12 @@ bool template_not_found(const struct template *t, const char **name);
  * --transferfile's and --return's file names), malloc'd. */
 char *template_text(const struct opts *o, const char *text, const struct record *r,
 		    uint64_t seq, long slot);
+/* {host} and {sshlogin} (as GNU parallel's with --plus): the host a slot
+ * belongs to, its name (login false) or its sshlogin without N/ (the
+ * joblog's Host); ":" for this machine. The backend sets the function
+ * when it opens, before any job (hosts.c, slurm.c); without one, ":". */
+typedef const char *(*slot_host_fn)(void *ctx, long slot, bool login);
+void template_hosts(slot_host_fn fn, void *ctx);
 /* The tag of a job (--tag: its values joined by spaces; --tagstring:
  * expanded), malloc'd, or NULL without either. */
 char *template_tag(const struct template *t, const struct record *r, uint64_t seq,

@@ -334,6 +334,14 @@ static const char *hosts_host(struct backend *b, long slot)
 	return slot_of((struct hosts *)b, slot).host->login;
 }
 
+/* {host} and {sshlogin} (template_hosts). A host is freed only at the
+ * end, so its strings outlive every job. */
+static const char *slot_host(void *ctx, long slot, bool login)
+{
+	struct host *h = slot_of(ctx, slot).host;
+	return login ? h->login : h->name;
+}
+
 static bool hosts_slot_ok(struct backend *b, long slot)
 {
 	struct hosts *H = (struct hosts *)b;
@@ -348,6 +356,7 @@ static bool hosts_slot_ok(struct backend *b, long slot)
 static void hosts_close(struct backend *b)
 {
 	struct hosts *H = (struct hosts *)b;
+	template_hosts(NULL, NULL);
 	for (size_t i = 0; i < H->nhosts; i++) {
 		if (H->hosts[i]->ssh)
 			transfer_basefiles_clean(H->o, H->hosts[i]->ssh);
@@ -385,6 +394,7 @@ struct backend *backend_open(const struct opts *o)
 	H->b.ops = &hosts_ops;
 	H->o = o;
 	pthread_mutex_init(&H->lock, NULL);
+	template_hosts(slot_host, H);
 	if ((!o->nsshlogin && !o->slf) || o->dry_run) {
 		/* This machine alone: -j's slots, as ever. */
 		H->only_local = true;

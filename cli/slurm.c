@@ -232,6 +232,13 @@ static const char *slurm_host(struct backend *b, long slot)
 	return ((struct slurm *)b)->host;
 }
 
+/* {host} and {sshlogin} (template_hosts): the joblog's Host. */
+static const char *slot_host(void *ctx, long slot, bool login)
+{
+	(void)login;
+	return slurm_host(ctx, slot);
+}
+
 static bool slurm_slot_ok(struct backend *b, long slot)
 {
 	(void)b;
@@ -248,6 +255,7 @@ static void slurm_more_slots(struct backend *b, herd_chan *free_slots)
 static void slurm_close(struct backend *b)
 {
 	struct slurm *S = (struct slurm *)b;
+	template_hosts(NULL, NULL);
 	free(S->host);
 	free(S);
 }
@@ -279,5 +287,6 @@ struct backend *slurm_open(const struct opts *o)
 	 * allocation holds wait in srun for a free CPU). */
 	S->b.nslots = S->b.max_slots = o->jobs_set ? o->jobs : allocation_slots(cpt);
 	S->host = allocation_host();
+	template_hosts(slot_host, &S->b);
 	return &S->b;
 }

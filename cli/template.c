@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 /* What a field stands for. */
-enum { F_ALL = 0, F_SEQ, F_SLOT };
+enum { F_ALL = 0, F_SEQ, F_SLOT, F_HOST, F_SSHLOGIN };
 /* How a value is changed. */
 enum { M_NONE, M_NOEXT, M_BASE, M_DIR, M_BASE_NOEXT };
 
@@ -54,6 +54,17 @@ struct template {
 	const char *name; /* the command's name, for messages */
 	struct template *tagstring;
 };
+
+/* {host} and {sshlogin}: the backend's answer for a slot. Set once, by
+ * the first task before any job starts (backend_open), then only read. */
+static slot_host_fn host_fn;
+static void *host_ctx;
+
+void template_hosts(slot_host_fn fn, void *ctx)
+{
+	host_fn = fn;
+	host_ctx = ctx;
+}
 
 static void add_part(struct template *t, struct part p)
 {
@@ -94,6 +105,14 @@ static size_t parse_field(const char *p, bool plain_braces, struct part *f)
 	if (q[0] == '%' && q[1] == '}') {
 		f->kind = F_SLOT;
 		return 3;
+	}
+	if (!strncmp(q, "host}", 5)) {
+		f->kind = F_HOST;
+		return 6;
+	}
+	if (!strncmp(q, "sshlogin}", 9)) {
+		f->kind = F_SSHLOGIN;
+		return 10;
 	}
 	if (*q >= '1' && *q <= '9') {
 		long n = 0;
@@ -371,6 +390,12 @@ static size_t field_values(const struct template *t, const struct part *f,
 			 f->kind == F_SEQ ? (unsigned long long)seq : (unsigned long long)slot);
 		*vals = xmalloc(sizeof **vals);
 		(*vals)[0] = xstrdup(num);
+		return 1;
+	}
+	if (!f->positional && (f->kind == F_HOST || f->kind == F_SSHLOGIN)) {
+		const char *h = host_fn ? host_fn(host_ctx, slot, f->kind == F_SSHLOGIN) : NULL;
+		*vals = xmalloc(sizeof **vals);
+		(*vals)[0] = xstrdup(h ? h : ":");
 		return 1;
 	}
 	size_t from = 0, n = r->n;

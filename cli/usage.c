@@ -29,6 +29,7 @@ const char usage_text[] =
 	"  {} {.} {/} {//} {/.} the item, without extension, basename, dirname,\n"
 	"                       basename without extension; {1} {2.} ... the same\n"
 	"                       for one source or column; {#} job number; {%} slot\n"
+	"  {host} {sshlogin}    the job's host, and its sshlogin (: is this machine)\n"
 	"  -I STR               STR stands for {}\n"
 	"  -q, --quote          run the command as it is, never through the shell\n"
 	"\n"

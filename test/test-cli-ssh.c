@@ -329,3 +329,62 @@ TEST(stale_control_dir_removed)
 	CHECK(no_ssh_dir());
 	cli_done(0);
 }
+
+/* {host} and {sshlogin}: the host a job runs on (the sshlogin's last
+ * word; ":" here) and its sshlogin without N/ (the joblog's Host), in the
+ * command, in --tagstring and with --dry-run. */
+TEST(host_replacement)
+{
+	herd_only();
+	sshd_start();
+	char jl[96], jlopt[120], logins[300], own[200];
+	cli_temp_name(jl);
+	snprintf(jlopt, sizeof jlopt, "--joblog=%s", jl);
+	/* herd-a through an ssh command of its own: its sshlogin is that
+	 * command and the host, its {host} the host alone. */
+	snprintf(own, sizeof own, "%s herd-a", ssh_opt);
+	snprintf(logins, sizeof logins, "1/%s,1/herd-b,1/:", own);
+	struct cli_out o;
+	cli_run_opts(NULL, 0, (const char *const[]){"herd", "--ssh", ssh_opt, "-S", logins, jlopt,
+		     "--tagstring", "{host}", "echo {#} = {host} = {sshlogin} = $PARALLEL_SSHHOST", ":::",
+		     "1", "2", "3", "4", "5", "6", NULL}, in_dir(), &o);
+	CHECK_RUN(&o, cli_exited(&o, 0));
+	/* Each line: the tag, then "seq = host = login = PARALLEL_SSHHOST",
+	 * the host and login those the joblog gives the job. */
+	char *dg = joblog_digest(jl), *save = NULL;
+	int n = 0, seen[3] = {0};
+	for (char *l = strtok_r(o.out, "\n", &save); l; l = strtok_r(NULL, "\n", &save), n++) {
+		char *f[5] = {l};
+		int k = 1;
+		for (char *p = l; k < 5 && (p = strstr(p, k == 1 ? "\t" : " = ")); k++) {
+			*p = 0;
+			p += k == 1 ? 1 : 3;
+			f[k] = p;
+		}
+		CHECK_TEXT(l, k == 5 || k == 4);
+		const char *tag = f[0], *host = f[2], *login = f[3], *env = k == 5 ? f[4] : "";
+		size_t ll = strlen(f[3]);
+		if (k == 4 && ll >= 2 && !strcmp(f[3] + ll - 2, " =")) /* no PARALLEL_SSHHOST */
+			f[3][ll - 2] = 0;
+		CHECK_TEXT(host, !strcmp(tag, host));
+		char want[300];
+		snprintf(want, sizeof want, "\n%s\t%s\t", f[1], login);
+		CHECK_TEXT(dg, strstr(dg, want) || (!strncmp(dg, want + 1, strlen(want) - 1)));
+		if (!strcmp(login, own))
+			CHECK_TEXT(env, !strcmp(host, "herd-a") && !strcmp(env, "herd-a") && ++seen[0]);
+		else if (!strcmp(login, "herd-b"))
+			CHECK_TEXT(env, !strcmp(host, "herd-b") && !strcmp(env, "herd-b") && ++seen[1]);
+		else
+			CHECK_TEXT(env, !strcmp(login, ":") && !strcmp(host, ":") && !env[0] && ++seen[2]);
+	}
+	CHECK_TEXT(o.out, n == 6);
+	CHECK(seen[0] && seen[1] && seen[2]);
+	free(dg);
+	cli_free(&o);
+	/* --dry-run: this machine's. */
+	RUN(&o, NULL, "--dry-run", "echo {host} {sshlogin}", ":::", "1");
+	CHECK_OUT(&o, "echo ':' ':'\n", 0);
+	cli_free(&o);
+	CHECK(no_ssh_dir());
+	cli_done(0);
+}
