@@ -225,7 +225,7 @@ enum {
 	O_RETRYFAILED, O_DRYRUN, O_VERBOSE, O_WILLCITE, O_HELP, O_VERSION,
 	O_PIPE, O_BLOCK, O_RECEND, O_RECSTART, O_PROGRESS, O_ETA, O_BAR, O_LOAD, O_MEMFREE,
 	O_TRACE, O_TRACEHTML, O_SSHLOGIN, O_SLF, O_SSH, O_GUARD, O_TF, O_TRANSFER, O_RETURN,
-	O_CLEANUP, O_TRC, O_BF, O_WD, O_SLURM, O_NOSLURM,
+	O_CLEANUP, O_TRC, O_BF, O_WD, O_SLURM, O_NOSLURM, O_SSHDELAY,
 };
 
 static const struct option_def options[] = {
@@ -262,6 +262,7 @@ static const struct option_def options[] = {
 	{"basefile", 0, ARG_ONE, O_BF}, {"bf", 0, ARG_ONE, O_BF},
 	{"workdir", 0, ARG_ONE, O_WD}, {"wd", 0, ARG_ONE, O_WD},
 	{"slurm", 0, ARG_NONE, O_SLURM}, {"no-slurm", 0, ARG_NONE, O_NOSLURM},
+	{"sshdelay", 0, ARG_ONE, O_SSHDELAY}, {"ssh-delay", 0, ARG_ONE, O_SSHDELAY},
 };
 
 /* Appends s to a list of strings. */
@@ -304,6 +305,7 @@ static void apply(struct opts *o, int id, const char *v, const char *name)
 	case O_TAG: o->tag = true; break;
 	case O_TAGSTRING: o->tagstring = v; break;
 	case O_DELAY: o->delay_ns = parse_duration("--delay", v); break;
+	case O_SSHDELAY: o->sshdelay_ns = parse_duration("--sshdelay", v); break;
 	case O_TIMEOUT: parse_timeout(o, v); break;
 	case O_TERMSEQ: parse_term_seq(o, v); break;
 	case O_RETRIES:

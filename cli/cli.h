@@ -148,6 +148,7 @@ struct opts {
 	int nsshlogin;
 	const char *slf;            /* --slf FILE: more, re-read on change */
 	const char *ssh;            /* --ssh CMD (or $PARALLEL_SSH, or ssh) */
+	int64_t sshdelay_ns;        /* --sshdelay: between two ssh starts */
 	/* Files to and from ssh hosts, with rsync (transfer.c). */
 	char **tf;                  /* --transferfile: templates, as {} */
 	int ntf;

@@ -23,6 +23,10 @@
  * reader goes away; the host says so once. Without perl either, the job
  * runs plainly, and the host says that its trees may outlive a cut.
  *
+ * --sshdelay: every ssh client herd starts (a master, a probe, a job's,
+ * rsync's) waits its turn, the turns --sshdelay apart; pace_lock protects
+ * the next turn's time.
+ *
  * Quoting. ssh hands the remote shell one string: the job's command (its
  * shell form, or its argv) goes into it quoted as GNU parallel quotes
  * (single quotes), so every byte 1-255 of an item arrives intact.
@@ -33,6 +37,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,9 +52,12 @@ struct ssh_ctx {
 	const struct opts *o;
 	char dir[80];          /* the control sockets' directory, or "" */
 	char **words;          /* the default ssh command (--ssh) */
+	pthread_mutex_t pace_lock; /* protects pace_next */
+	int64_t pace_next;     /* --sshdelay: the next ssh may start then */
 };
 
 struct ssh_host {
+	struct ssh_ctx *ctx;
 	char *name;
 	char **words;          /* its ssh command */
 	char *ctl;             /* the master's socket, or NULL: no master */
@@ -192,6 +200,7 @@ struct ssh_ctx *ssh_begin(const struct opts *o)
 	if (!c)
 		cli_die("out of memory");
 	c->o = o;
+	pthread_mutex_init(&c->pace_lock, NULL);
 	c->words = command_words(o->ssh);
 	const char *tmp = getenv("TMPDIR");
 	if (!tmp || !*tmp || strlen(tmp) > 40)
@@ -221,7 +230,29 @@ void ssh_end(struct ssh_ctx *c)
 		rmdir(c->dir);
 	}
 	free_words(c->words);
+	pthread_mutex_destroy(&c->pace_lock);
 	free(c);
+}
+
+/* --sshdelay: waits (from a task) until the next ssh client may start,
+ * --sshdelay after the one before; at once without it. Called right before
+ * one starts: in the setup, ssh_run, and as a job's or rsync's ssh command
+ * is built (ssh_job_argv, ssh_rsync_e), which their callers start next. */
+static void ssh_pace(const struct ssh_host *h)
+{
+	struct ssh_ctx *c = h->ctx;
+	if (!c->o->sshdelay_ns)
+		return;
+	/* Each caller takes the next free time and sleeps until it, without
+	 * the lock: the starts are --sshdelay apart, whoever asks. */
+	pthread_mutex_lock(&c->pace_lock);
+	int64_t at = herd_now();
+	if (at < c->pace_next)
+		at = c->pace_next;
+	c->pace_next = at + c->o->sshdelay_ns;
+	pthread_mutex_unlock(&c->pace_lock);
+	if (at > herd_now())
+		herd_sleep(at);
 }
 
 /* ------------------------------------------------------------------ */
@@ -241,6 +272,7 @@ static bool start_master(struct ssh_host *h, const char *ctl, herd_scope *scope)
 		av_add(&a, opts[i]);
 	herd_proc_opts po = {.argv = a.v};
 	po.stdio[0].mode = po.stdio[1].mode = po.stdio[2].mode = HERD_STDIO_NULL;
+	ssh_pace(h);
 	int rc = herd_proc_start(&h->master, scope, &po, HERD_FOREVER);
 	free_words(a.v);
 	if (rc < 0) {
@@ -273,6 +305,7 @@ static bool probe(struct ssh_host *h, const char *login, bool need_rsync)
 	av_add(&a, probe_cmd);
 	herd_proc_opts po = {.argv = a.v};
 	herd_output r;
+	ssh_pace(h);
 	int rc = herd_proc_output(&r, NULL, &po, 1 << 16, 0, herd_deadline(120 * HERD_SEC));
 	free_words(a.v);
 	if (rc < 0 || r.status != 0) {
@@ -318,6 +351,7 @@ struct ssh_host *ssh_host_open(struct ssh_ctx *c, const char *sshcmd, const char
 	struct ssh_host *h = calloc(1, sizeof *h);
 	if (!h)
 		cli_die("out of memory");
+	h->ctx = c;
 	h->name = xstrdup(name);
 	if (sshcmd) {
 		h->words = command_words(sshcmd);
@@ -432,6 +466,7 @@ static char *remote_command(const struct ssh_host *h, const struct run_spec *s,
 char **ssh_job_argv(const struct ssh_host *h, const struct run_spec *s, const char *login,
 		    long rank, const char *wd)
 {
+	ssh_pace(h);
 	struct av a = {0};
 	av_ssh(&a, h, rank <= MUX_SLOTS ? h->ctl : NULL);
 	char *cmd = remote_command(h, s, login, wd);
@@ -456,6 +491,7 @@ const char *ssh_host_name(const struct ssh_host *h)
 
 char *ssh_rsync_e(const struct ssh_host *h, long rank)
 {
+	ssh_pace(h);
 	struct av a = {0};
 	av_ssh(&a, h, rank <= MUX_SLOTS ? h->ctl : NULL);
 	char *dashes = a.v[a.n - 2];
@@ -496,6 +532,7 @@ int ssh_run(const struct ssh_host *h, long rank, const char *cmd, char **err)
 	struct av a = {0};
 	av_ssh(&a, h, rank <= MUX_SLOTS ? h->ctl : NULL);
 	av_add(&a, cmd);
+	ssh_pace(h);
 	int st = run_status(a.v, err);
 	free_words(a.v);
 	return st;

@@ -51,6 +51,7 @@ const char usage_text[] =
 	"                       N its slots; default -j, or the host's CPUs)\n"
 	"  --slf FILE           hosts, one a line, re-read when the file changes\n"
 	"  --ssh CMD            the ssh command (default ssh, or $PARALLEL_SSH)\n"
+	"  --sshdelay SECS      between the starts of two ssh clients\n"
 	"  --transferfile F, --return F  files to a host before a job, and back after\n"
 	"                       (rsync); --transfer: {}; --cleanup: remove them there;\n"
 	"                       --trc F: --transfer --return F --cleanup\n"

@@ -388,3 +388,40 @@ TEST(host_replacement)
 	CHECK(no_ssh_dir());
 	cli_done(0);
 }
+
+/* --sshdelay: the ssh clients herd starts (masters, probes, jobs') start
+ * that long apart. An ssh command of the test's logs when each starts;
+ * from the first to the last of n starts at least (n - 2) delays pass (one
+ * spare for a slow first start). */
+TEST(sshdelay_spaces_starts)
+{
+	herd_only();
+	sshd_start();
+	char log[96], wrapper[96], text[400], sshcmd[120];
+	cli_temp_name(log);
+	snprintf(text, sizeof text, "#!/bin/sh\ndate +%%s.%%N >>%s\nexec %s \"$@\"\n", log, ssh_opt);
+	cli_temp(wrapper, text);
+	CHECK(chmod(wrapper, 0700) == 0);
+	snprintf(sshcmd, sizeof sshcmd, "%s", wrapper);
+	struct cli_out o;
+	cli_run_opts(NULL, 0, (const char *const[]){"herd", "--ssh", sshcmd, "--sshdelay", "0.3",
+		     "-S", "2/herd-a,2/herd-b", "-k", "echo", ":::", "1", "2", "3", "4", NULL},
+		     in_dir(), &o);
+	CHECK_OUT(&o, "1\n2\n3\n4\n", 0);
+	cli_free(&o);
+	char *times = cli_slurp(log);
+	CHECK(times != NULL);
+	double first = 0, last = 0, t;
+	int n = 0;
+	for (char *p = times; sscanf(p, "%lf", &t) == 1; p = strchr(p, '\n') + 1, n++) {
+		first = n ? (t < first ? t : first) : t;
+		last = t > last ? t : last;
+		if (!strchr(p, '\n'))
+			break;
+	}
+	/* Two masters, two probes, four jobs. */
+	CHECK_TEXT(times, n == 8 && last - first >= (n - 2) * 0.3);
+	free(times);
+	CHECK(no_ssh_dir());
+	cli_done(0);
+}
