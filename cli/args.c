@@ -225,7 +225,7 @@ enum {
 	O_RETRYFAILED, O_DRYRUN, O_VERBOSE, O_WILLCITE, O_HELP, O_VERSION,
 	O_PIPE, O_BLOCK, O_RECEND, O_RECSTART, O_PROGRESS, O_ETA, O_BAR, O_LOAD, O_MEMFREE,
 	O_TRACE, O_TRACEHTML, O_SSHLOGIN, O_SLF, O_SSH, O_GUARD, O_TF, O_TRANSFER, O_RETURN,
-	O_CLEANUP, O_TRC, O_BF, O_WD, O_SLURM, O_NOSLURM, O_SSHDELAY,
+	O_CLEANUP, O_TRC, O_BF, O_WD, O_SLURM, O_NOSLURM, O_SSHDELAY, O_ONALL, O_NONALL,
 };
 
 static const struct option_def options[] = {
@@ -263,6 +263,7 @@ static const struct option_def options[] = {
 	{"workdir", 0, ARG_ONE, O_WD}, {"wd", 0, ARG_ONE, O_WD},
 	{"slurm", 0, ARG_NONE, O_SLURM}, {"no-slurm", 0, ARG_NONE, O_NOSLURM},
 	{"sshdelay", 0, ARG_ONE, O_SSHDELAY}, {"ssh-delay", 0, ARG_ONE, O_SSHDELAY},
+	{"onall", 0, ARG_NONE, O_ONALL}, {"nonall", 0, ARG_NONE, O_NONALL},
 };
 
 /* Appends s to a list of strings. */
@@ -306,6 +307,8 @@ static void apply(struct opts *o, int id, const char *v, const char *name)
 	case O_TAGSTRING: o->tagstring = v; break;
 	case O_DELAY: o->delay_ns = parse_duration("--delay", v); break;
 	case O_SSHDELAY: o->sshdelay_ns = parse_duration("--sshdelay", v); break;
+	case O_ONALL: o->onall = true; break;
+	case O_NONALL: o->nonall = true; break;
 	case O_TIMEOUT: parse_timeout(o, v); break;
 	case O_TERMSEQ: parse_term_seq(o, v); break;
 	case O_RETRIES:
@@ -422,6 +425,26 @@ static const struct option_def *find_short(char c)
 	return NULL;
 }
 
+/* --onall, --nonall: the options that each host's herd gets as they were
+ * given (onall_rewrite, hosts.c), in their long form; not those of the
+ * hosts, the slots, the joblog (given there in its own way), the
+ * progress line or the timeline, which stay with the herd that runs them. */
+static void keep_for_hosts(struct opts *o, const struct option_def *d, const char *v)
+{
+	static const int stay[] = {O_JOBS, O_SSHLOGIN, O_SLF, O_JOBLOG, O_RESUME, O_RESUMEFAILED,
+				   O_RETRYFAILED, O_PROGRESS, O_ETA, O_BAR, O_TRACE, O_TRACEHTML,
+				   O_SLURM, O_NOSLURM, O_ONALL, O_NONALL, O_TAG, O_GUARD};
+	for (size_t i = 0; i < sizeof stay / sizeof *stay; i++)
+		if (d->id == stay[i])
+			return;
+	char *w;
+	if ((d->lng ? asprintf(&w, "--%s", d->lng) : asprintf(&w, "-%c", d->shrt)) < 0)
+		cli_die("out of memory");
+	add_str(&o->host_opts, &o->nhost_opts, w);
+	if (d->arg == ARG_ONE)
+		add_str(&o->host_opts, &o->nhost_opts, v);
+}
+
 /* Parses the options from argv[1]; returns the index of the first word
  * that is not one. */
 static int parse_options(int argc, char **argv, struct opts *o)
@@ -453,6 +476,7 @@ static int parse_options(int argc, char **argv, struct opts *o)
 				cli_usage_error("--%s takes no value", d->lng);
 			}
 			apply(o, d->id, v, a);
+			keep_for_hosts(o, d, v);
 			continue;
 		}
 		/* Short options, bundled: -kj4, -k -j 4. */
@@ -462,6 +486,7 @@ static int parse_options(int argc, char **argv, struct opts *o)
 				cli_usage_error("unknown option -%c", *c);
 			if (d->arg == ARG_NONE) {
 				apply(o, d->id, NULL, a);
+				keep_for_hosts(o, d, NULL);
 				continue;
 			}
 			const char *v = c[1] ? c + 1 : i + 1 < argc ? argv[++i] : NULL;
@@ -469,6 +494,7 @@ static int parse_options(int argc, char **argv, struct opts *o)
 				cli_usage_error("-%c needs a value", *c);
 			char name[3] = {'-', *c, 0};
 			apply(o, d->id, v, name);
+			keep_for_hosts(o, d, v);
 			break;
 		}
 	}
@@ -537,6 +563,8 @@ void args_parse(int argc, char **argv, struct opts *o)
 		return;
 	}
 	parse_rest(argc, argv, i, o);
+	if (o->onall || o->nonall)
+		onall_rewrite(o, argv + i, argc - i); /* o becomes the run of the hosts' herds */
 	if (!o->ssh)
 		o->ssh = getenv("PARALLEL_SSH") && *getenv("PARALLEL_SSH") ? getenv("PARALLEL_SSH")
 									   : "ssh";

@@ -149,6 +149,11 @@ struct opts {
 	const char *slf;            /* --slf FILE: more, re-read on change */
 	const char *ssh;            /* --ssh CMD (or $PARALLEL_SSH, or ssh) */
 	int64_t sshdelay_ns;        /* --sshdelay: between two ssh starts */
+	/* --onall, --nonall: every job (or the command once) on every host,
+	 * by a herd per host (onall_rewrite), which gets host_opts. */
+	bool onall, nonall;
+	char **host_opts;
+	int nhost_opts;
 	/* Files to and from ssh hosts, with rsync (transfer.c). */
 	char **tf;                  /* --transferfile: templates, as {} */
 	int ntf;
@@ -166,6 +171,14 @@ struct opts {
 	 * stdout's reader goes away (guard.c); cmd is then its argv. */
 	bool guard;
 };
+
+/* --onall, --nonall (hosts.c): turns o, whose command and sources were
+ * the words tail[0..n), into the run of one herd per host, each running
+ * the jobs there one at a time (-j1) with o->host_opts, as GNU parallel
+ * does: o's jobs are then those herds' command lines, -j of them at once.
+ * Prints a one-line error and exits with EXIT_ERROR if the options do not
+ * go with it. */
+void onall_rewrite(struct opts *o, char **tail, int n);
 
 /* The text of --help (usage.c). */
 extern const char usage_text[];

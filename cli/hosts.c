@@ -14,6 +14,13 @@
  * between job starts): a new host gets new slots; a host gone from the
  * file gets no new job, and its slots are dropped as its jobs end.
  *
+ * --onall, --nonall (onall_rewrite, before the run): as GNU parallel, a
+ * herd per host runs the jobs there one at a time (-j1 -S HOST, the
+ * user's options, the same command and sources; stdin read once into a
+ * file for all), and this herd runs those herds' command lines here, -j of
+ * them at once. Every host's herd appends to the joblog, whose header is
+ * written first.
+ *
  * `lock` protects the tables (hosts, slots): job tasks read them on any
  * worker while the first task adds to them (--slf). Both are allocated
  * whole at the start, so that an entry never moves.
@@ -21,7 +28,10 @@
 #define _GNU_SOURCE
 #include "transfer.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -441,4 +451,163 @@ struct backend *backend_open(const struct opts *o)
 		cli_die("no host can run the jobs");
 	}
 	return &H->b;
+}
+
+/* ------------------------------------------------------------------ */
+/* --onall, --nonall                                                  */
+/* ------------------------------------------------------------------ */
+
+/* Stdin, read once for every host's herd into this file (removed at the
+ * end). */
+static char *stdin_copy;
+
+static void remove_stdin_copy(void)
+{
+	unlink(stdin_copy);
+}
+
+static const char *stdin_file(void)
+{
+	if (stdin_copy)
+		return stdin_copy;
+	const char *tmp = getenv("TMPDIR");
+	if (asprintf(&stdin_copy, "%s/herd-onall-%d-XXXXXX", tmp && *tmp ? tmp : "/tmp",
+		     (int)getpid()) < 0)
+		cli_die("out of memory");
+	int fd = mkostemp(stdin_copy, O_CLOEXEC);
+	if (fd < 0)
+		cli_die("--onall: cannot keep stdin in %s: %s", stdin_copy, strerror(errno));
+	atexit(remove_stdin_copy);
+	char buf[1 << 16];
+	ssize_t r;
+	while ((r = read(0, buf, sizeof buf)) != 0) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			cli_die("--onall: cannot read stdin: %s", strerror(errno));
+		for (ssize_t w, done = 0; done < r; done += w)
+			if ((w = write(fd, buf + done, (size_t)(r - done))) < 0)
+				cli_die("--onall: cannot keep stdin in %s: %s", stdin_copy,
+					strerror(errno));
+	}
+	close(fd);
+	return stdin_copy;
+}
+
+static void add_word(strbuf *b, const char *w)
+{
+	sb_addc(b, ' ');
+	sb_add_quoted(b, w);
+}
+
+/* The command line of the herd that runs the jobs on `login`. */
+static char *host_herd(const struct opts *o, const char *exe, const char *login, char **tail,
+		       int n)
+{
+	strbuf b = {0};
+	sb_adds(&b, "exec");
+	add_word(&b, exe);
+	bool argfile = false;
+	for (int i = 0; i < o->nhost_opts; i++) {
+		bool from_stdin = i > 0 && !strcmp(o->host_opts[i - 1], "--arg-file") &&
+				  !strcmp(o->host_opts[i], "-");
+		argfile = argfile || !strcmp(o->host_opts[i], "--arg-file");
+		add_word(&b, from_stdin ? stdin_file() : o->host_opts[i]);
+	}
+	const char *fixed[] = {"-j1", "-S", login};
+	for (size_t i = 0; i < 3; i++)
+		add_word(&b, fixed[i]);
+	if (o->joblog) {
+		/* Every host's herd appends its lines; the header is written
+		 * here, once (onall_rewrite). */
+		add_word(&b, "--joblog");
+		sb_addc(&b, ' ');
+		sb_add_quoted(&b, "+");
+		sb_add_quoted(&b, o->joblog);
+	}
+	if (o->tag && !o->tagstring) {
+		add_word(&b, "--tagstring"); /* GNU parallel's: the lines' host */
+		add_word(&b, "{sshlogin}");
+	}
+	if (o->nonall)
+		add_word(&b, "-N0");
+	add_word(&b, "--");
+	bool files = false, sources = false;
+	for (int i = 0; i < n; i++) {
+		const char *w = tail[i];
+		if (i >= o->ncmd && (!strcmp(w, ":::") || !strcmp(w, ":::+"))) {
+			files = false;
+			sources = true;
+		} else if (i >= o->ncmd && (!strcmp(w, "::::") || !strcmp(w, "::::+"))) {
+			files = sources = true;
+		} else if (files && !strcmp(w, "-")) {
+			w = stdin_file();
+		}
+		add_word(&b, w);
+	}
+	if (o->nonall) {
+		add_word(&b, ":::");
+		add_word(&b, "");
+	} else if (!sources && !argfile) {
+		add_word(&b, "::::");
+		add_word(&b, stdin_file());
+	}
+	char *s = sb_take(&b);
+	if (!s)
+		cli_die("out of memory");
+	return s;
+}
+
+void onall_rewrite(struct opts *o, char **tail, int n)
+{
+	const char *opt = o->onall ? "--onall" : "--nonall";
+	if (!o->nsshlogin && !o->slf)
+		cli_usage_error("%s: expected hosts (-S or --slf)", opt);
+	if (o->pipe || o->slurm || o->resume != RESUME_NONE || o->trace || o->trace_html)
+		cli_usage_error("%s: not with --pipe, --slurm, --resume, --retry-failed or "
+				"--trace", opt);
+	if (o->nonall && (o->nsrc > 1 || o->src[0].items || strcmp(o->src[0].path, "-")))
+		cli_usage_error("--nonall: the command takes no input");
+	/* The hosts, as -S and --slf name them, without N/: each one's herd
+	 * runs one job at a time. */
+	struct host **v = NULL;
+	size_t nh = 0;
+	for (int i = 0; i < o->nsshlogin; i++)
+		add_logins(&v, &nh, o->sshlogin[i], "-S");
+	if (o->slf) {
+		if (access(o->slf, R_OK) < 0)
+			cli_die("--slf %s: cannot be read", o->slf);
+		read_slf(o->slf, &v, &nh);
+	}
+	if (!nh)
+		cli_die("%s: no host", opt);
+	char *exe = realpath("/proc/self/exe", NULL);
+	if (!exe)
+		cli_die("%s: cannot find herd's own program: %s", opt, strerror(errno));
+	char **items = xmalloc((nh + 1) * sizeof *items);
+	for (size_t i = 0; i < nh; i++) {
+		items[i] = host_herd(o, exe, v[i]->login, tail, n);
+		host_free(v[i]);
+	}
+	items[nh] = NULL;
+	free(v);
+	free(exe);
+	if (o->joblog && !o->joblog_append)
+		joblog_close(joblog_open(&(struct opts){.joblog = o->joblog})); /* its header */
+	/* This herd runs those command lines here, -j at a time, and prints
+	 * each one's output whole (or as -u, --line-buffer, -k say). */
+	/* A host's herd, ended (Ctrl-C), ends its jobs as its --term-seq
+	 * says and its connection: it gets 10 s for that before SIGKILL. */
+	struct opts outer = {
+		.jobs = o->jobs, .jobs_set = o->jobs_set, .output = o->output,
+		.keep_order = o->keep_order, .delim = '\0', .retries = 1,
+		.halt.when = HALT_NEVER, .block = o->block, .ssh = o->ssh,
+		.term = {{SIGTERM, 10 * HERD_SEC}, {SIGKILL, 25 * HERD_MSEC}}, .nterm = 2,
+		.cmd = xmalloc(sizeof(char *)),
+	};
+	outer.cmd[0] = NULL;
+	outer.src = xmalloc(sizeof *outer.src);
+	outer.src[0] = (struct source){.items = items};
+	outer.nsrc = 1;
+	*o = outer;
 }

@@ -52,6 +52,7 @@ const char usage_text[] =
 	"  --slf FILE           hosts, one a line, re-read when the file changes\n"
 	"  --ssh CMD            the ssh command (default ssh, or $PARALLEL_SSH)\n"
 	"  --sshdelay SECS      between the starts of two ssh clients\n"
+	"  --onall, --nonall    every job (or the command once) on every host\n"
 	"  --transferfile F, --return F  files to a host before a job, and back after\n"
 	"                       (rsync); --transfer: {}; --cleanup: remove them there;\n"
 	"                       --trc F: --transfer --return F --cleanup\n"

@@ -425,3 +425,80 @@ TEST(sshdelay_spaces_starts)
 	CHECK(no_ssh_dir());
 	cli_done(0);
 }
+
+/* --nonall runs the command once on every host; --onall every job on
+ * every host, one at a time there (a herd per host, as GNU parallel runs a
+ * parallel per host): the output grouped by host (-k: in -S's order), the
+ * joblog a line per job and host, the exit status the number of hosts
+ * where a job failed. Stdin is read once for all. */
+TEST(onall_nonall)
+{
+	herd_only();
+	sshd_start();
+	struct cli_out o;
+	cli_run_opts(NULL, 0, (const char *const[]){"herd", "--ssh", ssh_opt, "-S",
+		     "1/herd-a,herd-b,:", "--nonall", "--tag", "-k", "echo hi {host}", NULL},
+		     in_dir(), &o);
+	CHECK_OUT(&o, "herd-a\thi herd-a\nherd-b\thi herd-b\n:\thi :\n", 0);
+	cli_free(&o);
+	char jl[96], jlopt[120];
+	cli_temp_name(jl);
+	snprintf(jlopt, sizeof jlopt, "--joblog=%s", jl);
+	cli_run_opts(NULL, 0, (const char *const[]){"herd", "--ssh", ssh_opt, "-S",
+		     "herd-a,herd-b", "--onall", "-k", jlopt, "echo {} {host}; exit {}", ":::", "0",
+		     "1", "2", NULL}, in_dir(), &o);
+	CHECK_OUT(&o, "0 herd-a\n1 herd-a\n2 herd-a\n0 herd-b\n1 herd-b\n2 herd-b\n", 2);
+	char *dg = joblog_digest(jl);
+	CHECK_TEXT(dg, !strcmp(dg, "1\therd-a\t0\t0\techo 0 herd-a; exit 0\n"
+			      "1\therd-b\t0\t0\techo 0 herd-b; exit 0\n"
+			      "2\therd-a\t1\t0\techo 1 herd-a; exit 1\n"
+			      "2\therd-b\t1\t0\techo 1 herd-b; exit 1\n"
+			      "3\therd-a\t2\t0\techo 2 herd-a; exit 2\n"
+			      "3\therd-b\t2\t0\techo 2 herd-b; exit 2\n"));
+	free(dg);
+	char *text = cli_slurp(jl);
+	CHECK_TEXT(text, !strncmp(text, "Seq\tHost\t", 9) && !strstr(text + 1, "Seq\tHost\t"));
+	free(text);
+	cli_free(&o);
+	cli_run_opts("x\ny\n", 4, (const char *const[]){"herd", "--ssh", ssh_opt, "-S",
+		     "herd-a,:", "--onall", "-k", "--tag", "echo", NULL}, in_dir(), &o);
+	CHECK_OUT(&o, "herd-a\tx\nherd-a\ty\n:\tx\n:\ty\n", 0);
+	cli_free(&o);
+	/* Usage errors: no hosts; input to --nonall. */
+	RUN(&o, NULL, "--nonall", "echo");
+	CHECK_RUN(&o, cli_exited(&o, 255) && strstr(o.err, "--nonall: expected hosts"));
+	cli_free(&o);
+	RUN(&o, NULL, "-S", ":", "--nonall", "echo", ":::", "1");
+	CHECK_RUN(&o, cli_exited(&o, 255) && strstr(o.err, "--nonall: the command takes no input"));
+	cli_free(&o);
+	CHECK(no_ssh_dir());
+	cli_done(0);
+}
+
+/* Ctrl-C with --onall: each host's herd ends its job there, and nothing of
+ * any job is left (-j3: the three hosts at once; -j is hosts at a time). */
+TEST(onall_sigint_leaves_nothing)
+{
+	herd_only();
+	sshd_start();
+	char cmd[64];
+	snprintf(cmd, sizeof cmd, "sleep %s; echo {}", marker);
+	struct cli_proc p;
+	struct cli_out o;
+	cli_start(&p, NULL, 0, (const char *const[]){"herd", "--ssh", ssh_opt, "-S",
+		  "herd-a,herd-b,:", "-j3", "--onall", cmd, ":::", "1", "2", NULL}, in_dir(),
+		  &o);
+	int64_t give_up = cli_now() + 30 * HERD_SEC;
+	while (count_marked_sleeps() < 3) {
+		if (cli_now() > give_up)
+			cli_watchdog(&p);
+		cli_pump(&p, 20);
+	}
+	CHECK(kill(p.pid, SIGINT) == 0);
+	cli_finish(&p);
+	CHECK_RUN(&o, cli_exited(&o, 255) && o.out_len == 0);
+	CHECK(marked_gone());
+	CHECK(no_ssh_dir());
+	cli_free(&o);
+	cli_done(0);
+}
