@@ -25,6 +25,12 @@
  * ending of a process (SIGTERM, then SIGKILL after the grace) gets a grace
  * longer than Slurm's default KillWait (30 s).
  *
+ * Where. With several nodes, each slot is pinned to the node of one of
+ * the allocation's tasks (SLURM_JOB_NODELIST expanded, each node named
+ * SLURM_TASKS_PER_NODE times) and its steps get `-w NODE`: so the joblog's
+ * Host (and {host}) is the node the step ran on. With one node, or lists
+ * not understood here, no -w, and the node list is the Host.
+ *
  * Nothing here is shared between tasks once the backend is open: the
  * struct is read-only, so there is no lock.
  */
@@ -44,7 +50,11 @@ struct slurm {
 	struct backend b;
 	const struct opts *o;
 	char cpus[32];          /* -c<cpus per job> */
-	char *host;             /* the joblog's Host */
+	char *host;             /* the joblog's Host, unpinned */
+	const char **task_node; /* pinned: each task's node (in names) */
+	size_t ntasks;
+	char **names;           /* the allocation's nodes */
+	size_t nnames;
 };
 
 static const char *env_or(const char *name, const char *dflt)
@@ -94,26 +104,42 @@ bool slurm_wanted(const struct opts *o)
 	return true;
 }
 
-/* The CPUs of SLURM_JOB_CPUS_PER_NODE ("2", "2(x3),4"): their sum, or 0. */
-static long cpus_per_node_sum(const char *s)
+/* A per-node list of Slurm's ("2", "2(x3),4"): the nodes' values in
+ * out[0..max) (out may be NULL), their sum in *sum; the number of nodes it
+ * names, or -1 if it is malformed (or, with out, names more than max). */
+static long per_node(const char *s, long *out, size_t max, long *sum)
 {
-	long sum = 0;
+	long nodes = 0;
+	*sum = 0;
 	while (s && *s) {
 		char *end;
 		long n = strtol(s, &end, 10), times = 1;
 		if (end == s || n < 0)
-			return 0;
+			return -1;
 		if (!strncmp(end, "(x", 2)) {
 			times = strtol(end + 2, &end, 10);
-			if (*end++ != ')' || times < 1)
-				return 0;
+			if (*end++ != ')' || times < 1 || times > 1000000)
+				return -1;
 		}
-		sum += n * times;
+		for (long i = 0; i < times; i++, nodes++) {
+			if (out && (size_t)nodes >= max)
+				return -1;
+			if (out)
+				out[nodes] = n;
+		}
+		*sum += n * times;
 		if (*end && *end != ',')
-			return 0;
+			return -1;
 		s = *end ? end + 1 : end;
 	}
-	return sum;
+	return nodes;
+}
+
+/* The CPUs of SLURM_JOB_CPUS_PER_NODE: their sum, or 0. */
+static long cpus_per_node_sum(const char *s)
+{
+	long sum;
+	return per_node(s, NULL, 0, &sum) < 0 ? 0 : sum;
 }
 
 static long env_long(const char *name)
@@ -134,9 +160,8 @@ static long allocation_slots(long cpus_per_task)
 	return n > 0 ? n : 1;
 }
 
-/* The joblog's Host: the allocation's node when it has one. With several,
- * Slurm picks a step's node and herd does not learn which: the node list
- * stands for it. */
+/* The joblog's Host when slots are not pinned (pin_slots): the
+ * allocation's node, or its node list. */
 static char *allocation_host(void)
 {
 	const char *nodes = getenv("SLURM_JOB_NODELIST");
@@ -145,6 +170,110 @@ static char *allocation_host(void)
 	if (!nodes || !*nodes)
 		nodes = env_or("SLURMD_NODENAME", "slurm");
 	return xstrdup(nodes);
+}
+
+/* The most nodes and tasks herd pins slots to (beyond, it does not). */
+#define MAX_PINNED 65536
+
+/* Adds the names of one hostlist entry ("n7", "n[01-03,9]x") to *v:
+ * false if it is of a form not understood here (two bracket groups). */
+static bool expand_entry(const char *e, size_t len, char ***v, size_t *n)
+{
+	const char *open = memchr(e, '[', len);
+	const char *close = open ? memchr(open, ']', len - (size_t)(open - e)) : NULL;
+	if (!open) {
+		*v = xrealloc(*v, (*n + 1) * sizeof **v);
+		(*v)[(*n)++] = strndup(e, len);
+		return (*v)[*n - 1] != NULL;
+	}
+	const char *suffix = close ? close + 1 : NULL;
+	if (!close || memchr(suffix, '[', len - (size_t)(suffix - e)))
+		return false;
+	for (const char *r = open + 1; r < close;) {
+		char *end;
+		long lo = strtol(r, &end, 10), hi = lo;
+		int width = (int)(end - r);
+		if (end == r || lo < 0)
+			return false;
+		if (*end == '-')
+			hi = strtol(end + 1, &end, 10);
+		if (hi < lo || (*end != ',' && end != close) || *n + (size_t)(hi - lo) >= MAX_PINNED)
+			return false;
+		for (long i = lo; i <= hi; i++) {
+			*v = xrealloc(*v, (*n + 1) * sizeof **v);
+			if (asprintf(&(*v)[*n], "%.*s%0*ld%.*s", (int)(open - e), e, width, i,
+				     (int)(len - (size_t)(suffix - e)), suffix) < 0)
+				return false;
+			(*n)++;
+		}
+		r = end + (end != close);
+	}
+	return true;
+}
+
+/* SLURM_JOB_NODELIST's names, expanded ("n[1-2],g" is n1 n2 g): NULL if
+ * it is missing or of a form not understood here. */
+static char **node_names(size_t *n)
+{
+	const char *s = getenv("SLURM_JOB_NODELIST");
+	if (!s || !*s)
+		s = getenv("SLURM_NODELIST");
+	char **v = NULL;
+	*n = 0;
+	while (s && *s) {
+		size_t len = 0;
+		for (int depth = 0; s[len] && (s[len] != ',' || depth); len++)
+			depth += (s[len] == '[') - (s[len] == ']');
+		if (!expand_entry(s, len, &v, n)) {
+			for (size_t i = 0; i < *n; i++)
+				free(v[i]);
+			free(v);
+			*n = 0;
+			return NULL;
+		}
+		s += len + (s[len] == ',');
+	}
+	return v;
+}
+
+/* With several nodes, each slot is pinned to one (srun -w): the node of
+ * each of the allocation's tasks, by SLURM_TASKS_PER_NODE (else the CPUs
+ * of SLURM_JOB_CPUS_PER_NODE over -c), slot s running on that of task
+ * (s - 1) mod tasks. So the joblog names the step's node. Leaves
+ * S->task_node NULL with one node, or when the lists do not agree. */
+static void pin_slots(struct slurm *S, long cpt)
+{
+	size_t nn;
+	char **names = node_names(&nn);
+	long *per = names && nn > 1 ? xmalloc(nn * sizeof *per) : NULL, sum;
+	long k = per ? per_node(getenv("SLURM_TASKS_PER_NODE"), per, nn, &sum) : -1;
+	if (per && (size_t)k != nn) {
+		k = per_node(getenv("SLURM_JOB_CPUS_PER_NODE"), per, nn, &sum);
+		for (size_t i = 0; k >= 0 && i < nn; i++)
+			per[i] /= cpt;
+	}
+	size_t tasks = 0;
+	for (size_t i = 0; per && (size_t)k == nn && i < nn; i++)
+		tasks += (size_t)(per[i] > 0 ? per[i] : 0);
+	if (per && (size_t)k == nn && tasks > 0 && tasks <= MAX_PINNED) {
+		S->task_node = xmalloc(tasks * sizeof *S->task_node);
+		for (size_t i = 0, t = 0; i < nn; i++)
+			for (long j = 0; j < per[i]; j++)
+				S->task_node[t++] = names[i];
+		S->ntasks = tasks;
+		S->names = names;
+		S->nnames = nn;
+		names = NULL;
+	}
+	for (size_t i = 0; names && i < nn; i++)
+		free(names[i]);
+	free(names);
+	free(per);
+}
+
+static const char *node_of(const struct slurm *S, long slot)
+{
+	return S->task_node ? S->task_node[(size_t)(slot - 1) % S->ntasks] : S->host;
 }
 
 /* ------------------------------------------------------------------ */
@@ -188,6 +317,10 @@ static int slurm_start(struct backend *b, const struct run_spec *s, struct job_r
 	if (!s->block)
 		add(&w, "--input=none");
 	add(&w, name);
+	if (S->task_node) {
+		add(&w, "-w");
+		add(&w, (char *)node_of(S, s->slot));
+	}
 	add(&w, "--");
 	if (c->argv) {
 		for (size_t i = 0; i < nargs; i++)
@@ -228,8 +361,7 @@ static int slurm_collect(struct backend *b, const struct run_spec *s, struct job
 
 static const char *slurm_host(struct backend *b, long slot)
 {
-	(void)slot;
-	return ((struct slurm *)b)->host;
+	return node_of((struct slurm *)b, slot);
 }
 
 /* {host} and {sshlogin} (template_hosts): the joblog's Host. */
@@ -256,6 +388,10 @@ static void slurm_close(struct backend *b)
 {
 	struct slurm *S = (struct slurm *)b;
 	template_hosts(NULL, NULL);
+	for (size_t i = 0; i < S->nnames; i++)
+		free(S->names[i]);
+	free(S->names);
+	free(S->task_node);
 	free(S->host);
 	free(S);
 }
@@ -287,6 +423,7 @@ struct backend *slurm_open(const struct opts *o)
 	 * allocation holds wait in srun for a free CPU). */
 	S->b.nslots = S->b.max_slots = o->jobs_set ? o->jobs : allocation_slots(cpt);
 	S->host = allocation_host();
+	pin_slots(S, cpt);
 	template_hosts(slot_host, &S->b);
 	return &S->b;
 }

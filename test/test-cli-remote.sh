@@ -12,8 +12,8 @@
 #      three give the same stdout, stderr (but herd-b's line about its
 #      fallback), exit status and joblog (but the Host, Starttime and
 #      JobRuntime columns); the Host column is ":" here, herd-a and herd-b
-#      on ssh (both used), the node in Slurm. Each run's stdout, stderr and
-#      joblog is printed, for the note.
+#      on ssh (both used), the node in Slurm, as {host} gives it. Each
+#      run's stdout, stderr and joblog is printed, for the note.
 #   2. Ctrl-C in each: while jobs run `sleep M & sleep M` (M a marker unique
 #      to the test), SIGINT to herd; herd exits with 255, and within 5 s no
 #      `sleep M` is left anywhere (on the ssh "hosts" nor in the Slurm
@@ -127,6 +127,12 @@ three_ways shell -k 'echo out {} $PARALLEL_SEQ; echo err {} >&2; exit {}' ::: 0 
 three_ways words -q -k --tag sh -c 'echo "out [$1]"; echo "err [$1]" >&2; exit $((${#1} % 4))' sh \
 	::: '' x '\$' 'a b' "it's"
 [ "$(cat "$work/words.local.rc")" = 3 ] || fail "words: the local run exited $(cat "$work/words.local.rc"), not 3"
+# {host}: the host each way ran the job on.
+for way in local ssh slurm; do
+	h=$(run_way "$way" -k 'echo {host}' ::: 1 2 2>/dev/null | sort -u | tr '\n' ' ')
+	case $way in local) want=": " ;; ssh) want="herd-a herd-b " ;; slurm) want="$node " ;; esac
+	[ "$h" = "$want" ] || fail "{host} $way: '$h', not '$want'"
+done
 echo
 lap "three ways"
 
