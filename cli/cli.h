@@ -269,6 +269,9 @@ char *template_tag(const struct template *t, const struct record *r, uint64_t se
  * unlinked temporary file. */
 struct capture;
 struct capture *capture_new(void);
+/* An unnamed temporary file (O_TMPFILE, else one unlinked at once), or -1
+ * and errno. */
+int cli_temp_file(void);
 /* Adds bytes; false if they could not be kept (then they are lost, and a
  * warning says so once). */
 bool capture_add(struct capture *c, const char *p, size_t n);

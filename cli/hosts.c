@@ -457,31 +457,23 @@ struct backend *backend_open(const struct opts *o)
 /* --onall, --nonall                                                  */
 /* ------------------------------------------------------------------ */
 
-/* Stdin, read once for every host's herd into this file (removed at the
- * end). */
+/* Stdin, read once for every host's herd into an unnamed file, which they
+ * open as /proc/PID/fd/N: nothing has a name on disk, even after kill -9. */
 static char *stdin_copy;
 /* The options as given, kept for the life of the command once the run's
  * are the hosts' herds': what they point to stays reachable, as the run's
  * options' does (LeakSanitizer would count it as leaked). */
 static struct opts given;
 
-static void remove_stdin_copy(void)
-{
-	unlink(stdin_copy);
-}
-
 static const char *stdin_file(void)
 {
 	if (stdin_copy)
 		return stdin_copy;
-	const char *tmp = getenv("TMPDIR");
-	if (asprintf(&stdin_copy, "%s/herd-onall-%d-XXXXXX", tmp && *tmp ? tmp : "/tmp",
-		     (int)getpid()) < 0)
-		cli_die("out of memory");
-	int fd = mkostemp(stdin_copy, O_CLOEXEC);
+	int fd = cli_temp_file();
 	if (fd < 0)
-		cli_die("--onall: cannot keep stdin in %s: %s", stdin_copy, strerror(errno));
-	atexit(remove_stdin_copy);
+		cli_die("--onall: cannot keep stdin in a temporary file: %s", strerror(errno));
+	if (asprintf(&stdin_copy, "/proc/%d/fd/%d", (int)getpid(), fd) < 0)
+		cli_die("out of memory");
 	char buf[1 << 16];
 	ssize_t r;
 	while ((r = read(0, buf, sizeof buf)) != 0) {
@@ -491,11 +483,10 @@ static const char *stdin_file(void)
 			cli_die("--onall: cannot read stdin: %s", strerror(errno));
 		for (ssize_t w, done = 0; done < r; done += w)
 			if ((w = write(fd, buf + done, (size_t)(r - done))) < 0)
-				cli_die("--onall: cannot keep stdin in %s: %s", stdin_copy,
+				cli_die("--onall: cannot keep stdin in a temporary file: %s",
 					strerror(errno));
 	}
-	close(fd);
-	return stdin_copy;
+	return stdin_copy; /* fd stays open for the hosts' herds */
 }
 
 static void add_word(strbuf *b, const char *w)

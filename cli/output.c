@@ -63,7 +63,9 @@ struct capture *capture_new(void)
 	return c;
 }
 
-static int temp_file(void)
+/* An unnamed file in $TMPDIR (or /tmp): nothing is left on disk, even
+ * after kill -9. */
+int cli_temp_file(void)
 {
 	const char *dir = getenv("TMPDIR");
 	if (!dir || !*dir)
@@ -103,7 +105,7 @@ bool capture_add(struct capture *c, const char *p, size_t n)
 	if (!n)
 		return true;
 	if (c->fd < 0 && c->len + n > CAPTURE_MEM)
-		c->fd = temp_file(); /* -1: it all stays in memory */
+		c->fd = cli_temp_file(); /* -1: it all stays in memory */
 	if (c->fd >= 0) {
 		if (write_all(c->fd, p, n)) {
 			c->file_len += n;
