@@ -23,11 +23,11 @@
  * Lock is one CAS 0 -> LOCKED; unlock is one CAS LOCKED -> 0, or the plain
  * unlock below; any other state takes the slow paths. In normal mode a
  * running task takes a free mutex even if others wait (barging: it is far
- * cheaper than a switch); an unlock with waiters wakes the first (WOKEN),
- * which competes, and if it loses queues again at the head. A waiter that
- * loses after waiting more than STARVE_NS sets HANDOFF, as Go's starvation
- * mode; an unlock clears it when it hands the mutex to a waiter that
- * waited less, or to the last one.
+ * cheaper than a switch); an unlock with waiters wakes the first (WOKEN,
+ * unless it is the last), which competes, and if it loses queues again at
+ * the head. A waiter that loses after waiting more than STARVE_NS sets
+ * HANDOFF, as Go's starvation mode; an unlock clears it when it hands the
+ * mutex to a waiter that waited less, or to the last one.
  * Invariants:
  *   - under the lock, PARKED is set exactly when the queue is not empty;
  *     PARKED and HANDOFF change only under the lock;
@@ -125,8 +125,9 @@ enum {
 #define SPIN_ROUNDS 8
 #define SPIN_PAUSES 50
 
-/* The result a woken mutex waiter gets: compete again, or it is yours. */
-enum { WAKE_RETRY = 0, WAKE_OWNED = 1 };
+/* The result a woken mutex waiter gets: compete again (holding WOKEN, or
+ * without it when it was the last waiter), or it is yours. */
+enum { WAKE_RETRY = 0, WAKE_OWNED = 1, WAKE_RETRY_ALONE = 2 };
 
 struct __attribute__((may_alias)) mutex {
 	_Atomic uint32_t state;
@@ -263,6 +264,7 @@ enum {
 	PARK_OWNED = 0, /* the mutex was handed to the caller */
 	PARK_RETRY = 1, /* woken with WOKEN: compete again */
 	PARK_AGAIN = 2, /* the state changed before it queued: look again */
+	PARK_RETRY_ALONE = 3, /* woken as the last waiter: compete again */
 };
 
 /*
@@ -339,6 +341,8 @@ static int park(struct mutex *m, herd__worker **wp, struct mutex_waiter *wt,
 		return PARK_OWNED;
 	if (rc == WAKE_RETRY)
 		return PARK_RETRY;
+	if (rc == WAKE_RETRY_ALONE)
+		return PARK_RETRY_ALONE;
 	/* Its deadline (or -ENOMEM for the timer) claimed it: still queued. */
 	herd__objlock(&m->lock);
 	herd__waitq_remove(&m->waiters, &wt->base);
@@ -400,8 +404,9 @@ static __attribute__((noinline)) int lock_slow(struct mutex *m, int64_t deadline
 		int rc = park(m, &w, &wt, again, &woken, deadline);
 		if (rc < 0 || rc == PARK_OWNED)
 			return rc;
-		if (rc == PARK_RETRY) {
-			woken = again = true;
+		if (rc == PARK_RETRY || rc == PARK_RETRY_ALONE) {
+			woken = rc == PARK_RETRY;
+			again = true;
 			rounds = 0;
 		}
 		s = atomic_load_explicit(&m->state, mo_relaxed);
@@ -465,7 +470,11 @@ static bool unlock_wake(struct mutex *m)
 		 * so m cannot be freed yet. */
 		clear = LOCKED | HANDOFF | WOKEN;
 	} else if (herd__list_empty(&m->waiters)) {
-		clear = PARKED | HANDOFF;
+		/* The last: nobody is left for WOKEN to keep from being woken,
+		 * and left set until the waiter runs (which may take a while
+		 * if this worker stays busy) it would keep every lock and
+		 * unlock meanwhile off the fast paths. */
+		clear = PARKED | HANDOFF | (s & HANDOFF ? 0u : WOKEN);
 	} else if ((s & HANDOFF) &&
 		   herd_now() - ((struct mutex_waiter *)h)->start < STARVE_NS) {
 		clear = HANDOFF; /* it waited less: back to normal mode */
@@ -481,10 +490,11 @@ static bool unlock_wake(struct mutex *m)
 		/* LOCKED stays set: the mutex is the waiter's already. */
 		herd__wait_finish(t, WAKE_OWNED);
 	} else {
-		/* It holds WOKEN, which we set for it: until it runs, nothing
-		 * else changes LOCKED or WOKEN, and it competes when it does. */
+		/* It holds WOKEN, which we set for it (unless it was the
+		 * last): until it runs, nothing else changes WOKEN, and it
+		 * competes when it does. */
 		atomic_fetch_and_explicit(&m->state, ~LOCKED, mo_release);
-		herd__wait_finish(t, WAKE_RETRY);
+		herd__wait_finish(t, clear & WOKEN ? WAKE_RETRY_ALONE : WAKE_RETRY);
 	}
 	return true;
 }
