@@ -58,6 +58,9 @@
  * (more with many CPUs), only when a task parks on a mutex on which nobody
  * is parked, and only with several workers: the waiters of one worker park
  * without spinning, and no other worker can be inside a plain unlock.
+ * An unlock of an unlocked mutex still changes nothing and fails, but two
+ * unlocks racing for one lock (a bug) may both succeed, where the CAS
+ * refused one; the second may then release a newcomer's lock.
  *
  * Release order. POSIX (and Go) let the task that gets a lock free it as
  * soon as it has released it, so a releasing call must not touch the lock
