@@ -416,7 +416,12 @@ static __attribute__((noinline)) int lock_slow(struct mutex *m, int64_t deadline
 	}
 }
 
-int herd_mutex_lock(herd_mutex *pm, int64_t deadline)
+/* The fast paths start on a cache line of their own: the unlock's is 64
+ * bytes, and split over two lines (as the link happened to place it) the
+ * uncontended loop of make bench took a fifth more CPU time. */
+#define FAST_PATH __attribute__((aligned(64)))
+
+FAST_PATH int herd_mutex_lock(herd_mutex *pm, int64_t deadline)
 {
 	if (herd__unlikely(!pm))
 		return -EINVAL;
@@ -520,7 +525,7 @@ static __attribute__((noinline)) int unlock_slow(struct mutex *m, uint32_t s)
 	}
 }
 
-int herd_mutex_unlock(herd_mutex *pm)
+FAST_PATH int herd_mutex_unlock(herd_mutex *pm)
 {
 	if (herd__unlikely(!pm))
 		return -EINVAL;
