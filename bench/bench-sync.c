@@ -25,8 +25,10 @@
 /* The figure that a benchmark's first task hands to main. */
 static double result;
 
-static herd_mutex mu = HERD_MUTEX_INIT;
-static long counter; /* under mu */
+/* The mutex and the counter it guards, on cache lines of their own, as in
+ * the Go twin: on one line, a contended lock moves one line, not two. */
+static herd_mutex mu __attribute__((aligned(64))) = HERD_MUTEX_INIT;
+static long counter __attribute__((aligned(64))); /* under mu */
 
 /* ------------------------------------------------------------ uncontended */
 

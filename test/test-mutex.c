@@ -6,9 +6,9 @@
  * cancellation point, bad input (NULL, unlocking what is not locked, which
  * changes nothing), unlocking by another task or a plain thread, the
  * fairness of handoff mode (a waiter gets the mutex while other tasks lock
- * and unlock it in a loop, measured in their iterations), and static,
- * stack and calloc'ed wait groups. test-rwmutex.c has the read-write
- * mutexes.
+ * and unlock it in a loop, measured in their iterations), that parks
+ * racing unlocks lose no wake, and static, stack and calloc'ed wait
+ * groups. test-rwmutex.c has the read-write mutexes.
  */
 #include "locks.h"
 
@@ -376,6 +376,54 @@ static void st_main(void *arg)
 TEST(starvation)
 {
 	test_run(1, st_main, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+
+#define PR_TASKS 2
+#define PR_ITERS (20000 / TEST_SCALE)
+
+static herd_mutex pr_mu = HERD_MUTEX_INIT;
+static long pr_counter; /* under pr_mu */
+
+static void pr_task(void *p)
+{
+	uint64_t seed = 0x2545f4914f6cdd1dull * (uint64_t)(*(int *)p + 1);
+
+	for (int i = 0; i < PR_ITERS; i++) {
+		CHECK_EQ(herd_mutex_lock(&pr_mu, HERD_FOREVER), 0);
+		/* Hold it up to 20 us, about as long as the other spins before
+		 * it parks, so that its park races this unlock. */
+		int64_t until = herd_now() + (int64_t)(rng_next(&seed) % 20000);
+		while (herd_now() < until)
+			continue;
+		pr_counter++;
+		CHECK_EQ(herd_mutex_unlock(&pr_mu), 0);
+	}
+}
+
+static void pr_main(void *arg)
+{
+	herd_scope *s;
+
+	CHECK_OK(herd_scope_open(&s));
+	for (int i = 0; i < PR_TASKS; i++)
+		CHECK_OK(HERD_GO(s, pr_task, i));
+	/* A lost wake would leave a task parked for ever. */
+	CHECK_EQ(herd_scope_wait(s, herd_deadline(50 * HERD_SEC)), 0);
+	CHECK_OK(herd_scope_close(s));
+	CHECK_EQ(pr_counter, (long)PR_TASKS * PR_ITERS);
+	CHECK_EQ(herd_mutex_trylock(&pr_mu), 0);
+	CHECK_EQ(herd_mutex_unlock(&pr_mu), 0);
+}
+
+/* Two tasks on two workers lock a mutex in turn, each holding it about as
+ * long as the other spins before parking: the first waiter's announcement
+ * races the holder's unlock (a plain store where mutex.c has it), and no
+ * wake or increment is lost. */
+TEST(parks_race_unlocks)
+{
+	test_run(2, pr_main, NULL);
 }
 
 /* ------------------------------------------------------------------ */
