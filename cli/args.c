@@ -225,7 +225,7 @@ enum {
 	O_RETRYFAILED, O_DRYRUN, O_VERBOSE, O_WILLCITE, O_HELP, O_VERSION,
 	O_PIPE, O_BLOCK, O_RECEND, O_RECSTART, O_PROGRESS, O_ETA, O_BAR, O_LOAD, O_MEMFREE,
 	O_TRACE, O_TRACEHTML, O_SSHLOGIN, O_SLF, O_SSH, O_GUARD, O_TF, O_TRANSFER, O_RETURN,
-	O_CLEANUP, O_TRC, O_BF, O_WD, O_SLURM, O_NOSLURM,
+	O_CLEANUP, O_TRC, O_BF, O_WD, O_SLURM, O_NOSLURM, O_SUBMIT,
 };
 
 static const struct option_def options[] = {
@@ -262,6 +262,7 @@ static const struct option_def options[] = {
 	{"basefile", 0, ARG_ONE, O_BF}, {"bf", 0, ARG_ONE, O_BF},
 	{"workdir", 0, ARG_ONE, O_WD}, {"wd", 0, ARG_ONE, O_WD},
 	{"slurm", 0, ARG_NONE, O_SLURM}, {"no-slurm", 0, ARG_NONE, O_NOSLURM},
+	{"slurm-submit", 0, ARG_NONE, O_SUBMIT},
 };
 
 /* Appends s to a list of strings. */
@@ -386,6 +387,7 @@ static void apply(struct opts *o, int id, const char *v, const char *name)
 	case O_CLEANUP: o->cleanup = true; break;
 	case O_SLURM: o->slurm = true; o->no_slurm = false; break;
 	case O_NOSLURM: o->no_slurm = true; o->slurm = false; break;
+	case O_SUBMIT: o->slurm_submit = true; break;
 	case O_WD:
 		if (!*v)
 			cli_usage_error("--wd: expected a directory");
