@@ -48,6 +48,7 @@
 #define DEFAULT_MAX_ARRAY 1001
 #define SCAN_EVERY (200 * HERD_MSEC)
 #define QUEUE_EVERY_MAX (15 * HERD_SEC)
+#define LATE_GRACE (5 * HERD_SEC)
 /* How long a Slurm command may take before it counts as failed. */
 #define SLURM_CMD_TIME (120 * HERD_SEC)
 
@@ -572,6 +573,13 @@ static bool wait_array(struct submit *S)
 			next = herd_now() + gap;
 		}
 	}
+	/* A status written on a node may show here a little later (NFS
+	 * caches directories): a job is counted as killed after a grace. */
+	int sig;
+	for (int64_t end = herd_now() + LATE_GRACE; S->left && !S->cancels && herd_now() < end;
+	     scan(S))
+		if (herd_chan_recv(S->sigs, &sig, herd_deadline(SCAN_EVERY)) == 0)
+			S->cancels += sig != SIGHUP; /* the array has gone: no scancel */
 	scan(S);
 	finish_missing(S);
 	return true;

@@ -9,7 +9,9 @@
 #   2. ten jobs in the array's four tasks (jobs i, i+4, i+8 in task i),
 #      their output in order with -k;
 #   3. --timeout 2 on a `sleep 60` job ends it (status 1, the joblog's -1
-#      and 15), and --retries 3 runs a failing job again;
+#      and 15), and --retries 3 runs a failing job again; a task canceled
+#      by someone else (scancel) leaves its job with no status: it counts
+#      as killed (SIGKILL) after a line about it;
 #   4. SIGINT to herd while three jobs run (each with a `setsid sleep`
 #      child): herd exits 255, the queue has nothing of the array, and no
 #      process of any job is left; SIGTERM as well;
@@ -133,6 +135,23 @@ src=$?
 	fail "--retries 3: exit $src (locally $lrc), $(cat submit.n) tries, '$sout' (locally '$lout')"
 no_submit_dir || fail "a submit directory was left"
 lap "--timeout, --retries"
+
+# A task canceled by someone else: its job has no status, and counts as
+# killed (SIGKILL), with a line about it; the other job's output is there.
+"$herd" --slurm-submit --joblog "$work/jl.gone" 'sleep {}; echo {}' ::: 301 1 >gone.out 2>gone.err &
+hpid=$!
+poll 30 eval '[ "$(count "sleep 301")" = 1 ]' || fail "no 'sleep 301' of the job within 30 s"
+arr=$(squeue -h -o %F | head -n 1)
+[ -n "$arr" ] && scancel "${arr}_0" || fail "no array in the queue"
+wait "$hpid"
+rc=$?
+[ $rc = 1 ] && [ "$(cat gone.out)" = 1 ] || fail "a task canceled: exit $rc, not 1, stdout '$(cat gone.out)'"
+grep -q 'job 1 ended with no status' gone.err || fail "a task canceled: stderr '$(cat gone.err)'"
+jl=$(digest "$work/jl.gone")
+[ "$jl" = "1	-	0	9	sleep 301; echo 301
+2	$HERD_SLURM_NODE	0	0	sleep 1; echo 1" ] || fail "a task canceled: joblog '$jl'"
+no_submit_dir || fail "a submit directory was left"
+lap "a task canceled"
 
 # 4. SIGINT (then SIGTERM) to herd: nothing of any job is left, and the
 # queue has nothing of the array.
