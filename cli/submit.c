@@ -1,35 +1,27 @@
 /*
- * submit.c - herd --slurm-submit: the jobs run as one Slurm job array,
- * submitted from a login node (docs/remote.md).
+ * submit.c - herd --slurm-submit: the jobs as one Slurm job array,
+ * submitted from a login node (docs/remote.md has the design).
  *
- * No local process stands for a job, so this is not a backend of
- * backend.h: the run is a record. submit_run reads the input whole, writes
- * the jobs to a file (a line each: the job's number and its command, quoted
- * for the shell on one line) and a runner script (POSIX sh) into a hidden
- * directory under the current one (the submit directory, shared with the
- * nodes), and submits one array,
+ * No local process stands for a job, and the whole run is one submission,
+ * so this is not a backend of backend.h: submit_run reads the input whole,
+ * writes the jobs (a line each: its number and its words, quoted for sh)
+ * and the runner (a few variables, then submit-runner.sh) into a hidden
+ * directory under the current one, which the nodes see, and submits
  *
  *   sbatch --parsable --array=0-(T-1)%P DIR/run.sh
  *
- * T being the number of jobs, or MaxArraySize (scontrol show config) when
- * there are more: array task t then runs jobs t, t+T, t+2T... one after
- * another. P is -j (default: this machine's CPUs). For each job the runner
- * writes its stdout, stderr and, once it has ended, a status line (exit
- * status, whether --timeout ended it, start and end times, the node) into
- * the directory, running it under `herd --guard --` where herd runs on the
- * node, --timeout and --retries applied there.
+ * T being the number of jobs, or MaxArraySize when there are more (task t
+ * then runs jobs t, t+T, t+2T... one after another), P -j. The runner
+ * leaves each job's stdout, stderr and status line in the directory.
  *
- * herd waits in one task: it looks for new status files every 200 ms
- * (each found one is a job done: output to the printer, a joblog line, as
- * a local run's), and asks squeue whether the array is still queued, every
- * second at first, less often as time goes on, often again once every job
- * has a status. When the queue holds none of the array's tasks, a job with
- * no status was killed (scancel, time limit, node failure). SIGINT or
- * SIGTERM (or stdout's reader gone) cancels the array (scancel) and herd
- * waits until the queue shows none of its tasks; the directory is removed
- * at the end, also after an error.
- *
- * Everything here runs on the first task, but the printer's: no lock.
+ * herd waits on its first task: it reads the new status files every 200 ms
+ * (a job done: output to the printer, a joblog line, as a local run), and
+ * asks squeue whether the array is still queued, less often as time goes
+ * on. Once the queue holds none of its tasks, a job with no status was
+ * killed. SIGINT or SIGTERM (or stdout's reader gone) cancels the array,
+ * and herd waits until the queue has none of its tasks. The directory is
+ * removed at the end, also after an error. Only the printer runs beside
+ * this task, and shares nothing with it but the printer's channel: no lock.
  */
 #define _GNU_SOURCE
 #include "backend.h" /* message() */
@@ -227,18 +219,21 @@ __attribute__((format(printf, 2, 3))) static void sb_fmt(strbuf *b, const char *
 	free(m);
 }
 
-static bool write_file(const char *path, const char *s, size_t n)
+/* Writes b into the file `name` of the directory, and frees it. */
+static bool write_file(const struct submit *S, const char *name, strbuf *b)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return false;
-	bool ok = true;
-	for (size_t off = 0; ok && off < n;) {
-		ssize_t w = write(fd, s + off, n - off);
+	char *path = message("%s/%s", S->dir, name);
+	int fd = path ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
+	bool ok = fd >= 0;
+	for (size_t off = 0; ok && off < b->len;) {
+		ssize_t w = write(fd, b->s + off, b->len - off);
 		ok = w > 0;
 		off += ok ? (size_t)w : 0;
 	}
-	return close(fd) == 0 && ok;
+	ok = (fd < 0 || close(fd) == 0) && ok;
+	free(path);
+	sb_free(b);
+	return ok;
 }
 
 /* The jobs file: "SEQ 'word' 'word'...", a line a job, in order. */
@@ -249,20 +244,16 @@ static bool write_jobs(const struct submit *S)
 		const struct command *c = &S->jobs[i].cmd;
 		sb_fmt(&b, "%llu", (unsigned long long)S->jobs[i].seq);
 		for (size_t k = 0; c->argv && c->argv[k]; k++) {
-			sb_addc(&b, ' ');
+			sb_fmt(&b, " ");
 			add_word(&b, c->argv[k]);
 		}
 		if (!c->argv) {
-			sb_adds(&b, " /bin/sh -c ");
+			sb_fmt(&b, " /bin/sh -c ");
 			add_word(&b, c->shell);
 		}
 		sb_fmt(&b, "\n");
 	}
-	char *path = message("%s/jobs", S->dir);
-	bool ok = write_file(path, b.s, b.len);
-	free(path);
-	sb_free(&b);
-	return ok;
+	return write_file(S, "jobs", &b);
 }
 
 /* The runner's body (submit-runner.sh, built in by embed.cmake). */
@@ -278,9 +269,9 @@ static bool write_runner(const struct submit *S)
 	if (o->timeout_ns)
 		snprintf(timeout, sizeof timeout, "%.3f", o->timeout_ns / 1e9);
 	strbuf b = {0};
-	sb_adds(&b, "#!/bin/sh\n# Written by herd --slurm-submit: a task of the array runs this.\nd=");
+	sb_fmt(&b, "#!/bin/sh\n# Written by herd --slurm-submit: a task of the array runs this.\nd=");
 	add_word(&b, S->dir);
-	sb_adds(&b, "\nherd=");
+	sb_fmt(&b, "\nherd=");
 	add_word(&b, self);
 	sb_fmt(&b, "\nn=%ld\np=%ld\ntries=%ld\ntimeout=%s\nends() {\n", S->tasks, o->jobs,
 	       o->retries, timeout);
@@ -289,11 +280,7 @@ static bool write_runner(const struct submit *S)
 		sb_fmt(&b, "\tkill -%d $1 2>/dev/null || return 0\n\tsleep %.3f\n", o->term[i].sig,
 		       o->term[i].wait_ns / 1e9);
 	sb_fmt(&b, "\tkill -9 $1 2>/dev/null\n}\n%s", submit_runner);
-	char *path = message("%s/run.sh", S->dir);
-	bool ok = write_file(path, b.s, b.len);
-	free(path);
-	sb_free(&b);
-	return ok;
+	return write_file(S, "run.sh", &b);
 }
 
 /* ------------------------------------------------------------------ */
