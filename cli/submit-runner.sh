@@ -11,7 +11,8 @@
 # Task t runs lines t+1, t+1+n, t+1+2n... of $d/jobs ("SEQ 'word'..."), one
 # after another: the job's stdout and stderr into $d/o.SEQ and $d/e.SEQ,
 # then "status timedout start end node" into $d/s.SEQ (whole: made under
-# another name, then renamed). POSIX sh, awk, date, mv; setsid if there.
+# another name, then renamed). POSIX sh, awk, date, mv, and a sleep that
+# takes fractions (GNU, busybox); setsid if there.
 N='
 '
 t=${SLURM_ARRAY_TASK_ID:?not a task of a job array}
