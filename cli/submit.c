@@ -68,6 +68,7 @@ struct submit {
 	unsigned long failed;
 	int cancels;             /* INT, TERM or EPIPE seen: scancel sent */
 	bool hup;                /* pending tasks canceled: their jobs never ran */
+	bool squeue_failed;      /* said once */
 };
 
 /* ------------------------------------------------------------------ */
@@ -133,7 +134,6 @@ static long max_array_size(void)
  * squeue failed (said once). */
 static int queue_gone(struct submit *S)
 {
-	static bool said;
 	char *argv[] = {"squeue", "-h", "-j", S->id, "-o", "%i", NULL};
 	herd_output r;
 	int rc = slurm_cmd(argv, &r), gone = -1;
@@ -141,8 +141,8 @@ static int queue_gone(struct submit *S)
 		gone = strspn(r.out, " \t\n") == r.out_len;
 	else if (rc == 0 && r.err && strstr(r.err, "Invalid job id"))
 		gone = 1; /* Slurm has forgotten it: long done */
-	if (gone < 0 && !said) {
-		said = true;
+	if (gone < 0 && !S->squeue_failed) {
+		S->squeue_failed = true;
 		char *line = first_line(rc ? herd_strerror(rc) : r.err);
 		cli_warn("squeue failed (%s); trying again", line);
 		free(line);

@@ -15,8 +15,9 @@
 #   4. SIGINT to herd while three jobs run (each with a `setsid sleep`
 #      child): herd exits 255, the queue has nothing of the array, and no
 #      process of any job is left; SIGTERM as well;
-#   5. without sbatch in PATH, and with an option that makes no sense with
-#      it (-u), one line and exit status 255, before any job;
+#   5. without sbatch in PATH, when sbatch fails (no such partition), and
+#      with an option that makes no sense with it (-u), one line and exit
+#      status 255, before any job;
 # and after every run no submit directory (.herd-submit-*) is left.
 # The cluster is stopped on every path. Exit 77 (skip) when harness.sh
 # cannot start it, with its reason. Needs HERD_CLI (the herd binary).
@@ -106,6 +107,14 @@ $want"
 	fail "stderr with --slurm-submit: $(cat "$work/err1")"
 no_submit_dir || fail "a submit directory was left"
 lap "same as local"
+
+# sbatch fails (no such partition): its line, exit status 255.
+err=$(SBATCH_PARTITION=nope "$herd" --slurm-submit echo ::: 1 2>&1 >/dev/null)
+rc=$?
+[ $rc = 255 ] && [ "$(echo "$err" | wc -l)" = 1 ] &&
+	case $err in *"sbatch failed: "*"invalid partition"*) true ;; *) false ;; esac ||
+	fail "sbatch failing: exit $rc, '$err'"
+no_submit_dir || fail "sbatch failing: a submit directory was left"
 
 # 2. Ten jobs in four tasks: job i in task (i - 1) % 4.
 out=$("$herd" --slurm-submit -k 'echo {} $SLURM_ARRAY_TASK_ID $SLURM_ARRAY_TASK_COUNT' ::: $(seq 10) 2>&1)
