@@ -10,7 +10,8 @@
 #   ends()   --term-seq on the job $1 (a pid, or -pgid), then SIGKILL
 # Task t runs lines t+1, t+1+n, t+1+2n... of $d/jobs ("SEQ 'word'..."), one
 # after another: the job's stdout and stderr into $d/o.SEQ and $d/e.SEQ,
-# then "status timedout start end node" into $d/s.SEQ (whole: made under
+# its start and node into $d/r.SEQ as it starts, and once it has ended,
+# "status timedout start end node" into $d/s.SEQ (whole: made under
 # another name, then renamed). POSIX sh, awk, date, mv, and a sleep that
 # takes fractions (GNU, busybox); setsid if there.
 N='
@@ -66,6 +67,7 @@ while IFS= read -r line; do
 		try=$((try + 1))
 		to=0
 		start=$(now)
+		echo "$start $host" >"$d/r.$seq" # for a job killed before its status
 		# In the background: a trap runs while the shell waits, not
 		# while a command runs in the foreground.
 		"$@" </dev/null >"$d/o.$seq" 2>"$d/e.$seq" &

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Slurm's default MaxArraySize, used when scontrol cannot tell. */
@@ -372,6 +373,13 @@ static void expand_jobs(struct submit *S)
 	S->left = S->n;
 }
 
+static double wall_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 /* A file into a capture (none: an empty one). */
 static struct capture *read_capture(const char *path)
 {
@@ -391,18 +399,21 @@ static struct capture *read_capture(const char *path)
 static void job_done(struct submit *S, struct sjob *j, int status, bool timed_out,
 		     const char *host, double start, double end, char *msg, bool dropped)
 {
-	char *o = path_in(S, "o", j->seq), *e = path_in(S, "e", j->seq);
 	struct result *res = new_result(j->seq);
 	res->tag = j->tag;
-	res->out = read_capture(o);
-	res->err = read_capture(e);
 	res->message = msg;
 	res->dropped = dropped;
 	j->tag = NULL;
+	char *o = path_in(S, "o", j->seq), *e = path_in(S, "e", j->seq);
+	char *r = path_in(S, "r", j->seq);
+	res->out = read_capture(o);
+	res->err = read_capture(e);
 	unlink(o);
 	unlink(e);
+	unlink(r);
 	free(o);
 	free(e);
+	free(r);
 	int exitval = status < 256 ? status : timed_out ? -1 : 0;
 	int sig = status >= 256 ? status - 256 : 0;
 	joblog_write(S->joblog, j->seq, host, start, end > start ? end - start : 0,
@@ -465,12 +476,18 @@ static void finish_missing(struct submit *S)
 		struct sjob *j = &S->jobs[i];
 		if (j->done || read_status(S, j))
 			continue;
-		char *o = path_in(S, "o", j->seq);
-		bool started = access(o, F_OK) == 0;
-		free(o);
+		/* Whether it started (its node and start time), and when herd
+		 * learned that it had ended. */
+		char *path = path_in(S, "r", j->seq), host[256] = "-";
+		FILE *f = fopen(path, "re");
+		double start = 0, end = wall_now();
+		bool started = f && fscanf(f, "%lf %255s", &start, host) == 2;
+		if (f)
+			fclose(f);
+		free(path);
 		if (S->cancels || S->hup) {
 			if (started)
-				job_done(S, j, 256 + S->o->term[0].sig, false, "-", 0, 0, NULL,
+				job_done(S, j, 256 + S->o->term[0].sig, false, host, start, end, NULL,
 					 S->cancels > 0);
 			continue;
 		}
@@ -478,7 +495,7 @@ static void finish_missing(struct submit *S)
 				    "canceled, reached its time limit or its node failed; or the "
 				    "nodes do not see %s): %s",
 				    (unsigned long long)j->seq, S->dir, j->cmd.display);
-		job_done(S, j, 256 + SIGKILL, false, "-", 0, 0, msg, false);
+		job_done(S, j, 256 + SIGKILL, false, host, start, started ? end : 0, msg, false);
 	}
 }
 

@@ -12,9 +12,10 @@
 #      and 15), and --retries 3 runs a failing job again; a task canceled
 #      by someone else (scancel) leaves its job with no status: it counts
 #      as killed (SIGKILL) after a line about it;
-#   4. SIGINT to herd while three jobs run (each with a `setsid sleep`
-#      child): herd exits 255, the queue has nothing of the array, and no
-#      process of any job is left; SIGTERM as well;
+#   4. SIGINT to herd while two of three jobs run (each with a `setsid
+#      sleep` child): herd exits 255, the joblog has the two as ended by
+#      SIGTERM, the queue has nothing of the array, and no process of any
+#      job is left; SIGTERM as well;
 #   5. without sbatch in PATH, when sbatch fails (no such partition), and
 #      with an option that makes no sense with it (-u), one line and exit
 #      status 255, before any job;
@@ -157,7 +158,7 @@ rc=$?
 [ $rc = 1 ] && [ "$(cat gone.out)" = 1 ] || fail "a task canceled: exit $rc, not 1, stdout '$(cat gone.out)'"
 grep -q 'job 1 ended with no status' gone.err || fail "a task canceled: stderr '$(cat gone.err)'"
 jl=$(digest "$work/jl.gone")
-[ "$jl" = "1	-	0	9	sleep 301; echo 301
+[ "$jl" = "1	$HERD_SLURM_NODE	0	9	sleep 301; echo 301
 2	$HERD_SLURM_NODE	0	0	sleep 1; echo 1" ] || fail "a task canceled: joblog '$jl'"
 no_submit_dir || fail "a submit directory was left"
 lap "a task canceled"
@@ -165,7 +166,8 @@ lap "a task canceled"
 # 4. SIGINT (then SIGTERM) to herd: nothing of any job is left, and the
 # queue has nothing of the array.
 for sig in INT TERM; do
-	"$herd" --slurm-submit -j3 'setsid sleep 302 & sleep 303; echo {}' ::: 1 2 3 >"t4.out" 2>"t4.err" &
+	"$herd" --slurm-submit -j3 --joblog "$work/jl.$sig" 'setsid sleep 302 & sleep 303; echo {}' \
+		::: 1 2 3 >"t4.out" 2>"t4.err" &
 	hpid=$!
 	poll 30 eval '[ "$(count "sleep 303")" -ge 2 ] && [ "$(count "sleep 302")" -ge 2 ]' ||
 		fail "$sig: no 2 'sleep 303' and 2 'sleep 302' of the jobs within 30 s: $(job_procs)"
@@ -175,6 +177,11 @@ for sig in INT TERM; do
 	rc=$?
 	[ "$rc" = 255 ] || fail "SIG$sig: herd exited $rc, not 255: $(cat t4.err)"
 	[ ! -s t4.out ] || fail "SIG$sig: stdout '$(cat t4.out)'"
+	# As locally: a line for each job that had started (two: the node
+	# has two CPUs), as ended by SIGTERM, on its node.
+	jl=$(digest "$work/jl.$sig" | cut -f 2-4 | sort -u)
+	[ "$jl" = "$HERD_SLURM_NODE	0	15" ] && [ "$(digest "$work/jl.$sig" | wc -l)" = 2 ] ||
+		fail "SIG$sig: joblog '$(digest "$work/jl.$sig")'"
 	q=$(squeue -h -o '%i %t')
 	[ -z "$q" ] || fail "SIG$sig: the queue still has: $q"
 	if [ "$HERD_SLURM_PROCTRACK" != cgroup ]; then
