@@ -226,6 +226,7 @@ enum {
 	O_PIPE, O_BLOCK, O_RECEND, O_RECSTART, O_PROGRESS, O_ETA, O_BAR, O_LOAD, O_MEMFREE,
 	O_TRACE, O_TRACEHTML, O_SSHLOGIN, O_SLF, O_SSH, O_GUARD, O_TF, O_TRANSFER, O_RETURN,
 	O_CLEANUP, O_TRC, O_BF, O_WD, O_SLURM, O_NOSLURM, O_SSHDELAY, O_ONALL, O_NONALL,
+	O_SUBMIT,
 };
 
 static const struct option_def options[] = {
@@ -264,6 +265,7 @@ static const struct option_def options[] = {
 	{"slurm", 0, ARG_NONE, O_SLURM}, {"no-slurm", 0, ARG_NONE, O_NOSLURM},
 	{"sshdelay", 0, ARG_ONE, O_SSHDELAY}, {"ssh-delay", 0, ARG_ONE, O_SSHDELAY},
 	{"onall", 0, ARG_NONE, O_ONALL}, {"nonall", 0, ARG_NONE, O_NONALL},
+	{"slurm-submit", 0, ARG_NONE, O_SUBMIT},
 };
 
 /* Appends s to a list of strings. */
@@ -391,6 +393,7 @@ static void apply(struct opts *o, int id, const char *v, const char *name)
 	case O_CLEANUP: o->cleanup = true; break;
 	case O_SLURM: o->slurm = true; o->no_slurm = false; break;
 	case O_NOSLURM: o->no_slurm = true; o->slurm = false; break;
+	case O_SUBMIT: o->slurm_submit = true; break;
 	case O_WD:
 		if (!*v)
 			cli_usage_error("--wd: expected a directory");

@@ -167,6 +167,8 @@ struct opts {
 	/* A Slurm allocation's steps (slurm.c): --slurm asks for them, and
 	 * --no-slurm runs the jobs here all the same. */
 	bool slurm, no_slurm;
+	/* --slurm-submit: the jobs as one job array (submit.c). */
+	bool slurm_submit;
 	/* herd --guard -- CMD ...: run one command, ended with its tree when
 	 * stdout's reader goes away (guard.c); cmd is then its argv. */
 	bool guard;
@@ -446,6 +448,10 @@ void job_wait(const struct job_ends *e, const struct trace_lane *lane, const str
 /* Runs every job; returns the exit status of the command. From the first
  * task. */
 int run_all(const struct opts *o);
+
+/* --slurm-submit: runs every job in one Slurm job array; returns the
+ * exit status of the command (submit.c). From the first task. */
+int submit_run(const struct opts *o);
 
 /* herd --guard: runs o->cmd; returns the exit status (guard.c). */
 int guard_main(const struct opts *o);

@@ -558,9 +558,10 @@ void onall_rewrite(struct opts *o, char **tail, int n)
 	const char *opt = o->onall ? "--onall" : "--nonall";
 	if (!o->nsshlogin && !o->slf)
 		cli_usage_error("%s: expected hosts (-S or --slf)", opt);
-	if (o->pipe || o->slurm || o->resume != RESUME_NONE || o->trace || o->trace_html)
-		cli_usage_error("%s: not with --pipe, --slurm, --resume, --retry-failed or "
-				"--trace", opt);
+	if (o->pipe || o->slurm || o->slurm_submit || o->resume != RESUME_NONE || o->trace ||
+	    o->trace_html)
+		cli_usage_error("%s: not with --pipe, --slurm, --slurm-submit, --resume, "
+				"--retry-failed or --trace", opt);
 	if (o->nonall && (o->nsrc > 1 || o->src[0].items || strcmp(o->src[0].path, "-")))
 		cli_usage_error("--nonall: the command takes no input");
 	/* The hosts, as -S and --slf name them, without N/: each one's herd

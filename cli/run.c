@@ -505,6 +505,8 @@ static int exit_status(struct run *R, bool input_failed)
 
 int run_all(const struct opts *o)
 {
+	if (o->slurm_submit && !o->dry_run)
+		return submit_run(o); /* one job array: submit.c */
 	/* On the heap: the tasks it is handed to may not hold pointers into
 	 * this task's stack (herd's debug checks would say so). */
 	struct run *R = calloc(1, sizeof *R);

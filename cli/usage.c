@@ -61,6 +61,8 @@ const char usage_text[] =
 	"  --slurm              in a Slurm allocation (the default when SLURM_JOB_ID\n"
 	"                       is set): each job an srun step on the allocation's\n"
 	"                       tasks; --no-slurm: run them here all the same\n"
+	"  --slurm-submit       from a login node: the jobs as one Slurm job array\n"
+	"                       (sbatch --array, -j tasks at a time), waited for\n"
 	"  --guard -- CMD ...   run CMD alone; end its tree when stdout's reader\n"
 	"                       goes (how each job runs on a host that has herd)\n"
 	"\n"

@@ -26,7 +26,8 @@
 #
 # Environment: HERD_SLURM_START_TIMEOUT (seconds, default 30);
 # HERD_SLURM_PROCTRACK=linuxproc forces proctrack/linuxproc (to test the
-# fallback where no cgroup is writable).
+# fallback where no cgroup is writable); HERD_SLURM_MAX_ARRAY=N sets
+# MaxArraySize (Slurm's default: 1001), to test herd's chunks of jobs.
 set -u
 PATH=$PATH:/usr/sbin:/sbin
 
@@ -217,6 +218,7 @@ write_config() {
 	KillWait=2
 	SchedulerParameters=batch_sched_delay=0,sched_interval=1
 	FirstJobId=$((ctld_port * 1000))
+	${HERD_SLURM_MAX_ARRAY:+MaxArraySize=$HERD_SLURM_MAX_ARRAY}
 	NodeName=$node NodeAddr=127.0.0.1 CPUs=2 State=UNKNOWN
 	PartitionName=herd Nodes=$node Default=YES MaxTime=INFINITE State=UP
 	EOF
