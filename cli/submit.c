@@ -24,7 +24,7 @@
  * this task, and shares nothing with it but the printer's channel: no lock.
  */
 #define _GNU_SOURCE
-#include "backend.h" /* message() */
+#include "submit.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -44,33 +44,6 @@
 #define LATE_GRACE (5 * HERD_SEC)
 /* How long a Slurm command may take before it counts as failed. */
 #define SLURM_CMD_TIME (120 * HERD_SEC)
-
-struct sjob {
-	uint64_t seq;
-	struct record rec;
-	char *shell;             /* --retry-failed: the command from the log */
-	struct command cmd;
-	char *tag;
-	bool done;               /* its status was read */
-};
-
-struct submit {
-	const struct opts *o;
-	struct template *tpl;
-	struct joblog *joblog;
-	struct printer *printer;
-	herd_chan *stop;         /* closed by the printer on EPIPE */
-	herd_chan *sigs;
-	struct sjob *jobs;       /* in order of seq */
-	size_t n, left;
-	long tasks;
-	char *dir;               /* the submit directory, absolute */
-	char *id;                /* the array's job id */
-	unsigned long failed;
-	int cancels;             /* INT, TERM or EPIPE seen: scancel sent */
-	bool hup;                /* pending tasks canceled: their jobs never ran */
-	bool squeue_failed;      /* said once */
-};
 
 /* ------------------------------------------------------------------ */
 /* Options                                                            */
@@ -170,118 +143,6 @@ static void scancel(struct submit *S, const char *what)
 		free(line);
 	}
 	herd_output_free(&r);
-}
-
-/* ------------------------------------------------------------------ */
-/* The submit directory                                               */
-/* ------------------------------------------------------------------ */
-
-static char *path_in(const struct submit *S, const char *kind, uint64_t seq)
-{
-	return message("%s/%s.%llu", S->dir, kind, (unsigned long long)seq);
-}
-
-/* Removes the directory and everything in it (it has no subdirectory). */
-static void remove_dir(struct submit *S)
-{
-	DIR *d = S->dir ? opendir(S->dir) : NULL;
-	if (!d)
-		return;
-	for (struct dirent *e; (e = readdir(d));)
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-			unlinkat(dirfd(d), e->d_name, 0);
-	closedir(d);
-	if (rmdir(S->dir) < 0)
-		cli_warn("cannot remove %s: %s", S->dir, strerror(errno));
-}
-
-/* s quoted for sh on one line: in single quotes, a newline as '"$N"'
- * (the runner's N holds one). */
-static void add_word(strbuf *b, const char *s)
-{
-	bool ok = sb_addc(b, '\'');
-	for (; ok && *s; s++)
-		ok = *s == '\'' ? sb_adds(b, "'\\''") : *s == '\n' ? sb_adds(b, "'\"$N\"'")
-								   : sb_addc(b, *s);
-	if (!ok || !sb_addc(b, '\''))
-		cli_die("out of memory");
-}
-
-/* Appends a formatted string, or dies when memory runs out. */
-__attribute__((format(printf, 2, 3))) static void sb_fmt(strbuf *b, const char *fmt, ...)
-{
-	char *m = NULL;
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vasprintf(&m, fmt, ap);
-	va_end(ap);
-	if (n < 0 || !sb_add(b, m, (size_t)n))
-		cli_die("out of memory");
-	free(m);
-}
-
-/* Writes b into the file `name` of the directory, and frees it. */
-static bool write_file(const struct submit *S, const char *name, strbuf *b)
-{
-	char *path = message("%s/%s", S->dir, name);
-	int fd = path ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
-	bool ok = fd >= 0;
-	for (size_t off = 0; ok && off < b->len;) {
-		ssize_t w = write(fd, b->s + off, b->len - off);
-		ok = w > 0;
-		off += ok ? (size_t)w : 0;
-	}
-	ok = (fd < 0 || close(fd) == 0) && ok;
-	free(path);
-	sb_free(b);
-	return ok;
-}
-
-/* The jobs file: "SEQ 'word' 'word'...", a line a job, in order. */
-static bool write_jobs(const struct submit *S)
-{
-	strbuf b = {0};
-	for (size_t i = 0; i < S->n; i++) {
-		const struct command *c = &S->jobs[i].cmd;
-		sb_fmt(&b, "%llu", (unsigned long long)S->jobs[i].seq);
-		for (size_t k = 0; c->argv && c->argv[k]; k++) {
-			sb_fmt(&b, " ");
-			add_word(&b, c->argv[k]);
-		}
-		if (!c->argv) {
-			sb_fmt(&b, " /bin/sh -c ");
-			add_word(&b, c->shell);
-		}
-		sb_fmt(&b, "\n");
-	}
-	return write_file(S, "jobs", &b);
-}
-
-/* The runner's body (submit-runner.sh, built in by embed.cmake). */
-extern const char submit_runner[];
-
-/* The runner script: its variables and ends(), then submit_runner. */
-static bool write_runner(const struct submit *S)
-{
-	const struct opts *o = S->o;
-	char self[4096], timeout[32] = "";
-	ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-	self[len > 0 ? len : 0] = 0;
-	if (o->timeout_ns)
-		snprintf(timeout, sizeof timeout, "%.3f", o->timeout_ns / 1e9);
-	strbuf b = {0};
-	sb_fmt(&b, "#!/bin/sh\n# Written by herd --slurm-submit: a task of the array runs this.\nd=");
-	add_word(&b, S->dir);
-	sb_fmt(&b, "\nherd=");
-	add_word(&b, self);
-	sb_fmt(&b, "\nn=%ld\np=%ld\ntries=%ld\ntimeout=%s\nends() {\n", S->tasks, o->jobs,
-	       o->retries, timeout);
-	/* --term-seq: each signal, then its wait unless the job has gone. */
-	for (int i = 0; i < o->nterm; i++)
-		sb_fmt(&b, "\tkill -%d $1 2>/dev/null || return 0\n\tsleep %.3f\n", o->term[i].sig,
-		       o->term[i].wait_ns / 1e9);
-	sb_fmt(&b, "\tkill -9 $1 2>/dev/null\n}\n%s", submit_runner);
-	return write_file(S, "run.sh", &b);
 }
 
 /* ------------------------------------------------------------------ */
@@ -404,8 +265,8 @@ static void job_done(struct submit *S, struct sjob *j, int status, bool timed_ou
 	res->message = msg;
 	res->dropped = dropped;
 	j->tag = NULL;
-	char *o = path_in(S, "o", j->seq), *e = path_in(S, "e", j->seq);
-	char *r = path_in(S, "r", j->seq);
+	char *o = submit_path(S, "o", j->seq), *e = submit_path(S, "e", j->seq);
+	char *r = submit_path(S, "r", j->seq);
 	res->out = read_capture(o);
 	res->err = read_capture(e);
 	unlink(o);
@@ -428,7 +289,7 @@ static void job_done(struct submit *S, struct sjob *j, int status, bool timed_ou
 /* Reads the status file of job j, if it is there: whether it was. */
 static bool read_status(struct submit *S, struct sjob *j)
 {
-	char *path = path_in(S, "s", j->seq);
+	char *path = submit_path(S, "s", j->seq);
 	FILE *f = fopen(path, "re");
 	int rc, to;
 	double start, end;
@@ -478,7 +339,7 @@ static void finish_missing(struct submit *S)
 			continue;
 		/* Whether it started (its node and start time), and when herd
 		 * learned that it had ended. */
-		char *path = path_in(S, "r", j->seq), host[256] = "-";
+		char *path = submit_path(S, "r", j->seq), host[256] = "-";
 		FILE *f = fopen(path, "re");
 		double start = 0, end = wall_now();
 		bool started = f && fscanf(f, "%lf %255s", &start, host) == 2;
@@ -605,7 +466,7 @@ static bool start(struct submit *S)
 		return false;
 	}
 	S->dir = tmpl;
-	if (!write_jobs(S) || !write_runner(S)) {
+	if (!submit_write_jobs(S) || !submit_write_runner(S)) {
 		cli_warn("--slurm-submit: cannot write in %s: %s", S->dir, strerror(errno));
 		return false;
 	}
@@ -638,7 +499,7 @@ int submit_run(const struct opts *o)
 		if (S->id && !ok)
 			cli_warn("left while the array was being canceled: scancel %s", S->id);
 		else
-			remove_dir(S);
+			submit_remove_dir(S);
 		herd_signal_stop(S->sigs);
 	}
 	printer_finish(S->printer);
