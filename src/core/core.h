@@ -224,6 +224,7 @@ struct herd__worker {
 	herd__cache stack_cache;
 	herd__cache scope_cache;
 	pthread_t thread;
+	_Atomic int tid;        /* its thread's id, for the monitor (0: none yet) */
 	void *altstack;
 	herd__worker *idle_next; /* rt->idle_list, under rt->idle_lock */
 	bool idle;               /* in rt->idle_list */

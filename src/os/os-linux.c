@@ -32,6 +32,7 @@
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <sys/syscall.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -235,6 +236,36 @@ long herd__os_parse_pids(const char *text, pid_t **pids, size_t *n, size_t *cap)
 void herd__os_set_thread_name(const char *name)
 {
 	prctl(PR_SET_NAME, name, 0, 0, 0);
+}
+
+int herd__os_tid(void)
+{
+	return (int)syscall(SYS_gettid);
+}
+
+int64_t herd__os_thread_cpu_ns(int tid)
+{
+	/* The kernel's clock id of a thread's CPU time (what glibc's
+	 * pthread_getcpuclockid makes): no pthread_t needed. */
+	clockid_t clock = (clockid_t)((~(unsigned)tid << 3) | 6);
+	struct timespec ts;
+	if (clock_gettime(clock, &ts) < 0)
+		return -1;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int herd__os_thread_sleeping(int tid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+	if (herd__os_read_small(AT_FDCWD, path, buf, sizeof buf) <= 0)
+		return -1;
+	/* "tid (comm) S ...": the comm may hold anything, so the state is
+	 * after the last ')'. */
+	const char *q = strrchr(buf, ')');
+	if (!q || q[1] != ' ')
+		return -1;
+	return q[2] == 'S' || q[2] == 'D';
 }
 
 void herd__alarm_init(herd__alarm *a)

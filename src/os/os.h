@@ -46,6 +46,14 @@ int herd__os_guard_mprotect(void *addr, size_t len);
 void *herd__os_reserve(size_t len);     /* lazily committed, no THP; NULL */
 void herd__os_release(void *addr, size_t len);
 void herd__os_set_thread_name(const char *name);
+/* The calling thread's id, which the two calls below take (a thread of
+ * this process). */
+int herd__os_tid(void);
+/* CPU time the thread has used, in nanoseconds; -1 if it cannot tell. */
+int64_t herd__os_thread_cpu_ns(int tid);
+/* 1 if the thread sleeps in the kernel (blocked in a system call), 0 if
+ * it is running or waiting for a CPU, -1 if it cannot tell. */
+int herd__os_thread_sleeping(int tid);
 /* The rest of a (small) file, from fd or from openat(dirfd, path) (dirfd
  * AT_FDCWD for a plain path), into a malloc'd, NUL-terminated buffer; NULL
  * if it cannot be read whole. For /proc and cgroup files. */

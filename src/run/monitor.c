@@ -17,7 +17,9 @@
  * queue is stuck: a task computes without yielding, or blocks the thread.
  * The supervisor moves those tasks to the global queue and wakes an idle
  * worker to run them (herd__sched_rescue). If every worker is stuck, it
- * says so once on stderr. It also polls descriptors that nobody has
+ * says so once on stderr, but only for threads that were seen computing
+ * or blocked in the kernel (really_stuck): on a loaded machine a thread
+ * kept off the CPU for stall_ns is neither, and the line would be false. It also polls descriptors that nobody has
  * polled for a while, retries the draining of process groups (proc.c),
  * and wakes an idle worker for a timer that nobody has fired a
  * millisecond after its time (a task ran long on the worker that would
@@ -50,7 +52,33 @@
 struct seen {
 	uint32_t progress;
 	int64_t since;      /* when progress last moved */
+	int64_t cpu0, at0;  /* its thread's CPU time when first seen stuck, and
+			     * when (at0 0: not yet) */
 };
+
+/*
+ * Whether a worker whose task has not switched for stall_ns is really
+ * stuck, as the warning says: its thread computed (its CPU time grew by
+ * half the time since it was first seen stuck, or more), or sleeps in the
+ * kernel (blocked in a system call). A thread kept off the CPU by a
+ * loaded machine does neither and is not: its task would have switched
+ * had it run. The first look only takes the CPU time.
+ */
+static bool really_stuck(herd__worker *w, struct seen *sn, int64_t now)
+{
+	int tid = atomic_load_explicit(&w->tid, mo_relaxed);
+	int64_t cpu = tid ? herd__os_thread_cpu_ns(tid) : -1;
+	if (cpu < 0)
+		return true; /* cannot tell: as before */
+	if (!sn->at0) {
+		sn->cpu0 = cpu;
+		sn->at0 = now;
+		return false;
+	}
+	if (2 * (cpu - sn->cpu0) >= now - sn->at0)
+		return true;
+	return herd__os_thread_sleeping(tid) == 1;
+}
 
 /* Looks at every worker; returns how many are stuck. */
 static unsigned check_workers(herd__rt *rt, struct seen *seen, int64_t now)
@@ -62,13 +90,15 @@ static unsigned check_workers(herd__rt *rt, struct seen *seen, int64_t now)
 		if (p != seen[i].progress || !herd__sched_busy(w)) {
 			seen[i].progress = p;
 			seen[i].since = now;
+			seen[i].at0 = 0;
 			continue;
 		}
 		if (now - seen[i].since < rt->stall_ns)
 			continue;
 		/* herd's own long calls (a child's exec) are not the
 		 * program's fault, but their queue moves all the same. */
-		if (!atomic_load_explicit(&w->in_syscall, mo_relaxed))
+		if (!atomic_load_explicit(&w->in_syscall, mo_relaxed) &&
+		    really_stuck(w, &seen[i], now))
 			stuck++;
 		/* Alone, nobody else could run the queue: moving it to the
 		 * global queue would only reorder it (timers fire in deadline

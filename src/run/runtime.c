@@ -234,6 +234,7 @@ static void g0_init(herd__worker *w)
 static void worker_run(herd__worker *w)
 {
 	herd__self_set(w);
+	atomic_store_explicit(&w->tid, herd__os_tid(), mo_relaxed);
 	g0_init(w);
 	herd__altstack_install(w); /* without it, overflows are plain SIGSEGVs */
 	herd__worker_loop(w);
