@@ -548,6 +548,44 @@ TEST(fd_nonblock)
 
 /* ------------------------------------------------------------------ */
 
+static void reused_main(void *arg)
+{
+	int fds[2];
+	char c = 0;
+	int s = herd_socket(AF_INET, SOCK_STREAM, 0, HERD_NOWAIT);
+	int s2 = herd_socket(AF_INET, SOCK_STREAM, 0, HERD_NOWAIT);
+	CHECK_OK(s);
+	CHECK_OK(s2);
+	CHECK(pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0); /* the program's own */
+	/* The program puts a pipe's ends where herd's sockets were, unseen
+	 * (a close(2) and a reuse of each number, at once). */
+	CHECK(dup2(fds[0], s) == s);
+	CHECK(dup2(fds[1], s2) == s2);
+	/* herd reads and writes them as what they are now. */
+	CHECK_EQ(herd_write(s2, "r", 1, herd_deadline(LONG_WAIT)), 1);
+	CHECK_EQ(herd_read(s, &c, 1, herd_deadline(LONG_WAIT)), 1);
+	CHECK_EQ(c, 'r');
+	/* And again, and after a wait. */
+	CHECK_EQ(herd_read(s, &c, 1, HERD_NOWAIT), HERD_ETIMEDOUT);
+	CHECK_EQ(herd_write(s2, "u", 1, HERD_NOWAIT), 1);
+	CHECK_EQ(herd_read(s, &c, 1, herd_deadline(LONG_WAIT)), 1);
+	CHECK_EQ(c, 'u');
+	CHECK_OK(herd_close(s));
+	CHECK_OK(herd_close(s2));
+	close(fds[0]);
+	close(fds[1]);
+}
+
+/* A socket herd made (read and written with recv and send) whose number
+ * the program reuses for a pipe, unseen: herd_read and herd_write work on
+ * the pipe. */
+TEST(socket_number_reused)
+{
+	test_run(0, reused_main, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+
 #define ECHO_BYTES (1 << 20)
 #define ECHO_CHUNK 16384
 
