@@ -119,7 +119,8 @@ ssize_t herd_read(int fd, void *buf, size_t n, int64_t deadline)
 	int rc = io_entry(deadline, &rt);
 	if (rc)
 		return rc;
-	bool sock = herd__fd_is_socket(rt, fd);
+	/* read(2) of 0 bytes returns 0 at once; recv would take a datagram. */
+	bool sock = n && herd__fd_is_socket(rt, fd);
 	for (;;) {
 		ssize_t r = sock ? recv(fd, buf, n, 0) : read(fd, buf, n);
 		if (r >= 0)
