@@ -548,6 +548,73 @@ TEST(fd_nonblock)
 
 /* ------------------------------------------------------------------ */
 
+static void reused_main(void *arg)
+{
+	int fds[2];
+	char c = 0;
+	int s = herd_socket(AF_INET, SOCK_STREAM, 0, HERD_NOWAIT);
+	int s2 = herd_socket(AF_INET, SOCK_STREAM, 0, HERD_NOWAIT);
+	CHECK_OK(s);
+	CHECK_OK(s2);
+	CHECK(pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0); /* the program's own */
+	/* The program puts a pipe's ends where herd's sockets were, unseen
+	 * (a close(2) and a reuse of each number, at once). */
+	CHECK(dup2(fds[0], s) == s);
+	CHECK(dup2(fds[1], s2) == s2);
+	/* herd reads and writes them as what they are now. */
+	CHECK_EQ(herd_write(s2, "r", 1, herd_deadline(LONG_WAIT)), 1);
+	CHECK_EQ(herd_read(s, &c, 1, herd_deadline(LONG_WAIT)), 1);
+	CHECK_EQ(c, 'r');
+	/* And again, and after a wait. */
+	CHECK_EQ(herd_read(s, &c, 1, HERD_NOWAIT), HERD_ETIMEDOUT);
+	CHECK_EQ(herd_write(s2, "u", 1, HERD_NOWAIT), 1);
+	CHECK_EQ(herd_read(s, &c, 1, herd_deadline(LONG_WAIT)), 1);
+	CHECK_EQ(c, 'u');
+	CHECK_OK(herd_close(s));
+	CHECK_OK(herd_close(s2));
+	close(fds[0]);
+	close(fds[1]);
+}
+
+static void zero_read_main(void *arg)
+{
+	struct sockaddr_in addr = {.sin_family = AF_INET};
+	socklen_t len = sizeof addr;
+	char c = 0;
+	int a = herd_socket(AF_INET, SOCK_DGRAM, 0, HERD_NOWAIT);
+	int b = herd_socket(AF_INET, SOCK_DGRAM, 0, HERD_NOWAIT);
+	CHECK_OK(a);
+	CHECK_OK(b);
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK(bind(a, (struct sockaddr *)&addr, sizeof addr) == 0);
+	CHECK(getsockname(a, (struct sockaddr *)&addr, &len) == 0);
+	CHECK(sendto(b, "d", 1, 0, (struct sockaddr *)&addr, sizeof addr) == 1);
+	/* A read of nothing takes nothing, as read(2) does: the datagram
+	 * is still there for the next read. */
+	CHECK_EQ(herd_read(a, &c, 0, herd_deadline(LONG_WAIT)), 0);
+	CHECK_EQ(herd_read(a, &c, 1, herd_deadline(2 * HERD_SEC)), 1);
+	CHECK_EQ(c, 'd');
+	CHECK_OK(herd_close(a));
+	CHECK_OK(herd_close(b));
+}
+
+/* herd_read of 0 bytes on a datagram socket herd made returns 0 and
+ * leaves the queued datagram (recv would take it). */
+TEST(socket_zero_read)
+{
+	test_run(0, zero_read_main, NULL);
+}
+
+/* A socket herd made (read and written with recv and send) whose number
+ * the program reuses for a pipe, unseen: herd_read and herd_write work on
+ * the pipe. */
+TEST(socket_number_reused)
+{
+	test_run(0, reused_main, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+
 #define ECHO_BYTES (1 << 20)
 #define ECHO_CHUNK 16384
 

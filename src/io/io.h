@@ -129,6 +129,11 @@ void herd__fd_attempt(herd__fdwait *fw);
  * -err, HERD_ETIMEDOUT, HERD_ECANCELED (the task's scope or its
  * wait_scope is canceled). */
 int herd__fd_retry(herd__fdwait *fw, int err, int64_t deadline);
+/* Marks fd, which herd made and tracks, as a socket (or not):
+ * fd-io.c reads and writes it with recv and send. Tracking a number
+ * anew, and closing it, unmark it. */
+void herd__fd_mark_socket(herd__rt *rt, int fd, bool sock);
+bool herd__fd_is_socket(herd__rt *rt, int fd);
 /* Whether fd is one herd made and counts (it will close it through
  * herd__fd_close). Any thread. */
 bool herd__fd_is_herds(herd__rt *rt, int fd);

@@ -161,7 +161,7 @@ __attribute__((noinline)) static int open_base(void)
 static void set_name(herd__cgroup *cg, uint64_t seq)
 {
 	cg->seq = seq;
-	snprintf(cg->name, sizeof cg->name, "herd-%d-%llu", (int)getpid(),
+	snprintf(cg->name, sizeof cg->name, "herd-%d-%llu", (int)cg->rt->proc->pid,
 		 (unsigned long long)seq);
 }
 

@@ -142,6 +142,7 @@ void herd__proc_once(herd__rt *rt)
 		/* Orphaned descendants come back to us, to be killed and
 		 * reaped, instead of going to init. */
 		prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+		rt->proc->pid = getpid(); /* a system call at each start saved */
 		herd__cgroup_init(rt);
 		static const herd__scope_hooks hooks = {
 			.cancel_locked = herd__proc_cancel_locked,

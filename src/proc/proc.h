@@ -49,6 +49,7 @@ struct herd__proc_rt {
 	struct herd_proc *draining;
 	herd__list live;          /* started, not finished (herd_proc.lv) */
 	_Atomic bool ready;       /* herd__proc_once has run */
+	pid_t pid;                /* ours, set before `ready` */
 	_Atomic long nterm;       /* sent SIGTERM, SIGKILL pending */
 	_Atomic int null_fd;      /* /dev/null, or -1 */
 	_Atomic bool no_clone_pidfd;

@@ -211,7 +211,7 @@ int herd__proc_spawn(herd__worker *w, struct herd__child_args *a, herd__cgroup *
 	if (a->keep_signals)
 		memcpy(&a->mask, &rt->sigmask, sizeof a->mask);
 	a->err = a->shared = 0;
-	a->ppid = getpid();
+	a->ppid = rt->proc->pid;
 	/* Until a child has shown that it shares our memory (Valgrind, for
 	 * one, turns the vfork into a fork), exec errors also come through a
 	 * close-on-exec pipe, as after a fork: end of file means the exec. */
