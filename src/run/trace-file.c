@@ -62,6 +62,7 @@
 #include <unistd.h>
 
 #define BLOCK HERD__OS_DIRECT_ALIGN /* of a direct write's offset, length, memory */
+#define STAGE_MAX (1u << 20) /* staged bytes that go out before the round's end */
 
 struct herd__trace_out {
 	int fd;                 /* the file (or the pipe) written */
@@ -235,8 +236,11 @@ static void bin_write(struct herd__trace_out *o, struct iovec *iov, int n)
 		size_t len = 0;
 		for (int i = 0; i < n; i++)
 			len += iov[i].iov_len;
-		if (stage_add(o, iov, n, len))
+		if (stage_add(o, iov, n, len)) {
+			if (o->staged >= STAGE_MAX) /* a long round: not all of it twice */
+				stage_flush(o);
 			return;
+		}
 		direct_off(o); /* no memory for it: the slow way */
 	}
 	while (n && !o->err) {
