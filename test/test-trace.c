@@ -490,6 +490,93 @@ TEST(killed_is_readable)
 	free(bin);
 }
 
+/* A file written with O_DIRECT ends, until herd_run's end cuts it, in a
+ * block's padding of zeros: it reads as nothing, not as a cut. */
+TEST(padding_reads_as_nothing)
+{
+	char path[64];
+	temp_path(path, sizeof path);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		herd_config cfg = {.trace = path};
+		herd_run(&cfg, killed_main, NULL);
+		_exit(0);
+	}
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	size_t len;
+	char *bin = slurp(path, &len);
+	unlink(path);
+	/* Its whole frames only, then 4 KiB of zeros after them. */
+	size_t whole = len;
+	while (whole > 8 && !bin[whole - 1])
+		whole--;
+	whole = (whole + 7) & ~(size_t)7;
+	char *padded = calloc(1, whole + 4096);
+	CHECK(padded);
+	memcpy(padded, bin, whole);
+	size_t jlen, plen;
+	bool cut, pcut;
+	char *text = convert(bin, whole, &jlen, &cut);
+	char *ptext = convert(padded, whole + 4096, &plen, &pcut);
+	CHECK(!pcut || cut);
+	CHECK_EQ(plen, jlen);
+	CHECK(!memcmp(text, ptext, jlen));
+	free(text);
+	free(ptext);
+	free(padded);
+	free(bin);
+}
+
+/* A task that ends hands its stack to the next, which starts at once: one
+ * event says both (HERD__TR_RUN_ENDS). Each of many short tasks on one
+ * worker still ends once, in a slice of its own. */
+#define SHORT_TASKS 300
+
+static void short_task(void *arg)
+{
+	(void)arg;
+}
+
+static void shorts_main(void *arg)
+{
+	(void)arg;
+	herd_scope *s;
+	CHECK_OK(herd_scope_open(&s));
+	for (int i = 0; i < SHORT_TASKS; i++)
+		CHECK_OK(herd_go(s, short_task, NULL, 0));
+	CHECK_OK(herd_scope_close(s));
+}
+
+TEST(short_tasks_end_once)
+{
+	char path[64];
+	herd_config cfg = {.trace = temp_path(path, sizeof path), .workers = 1};
+	CHECK_OK(herd_run(&cfg, shorts_main, NULL));
+	size_t len;
+	char *text = slurp(path, &len);
+	unlink(path);
+	CHECK_TEXT(text, json_valid(text, len));
+	static struct trace t;
+	parse(text, &t);
+	free(text);
+	CHECK_EQ(t.total, t.nslices);
+	qsort(t.s, (size_t)t.nslices, sizeof *t.s, by_task_then_time);
+	int tasks = 0, ended = 0;
+	for (int i = 0; i < t.nslices; i++) {
+		bool last = i + 1 == t.nslices || t.s[i + 1].task != t.s[i].task;
+		tasks += last;
+		ended += !strcmp(t.s[i].stop, "end");
+		if (!strcmp(t.s[i].stop, "end"))
+			CHECK(last);
+	}
+	CHECK_EQ(tasks, SHORT_TASKS + 1);
+	CHECK_EQ(ended, SHORT_TASKS + 1);
+	CHECK_EQ(t.flows_started, t.flows_ended);
+	CHECK(t.flows_started >= SHORT_TASKS);
+}
+
 /* herd_trace_convert refuses what is not herd's binary form (a JSON
  * trace, an empty file) and bad descriptors, and writes nothing then. */
 TEST(convert_refuses)

@@ -279,15 +279,16 @@ herd__task *herd__exit_next(herd__worker *w)
 	herd__task *t = w->cur;
 	herd__stat_add(&w->st_live, -1);
 	check_canary(t);
-	herd__trace_stop(w, t, HERD__TR_STOP_END);
 	herd__task *next = herd__pick_local(w);
-	if (!next || next->ctx.sp)
+	if (!next || next->ctx.sp) {
+		herd__trace_stop(w, t, HERD__TR_STOP_END);
 		switch_away(w, t, next, true); /* does not return */
+	}
 	/* The next task has never run: it inherits this task's stack. */
 	herd__task_inherit(w, t, next);
 	claim(next);
 	w->cur = next;
-	herd__trace_run(w, next, HERD__TR_RUN_FIRST);
+	herd__trace_run(w, next, HERD__TR_RUN_FIRST | HERD__TR_RUN_ENDS);
 	return next;
 }
 

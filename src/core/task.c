@@ -204,7 +204,7 @@ go(const char *site, void *ret, herd_scope *scope, herd_fn fn,
 		atomic_fetch_add_explicit(&rt->st_foreign_spawned, 1, mo_relaxed);
 	}
 	if (herd__unlikely(rt->trace))
-		herd__trace_any(rt, HERD__TR_SPAWN, 0, (uintptr_t)t, 0, NULL, 0);
+		herd__trace_go(rt, w, t);
 	herd__ready(w, t);
 	return 0;
 }

@@ -87,7 +87,9 @@ enum {
 			   * waited object's address after */
 	HERD__TR_WAKE,    /* a task readies another: x its id (a flow) */
 	HERD__TR_SPAWN,   /* a task is spawned: x its address (a flow; it
-			   * gets its id when it first runs) */
+			   * gets its id when it first runs). A worker's
+			   * takes the time of the lane's last event (0
+			   * ticks): the counter is not read for it */
 	HERD__TR_PROC,    /* a child process ended: a = pid, b = its wait
 			   * status, c = when it started (herd_now()) */
 	HERD__TR_CANCEL,  /* a scope was canceled: b = the scope */
@@ -109,6 +111,8 @@ enum {
 	HERD__TR_RUN_SAME_SITE = 8, /* the site of the lane's last RUN */
 	HERD__TR_RUN_ID_NEXT = 16,  /* a first run: the id after the lane's
 				     * last first run's */
+	HERD__TR_RUN_ENDS = 64,     /* the lane's running task ended at this
+				     * moment (a STOP_END, left out) */
 };
 
 /* HERD__TR_STOP's argument besides the wait reasons (below 64). */

@@ -232,7 +232,7 @@ static void any_put(herd__trace_buf *b, unsigned kind, uint64_t a, uint64_t bb,
 		    uint64_t c, const char *text, size_t len)
 {
 	if (kind == HERD__TR_SPAWN) {
-		herd__trace_spawn(b, (herd__task *)(uintptr_t)bb);
+		herd__trace_spawn(b, herd__os_ticks(), (herd__task *)(uintptr_t)bb);
 	} else if (kind == HERD__TR_WAKE) {
 		herd__trace_wake_in(b, (herd__task *)(uintptr_t)bb);
 	} else {

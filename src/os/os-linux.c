@@ -29,6 +29,7 @@
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/vfs.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <sys/syscall.h>
@@ -231,6 +232,38 @@ long herd__os_parse_pids(const char *text, pid_t **pids, size_t *n, size_t *cap)
 		}
 		(*pids)[(*n)++] = (pid_t)v;
 	}
+}
+
+/* O_DIRECT on or off; -errno. */
+static int direct_set(int fd, bool on)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, on ? fl | O_DIRECT : fl & ~O_DIRECT) < 0)
+		return -errno;
+	return 0;
+}
+
+int herd__os_direct_on(int fd)
+{
+	/* The magic numbers of <linux/magic.h>, which musl does not have. */
+	static const unsigned long local[] = {
+		0xEF53,     /* ext2, ext3, ext4 */
+		0x58465342, /* XFS */
+		0x9123683E, /* Btrfs */
+		0xF2F52010, /* F2FS */
+	};
+	struct statfs sf;
+	if (fstatfs(fd, &sf) < 0)
+		return -errno;
+	for (size_t i = 0; i < sizeof local / sizeof *local; i++)
+		if ((unsigned long)sf.f_type == local[i])
+			return direct_set(fd, true);
+	return -EOPNOTSUPP;
+}
+
+int herd__os_direct_off(int fd)
+{
+	return direct_set(fd, false);
 }
 
 void herd__os_set_thread_name(const char *name)

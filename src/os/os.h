@@ -66,6 +66,18 @@ ssize_t herd__os_read_small(int dirfd, const char *path, char *buf, size_t size)
  * cgroup.procs write them) to *pids, which holds *n of *cap (grown with
  * realloc); returns *n, or -1 if memory ran out. */
 long herd__os_parse_pids(const char *text, pid_t **pids, size_t *n, size_t *cap);
+/* Makes writes to fd (a regular file open for writing) bypass the page
+ * cache (O_DIRECT), for a stream the process does not read back soon, on
+ * the file systems of local disks only (ext4, XFS, Btrfs, F2FS): there the
+ * disk takes the bytes from the process's memory, where a write would copy
+ * them into fresh pages of the cache, which costs more CPU; elsewhere (a
+ * network's, where each write waits for the server; tmpfs, which is the
+ * cache) -EOPNOTSUPP. The offsets, lengths and memory of its writes must
+ * then be multiples of HERD__OS_DIRECT_ALIGN (else EINVAL). 0 or -errno;
+ * herd__os_direct_off undoes it. */
+#define HERD__OS_DIRECT_ALIGN 4096u
+int herd__os_direct_on(int fd);
+int herd__os_direct_off(int fd);
 
 /* ------------------------------------------------------------------ */
 /* Alarms and bells (os-linux.c)                                      */

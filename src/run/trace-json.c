@@ -285,6 +285,8 @@ static void run(herd__tconv *c, unsigned lane, int64_t ns, const uint64_t *p)
 	unsigned arg = HERD__TR_ARG(p[0]);
 	const uint64_t *q;
 	uint64_t addr = 0, id;
+	if (arg & HERD__TR_RUN_ENDS)
+		slice_end(c, lane, ns, HERD__TR_STOP_END, 0);
 	if (arg & HERD__TR_RUN_FIRST) {
 		addr = addr_of(l, p, &q);
 		id = arg & HERD__TR_RUN_ID_NEXT ? l->last_id + 1 : *q++;
