@@ -22,9 +22,11 @@
 /* ------------------------------------------------------------------ */
 
 /* SENDERS tasks send their numbers on one unbuffered channel, where they
- * queue; a task receives them, and from a quarter of the way on a plain
- * thread's try_recv takes queued senders too, so that both threads change
- * the queue. */
+ * queue; a task receives them, and from a quarter of the way on THIEVES
+ * plain threads' try_recv take queued senders too, so that the threads
+ * change the queue together (two: the second to lock the channel must
+ * wait out the worker as the first does). */
+#define THIEVES 2
 #define SENDERS 4
 #define PER_SENDER (100000 / TEST_SCALE)
 #define TOTAL (SENDERS * PER_SENDER)
@@ -84,7 +86,7 @@ static void *thief(void *unused)
 static void share_main(void *unused)
 {
 	herd_scope *s;
-	pthread_t th;
+	pthread_t th[THIEVES];
 	(void)unused;
 	sh.ch = make_chan(sizeof(long), 0);
 	sh.seen = calloc(TOTAL, 1);
@@ -92,13 +94,15 @@ static void share_main(void *unused)
 	atomic_store(&sh.got, 0);
 	atomic_store(&sh.thread_got, 0);
 	atomic_store(&sh.go, false);
-	CHECK(pthread_create(&th, NULL, thief, NULL) == 0);
+	for (int i = 0; i < THIEVES; i++)
+		CHECK(pthread_create(&th[i], NULL, thief, NULL) == 0);
 	CHECK_OK(herd_scope_open(&s));
 	for (long i = 0; i < SENDERS; i++)
 		CHECK_OK(HERD_GO(s, sender, i * PER_SENDER));
 	CHECK_OK(herd_go(s, receiver, NULL, 0));
 	CHECK_OK(herd_scope_close(s));
-	CHECK(pthread_join(th, NULL) == 0);
+	for (int i = 0; i < THIEVES; i++)
+		CHECK(pthread_join(th[i], NULL) == 0);
 	CHECK_EQ(atomic_load(&sh.got), TOTAL);
 	CHECK(atomic_load(&sh.thread_got) > 0);
 	CHECK_OK(herd_chan_free(sh.ch));
@@ -106,7 +110,7 @@ static void share_main(void *unused)
 }
 
 /* Senders queue on an unbuffered channel that a task and, once traffic is
- * under way, a plain thread receive from: every value arrives once. */
+ * under way, two plain threads receive from: every value arrives once. */
 TEST(thread_shares_busy_channel)
 {
 	test_run_threads(1, share_main, NULL);

@@ -662,8 +662,8 @@ static inline void herd__wait_prepare(herd__worker *w, herd__task *t, bool cance
 	t->wake_result = 0;
 	atomic_store_explicit(&t->wait_since, herd__coarse_ms(w->rt), mo_relaxed);
 	uint8_t state = cancelable ? HERD__WAIT_CANCELABLE : HERD__WAIT_FIRM;
-	if (w->solo) { /* the canceler fences (wait.c) */
-		atomic_store_explicit(&t->wait, state, mo_relaxed);
+	if (w->solo) { /* the canceler fences (wait.c); release for its claim */
+		atomic_store_explicit(&t->wait, state, mo_release);
 		atomic_signal_fence(mo_seq_cst);
 	} else {
 		atomic_store_explicit(&t->wait, state, mo_seq_cst);

@@ -164,18 +164,22 @@ bool herd__chan_busy(herd_chan *ch)
 
 void herd__chan_share(herd_chan *ch)
 {
-	atomic_store_explicit(&ch->shared, 1, mo_seq_cst);
-	if (!herd__solo_live())
-		return; /* no solo worker can have missed the flag */
-	herd__solo_fence();
-	/* The worker's solo lock, if it holds one, is short: it never parks
-	 * or takes a lock it could wait for with it. */
-	for (unsigned spins = 0; atomic_load_explicit(&ch->solo_busy, mo_acquire); spins++) {
-		if (spins < 1000)
-			herd__cpu_relax();
-		else
-			sched_yield(); /* the worker's thread was preempted */
+	uint8_t none = 0;
+	atomic_compare_exchange_strong_explicit(&ch->shared, &none, HERD__CHAN_SHARING,
+						mo_seq_cst, mo_seq_cst);
+	if (herd__solo_live()) { /* else no solo worker can miss the flag */
+		herd__solo_fence();
+		/* The worker's solo lock, if it holds one, is short: it never
+		 * parks or takes a lock it could wait for with it. */
+		for (unsigned spins = 0; atomic_load_explicit(&ch->solo_busy, mo_acquire);
+		     spins++) {
+			if (spins < 1000)
+				herd__cpu_relax();
+			else
+				sched_yield(); /* the worker's thread was preempted */
+		}
 	}
+	atomic_store_explicit(&ch->shared, HERD__CHAN_SHARED, mo_release);
 }
 
 /* Opens the fast path: with the lock held (see herd__chan_unlock). */

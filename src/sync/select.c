@@ -243,18 +243,22 @@ int herd_select(herd_case *cs, size_t n, int64_t deadline)
 	for (size_t k = 0; k < live; k++) {
 		uint16_t i = pollorder[k];
 		herd_chan *ch = cs[i].chan;
+		if (herd__chan_surely_blocks(ch, cs[i].op == HERD_SEND))
+			continue; /* spares the call */
 		rc = cs[i].op == HERD_SEND ? herd__chan_send_locked(ch, cs[i].elem)
 					   : herd__chan_recv_locked(ch, cs[i].elem);
 		if (rc != HERD__WOULD_BLOCK) {
 			unlock_all(cs, lockorder, live, live, self);
 			cs[i].result = rc;
-			free(mem);
+			if (mem)
+				free(mem);
 			return i;
 		}
 	}
 	if (deadline == HERD_NOWAIT || !w) { /* Go's default case */
 		unlock_all(cs, lockorder, live, live, self);
-		free(mem);
+		if (mem)
+			free(mem);
 		return deadline == HERD_NOWAIT ? HERD_ETIMEDOUT : -EPERM;
 	}
 	if (live == 0) { /* nothing to wait for but the deadline */
@@ -263,6 +267,7 @@ int herd_select(herd_case *cs, size_t n, int64_t deadline)
 	}
 	else
 		rc = block(cs, lockorder, live, wt, w, deadline);
-	free(mem);
+	if (mem) /* the usual case: no call */
+		free(mem);
 	return rc;
 }

@@ -46,7 +46,9 @@ struct herd_chan {
 	bool closed;
 	bool slow;              /* both ends carry HERD__CHAN_SLOW */
 	/* Solo locks (core.h): 1 while the solo worker holds the lock by
-	 * bias; `shared` once another thread has taken the lock (sticky). */
+	 * bias. `shared`: 0, then (sticky) HERD__CHAN_SHARING once another
+	 * thread is about to take the lock, HERD__CHAN_SHARED once one has
+	 * waited out the worker's solo lock (herd__chan_share). */
 	_Atomic uint8_t solo_busy;
 	_Atomic uint8_t shared;
 	uint32_t elem_size;     /* constant */
@@ -66,14 +68,26 @@ struct herd_chan {
  * release the lock with herd__chan_unlock. */
 int herd__chan_send_locked(herd_chan *ch, const void *elem);
 int herd__chan_recv_locked(herd_chan *ch, void *elem);
+/* With ch->lock held: whether an unbuffered channel's send (receive)
+ * would block, as the call above would find: open, and nobody queued on
+ * the other side. False when a quick look cannot tell (a buffered
+ * channel, a queued waiter, which may be stale): select's poll. */
+static inline bool herd__chan_surely_blocks(const herd_chan *ch, bool send)
+{
+	return !ch->cap && !ch->closed && !(send ? ch->recvq.head : ch->sendq.head);
+}
 /* With ch->lock held: drops every buffered value (a timer's reset). */
 void herd__chan_drain_locked(herd_chan *ch);
 /* Whether a task is blocked on ch. */
 bool herd__chan_busy(herd_chan *ch);
 void herd__chan_reopen(herd_chan *ch);
 
+enum { HERD__CHAN_SHARING = 1, HERD__CHAN_SHARED = 2 };
+
 /* Sets ch->shared and waits until the solo worker holds no solo lock of
- * ch (chan.c): the caller's first lock of ch. */
+ * ch (chan.c): before a thread's lock while ch is not HERD__CHAN_SHARED.
+ * Every thread that finds it merely SHARING waits as well: the one that
+ * set it may not be done waiting. */
 void herd__chan_share(herd_chan *ch);
 
 /*
@@ -94,7 +108,8 @@ static inline void herd__chan_lock(herd_chan *ch, const herd__worker *self)
 			return;
 		}
 		atomic_store_explicit(&ch->solo_busy, 0, mo_release);
-	} else if (herd__unlikely(!atomic_load_explicit(&ch->shared, mo_acquire))) {
+	} else if (herd__unlikely(atomic_load_explicit(&ch->shared, mo_acquire) !=
+				  HERD__CHAN_SHARED)) {
 		herd__chan_share(ch);
 	}
 	herd__mutex_lock(&ch->lock);
