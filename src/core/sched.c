@@ -318,6 +318,8 @@ void herd__ready(herd__worker *w, herd__task *t)
 	if (w) {
 		rt = w->rt;
 		herd__runq_put_next(w, t);
+		if (w->alone)
+			return; /* no other worker to wake */
 		if (w->quiet) { /* see poll_local */
 			w->quiet_readied++;
 			return;
