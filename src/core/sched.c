@@ -36,6 +36,10 @@
  * which holds no task, ever waits on on_cpu; a task that finds its next
  * task still on a CPU hands it to the loop (worker.handoff) instead.
  *
+ * The only worker of a runtime may be solo (core.h): it registers for
+ * membarrier(2) before it runs a task, and counts itself in solo_count,
+ * which tells other threads whether they must fence (herd__solo_fence).
+ *
  * Locks: stackless_lock (a leaf) protects the tasks waiting for a stack.
  */
 #include "core/sched.h"

@@ -44,10 +44,11 @@
  * Ordering. The task stores its wait state (seq_cst) before it releases the
  * object's lock, then reads its scope's `canceled` flag (seq_cst); the
  * canceler stores the flag (seq_cst) and then reads the state: one of them
- * sees the other. A solo worker (core.h) stores the state with only a
- * compiler barrier after it, and a canceler on another thread runs
- * herd__solo_fence between its store and its loads instead. The task may be readied before it has finished switching
- * away; sched.c's on_cpu flag makes its new worker wait for the switch.
+ * sees the other. A solo worker (core.h) stores the state with a release
+ * and a compiler barrier after it, and a canceler on another thread runs
+ * herd__solo_fence between its store and its loads instead. The task may
+ * be readied before it has finished switching away; sched.c's on_cpu flag
+ * makes its new worker wait for the switch.
  *
  * Locks: wait queues are protected by their object's lock; each worker's
  * reg_lock protects its registry (joined under an object's lock, walked
