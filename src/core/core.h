@@ -212,6 +212,9 @@ struct herd__worker {
 	 * thief, and the supervisor rescues only when others can run what
 	 * it moves), so its own takes need no atomic read-modify-write. */
 	bool alone;
+	/* The only worker, and its locks of objects that no other thread has
+	 * touched need no atomics (solo locks: see herd__solo_fence). */
+	bool solo;
 	uint32_t quiet_readied;
 	uint32_t tick;          /* scheduling rounds, for fairness checks */
 	_Atomic uint32_t progress; /* tick, read by the monitor */
@@ -423,6 +426,25 @@ herd__task *herd__exit_next(herd__worker *w);
 /* Runs after every switch, on the new context: releases the previous one. */
 void herd__finish_switch(herd__worker *w);
 void herd__worker_loop(herd__worker *w);
+
+/*
+ * Solo locks (sched.c). The only worker of a runtime (w->alone) runs every
+ * task, so a lock that only its tasks take serializes nothing but costs two
+ * locked instructions. Such a worker may be solo (w->solo): it takes an
+ * object's lock by bias, with a plain store of the object's busy flag and
+ * a plain load of its `shared` flag, only a compiler barrier between them
+ * (sync.h's channel locks). Any other thread, the first time it takes the
+ * object's lock, sets `shared`, calls herd__solo_fence() (a full barrier
+ * on every running thread of the process: membarrier(2)) and waits for the
+ * busy flag to clear; so either the worker's load sees `shared` and it
+ * takes the real lock from then on, or the other thread's load sees the
+ * busy flag and waits until the worker is done (liburcu's asymmetric
+ * Dekker). herd__solo_fence is needed only while a solo worker runs
+ * (herd__solo_live); without membarrier's expedited command (an old
+ * kernel, seccomp, Valgrind) no worker is solo.
+ */
+bool herd__solo_live(void);
+void herd__solo_fence(void);
 void herd__batches_free(herd__rt *rt);
 void herd__shutdown(herd__rt *rt);
 /* Wakes the sleeper, or an idle worker if there is none, to look at the
@@ -520,7 +542,7 @@ void herd__wait_finish(herd__task *t, int result);
  * is findable by a waker that does not hold one of them); park releases
  * nothing, and does the rest.
  */
-void herd__wait_prepare(herd__worker *w, herd__task *t, bool cancelable);
+static inline void herd__wait_prepare(herd__worker *w, herd__task *t, bool cancelable);
 int herd__wait_park(herd__worker **wp, int64_t deadline, bool cancelable);
 /*
  * Parks the calling task, which is already findable by its wakers (queued
@@ -625,5 +647,28 @@ bool *herd__scope_had_procs(herd_scope *s); /* under the scope's lock */
 
 #include "core/debug.h"
 #include "core/trace.h"
+
+/* Puts t, which is parking for the first time, in w's registry (wait.c). */
+void herd__registry_join(herd__worker *w, herd__task *t);
+
+/* Inline (a call measured as much as the work): see herd__wait above, and
+ * wait.c's Ordering for the solo worker's store. */
+static inline void herd__wait_prepare(herd__worker *w, herd__task *t, bool cancelable)
+{
+	HERD__ASSERT(t == w->cur);
+	HERD__ASSERT(atomic_load_explicit(&t->wait, mo_relaxed) == HERD__WAIT_NONE);
+	HERD__ASSERT(atomic_load_explicit(&t->why, mo_relaxed) != HERD__WHY_NONE);
+	if (herd__unlikely(!t->reg))
+		herd__registry_join(w, t);
+	t->wake_result = 0;
+	atomic_store_explicit(&t->wait_since, herd__coarse_ms(w->rt), mo_relaxed);
+	uint8_t state = cancelable ? HERD__WAIT_CANCELABLE : HERD__WAIT_FIRM;
+	if (w->solo) { /* the canceler fences (wait.c); release for its claim */
+		atomic_store_explicit(&t->wait, state, mo_release);
+		atomic_signal_fence(mo_seq_cst);
+	} else {
+		atomic_store_explicit(&t->wait, state, mo_seq_cst);
+	}
+}
 
 #endif /* HERD_CORE_H */

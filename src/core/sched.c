@@ -36,6 +36,10 @@
  * which holds no task, ever waits on on_cpu; a task that finds its next
  * task still on a CPU hands it to the loop (worker.handoff) instead.
  *
+ * The only worker of a runtime may be solo (core.h): it registers for
+ * membarrier(2) before it runs a task, and counts itself in solo_count,
+ * which tells other threads whether they must fence (herd__solo_fence).
+ *
  * Locks: stackless_lock (a leaf) protects the tasks waiting for a stack.
  */
 #include "core/sched.h"
@@ -43,6 +47,8 @@
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #if HERD_ASAN
 #include <sanitizer/common_interface_defs.h>
@@ -98,8 +104,10 @@ bool herd__timers_poll(herd__worker *w)
 }
 
 /* Runnable work that needs no stealing. Every 61st round looks at the
- * global queue first (as Go does), so that it cannot starve. */
-herd__task *herd__pick_local(herd__worker *w)
+ * global queue first (as Go does), so that it cannot starve. Inline in the
+ * switches of this file (a park's or a yield's: calls and their register
+ * saves are a good part of a switch's cost). */
+static inline __attribute__((always_inline)) herd__task *pick_local(herd__worker *w)
 {
 	herd__task *t;
 	uint32_t tick = ++w->tick;
@@ -116,6 +124,11 @@ herd__task *herd__pick_local(herd__worker *w)
 	if ((t = herd__runq_get(w)))
 		return t;
 	return herd__global_get(w);
+}
+
+herd__task *herd__pick_local(herd__worker *w)
+{
+	return pick_local(w);
 }
 
 /* ------------------------------------------------------------------ */
@@ -202,18 +215,28 @@ static inline bool start_if_new(herd__worker *w, herd__task *t)
 	return false;
 }
 
+/* herd__finish_switch's usual case, inline in switch_away: the previous
+ * task parked or yielded. False if there is none, or it has ended. */
+static inline bool finish_switch_live(herd__worker *w)
+{
+	herd__task *p = w->prev;
+	if (!p || w->prev_dead)
+		return false;
+	HERD__ASSERT(p != w->cur);
+	HERD__ASSERT(atomic_load_explicit(&p->on_cpu, mo_relaxed) == 1);
+	w->prev = NULL;
+	atomic_store_explicit(&p->on_cpu, 0, mo_release);
+	return true;
+}
+
 void herd__finish_switch(herd__worker *w)
 {
 	herd__task *p = w->prev;
-	if (!p)
+	if (!p || finish_switch_live(w))
 		return;
 	w->prev = NULL;
 	HERD__ASSERT(p != w->cur);
 	HERD__ASSERT(atomic_load_explicit(&p->on_cpu, mo_relaxed) == 1);
-	if (!w->prev_dead) {
-		atomic_store_explicit(&p->on_cpu, 0, mo_release);
-		return;
-	}
 #if HERD_TSAN
 	__tsan_destroy_fiber(p->ctx.tsan_fiber);
 #endif
@@ -223,9 +246,10 @@ void herd__finish_switch(herd__worker *w)
 		retry_stackless(w->rt);
 }
 
-/* Switches from the running task to next (or, if NULL, to g0). */
-static herd__worker *switch_away(herd__worker *w, herd__task *from,
-				 herd__task *next, bool dying)
+/* Switches from the running task to next (or, if NULL, to g0). Inline
+ * for the same reason as pick_local. */
+static inline __attribute__((always_inline)) herd__worker *
+switch_away(herd__worker *w, herd__task *from, herd__task *next, bool dying)
 {
 	/* A parking task can find itself readied already (its own timer
 	 * fired while it looked for work, or a thread queued it globally):
@@ -250,7 +274,8 @@ static herd__worker *switch_away(herd__worker *w, herd__task *from,
 		to = &next->ctx;
 	}
 	w = ctx_switch(w, &from->ctx, to, dying);
-	herd__finish_switch(w);
+	if (!herd__likely(finish_switch_live(w)))
+		herd__finish_switch(w);
 	return w;
 }
 
@@ -268,7 +293,7 @@ herd__worker *herd__park(herd__worker *w)
 	check_canary(t);
 	herd__stat_add(&w->st_parked, 1);
 	herd__trace_stop(w, t, atomic_load_explicit(&t->why, mo_relaxed));
-	w = switch_away(w, t, herd__pick_local(w), false);
+	w = switch_away(w, t, pick_local(w), false);
 	herd__trace_run(w, t, HERD__TR_RUN_WOKEN);
 	herd__stat_add(&w->st_parked, -1);
 	return w;
@@ -279,7 +304,7 @@ herd__task *herd__exit_next(herd__worker *w)
 	herd__task *t = w->cur;
 	herd__stat_add(&w->st_live, -1);
 	check_canary(t);
-	herd__task *next = herd__pick_local(w);
+	herd__task *next = pick_local(w);
 	if (!next || next->ctx.sp) {
 		herd__trace_stop(w, t, HERD__TR_STOP_END);
 		switch_away(w, t, next, true); /* does not return */
@@ -298,6 +323,8 @@ void herd__ready(herd__worker *w, herd__task *t)
 	if (w) {
 		rt = w->rt;
 		herd__runq_put_next(w, t);
+		if (w->alone)
+			return; /* no other worker to wake */
 		if (w->quiet) { /* see poll_local */
 			w->quiet_readied++;
 			return;
@@ -343,7 +370,7 @@ int herd_yield(void)
 	if (herd__current(&w, &t))
 		return -EPERM;
 	check_canary(t); /* even when there is nothing to switch to */
-	herd__task *next = herd__pick_local(w);
+	herd__task *next = pick_local(w);
 	if (next) {
 		herd__runq_put(w, t);
 		herd__trace_stop(w, t, HERD__TR_STOP_YIELD);
@@ -364,14 +391,74 @@ static void run(herd__worker *w, herd__task *t)
 	herd__finish_switch(w);
 }
 
+/* ------------------------------------------------------------------ */
+/* Solo workers (see core.h)                                          */
+/* ------------------------------------------------------------------ */
+
+/* membarrier(2)'s commands (linux/membarrier.h, which musl lacks). */
+#define MEMBARRIER_PRIVATE_EXPEDITED (1 << 3)
+#define MEMBARRIER_REGISTER_PRIVATE_EXPEDITED (1 << 4)
+
+/*
+ * The solo workers running. A worker raises it, then fences, and only then
+ * takes a solo lock; a thread that has set an object's `shared` flag then
+ * reads it (seq_cst), and if it reads 0 it needs no fence: the worker's
+ * fence came after that store, so the worker sees the flag.
+ */
+static _Atomic unsigned solo_count;
+
+static int membarrier(int cmd)
+{
+#ifdef SYS_membarrier
+	return (int)syscall(SYS_membarrier, cmd, 0, 0);
+#else
+	(void)cmd;
+	return -ENOSYS;
+#endif
+}
+
+static void solo_begin(herd__worker *w)
+{
+	if (!w->alone || membarrier(MEMBARRIER_REGISTER_PRIVATE_EXPEDITED) != 0)
+		return;
+	atomic_fetch_add_explicit(&solo_count, 1, mo_seq_cst);
+	if (membarrier(MEMBARRIER_PRIVATE_EXPEDITED) == 0)
+		w->solo = true;
+	else
+		atomic_fetch_sub_explicit(&solo_count, 1, mo_seq_cst);
+}
+
+static void solo_end(herd__worker *w)
+{
+	if (!w->solo)
+		return;
+	w->solo = false;
+	atomic_fetch_sub_explicit(&solo_count, 1, mo_seq_cst);
+}
+
+bool herd__solo_live(void)
+{
+	return atomic_load_explicit(&solo_count, mo_seq_cst) != 0;
+}
+
+void herd__solo_fence(void)
+{
+	/* Registered (a solo worker did it before it counted itself), the
+	 * command fails only for want of kernel memory: try again. */
+	while (membarrier(MEMBARRIER_PRIVATE_EXPEDITED) != 0)
+		sched_yield();
+}
+
 void herd__worker_loop(herd__worker *w)
 {
+	solo_begin(w);
 	for (;;) {
 		herd__task *t = w->handoff;
 		w->handoff = NULL;
 		if (!t && !(t = herd__find_runnable(w)))
-			return;
+			break;
 		run(w, t);
 	}
+	solo_end(w);
 }
 

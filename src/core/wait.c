@@ -44,8 +44,11 @@
  * Ordering. The task stores its wait state (seq_cst) before it releases the
  * object's lock, then reads its scope's `canceled` flag (seq_cst); the
  * canceler stores the flag (seq_cst) and then reads the state: one of them
- * sees the other. The task may be readied before it has finished switching
- * away; sched.c's on_cpu flag makes its new worker wait for the switch.
+ * sees the other. A solo worker (core.h) stores the state with a release
+ * and a compiler barrier after it, and a canceler on another thread runs
+ * herd__solo_fence between its store and its loads instead. The task may
+ * be readied before it has finished switching away; sched.c's on_cpu flag
+ * makes its new worker wait for the switch.
  *
  * Locks: wait queues are protected by their object's lock; each worker's
  * reg_lock protects its registry (joined under an object's lock, walked
@@ -190,7 +193,7 @@ static bool unclaim(herd__task *t, uint8_t state)
 						       mo_acq_rel, mo_relaxed);
 }
 
-static void registry_join(herd__worker *w, herd__task *t)
+void herd__registry_join(herd__worker *w, herd__task *t)
 {
 	herd__mutex_lock(&w->reg_lock);
 	t->reg = (uint16_t)(w->index + 1);
@@ -246,6 +249,11 @@ void herd__wait_scope_set(herd__task *t, herd_scope *s)
 
 void herd__cancel_parked(herd__rt *rt)
 {
+	/* The solo worker's tasks store their wait state without a barrier;
+	 * unless it is the caller, fence for them (see Ordering). */
+	herd__worker *self = herd__self();
+	if (!(self && self->solo) && herd__solo_live())
+		herd__solo_fence();
 	for (unsigned i = 0; i < rt->nworkers; i++) {
 		herd__worker *w = rt->workers[i];
 		herd__mutex_lock(&w->reg_lock);
@@ -268,20 +276,6 @@ void herd__registry_each(herd__rt *rt, void (*fn)(herd__task *t, void *arg),
 			fn(t, arg);
 		herd__mutex_unlock(&w->reg_lock);
 	}
-}
-
-void herd__wait_prepare(herd__worker *w, herd__task *t, bool cancelable)
-{
-	HERD__ASSERT(t == w->cur);
-	HERD__ASSERT(atomic_load_explicit(&t->wait, mo_relaxed) == HERD__WAIT_NONE);
-	HERD__ASSERT(atomic_load_explicit(&t->why, mo_relaxed) != HERD__WHY_NONE);
-	if (herd__unlikely(!t->reg))
-		registry_join(w, t);
-	t->wake_result = 0;
-	atomic_store_explicit(&t->wait_since, herd__coarse_ms(w->rt), mo_relaxed);
-	atomic_store_explicit(&t->wait,
-			      cancelable ? HERD__WAIT_CANCELABLE : HERD__WAIT_FIRM,
-			      mo_seq_cst);
 }
 
 int herd__wait_park(herd__worker **wp, int64_t deadline, bool cancelable)

@@ -24,9 +24,10 @@ struct herd_timer {
 static void deliver(herd__timer *tm, int64_t now)
 {
 	herd_chan *ch = herd__container_of(tm, herd_timer, tm)->ch;
-	herd__mutex_lock(&ch->lock);
+	herd__worker *self = herd__self();
+	herd__chan_lock(ch, self);
 	(void)herd__chan_send_locked(ch, &now); /* full: dropped */
-	herd__chan_unlock(ch);
+	herd__chan_unlock(ch, self);
 }
 
 /* The timer's runtime if it is the one running now, else NULL. */
@@ -43,9 +44,10 @@ static bool args_ok(int64_t deadline, int64_t period)
 
 static void drain(herd_chan *ch)
 {
-	herd__mutex_lock(&ch->lock);
+	herd__worker *self = herd__self();
+	herd__chan_lock(ch, self);
 	herd__chan_drain_locked(ch);
-	herd__chan_unlock(ch);
+	herd__chan_unlock(ch, self);
 }
 
 int herd_timer_new(herd_timer **out, int64_t deadline, int64_t period)

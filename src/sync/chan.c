@@ -64,11 +64,15 @@
  * scheduler's leaf locks (herd__ready) and, preparing a wait, a registry
  * lock. The timer heap's lock is never held when a channel's is taken.
  * Every release of ch->lock goes through herd__chan_unlock, but a park's
- * (a waiter is queued then: the fast path stays closed).
+ * (a waiter is queued then: the fast path stays closed). It is taken with
+ * herd__chan_lock (sync.h): the only worker of a runtime takes it without
+ * an atomic instruction (a solo lock, core.h) until another thread has
+ * taken it once (herd__chan_share).
  */
 #include "sync/sync.h"
 #include "sync/chan-ring.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,10 +155,31 @@ int (herd_chan_free)(herd_chan *ch)
 
 bool herd__chan_busy(herd_chan *ch)
 {
-	herd__mutex_lock(&ch->lock);
+	herd__worker *self = herd__self();
+	herd__chan_lock(ch, self);
 	bool busy = ch->recvq.head || ch->sendq.head;
-	herd__chan_unlock(ch);
+	herd__chan_unlock(ch, self);
 	return busy;
+}
+
+void herd__chan_share(herd_chan *ch)
+{
+	uint8_t none = 0;
+	atomic_compare_exchange_strong_explicit(&ch->shared, &none, HERD__CHAN_SHARING,
+						mo_seq_cst, mo_seq_cst);
+	if (herd__solo_live()) { /* else no solo worker can miss the flag */
+		herd__solo_fence();
+		/* The worker's solo lock, if it holds one, is short: it never
+		 * parks or takes a lock it could wait for with it. */
+		for (unsigned spins = 0; atomic_load_explicit(&ch->solo_busy, mo_acquire);
+		     spins++) {
+			if (spins < 1000)
+				herd__cpu_relax();
+			else
+				sched_yield(); /* the worker's thread was preempted */
+		}
+	}
+	atomic_store_explicit(&ch->shared, HERD__CHAN_SHARED, mo_release);
 }
 
 /* Opens the fast path: with the lock held (see herd__chan_unlock). */
@@ -197,7 +222,10 @@ static int push_locked(herd_chan *ch, const void *elem)
 	return herd__ring_push(ch, elem, true) == HERD__RING_OK ? 0 : HERD__WOULD_BLOCK;
 }
 
-int herd__chan_send_locked(herd_chan *ch, const void *elem)
+/* The *_locked operations, inline in herd_chan_send and herd_chan_recv
+ * (a call and its register saves measured as much as a solo lock). */
+static inline __attribute__((always_inline)) int send_locked(herd_chan *ch,
+							      const void *elem)
 {
 	check_locked(ch);
 	if (herd__unlikely(ch->closed))
@@ -210,6 +238,11 @@ int herd__chan_send_locked(herd_chan *ch, const void *elem)
 		return 0;
 	}
 	return ch->cap ? push_locked(ch, elem) : HERD__WOULD_BLOCK;
+}
+
+int herd__chan_send_locked(herd_chan *ch, const void *elem)
+{
+	return send_locked(ch, elem);
 }
 
 /* Hands a claimed sender's value to a receiver: through the ring, which
@@ -228,7 +261,7 @@ static void take_from_sender(herd_chan *ch, herd__chan_waiter *s, void *elem)
 	herd__wait_finish(s->base.task, (int)s->index);
 }
 
-int herd__chan_recv_locked(herd_chan *ch, void *elem)
+static inline __attribute__((always_inline)) int recv_locked(herd_chan *ch, void *elem)
 {
 	check_locked(ch);
 	herd__chan_waiter *s = ch->sendq.head ? dequeue(&ch->sendq) : NULL;
@@ -253,6 +286,11 @@ int herd__chan_recv_locked(herd_chan *ch, void *elem)
 	return HERD__WOULD_BLOCK;
 }
 
+int herd__chan_recv_locked(herd_chan *ch, void *elem)
+{
+	return recv_locked(ch, elem);
+}
+
 void herd__chan_drain_locked(herd_chan *ch)
 {
 	/* Receive until nothing is left rather than reset the ring: a task
@@ -274,12 +312,14 @@ static int block(herd_chan *ch, herd__waitq *q, void *elem, herd__worker *w,
 	herd__chan_waiter wt = {.base.task = w->cur, .elem = elem};
 	herd__waitq_push(q, &wt.base);
 	herd__waits_on(w->cur, q == &ch->sendq ? HERD__WHY_CHAN_SEND : HERD__WHY_CHAN_RECV, ch);
-	int rc = herd__wait(&w, &ch->lock, deadline, true);
+	herd__wait_prepare(w, w->cur, true);
+	herd__chan_release(ch, w);
+	int rc = herd__wait_park(&w, deadline, true);
 	if (rc >= 0)
 		return wt.closed ? HERD_ECLOSED : 0; /* the waker unqueued us */
-	herd__mutex_lock(&ch->lock);
+	herd__chan_lock(ch, w);
 	herd__waitq_remove(q, &wt.base);
-	herd__chan_unlock(ch);
+	herd__chan_unlock(ch, w);
 	return rc;
 }
 
@@ -303,17 +343,18 @@ int (herd_chan_send)(herd_chan *ch, const void *elem, int64_t deadline)
 	if (herd__unlikely(!ch || (!elem && ch->elem_size)))
 		return -EINVAL;
 	int why;
-	herd__worker *w = herd__may_wait(deadline, true, &why);
+	herd__worker *self = herd__self();
+	herd__worker *w = herd__may_wait_as(self, deadline, true, &why);
 	if (why == HERD_ECANCELED)
 		return why;
 	int rc;
 	if (ch->send.cap &&
 	    (rc = fast_result(herd__ring_push(ch, elem, false), w, why)) != HERD__WOULD_BLOCK)
 		return rc;
-	herd__mutex_lock(&ch->lock);
-	rc = herd__chan_send_locked(ch, elem);
+	herd__chan_lock(ch, self);
+	rc = send_locked(ch, elem);
 	if (herd__likely(rc != HERD__WOULD_BLOCK) || !w) {
-		herd__chan_unlock(ch);
+		herd__chan_unlock(ch, self);
 		return rc != HERD__WOULD_BLOCK ? rc : why ? why : HERD_ETIMEDOUT;
 	}
 	return block(ch, &ch->sendq, (void *)elem, w, deadline);
@@ -324,17 +365,18 @@ int (herd_chan_recv)(herd_chan *ch, void *elem, int64_t deadline)
 	if (herd__unlikely(!ch))
 		return -EINVAL;
 	int why;
-	herd__worker *w = herd__may_wait(deadline, true, &why);
+	herd__worker *self = herd__self();
+	herd__worker *w = herd__may_wait_as(self, deadline, true, &why);
 	if (why == HERD_ECANCELED)
 		return why;
 	int rc;
 	if (ch->recv.cap &&
 	    (rc = fast_result(herd__ring_pop(ch, elem, false), w, why)) != HERD__WOULD_BLOCK)
 		return rc;
-	herd__mutex_lock(&ch->lock);
-	rc = herd__chan_recv_locked(ch, elem);
+	herd__chan_lock(ch, self);
+	rc = recv_locked(ch, elem);
 	if (herd__likely(rc != HERD__WOULD_BLOCK) || !w) {
-		herd__chan_unlock(ch);
+		herd__chan_unlock(ch, self);
 		return rc != HERD__WOULD_BLOCK ? rc : why ? why : HERD_ETIMEDOUT;
 	}
 	return block(ch, &ch->recvq, elem, w, deadline);
@@ -382,9 +424,10 @@ int (herd_chan_close)(herd_chan *ch)
 {
 	if (!ch)
 		return -EINVAL;
-	herd__mutex_lock(&ch->lock);
+	herd__worker *self = herd__self();
+	herd__chan_lock(ch, self);
 	if (ch->closed) {
-		herd__chan_unlock(ch);
+		herd__chan_unlock(ch, self);
 		return HERD_ECLOSED;
 	}
 	ch->closed = true;
@@ -392,7 +435,7 @@ int (herd_chan_close)(herd_chan *ch)
 		herd__ring_set_slow(ch, true); /* for good: see above */
 	wake_closed(ch, &ch->recvq, true);
 	wake_closed(ch, &ch->sendq, false);
-	herd__chan_unlock(ch);
+	herd__chan_unlock(ch, self);
 	return 0;
 }
 

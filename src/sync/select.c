@@ -107,27 +107,28 @@ static void sort_by_chan(const herd_case *cs, uint16_t *order, size_t n)
 
 /*
  * Locks the channels of cases order[0..n) but the one at position `skip`
- * (n: none), each once: equal channels are adjacent in lock order.
+ * (n: none), each once: equal channels are adjacent in lock order. self:
+ * the caller's worker, or NULL (herd__chan_lock).
  */
 static inline void lock_all(const herd_case *cs, const uint16_t *order, size_t n,
-			    size_t skip)
+			    size_t skip, const herd__worker *self)
 {
 	herd_chan *last = NULL;
 	for (size_t k = 0; k < n; k++) {
 		herd_chan *ch = cs[order[k]].chan;
 		if (ch != last && k != skip)
-			herd__mutex_lock(&ch->lock);
+			herd__chan_lock(ch, self);
 		last = ch;
 	}
 }
 
 static inline void unlock_all(const herd_case *cs, const uint16_t *order, size_t n,
-			      size_t skip)
+			      size_t skip, const herd__worker *self)
 {
 	for (size_t k = n; k-- > 0;) {
 		herd_chan *ch = cs[order[k]].chan;
 		if (k != skip && (k == 0 || cs[order[k - 1]].chan != ch))
-			herd__chan_unlock(ch);
+			herd__chan_unlock(ch, self);
 	}
 }
 
@@ -164,7 +165,7 @@ static int block(herd_case *cs, const uint16_t *lockorder, size_t n,
 	}
 	herd__waits_on(t, HERD__WHY_SELECT, NULL);
 	herd__wait_prepare(w, t, true);
-	unlock_all(cs, lockorder, n, n);
+	unlock_all(cs, lockorder, n, n, w);
 	int rc = herd__wait_park(&w, deadline, true);
 
 	/*
@@ -182,7 +183,7 @@ static int block(herd_case *cs, const uint16_t *lockorder, size_t n,
 		    (win + 1 < n && cs[lockorder[win + 1]].chan == ch))
 			skip = n; /* shared: lock it as the others */
 	}
-	lock_all(cs, lockorder, n, skip);
+	lock_all(cs, lockorder, n, skip, w);
 	for (size_t k = 0; k < n; k++) {
 		herd_chan *ch = cs[lockorder[k]].chan;
 		if (k != win)
@@ -190,7 +191,7 @@ static int block(herd_case *cs, const uint16_t *lockorder, size_t n,
 									    : &ch->recvq,
 					   &wt[k].base);
 	}
-	unlock_all(cs, lockorder, n, skip);
+	unlock_all(cs, lockorder, n, skip, w);
 	if (win < n)
 		cs[rc].result = wt[win].closed ? HERD_ECLOSED : 0;
 	return rc;
@@ -201,7 +202,7 @@ int herd_select(herd_case *cs, size_t n, int64_t deadline)
 	int rc = check_cases(cs, n);
 	if (rc)
 		return rc;
-	herd__worker *w = herd__self();
+	herd__worker *self = herd__self(), *w = self;
 	uint64_t *rand_state = w ? &w->rand : &thread_rand;
 	if (w && !w->cur)
 		w = NULL; /* a worker's scheduler loop: not a task */
@@ -238,22 +239,26 @@ int herd_select(herd_case *cs, size_t n, int64_t deadline)
 		lockorder[k] = pollorder[k];
 	sort_by_chan(cs, lockorder, live);
 
-	lock_all(cs, lockorder, live, live);
+	lock_all(cs, lockorder, live, live, self);
 	for (size_t k = 0; k < live; k++) {
 		uint16_t i = pollorder[k];
 		herd_chan *ch = cs[i].chan;
+		if (herd__chan_surely_blocks(ch, cs[i].op == HERD_SEND))
+			continue; /* spares the call */
 		rc = cs[i].op == HERD_SEND ? herd__chan_send_locked(ch, cs[i].elem)
 					   : herd__chan_recv_locked(ch, cs[i].elem);
 		if (rc != HERD__WOULD_BLOCK) {
-			unlock_all(cs, lockorder, live, live);
+			unlock_all(cs, lockorder, live, live, self);
 			cs[i].result = rc;
-			free(mem);
+			if (mem)
+				free(mem);
 			return i;
 		}
 	}
 	if (deadline == HERD_NOWAIT || !w) { /* Go's default case */
-		unlock_all(cs, lockorder, live, live);
-		free(mem);
+		unlock_all(cs, lockorder, live, live, self);
+		if (mem)
+			free(mem);
 		return deadline == HERD_NOWAIT ? HERD_ETIMEDOUT : -EPERM;
 	}
 	if (live == 0) { /* nothing to wait for but the deadline */
@@ -262,6 +267,7 @@ int herd_select(herd_case *cs, size_t n, int64_t deadline)
 	}
 	else
 		rc = block(cs, lockorder, live, wt, w, deadline);
-	free(mem);
+	if (mem) /* the usual case: no call */
+		free(mem);
 	return rc;
 }

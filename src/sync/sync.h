@@ -45,6 +45,12 @@ struct herd_chan {
 	herd__mutex lock;       /* everything on this line but the constants */
 	bool closed;
 	bool slow;              /* both ends carry HERD__CHAN_SLOW */
+	/* Solo locks (core.h): 1 while the solo worker holds the lock by
+	 * bias. `shared`: 0, then (sticky) HERD__CHAN_SHARING once another
+	 * thread is about to take the lock, HERD__CHAN_SHARED once one has
+	 * waited out the worker's solo lock (herd__chan_share). */
+	_Atomic uint8_t solo_busy;
+	_Atomic uint8_t shared;
 	uint32_t elem_size;     /* constant */
 	uint32_t cap;           /* constant */
 	void *mem;              /* constant: what calloc gave, to free */
@@ -62,19 +68,72 @@ struct herd_chan {
  * release the lock with herd__chan_unlock. */
 int herd__chan_send_locked(herd_chan *ch, const void *elem);
 int herd__chan_recv_locked(herd_chan *ch, void *elem);
+/* With ch->lock held: whether an unbuffered channel's send (receive)
+ * would block, as the call above would find: open, and nobody queued on
+ * the other side. False when a quick look cannot tell (a buffered
+ * channel, a queued waiter, which may be stale): select's poll. */
+static inline bool herd__chan_surely_blocks(const herd_chan *ch, bool send)
+{
+	return !ch->cap && !ch->closed && !(send ? ch->recvq.head : ch->sendq.head);
+}
 /* With ch->lock held: drops every buffered value (a timer's reset). */
 void herd__chan_drain_locked(herd_chan *ch);
 /* Whether a task is blocked on ch. */
 bool herd__chan_busy(herd_chan *ch);
 void herd__chan_reopen(herd_chan *ch);
 
+enum { HERD__CHAN_SHARING = 1, HERD__CHAN_SHARED = 2 };
+
+/* Sets ch->shared and waits until the solo worker holds no solo lock of
+ * ch (chan.c): before a thread's lock while ch is not HERD__CHAN_SHARED.
+ * Every thread that finds it merely SHARING waits as well: the one that
+ * set it may not be done waiting. */
+void herd__chan_share(herd_chan *ch);
+
+/*
+ * Takes ch->lock. `self`: the caller's worker (herd__self()), or NULL on a
+ * plain thread. The solo worker takes it by bias while no other thread has
+ * taken it (see core.h's solo locks); every other caller makes sure first
+ * that the channel is shared, then locks. Lock and unlock take the same
+ * `self`: the solo worker holds a solo lock exactly while solo_busy is set,
+ * which only it writes.
+ */
+static inline void herd__chan_lock(herd_chan *ch, const herd__worker *self)
+{
+	if (self && self->solo) {
+		atomic_store_explicit(&ch->solo_busy, 1, mo_relaxed);
+		atomic_signal_fence(mo_seq_cst); /* herd__solo_fence's partner */
+		if (herd__likely(!atomic_load_explicit(&ch->shared, mo_relaxed))) {
+			herd__rank_acquire(&ch->lock);
+			return;
+		}
+		atomic_store_explicit(&ch->solo_busy, 0, mo_release);
+	} else if (herd__unlikely(atomic_load_explicit(&ch->shared, mo_acquire) !=
+				  HERD__CHAN_SHARED)) {
+		herd__chan_share(ch);
+	}
+	herd__mutex_lock(&ch->lock);
+}
+
+/* Releases ch->lock as it is: a park's release, which leaves the fast path
+ * closed for the waiter it queued. */
+static inline void herd__chan_release(herd_chan *ch, const herd__worker *self)
+{
+	if (self && self->solo && atomic_load_explicit(&ch->solo_busy, mo_relaxed)) {
+		herd__rank_release(&ch->lock);
+		atomic_store_explicit(&ch->solo_busy, 0, mo_release);
+		return;
+	}
+	herd__mutex_unlock(&ch->lock);
+}
+
 /* Releases ch->lock (every release but a park's goes through this): opens
  * the ring's fast path again if nobody waits and the channel is open. */
-static inline void herd__chan_unlock(herd_chan *ch)
+static inline void herd__chan_unlock(herd_chan *ch, const herd__worker *self)
 {
 	if (herd__unlikely(ch->slow) && !ch->closed && !ch->recvq.head && !ch->sendq.head)
 		herd__chan_reopen(ch);
-	herd__mutex_unlock(&ch->lock);
+	herd__chan_release(ch, self);
 }
 
 /* An internal struct laid out in the words of a public value type. */
@@ -96,17 +155,17 @@ static inline int herd__objwait(herd__worker **wp, herd__mutex *lock,
 }
 
 /*
- * The calling task's worker if the caller may wait now, else NULL with
- * *why set: 0 for deadline HERD_NOWAIT (the call polls), -EPERM outside a
- * task, HERD_ECANCELED if `cancelable` and the task's scope is canceled.
+ * w, the calling thread's worker (herd__self(), NULL on a plain thread), if
+ * the caller may wait now, else NULL with *why set: 0 for deadline
+ * HERD_NOWAIT (the call polls), -EPERM outside a task, HERD_ECANCELED if
+ * `cancelable` and the task's scope is canceled.
  */
-static inline herd__worker *herd__may_wait(int64_t deadline, bool cancelable,
-					   int *why)
+static inline herd__worker *herd__may_wait_as(herd__worker *w, int64_t deadline,
+					      bool cancelable, int *why)
 {
 	*why = 0;
 	if (deadline == HERD_NOWAIT)
 		return NULL;
-	herd__worker *w = herd__self();
 	if (!w || !w->cur) {
 		*why = -EPERM;
 		return NULL;
@@ -116,6 +175,16 @@ static inline herd__worker *herd__may_wait(int64_t deadline, bool cancelable,
 		return NULL;
 	}
 	return w;
+}
+
+/* The same, finding the caller's worker only if it may wait. */
+static inline herd__worker *herd__may_wait(int64_t deadline, bool cancelable,
+					   int *why)
+{
+	*why = 0;
+	if (deadline == HERD_NOWAIT)
+		return NULL;
+	return herd__may_wait_as(herd__self(), deadline, cancelable, why);
 }
 
 /* A weak compare-and-swap of a lock's state word, failing relaxed. */
