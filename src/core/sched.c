@@ -395,10 +395,6 @@ static void run(herd__worker *w, herd__task *t)
 /* Solo workers (see core.h)                                          */
 /* ------------------------------------------------------------------ */
 
-/* membarrier(2)'s commands (linux/membarrier.h, which musl lacks). */
-#define MEMBARRIER_PRIVATE_EXPEDITED (1 << 3)
-#define MEMBARRIER_REGISTER_PRIVATE_EXPEDITED (1 << 4)
-
 /*
  * The solo workers running. A worker raises it, then fences, and only then
  * takes a solo lock; a thread that has set an object's `shared` flag then
@@ -407,22 +403,12 @@ static void run(herd__worker *w, herd__task *t)
  */
 static _Atomic unsigned solo_count;
 
-static int membarrier(int cmd)
-{
-#ifdef SYS_membarrier
-	return (int)syscall(SYS_membarrier, cmd, 0, 0);
-#else
-	(void)cmd;
-	return -ENOSYS;
-#endif
-}
-
 static void solo_begin(herd__worker *w)
 {
-	if (!w->alone || membarrier(MEMBARRIER_REGISTER_PRIVATE_EXPEDITED) != 0)
+	if (!w->alone || herd__os_membarrier(HERD__OS_MB_REGISTER_PRIVATE) != 0)
 		return;
 	atomic_fetch_add_explicit(&solo_count, 1, mo_seq_cst);
-	if (membarrier(MEMBARRIER_PRIVATE_EXPEDITED) == 0)
+	if (herd__os_membarrier(HERD__OS_MB_PRIVATE) == 0)
 		w->solo = true;
 	else
 		atomic_fetch_sub_explicit(&solo_count, 1, mo_seq_cst);
@@ -444,9 +430,17 @@ bool herd__solo_live(void)
 void herd__solo_fence(void)
 {
 	/* Registered (a solo worker did it before it counted itself), the
-	 * command fails only for want of kernel memory: try again. */
-	while (membarrier(MEMBARRIER_PRIVATE_EXPEDITED) != 0)
+	 * command fails for want of kernel memory (try again), or in a child
+	 * forked while a solo worker ran, which inherited the count but not
+	 * the registration (register, then try again). */
+	int rc;
+	while ((rc = herd__os_membarrier(HERD__OS_MB_PRIVATE)) != 0) {
+		if (rc == -EPERM)
+			rc = herd__os_membarrier(HERD__OS_MB_REGISTER_PRIVATE);
+		if (rc == -ENOSYS || rc == -EINVAL)
+			herd__assert_fail("membarrier(PRIVATE_EXPEDITED)", __FILE__, __LINE__);
 		sched_yield();
+	}
 }
 
 void herd__worker_loop(herd__worker *w)

@@ -271,6 +271,16 @@ void herd__os_set_thread_name(const char *name)
 	prctl(PR_SET_NAME, name, 0, 0, 0);
 }
 
+int herd__os_membarrier(int cmd)
+{
+#ifdef SYS_membarrier
+	return syscall(SYS_membarrier, cmd, 0, 0) == 0 ? 0 : -errno;
+#else
+	(void)cmd;
+	return -ENOSYS;
+#endif
+}
+
 int herd__os_tid(void)
 {
 	return (int)syscall(SYS_gettid);

@@ -46,6 +46,17 @@ int herd__os_guard_mprotect(void *addr, size_t len);
 void *herd__os_reserve(size_t len);     /* lazily committed, no THP; NULL */
 void herd__os_release(void *addr, size_t len);
 void herd__os_set_thread_name(const char *name);
+/* membarrier(2): a memory barrier on every CPU running a thread of this
+ * process (PRIVATE_EXPEDITED), or that restarts their restartable
+ * sequences (..._RSEQ); each needs its REGISTER first. 0 or -errno
+ * (-ENOSYS where the system has none). */
+enum {
+	HERD__OS_MB_PRIVATE = 1 << 3,
+	HERD__OS_MB_REGISTER_PRIVATE = 1 << 4,
+	HERD__OS_MB_PRIVATE_RSEQ = 1 << 7,
+	HERD__OS_MB_REGISTER_PRIVATE_RSEQ = 1 << 8,
+};
+int herd__os_membarrier(int cmd);
 /* The calling thread's id, which the two calls below take (a thread of
  * this process). */
 int herd__os_tid(void);

@@ -97,7 +97,6 @@
 #if defined(__x86_64__) && defined(__GLIBC__) && !HERD_TSAN && \
 	__has_include(<sys/rseq.h>)
 #define PLAIN_UNLOCK 1
-#include <linux/membarrier.h>
 #include <sys/rseq.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -170,11 +169,6 @@ static void mutex_check(struct mutex *m)
  * the constructor, before any task runs. */
 static ptrdiff_t plain_off;
 
-static long membarrier(int cmd)
-{
-	return syscall(__NR_membarrier, cmd, 0, 0);
-}
-
 /* Turns the plain unlock on if this thread has an rseq area and the
  * process may restart other threads' sequences. */
 __attribute__((constructor)) static void plain_unlock_init(void)
@@ -185,7 +179,7 @@ __attribute__((constructor)) static void plain_unlock_init(void)
 	if (__rseq_size < offsetof(struct rseq, flags) || __rseq_offset == 0 ||
 	    (int32_t)rs->cpu_id < 0)
 		return;
-	if (membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ) == 0)
+	if (herd__os_membarrier(HERD__OS_MB_REGISTER_PRIVATE_RSEQ) == 0)
 		plain_off = __rseq_offset;
 }
 
@@ -196,12 +190,13 @@ static void plain_unlock_barrier(herd__worker *w)
 {
 	if (!plain_off || w->rt->nworkers == 1)
 		return;
-	if (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ) == 0)
+	int rc = herd__os_membarrier(HERD__OS_MB_PRIVATE_RSEQ);
+	if (rc == 0)
 		return;
 	/* A forked child may have lost the registration: renew it. */
-	if (errno != EPERM ||
-	    membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ) != 0 ||
-	    membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ) != 0)
+	if (rc != -EPERM ||
+	    herd__os_membarrier(HERD__OS_MB_REGISTER_PRIVATE_RSEQ) != 0 ||
+	    herd__os_membarrier(HERD__OS_MB_PRIVATE_RSEQ) != 0)
 		herd__assert_fail("membarrier(PRIVATE_EXPEDITED_RSEQ)", __FILE__,
 				  __LINE__);
 }
