@@ -248,10 +248,13 @@ typedef struct herd_config {
 	 * run starts to end by a signal or a deadlock. A program killed
 	 * first (kill -9) leaves the binary form, whole up to a few
 	 * milliseconds before: herd-trace-html reads it, and
-	 * `herd-trace-html --json IN OUT` converts it to JSON. Each event
-	 * costs the worker that records it a read of the tick counter and 8
-	 * to 32 bytes, until the supervisor has written it; the JSON about
-	 * 110 bytes. If the file cannot be opened, herd_run returns open's
+	 * `herd-trace-html --json IN OUT` converts it to JSON (the file may
+	 * then end in a block of zeros, which reads as nothing). Each event
+	 * costs the worker that records it 8 to 32 bytes until the
+	 * supervisor has written it, and most a read of the tick counter (a
+	 * spawn takes the time of its worker's previous event); the JSON
+	 * about 110 bytes. Traced, skynet took 14-19% more CPU in the last
+	 * measurements (docs/debugging.md). If the file cannot be opened, herd_run returns open's
 	 * -errno, -ENXIO for a FIFO that nobody reads (for HERD_TRACE: a
 	 * warning, and the run goes on untraced). Write to a regular file: a
 	 * pipe gets JSON as the run goes (which costs more), and its reader
