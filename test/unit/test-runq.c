@@ -587,6 +587,7 @@ static struct race {
 	_Atomic unsigned *taken;
 	_Atomic bool done;
 	_Atomic unsigned long stolen;
+	_Atomic bool stole; /* a thief has stolen (so far) */
 	unit_gate gate;
 } race;
 
@@ -625,6 +626,11 @@ static void *race_owner(void *arg)
 		if (i % 4096 == 0)
 			sched_yield();
 	}
+	/* On a loaded machine the thieves may not have run yet: let them
+	 * steal from what is left before the owner takes it all (5 s at
+	 * most), or the case would test nothing. */
+	for (int i = 0; i < 5000 && !atomic_load(&race.stole); i++)
+		usleep(1000);
 	herd__task *t;
 	while ((t = herd__runq_get(w)))
 		race_take(t);
@@ -649,10 +655,12 @@ static void *race_thief(void *arg)
 				from = 0;
 		}
 		herd__task *t = herd__runq_steal(w, race.rt->workers[from], iter & 1);
-		if (t)
+		if (t) {
 			stolen++;
-		else
+			atomic_store(&race.stole, true);
+		} else {
 			t = herd__global_get(w);
+		}
 		if (!t) {
 			herd__cpu_relax();
 			continue;
