@@ -870,9 +870,12 @@ HERD_API HERD_NODISCARD int herd_mutex_trylock(herd_mutex *m);
 
 /*
  * Unlocks m and, if tasks wait for it, wakes the first (or, in handoff
- * mode, hands m to it). Uncontended, it costs one atomic compare-and-swap.
+ * mode, hands m to it). Uncontended, it costs a plain store on a worker
+ * thread where Linux's rseq and membarrier allow it (x86-64, glibc 2.35
+ * and later), else one atomic compare-and-swap.
  * Returns 0; -EPERM if m is not locked (nothing changes, and m stays
- * usable); -EINVAL if m is NULL. Callable from any thread. Does not block.
+ * usable); -EINVAL if m is NULL. Two unlocks of one lock racing each other
+ * (a bug) may both return 0. Callable from any thread. Does not block.
  */
 HERD_API int herd_mutex_unlock(herd_mutex *m);
 
