@@ -56,7 +56,19 @@ static void sender(void *p)
 static void receiver(void *unused)
 {
 	(void)unused;
+	int64_t give_up = 0;
 	while (atomic_load(&sh.got) < TOTAL) {
+		/* Once the threads may come in, let them take some before this
+		 * task goes on (10 s at most): on a loaded machine (or under
+		 * Valgrind) they might not run before it has taken them all. */
+		if (atomic_load(&sh.go) && !atomic_load(&sh.thread_got)) {
+			if (!give_up)
+				give_up = herd_deadline(10 * HERD_SEC);
+			if (herd_now() < give_up) {
+				herd_sleep(herd_deadline(HERD_MSEC));
+				continue;
+			}
+		}
 		long v;
 		int rc = herd_chan_recv(sh.ch, &v, herd_deadline(HERD_MSEC));
 		if (rc == HERD_ETIMEDOUT)
