@@ -31,25 +31,6 @@ unset SLURM_JOB_ID SLURM_JOBID SLURM_STEP_ID SLURM_NTASKS SLURM_CPUS_PER_TASK
 dir=$(mktemp -d "/var/tmp/herd-slurm-$$-XXXXXX") || exit 1
 . "$here/slurm/lib.sh"
 
-# Pids of the live processes of herd's jobs on this cluster (they carry
-# herd's PARALLEL_SEQ and this cluster's SLURM_CONF), or, with $1, only
-# those whose command line is "$1".
-job_procs() {
-	local p args
-	for p in /proc/[0-9]*; do
-		p=${p#/proc/}
-		[ "$p" != $$ ] && alive "$p" || continue
-		if [ -n "${1:-}" ]; then
-			args=()
-			mapfile -d '' -t args 2>/dev/null <"/proc/$p/cmdline" || continue
-			[ "${args[*]}" = "$1" ] || continue
-		fi
-		nul_has "/proc/$p/environ" "SLURM_CONF=$SLURM_CONF" &&
-			nul_has "/proc/$p/environ" "PARALLEL_SEQ=" prefix && echo "$p"
-	done
-}
-none_left() { [ -z "$(job_procs "${1:-}")" ]; }
-count() { job_procs "$1" | wc -l; }
 # Whether a submit directory is left in the current one.
 no_submit_dir() {
 	local left
@@ -57,12 +38,6 @@ no_submit_dir() {
 	[ -z "$left" ] || { echo "left: $left"; return 1; }
 }
 
-stopped=0
-stop() {
-	[ $stopped = 0 ] || return 0
-	stopped=1
-	"$harness" stop "$dir" || fail "harness.sh stop found something left"
-}
 trap 'stop; exit 1' INT TERM
 
 # 5. No sbatch, and an option that makes no sense: before any cluster.
@@ -85,9 +60,6 @@ echo "cluster: node $HERD_SLURM_NODE, proctrack/$HERD_SLURM_PROCTRACK, MaxArrayS
 work=$dir/work
 mkdir "$work"
 cd "$work" || exit 1
-
-# The joblog without its times (Seq, Host, Exitval, Signal, Command), by Seq.
-digest() { awk -F'\t' 'NR > 1 { print $1 "\t" $2 "\t" $7 "\t" $8 "\t" $9 }' "$1" | sort -n; }
 
 # 1. The same as a local run.
 cmd='echo out {} $PARALLEL_SEQ; echo err {} >&2; exit {}'

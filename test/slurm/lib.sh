@@ -73,3 +73,39 @@ cluster_start() {
 	set +a
 	lap "start"
 }
+
+# The shell tests of the herd command on the cluster (test-cli-slurm.sh,
+# test-cli-slurm-submit.sh) share what follows; a file may define its own
+# stop or digest after sourcing this one.
+
+# Pids of the live processes that herd started on this cluster (srun, and
+# the jobs' processes: they carry herd's PARALLEL_SEQ and this cluster's
+# SLURM_CONF), or, with $1, only those whose command line is "$1".
+job_procs() {
+	local p args
+	for p in /proc/[0-9]*; do
+		p=${p#/proc/}
+		[ "$p" != $$ ] && alive "$p" || continue
+		if [ -n "${1:-}" ]; then
+			args=()
+			mapfile -d '' -t args 2>/dev/null <"/proc/$p/cmdline" || continue
+			[ "${args[*]}" = "$1" ] || continue
+		fi
+		nul_has "/proc/$p/environ" "SLURM_CONF=$SLURM_CONF" &&
+			nul_has "/proc/$p/environ" "PARALLEL_SEQ=" prefix && echo "$p"
+	done
+}
+none_left() { [ -z "$(job_procs "${1:-}")" ]; }
+count() { job_procs "$1" | wc -l; }
+
+# Stops the cluster once (cluster_start makes it the EXIT trap); a
+# process of a job left behind fails the test.
+stopped=0
+stop() {
+	[ $stopped = 0 ] || return 0
+	stopped=1
+	"$harness" stop "$dir" || fail "harness.sh stop found something left"
+}
+
+# The joblog without its times (Seq, Host, Exitval, Signal, Command), by Seq.
+digest() { awk -F'\t' 'NR > 1 { print $1 "\t" $2 "\t" $7 "\t" $8 "\t" $9 }' "$1" | sort -n; }
