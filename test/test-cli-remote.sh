@@ -215,14 +215,4 @@ for way in local ssh slurm; do
 done
 lap "Ctrl-C"
 
-cd / || exit 1
-stop
-lap "stop"
-[ ! -e "$dir" ] || fail "$dir left after stop"
-
-if [ $fails = 0 ]; then
-	echo "cli-remote.three_ways: passed"
-	exit 0
-fi
-echo "cli-remote.three_ways: $fails failure(s)"
-exit 1
+finish cli-remote.three_ways

@@ -167,15 +167,4 @@ for sig in INT TERM; do
 	lap "SIG$sig"
 done
 
-cd / || exit 1
-trap - EXIT
-stop
-lap "stop"
-[ ! -e "$dir" ] || fail "$dir left after stop"
-
-if [ $fails = 0 ]; then
-	echo "cli-slurm.submit: passed"
-	exit 0
-fi
-echo "cli-slurm.submit: $fails failure(s)"
-exit 1
+finish cli-slurm.submit

@@ -165,15 +165,4 @@ out=$(salloc -Q -N1 -n2 "$herd" --no-slurm 'echo ${SLURM_STEP_ID:-none}; : {}' :
 [ "$out" = none ] || fail "--no-slurm: '$out'"
 lap "--no-slurm"
 
-cd / || exit 1
-trap - EXIT
-stop
-lap "stop"
-[ ! -e "$dir" ] || fail "$dir left after stop"
-
-if [ $fails = 0 ]; then
-	echo "cli-slurm.allocation: passed"
-	exit 0
-fi
-echo "cli-slurm.allocation: $fails failure(s)"
-exit 1
+finish cli-slurm.allocation

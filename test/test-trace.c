@@ -449,7 +449,9 @@ static void killed_main(void *arg)
 	raise(SIGKILL);
 }
 
-TEST(killed_is_readable)
+/* Runs killed_main, traced, in a child that SIGKILL ends; returns the
+ * file it left (removed) and its length. */
+static char *killed_trace(size_t *len)
 {
 	char path[64];
 	temp_path(path, sizeof path);
@@ -463,9 +465,15 @@ TEST(killed_is_readable)
 	int st;
 	CHECK(waitpid(pid, &st, 0) == pid);
 	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-	size_t len;
-	char *bin = slurp(path, &len);
+	char *bin = slurp(path, len);
 	unlink(path);
+	return bin;
+}
+
+TEST(killed_is_readable)
+{
+	size_t len;
+	char *bin = killed_trace(&len);
 	/* The binary form, whole up to the last round's events but for a
 	 * write the kill cut short; converted as herd-trace-html does. */
 	CHECK(len > 8 && memcmp(bin, "HERDTRB1", 8) == 0);
@@ -494,20 +502,8 @@ TEST(killed_is_readable)
  * block's padding of zeros: it reads as nothing, not as a cut. */
 TEST(padding_reads_as_nothing)
 {
-	char path[64];
-	temp_path(path, sizeof path);
-	pid_t pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		herd_config cfg = {.trace = path};
-		herd_run(&cfg, killed_main, NULL);
-		_exit(0);
-	}
-	int st;
-	CHECK(waitpid(pid, &st, 0) == pid);
 	size_t len;
-	char *bin = slurp(path, &len);
-	unlink(path);
+	char *bin = killed_trace(&len);
 	/* Its whole frames only, then 4 KiB of zeros after them. */
 	size_t whole = len;
 	while (whole > 8 && !bin[whole - 1])

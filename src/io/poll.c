@@ -577,14 +577,9 @@ int herd__fd_wait_any(const int *fds, int n, int events, int64_t deadline)
 	int rc = 0, k;
 	for (k = 0; k < n; k++) {
 		wts[k] = (herd__pollw){.task = t, .events = (uint32_t)events, .fd = fds[k]};
-		if ((rc = entry_make(rt, fds[k], &es[k])))
+		if ((rc = entry_lock_registered(rt, fds[k], &es[k])))
 			break;
-		herd__mutex_lock(&es[k]->lock);
-		if (atomic_load_explicit(&es[k]->state, mo_relaxed) == UNREG)
-			rc = register_locked(rt, es[k]);
 		herd__mutex_unlock(&es[k]->lock);
-		if (rc)
-			break;
 	}
 	if (rc) {
 		unlink_all(rt, es, wts, k); /* ends TRANSIENT registrations */

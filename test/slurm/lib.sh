@@ -109,3 +109,20 @@ stop() {
 
 # The joblog without its times (Seq, Host, Exitval, Signal, Command), by Seq.
 digest() { awk -F'\t' 'NR > 1 { print $1 "\t" $2 "\t" $7 "\t" $8 "\t" $9 }' "$1" | sort -n; }
+
+# The end of a test file: stops the cluster (and whatever else its stop
+# stops), checks that the directory went with it, says how the case named
+# $1 ended and exits 0 or 1.
+finish() {
+	cd / || exit 1
+	trap - EXIT
+	stop
+	lap "stop"
+	[ ! -e "$dir" ] || fail "$dir left after stop"
+	if [ $fails = 0 ]; then
+		echo "$1: passed"
+		exit 0
+	fi
+	echo "$1: $fails failure(s)"
+	exit 1
+}
