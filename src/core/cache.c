@@ -44,11 +44,10 @@ static void mag_recycle(herd__depot *d, struct herd__mag *m)
 	herd__mutex_unlock(&d->lock);
 }
 
-void *herd__cache_get(herd__cache *c, herd__depot *d)
+/* herd__cache_get with an empty cache: a magazine from the depot. */
+void *herd__cache_refill(herd__cache *c, herd__depot *d)
 {
-	HERD__ASSERT(c->n <= HERD__CACHE);
-	if (herd__likely(c->n))
-		return c->obj[--c->n];
+	HERD__ASSERT(c->n == 0);
 	if (!atomic_load_explicit(&d->nfull_hint, mo_relaxed))
 		return NULL;
 	herd__mutex_lock(&d->lock);
@@ -85,9 +84,10 @@ static bool cache_spill(herd__cache *c, herd__depot *d, unsigned n)
 	return true;
 }
 
-bool herd__cache_put(herd__cache *c, herd__depot *d, void *obj)
+/* herd__cache_put with a full cache: half of it goes to the depot. */
+bool herd__cache_put_spill(herd__cache *c, herd__depot *d, void *obj)
 {
-	if (herd__unlikely(c->n == HERD__CACHE) && !cache_spill(c, d, HERD__MAG))
+	if (!cache_spill(c, d, HERD__MAG))
 		return false;
 	c->obj[c->n++] = obj;
 	return true;

@@ -34,11 +34,29 @@ typedef struct herd__depot {
 	_Atomic size_t nfull_hint; /* nfull, readable without the lock */
 } herd__depot;
 
+/* The slow halves of the two below, out of line: the fast halves are a
+ * few instructions, which a call's frame would double. */
+void *herd__cache_refill(herd__cache *c, herd__depot *d);
+bool herd__cache_put_spill(herd__cache *c, herd__depot *d, void *obj);
+
 /* An object from the worker's cache or the depot; NULL if both are empty. */
-void *herd__cache_get(herd__cache *c, herd__depot *d);
+static inline void *herd__cache_get(herd__cache *c, herd__depot *d)
+{
+	HERD__ASSERT(c->n <= HERD__CACHE);
+	if (herd__likely(c->n))
+		return c->obj[--c->n];
+	return herd__cache_refill(c, d);
+}
+
 /* Keeps obj for reuse; false (obj not kept) if a magazine could not be
  * allocated. */
-bool herd__cache_put(herd__cache *c, herd__depot *d, void *obj);
+static inline bool herd__cache_put(herd__cache *c, herd__depot *d, void *obj)
+{
+	if (herd__unlikely(c->n == HERD__CACHE))
+		return herd__cache_put_spill(c, d, obj);
+	c->obj[c->n++] = obj;
+	return true;
+}
 /* Moves the whole cache to the depot; returns an object it could not move
  * (the caller disposes of it and calls again), NULL when done. */
 void *herd__cache_drain(herd__cache *c, herd__depot *d);
@@ -134,9 +152,6 @@ herd__task *herd__task_alloc(herd__worker *w, size_t argsize);
 void herd__task_free(herd__worker *w, herd__task *t);
 /* Gives a runnable task that has never run its stack; -ENOMEM. */
 int herd__task_start(herd__worker *w, herd__task *t);
-/* Gives a task that has never run the stack of `dead`, which has ended,
- * and frees `dead`. */
-void herd__task_inherit(herd__worker *w, herd__task *dead, herd__task *t);
 HERD__NORETURN void herd__task_main(herd__worker *w);
 void herd__task_cache_drain(herd__worker *w);
 void herd__task_depot_free(herd__rt *rt);
@@ -410,8 +425,18 @@ void herd__self_set(herd__worker *w);
 
 /* Makes a parked or new task runnable. w: the calling worker, or NULL.
  * The task runs next on w (runnext); ready_tail queues it behind the
- * others instead. */
-void herd__ready(herd__worker *w, herd__task *t);
+ * others instead. herd__ready_any is the whole of it; the inline part is
+ * the only worker's common case, a store to its free runnext (no thief,
+ * nobody to wake), which a call's frame would make three times longer. */
+void herd__ready_any(herd__worker *w, herd__task *t);
+static inline void herd__ready(herd__worker *w, herd__task *t)
+{
+	if (w && w->alone && !atomic_load_explicit(&w->runnext, mo_relaxed)) {
+		atomic_store_explicit(&w->runnext, t, mo_relaxed);
+		return;
+	}
+	herd__ready_any(w, t);
+}
 void herd__ready_tail(herd__worker *w, herd__task *t);
 /* Free slots in w's local run queue. */
 uint32_t herd__runq_room(herd__worker *w);
@@ -474,7 +499,15 @@ static inline void herd__monitor_ring(herd__rt *rt)
 {
 	herd__bell_ring(&rt->mon.bell);
 }
-uint64_t herd__next_id(herd__worker *w);
+/* A task id: from the worker's block of ids, the next block when it is
+ * used up (out of line). */
+uint64_t herd__next_id_block(herd__worker *w);
+static inline uint64_t herd__next_id(herd__worker *w)
+{
+	if (herd__unlikely(w->id_next == w->id_end))
+		return herd__next_id_block(w);
+	return w->id_next++;
+}
 
 /* ------------------------------------------------------------------ */
 /* Waiting (wait.c) and timers (timer.c)                               */

@@ -84,13 +84,10 @@ void herd__self_set(herd__worker *w)
 	herd__tls_worker = w;
 }
 
-uint64_t herd__next_id(herd__worker *w)
+uint64_t herd__next_id_block(herd__worker *w)
 {
-	if (herd__unlikely(w->id_next == w->id_end)) {
-		w->id_next = atomic_fetch_add_explicit(&w->rt->id_block, 1024,
-						       mo_relaxed);
-		w->id_end = w->id_next + 1024;
-	}
+	w->id_next = atomic_fetch_add_explicit(&w->rt->id_block, 1024, mo_relaxed);
+	w->id_end = w->id_next + 1024;
 	return w->id_next++;
 }
 
@@ -317,7 +314,7 @@ herd__task *herd__exit_next(herd__worker *w)
 	return next;
 }
 
-void herd__ready(herd__worker *w, herd__task *t)
+void herd__ready_any(herd__worker *w, herd__task *t)
 {
 	herd__rt *rt;
 	if (w) {

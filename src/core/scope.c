@@ -21,7 +21,7 @@
  *     followed without locks.
  *   - Close frees the scope once state == 0: no task, and no waiter that
  *     could still touch it. A decrement that empties the scope while
- *     waiters are queued is made under the lock (see scope_put_n): until
+ *     waiters are queued is made under the lock (see scope_put_last): until
  *     it is made the count is not zero, so the scope cannot be freed. Any
  *     other decrement never touches the scope afterwards. A waiter claimed
  *     by its deadline or by cancellation stays queued (and counted) until
@@ -176,7 +176,8 @@ static void wake_waiters_locked(herd_scope *s)
 }
 
 /*
- * Drops n counts. If that empties the scope, wakes its waiters, and if it
+ * Drops n counts (scope_put_n's way when they may be the last). If that
+ * empties the scope, wakes its waiters, and if it
  * is the root, shuts the runtime down.
  *
  * A decrement that would empty the scope while waiters are queued is made
@@ -185,7 +186,7 @@ static void wake_waiters_locked(herd_scope *s)
  * and the wake sees the count the decrement left. Any other decrement is a
  * lock-free CAS, after which s is not touched: its owner may free it.
  */
-static void scope_put_n(herd_scope *s, uint32_t n)
+__attribute__((noinline)) static void scope_put_last(herd_scope *s, uint32_t n)
 {
 	bool root = s->parent == NULL;
 	herd__rt *rt = s->rt;
@@ -208,6 +209,19 @@ static void scope_put_n(herd_scope *s, uint32_t n)
 	herd__mutex_unlock(&s->lock);
 	if (count_of(old) == n && root)
 		herd__shutdown(rt);
+}
+
+/* scope_put_last's common case, a decrement that does not empty the
+ * scope, inline: the call's frame would cost as much as the CAS. */
+static inline void scope_put_n(herd_scope *s, uint32_t n)
+{
+	uint64_t old = atomic_load_explicit(&s->state, mo_relaxed);
+	while (count_of(old) > n)
+		if (atomic_compare_exchange_weak_explicit(&s->state, &old,
+							  old - n * COUNT_ONE,
+							  mo_acq_rel, mo_relaxed))
+			return;
+	scope_put_last(s, n);
 }
 
 static void scope_put(herd_scope *s)

@@ -18,9 +18,11 @@
  * is freed if the wait fails. A scope without a limit costs the spawn one
  * load of a word on a line that attaching reads anyway, and the task's
  * end one test of its flags: about 2 instructions of some 500 per spawn
- * and end (callgrind, bench-core spawn on one worker).
+ * and end (callgrind, bench-core spawn on one worker). The sched.h
+ * include is for the only worker's run queue, inline in the spawn path.
  */
 #include "core/core.h"
+#include "core/sched.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -94,44 +96,18 @@ void herd__task_depot_free(herd__rt *rt)
 	herd__depot_fini(&rt->task_depot, task_release, NULL);
 }
 
-/* Clears the runner's line of a task that starts on stack lo. */
-static void task_begin(herd__worker *w, herd__task *t, char *lo, bool guarded)
-{
-	memset(&t->id, 0, offsetof(herd__task, argbuf) - offsetof(herd__task, id));
-	t->id = herd__next_id(w);
-	t->stack = lo;
-	if (!guarded)
-		t->flags |= HERD__TASK_UNGUARDED;
-}
-
 int herd__task_start(herd__worker *w, herd__task *t)
 {
 	bool guarded;
 	char *lo = herd__stack_get(w, &guarded);
 	if (!lo)
 		return -ENOMEM;
-	task_begin(w, t, lo, guarded);
+	herd__task_begin(w, t, lo, guarded);
 	herd__ctx_init(&t->ctx, lo, w->rt->stacks.size, w->rt);
 #if HERD_TSAN
 	t->ctx.tsan_fiber = __tsan_create_fiber(0);
 #endif
 	return 0;
-}
-
-void herd__task_inherit(herd__worker *w, herd__task *dead, herd__task *t)
-{
-	task_begin(w, t, dead->stack, !(dead->flags & HERD__TASK_UNGUARDED));
-	/* Not NULL: the task counts as started. Its registers are never
-	 * loaded from here: it is started by a call, not by a switch. */
-	t->ctx.sp = dead->ctx.sp;
-#if HERD_ASAN
-	t->ctx.stack_lo = dead->ctx.stack_lo;
-	t->ctx.stack_size = dead->ctx.stack_size;
-#endif
-#if HERD_TSAN
-	t->ctx.tsan_fiber = dead->ctx.tsan_fiber; /* the same stack, the same fiber */
-#endif
-	herd__task_free(w, dead);
 }
 
 void herd__task_main(herd__worker *w)
@@ -205,7 +181,12 @@ go(const char *site, void *ret, herd_scope *scope, herd_fn fn,
 	}
 	if (herd__unlikely(rt->trace))
 		herd__trace_go(rt, w, t);
-	herd__ready(w, t);
+	/* The only worker's runnext and ring take no call: a spawn loop would
+	 * otherwise spend a third of its time in herd__ready's frame. */
+	if (w && w->alone)
+		herd__runq_put_next(w, t);
+	else
+		herd__ready_any(w, t);
 	return 0;
 }
 
