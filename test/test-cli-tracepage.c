@@ -4,7 +4,8 @@
  * (HERD_TRACE=FILE) as libherd writes one included, and one cut short;
  * the binary form a library trace is in while its program runs, which the
  * tool converts (--json). The page is opened in headless Chromium (see
- * trace.h).
+ * trace.h). And both kinds of trace as chrome://tracing's importer reads
+ * them (trace-viewer.py).
  */
 #define _GNU_SOURCE
 #include "trace.h"
@@ -288,6 +289,73 @@ TEST(tool_bad_input)
 	cli_free(&o);
 	prog_run((const char *const[]){tool(), in, NULL}, true, NULL, false, &o);
 	CHECK_RUN(&o, cli_exited(&o, 2) && strstr(o.err, "Usage"));
+	cli_free(&o);
+	cli_done(0);
+}
+
+/* chrome://tracing's importer --------------------------------------------- */
+
+/* trace-viewer.py, beside this file. */
+static const char *viewer_script(void)
+{
+	static char path[4096];
+	snprintf(path, sizeof path, "%s", checker()); /* skips without a source path */
+	snprintf(strrchr(path, '/'), sizeof path - (size_t)(strrchr(path, '/') - path),
+		 "/trace-viewer.py");
+	return path;
+}
+
+/* What trace-viewer.py made of file `path`: its line's numbers. */
+static void imported(const struct cli_out *o, const char *path, int *slices, int *flows,
+		     int *warnings)
+{
+	char key[128];
+	snprintf(key, sizeof key, "%s slices=", path);
+	const char *l = strstr(o->out, key);
+	int threads;
+	CHECK_TEXT(o->out, l && sscanf(l + strlen(path), " slices=%d flows=%d threads=%d "
+					      "warnings=%d", slices, flows, &threads,
+				       warnings) == 4);
+}
+
+/* [herd] chrome://tracing's own importer (Catapult's tr.importer.Import,
+ * from chrome://tracing where this Chromium still has it, else from the
+ * copy of Catapult's viewer that Go's source package ships; see
+ * trace-viewer.py), in headless Chromium, reads a library trace (HERD_TRACE
+ * of the command's own run: tasks, child processes, wakes from the
+ * poller, the first task spawned by herd_run's thread) and the command's
+ * --trace of the same run with no import warning: a slice per job, slices
+ * and flows for the tasks. Skips, saying why, where it has no importer. */
+TEST(catapult_imports)
+{
+	herd_only();
+	need_python();
+	chromium();
+	const char *script = viewer_script();
+	char base[96], lib[96], cmd[96];
+	cli_temp_name(base);
+	cli_flag(lib, base, "lib");
+	cli_flag(cmd, base, "cmd");
+	struct cli_out o;
+	CHECK(setenv("HERD_TRACE", lib, 1) == 0);
+	RUN(&o, NULL, "-j2", "--trace", cmd, "sleep 0.01; exit {}", ":::", "0", "1", "2");
+	CHECK(unsetenv("HERD_TRACE") == 0);
+	CHECK_RUN(&o, cli_exited(&o, 2));
+	cli_free(&o);
+	prog_run((const char *const[]){"python3", script, lib, cmd, NULL}, false, NULL, true, &o);
+	if (cli_exited(&o, TEST_SKIP_CODE)) {
+		static char why[512];
+		snprintf(why, sizeof why, "trace-viewer.py: %s", o.out);
+		why[strcspn(why, "\n")] = 0;
+		cli_free(&o);
+		TEST_SKIP(why);
+	}
+	CHECK_RUN(&o, cli_exited(&o, 0));
+	int slices, flows, warnings;
+	imported(&o, lib, &slices, &flows, &warnings);
+	CHECK_RUN(&o, slices >= 4 && flows >= 3 && warnings == 0);
+	imported(&o, cmd, &slices, &flows, &warnings);
+	CHECK_RUN(&o, slices == 3 && warnings == 0);
 	cli_free(&o);
 	cli_done(0);
 }

@@ -13,6 +13,9 @@
  * since `next` is set only after the last event was published. So the
  * producer and the writer share no lock and no read-modify-write.
  *
+ * A chunk is 64 KiB, in a region aligned for a direct write, which the
+ * writer sends to the file from where the worker wrote it (trace.h).
+ *
  * The writer hands the chunks it has emptied back to their producer
  * through a few spare slots (an exchange each side), so that a busy trace
  * reuses warm memory instead of mapping fresh pages for every chunk.
@@ -34,18 +37,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHUNK_BYTES (256u * 1024 - 64) /* with malloc's head: 256 KiB */
 #define TEXT_MAX 1024u /* a longer text (a command line) is cut */
 
+/* A chunk: its region (trace.h), then its fields. */
 static herd__trace_chunk *chunk_new(void)
 {
-	herd__trace_chunk *c = malloc(sizeof *c + CHUNK_BYTES);
-	if (!c)
+	void *region;
+	if (posix_memalign(&region, HERD__OS_DIRECT_ALIGN,
+			   HERD__TRACE_REGION + sizeof(herd__trace_chunk)))
 		return NULL;
+	herd__trace_chunk *c = (herd__trace_chunk *)(void *)((char *)region +
+							      HERD__TRACE_REGION);
 	atomic_init(&c->next, NULL);
 	atomic_init(&c->used, 0);
-	c->size = CHUNK_BYTES;
+	c->size = HERD__TRACE_REGION - 16;
+	c->data = (unsigned char *)region + 8;
 	return c;
+}
+
+static void chunk_free(herd__trace_chunk *c)
+{
+	if (c)
+		free(herd__trace_region(c));
 }
 
 static int buf_init(herd__trace *tr, herd__trace_buf *b)
@@ -61,10 +74,10 @@ static int buf_init(herd__trace *tr, herd__trace_buf *b)
 static void buf_fini(herd__trace_buf *b)
 {
 	for (size_t i = 0; i < sizeof b->spare / sizeof *b->spare; i++)
-		free(atomic_exchange_explicit(&b->spare[i], NULL, mo_relaxed));
+		chunk_free(atomic_exchange_explicit(&b->spare[i], NULL, mo_relaxed));
 	for (herd__trace_chunk *c = b->head, *n; c; c = n) {
 		n = atomic_load_explicit(&c->next, mo_relaxed);
-		free(c);
+		chunk_free(c);
 	}
 	b->cur = b->head = NULL;
 }
@@ -118,7 +131,7 @@ static void spare_put(herd__trace_buf *b, herd__trace_chunk *c)
 							    mo_release, mo_relaxed))
 			return;
 	}
-	free(c);
+	chunk_free(c);
 }
 
 /* The producer: a chunk to fill. */
@@ -226,6 +239,38 @@ void herd__trace_site_new(herd__trace_buf *b, uintptr_t site, bool pc)
 	atomic_store_explicit(&tr->nsites, n + 1, mo_release);
 	herd__mutex_unlock(&tr->lock);
 	b->seen[(site >> 3) % HERD__TRACE_SEEN] = site;
+}
+
+void herd__trace_run_any(herd__trace_buf *b, herd__task *t, unsigned how)
+{
+	uintptr_t site = (uintptr_t)t->site;
+	how |= t->flags & HERD__TASK_SITE_PC ? HERD__TR_RUN_SITE_PC : 0;
+	if (b->seen[(site >> 3) % HERD__TRACE_SEEN] != site)
+		herd__trace_site_new(b, site, how & HERD__TR_RUN_SITE_PC);
+	uint64_t x, v[3] = {0, 0, 0};
+	unsigned n = 0;
+	if (how & HERD__TR_RUN_FIRST) {
+		how |= herd__trace_addr(b, t, &x, &v[0]);
+		n = (how & HERD__TR_WIDE) != 0;
+		if (t->id == b->last_id + 1 && b->last_id)
+			how |= HERD__TR_RUN_ID_NEXT;
+		else
+			v[n++] = t->id;
+		b->last_id = t->id;
+	} else {
+		x = t->id << 32;
+		if (t->id >> 32) {
+			how |= HERD__TR_WIDE;
+			v[n++] = t->id;
+		}
+	}
+	if (site == b->last_site) {
+		how |= HERD__TR_RUN_SAME_SITE;
+	} else {
+		v[n++] = site;
+		b->last_site = site;
+	}
+	herd__trace_ev(b, HERD__TR_WORD(HERD__TR_RUN, how) | x, n, v[0], v[1], v[2]);
 }
 
 static void any_put(herd__trace_buf *b, unsigned kind, uint64_t a, uint64_t bb,

@@ -23,12 +23,28 @@
 
 #include "core/trace-fmt.h"
 
+/*
+ * A chunk's events lie in a region of HERD__TRACE_REGION bytes, aligned
+ * for a direct write (HERD__OS_DIRECT_ALIGN): a frame head's 8 bytes, the
+ * events (`size` bytes of room), and 8 bytes more for the head of a
+ * padding frame over the room left. The writer fills in both heads once
+ * the chunk is full, and writes the region out as it is (trace-file.c):
+ * no copy. The chunk's own fields follow the region.
+ */
+#define HERD__TRACE_REGION (64u * 1024)
+
 typedef struct herd__trace_chunk {
 	struct herd__trace_chunk *_Atomic next; /* linked when full (release) */
 	_Atomic uint32_t used;  /* bytes of events published (release) */
-	uint32_t size;          /* bytes of data */
-	alignas(8) unsigned char data[];
+	uint32_t size;          /* bytes of data: HERD__TRACE_REGION - 16 */
+	unsigned char *data;    /* the events: 8 bytes into the region */
 } herd__trace_chunk;
+
+/* The region of a chunk (see above). */
+static inline unsigned char *herd__trace_region(herd__trace_chunk *c)
+{
+	return c->data - 8;
+}
 
 #define HERD__TRACE_SEEN 64u /* sites a producer knows are named */
 
@@ -135,44 +151,44 @@ static inline unsigned herd__trace_addr(herd__trace_buf *b, herd__task *t, uint6
 	return HERD__TR_WIDE;
 }
 
+/* The general RUN (trace.c): any values, and a site not yet named. */
+void herd__trace_run_any(herd__trace_buf *b, herd__task *t, unsigned how);
+
 /* The hooks. The worker's own trace pointer is NULL when tracing is off.
  * A task runs: how it came to (HERD__TR_RUN_FIRST, _WOKEN, or 0; with
  * HERD__TR_RUN_ENDS, the task before it on its stack has just ended,
  * which takes no event of its own). Values the lane's reader knows
- * already (see trace-fmt.h) take no word. */
+ * already (see trace-fmt.h) take no word: inline, the usual case, where
+ * all of them are known and the event is one word (a first run's address
+ * near the lane's last, its id the next, the site the lane's last, which
+ * was named before that RUN); else herd__trace_run_any. */
 static inline void herd__trace_run(herd__worker *w, herd__task *t, unsigned how)
 {
 	herd__trace_buf *b = w->trace;
 	if (herd__likely(!b))
 		return;
 	uintptr_t site = (uintptr_t)t->site;
-	how |= t->flags & HERD__TASK_SITE_PC ? HERD__TR_RUN_SITE_PC : 0;
-	if (herd__unlikely(b->seen[(site >> 3) % HERD__TRACE_SEEN] != site))
-		herd__trace_site_new(b, site, how & HERD__TR_RUN_SITE_PC);
-	uint64_t x, v[3] = {0, 0, 0};
-	unsigned n = 0;
+	uint64_t id = t->id, x;
+	bool one;
 	if (how & HERD__TR_RUN_FIRST) {
-		how |= herd__trace_addr(b, t, &x, &v[0]);
-		n = (how & HERD__TR_WIDE) != 0;
-		if (t->id == b->last_id + 1 && b->last_id)
-			how |= HERD__TR_RUN_ID_NEXT;
-		else
-			v[n++] = t->id;
-		b->last_id = t->id;
+		uintptr_t a = (uintptr_t)t;
+		x = (uint64_t)(uint32_t)a << 32;
+		one = id == b->last_id + 1 && b->last_id &&
+		      (uint32_t)((uint64_t)a >> 32) == b->addr_hi;
+		how |= HERD__TR_RUN_ID_NEXT;
 	} else {
-		x = t->id << 32;
-		if (herd__unlikely(t->id >> 32)) {
-			how |= HERD__TR_WIDE;
-			v[n++] = t->id;
-		}
+		x = id << 32;
+		one = !(id >> 32);
 	}
-	if (site == b->last_site) {
-		how |= HERD__TR_RUN_SAME_SITE;
-	} else {
-		v[n++] = site;
-		b->last_site = site;
+	if (herd__unlikely(!one || site != b->last_site)) {
+		herd__trace_run_any(b, t, how & ~(unsigned)HERD__TR_RUN_ID_NEXT);
+		return;
 	}
-	herd__trace_ev(b, HERD__TR_WORD(HERD__TR_RUN, how) | x, n, v[0], v[1], v[2]);
+	if (how & HERD__TR_RUN_FIRST)
+		b->last_id = id;
+	how |= HERD__TR_RUN_SAME_SITE;
+	how |= t->flags & HERD__TASK_SITE_PC ? HERD__TR_RUN_SITE_PC : 0;
+	herd__trace_ev(b, HERD__TR_WORD(HERD__TR_RUN, how) | x, 0, 0, 0, 0);
 }
 
 static inline void herd__trace_stop(herd__worker *w, herd__task *t, unsigned why)

@@ -217,6 +217,15 @@ void herd__jw_flow(herd__jw *j, char ph, unsigned lane, int64_t ns, uint64_t id)
 	commit(j, PUT_LIT(w, "},\n"));
 }
 
+void herd__jw_mark(herd__jw *j, unsigned lane, int64_t ns, const char *name)
+{
+	char *w = reserve(j, 256);
+	w = put_head(w, 'X', lane, ns);
+	w = PUT_LIT(w, ",\"dur\":0,\"name\":\"");
+	w = put_text(w, name);
+	commit(j, PUT_LIT(w, "\",\"args\":{}},\n"));
+}
+
 void herd__jw_proc(herd__jw *j, int64_t start, int64_t end, uint64_t pid, int st,
 		   const char *text, size_t len)
 {

@@ -10,7 +10,10 @@
  * of a task on a worker is one complete slice ("X", named by its spawn
  * site, with its id and why it stopped); each spawn or wake is a flow
  * ("s") that ends ("f") where the task next runs (its id is the task's,
- * or for a spawn the task's address: it has no id before it runs);
+ * or for a spawn the task's address: it has no id before it runs); one that
+ * starts outside a task's slice (on lane 0, or on a worker between tasks:
+ * a timer, the poller) starts from a slice of no length ("spawn" or
+ * "wake", with no task) for viewers to bind it to;
  * cancellations and the supervisor's interventions are instants ("i").
  * Process 2 holds a lane per child process (tid = its pid), with one slice
  * from its start to its exit, named by its command, with its status.
@@ -330,9 +333,13 @@ static void event(herd__tconv *c, unsigned lane, const uint64_t *p)
 			  arg & HERD__TR_STOP_OBJ ? p[1] : 0);
 		break;
 	case HERD__TR_WAKE:
+		if (!l->open)
+			herd__jw_mark(&c->jw, lane, ns, "wake");
 		herd__jw_flow(&c->jw, 's', lane, ns, id_of(p, &q));
 		break;
 	case HERD__TR_SPAWN:
+		if (!l->open)
+			herd__jw_mark(&c->jw, lane, ns, "spawn");
 		herd__jw_flow(&c->jw, 's', lane, ns, addr_of(l, p, &q));
 		break;
 	case HERD__TR_PROC:

@@ -69,6 +69,11 @@ void herd__jw_slice(herd__jw *j, unsigned lane, int64_t ns, int64_t end, const c
 		    uint64_t task, const char *stop, uint64_t obj);
 /* A flow's start ('s') or end ('f', bound to the slice it starts). */
 void herd__jw_flow(herd__jw *j, char ph, unsigned lane, int64_t ns, uint64_t id);
+/* A slice of no length named `name`: what a flow that starts outside a
+ * task's slice (lane 0's threads, a worker between tasks) starts from, since viewers
+ * bind a flow's start to the slice around it (chrome://tracing's importer
+ * warns of one with none). */
+void herd__jw_mark(herd__jw *j, unsigned lane, int64_t ns, const char *name);
 /* A child process: its lane's name and its slice (st as herd.h's
  * HERD_PROC_* read it; text its command line). */
 void herd__jw_proc(herd__jw *j, int64_t start, int64_t end, uint64_t pid, int st,
