@@ -31,13 +31,16 @@
  *
  * The small path. Most selects have two to four cases, where the general
  * path's loops, its permutation and its sort cost more than the channel
- * work itself. Up to SMALL_CASES cases, select_small does the same steps
- * with the count a constant (the compiler unrolls every loop): the poll
- * order is a random permutation of all the cases drawn from one random
- * number (a NULL case is skipped where it falls, so the order of the live
- * ones is as uniform), and the lock order is the cases' channels sorted by
- * address, NULL first, so that "not the channel locked last" skips both
- * NULLs and repeats.
+ * work itself. Up to SMALL_CASES cases, select_small takes the same steps
+ * with the count a constant (every loop unrolled): the lock order comes
+ * from a sorting network (NULL channels first, so that "not the channel
+ * locked last" skips both NULLs and repeats); the poll first marks the
+ * candidates, the live cases that do not surely block, and tries a lone
+ * candidate at once; two or more are polled in the order of a random
+ * permutation of all the cases, drawn from one random number, with the
+ * others skipped where they fall, which leaves each ready case equally
+ * likely. So a select that finds one case ready, or none, draws no random
+ * number. The solo flag of the channel locks (sync.h) is read once.
  */
 #include "sync/sync.h"
 
@@ -52,9 +55,9 @@
 #define INSERTION_SORT_MAX 16
 
 /*
- * A random number below n (multiply-shift; n <= 2^16), from the worker's
- * generator, or a thread's own outside the runtime. xorshift64*: cheap,
- * and plenty for choosing among ready cases.
+ * Random numbers for the poll order, from the worker's generator, or a
+ * thread's own outside the runtime. xorshift64*: cheap, and plenty for
+ * choosing among ready cases.
  */
 static __thread uint64_t thread_rand __attribute__((tls_model("initial-exec")));
 
@@ -80,6 +83,7 @@ static inline uint32_t rand32(uint64_t *state)
 	return (uint32_t)((x * 0x2545f4914f6cdd1dull) >> 32);
 }
 
+/* A random number below n (multiply-shift; n <= 2^16). */
 static inline uint32_t rand_below(uint64_t *state, uint32_t n)
 {
 	return (uint32_t)(((uint64_t)rand32(state) * n) >> 32);
@@ -154,21 +158,26 @@ static inline void unlock_all(const herd_case *cs, const uint16_t *order, size_t
 	}
 }
 
+/* -EINVAL if the case is not valid, else 0. */
+static __attribute__((noinline)) int check_case(const herd_case *c)
+{
+	if (c->op != HERD_SEND && c->op != HERD_RECV)
+		return -EINVAL;
+	if (c->op == HERD_SEND && c->chan && !c->elem && c->chan->elem_size)
+		return -EINVAL;
+	/* The size of the caller's variable, when the case says it. */
+	if (c->chan && c->elem && c->size && c->size != c->chan->elem_size)
+		return -EINVAL;
+	return 0;
+}
+
 static int check_cases(const herd_case *cs, size_t n)
 {
 	if (n > HERD_SELECT_MAX || (n && !cs))
 		return -EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		if (cs[i].op != HERD_SEND && cs[i].op != HERD_RECV)
+	for (size_t i = 0; i < n; i++)
+		if (check_case(&cs[i]))
 			return -EINVAL;
-		if (cs[i].op == HERD_SEND && cs[i].chan && !cs[i].elem &&
-		    cs[i].chan->elem_size)
-			return -EINVAL;
-		/* The size of the caller's variable, when the case says it. */
-		if (cs[i].chan && cs[i].elem && cs[i].size &&
-		    cs[i].size != cs[i].chan->elem_size)
-			return -EINVAL;
-	}
 	return 0;
 }
 
@@ -309,7 +318,7 @@ SMALL void lock_sorted(herd_chan *const *c, unsigned n, herd_chan *skip, bool so
 	herd_chan *last = NULL;
 	UNROLLED
 	for (unsigned k = 0; k < n; k++) {
-		if (c[k] != last && c[k] != skip)
+		if (herd__likely(c[k] != last) && c[k] != skip)
 			herd__chan_lock_as(c[k], solo);
 		last = c[k];
 	}
@@ -322,7 +331,7 @@ SMALL void unlock_sorted(herd_chan *const *c, unsigned n, herd_chan *skip, bool 
 {
 	UNROLLED
 	for (unsigned k = n; k-- > 0;) {
-		if (c[k] == (k ? c[k - 1] : NULL) || c[k] == skip)
+		if (herd__unlikely(c[k] == (k ? c[k - 1] : NULL)) || c[k] == skip)
 			continue;
 		if (park)
 			herd__chan_release_as(c[k], solo);
@@ -371,6 +380,15 @@ SMALL int block_small(herd_case *cs, unsigned n, herd_chan *const *c, bool dup,
 	return rc;
 }
 
+/* Orders c[i] and c[j] by address. */
+SMALL void sort2(herd_chan **c, unsigned i, unsigned j)
+{
+	herd_chan *a = c[i], *b = c[j];
+	bool swap = (uintptr_t)a > (uintptr_t)b;
+	c[i] = swap ? b : a;
+	c[j] = swap ? a : b;
+}
+
 /* Performs case i if it can proceed now (its channel locked): i, with its
  * result set; -1 if it would block. */
 SMALL int poll_case(herd_case *cs, unsigned i)
@@ -388,8 +406,8 @@ SMALL int poll_case(herd_case *cs, unsigned i)
  * Polls the candidates (bits of `cand`, two or more) in a random order: a
  * permutation of all n cases (inside-out Fisher-Yates), each step's choice
  * the high part of r * (k + 1), r what is left, with the others skipped
- * where they fall. The first that proceeds is as likely any of the ready
- * ones. Returns its index, or -1.
+ * where they fall. The first that proceeds is equally likely to be any of
+ * the ready ones. Returns its index, or -1.
  */
 SMALL int poll_small(herd_case *cs, unsigned n, unsigned cand, herd__worker *self)
 {
@@ -415,42 +433,47 @@ SMALL int poll_small(herd_case *cs, unsigned n, unsigned cand, herd__worker *sel
 
 SMALL int select_small(herd_case *cs, const unsigned n, int64_t deadline)
 {
-	/* check_cases, and the live cases counted. */
+	/* check_cases: the usual case (a channel, a variable of its size, a
+	 * known op) in one test, any other in full. */
 	if (herd__unlikely(!cs))
 		return -EINVAL;
-	unsigned live = 0;
 	UNROLLED
 	for (unsigned i = 0; i < n; i++) {
-		const herd_chan *ch = cs[i].chan;
-		if ((unsigned)cs[i].op - HERD_SEND > HERD_RECV - HERD_SEND)
-			return -EINVAL;
-		if (!ch)
-			continue;
-		live++;
-		if (cs[i].elem ? cs[i].size && cs[i].size != ch->elem_size
-			       : cs[i].op == HERD_SEND && ch->elem_size)
+		const herd_case *k = &cs[i];
+		if (herd__unlikely(!k->chan || !k->elem || k->size != k->chan->elem_size ||
+				   (unsigned)k->op - HERD_SEND > HERD_RECV - HERD_SEND) &&
+		    check_case(k))
 			return -EINVAL;
 	}
-	if (herd__unlikely(!live))
-		return select_any(cs, n, deadline); /* the deadline alone */
 	herd__worker *self = herd__self(), *w = self && self->cur ? self : NULL;
 	if (deadline != HERD_NOWAIT && w && herd__scope_canceled(w->cur->scope))
 		return HERD_ECANCELED;
 
-	/* The lock order: the channels by address (insertion sort). */
+	/* The lock order: the channels by address, sorted by a network of
+	 * compare-exchanges (no branch, no memory). */
 	herd_chan *c[SMALL_CASES];
-	bool dup = false;
 	UNROLLED
-	for (unsigned i = 0; i < n; i++) {
-		herd_chan *ch = cs[i].chan;
-		unsigned j = i;
-		for (; j > 0 && (uintptr_t)c[j - 1] > (uintptr_t)ch; j--)
-			c[j] = c[j - 1];
-		c[j] = ch;
+	for (unsigned i = 0; i < n; i++)
+		c[i] = cs[i].chan;
+	if (n == 2) {
+		sort2(c, 0, 1);
+	} else if (n == 3) {
+		sort2(c, 0, 1);
+		sort2(c, 1, 2);
+		sort2(c, 0, 1);
+	} else if (n == 4) {
+		sort2(c, 0, 1);
+		sort2(c, 2, 3);
+		sort2(c, 0, 2);
+		sort2(c, 1, 3);
+		sort2(c, 1, 2);
 	}
+	bool dup = false;
 	UNROLLED
 	for (unsigned k = 1; k < n; k++)
 		dup |= c[k] && c[k] == c[k - 1];
+	if (herd__unlikely(!c[n - 1])) /* no live case: the deadline alone */
+		return select_any(cs, n, deadline);
 
 	bool solo = herd__chan_solo(self);
 	lock_sorted(c, n, NULL, solo);
