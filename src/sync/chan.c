@@ -305,9 +305,14 @@ void herd__chan_drain_locked(herd_chan *ch)
  * Blocks the calling task in q until a waker hands it a result, with
  * ch->lock held on entry and released on return. Returns 0, HERD_ECLOSED,
  * or the wait's own failure (HERD_ETIMEDOUT, HERD_ECANCELED, -ENOMEM).
+ * Inline in herd_chan_send and herd_chan_recv: the call, with its register
+ * saves, measured 14 of the 629 instructions of a select and its send
+ * (bench-peer-herd select) and 54 of a ping-pong round trip's 983, for
+ * 1.5 more of a buffered message's 222 (its fast path never blocks).
  */
-static int block(herd_chan *ch, herd__waitq *q, void *elem, herd__worker *w,
-		 int64_t deadline)
+static inline __attribute__((always_inline)) int block(herd_chan *ch, herd__waitq *q,
+						       void *elem, herd__worker *w,
+						       int64_t deadline)
 {
 	herd__chan_waiter wt = {.base.task = w->cur, .elem = elem};
 	herd__waitq_push(q, &wt.base);

@@ -351,13 +351,15 @@ SMALL int block_small(herd_case *cs, unsigned n, herd_chan *const *c, bool dup,
 		      bool solo, herd__worker *w, int64_t deadline)
 {
 	herd__chan_waiter wt[SMALL_CASES];
+	herd__waitq *q[SMALL_CASES]; /* case i's, or NULL */
 	herd__task *t = w->cur;
 	UNROLLED
 	for (unsigned i = 0; i < n; i++) {
-		if (!cs[i].chan)
+		q[i] = cs[i].chan ? case_queue(&cs[i]) : NULL;
+		if (!q[i])
 			continue;
 		wt[i] = (herd__chan_waiter){.base.task = t, .elem = cs[i].elem, .index = i};
-		herd__waitq_push(case_queue(&cs[i]), &wt[i].base);
+		herd__waitq_push(q[i], &wt[i].base);
 	}
 	herd__waits_on(t, HERD__WHY_SELECT, NULL);
 	herd__wait_prepare(w, t, true);
@@ -372,8 +374,8 @@ SMALL int block_small(herd_case *cs, unsigned n, herd_chan *const *c, bool dup,
 	lock_sorted(c, n, skip, solo);
 	UNROLLED
 	for (unsigned i = 0; i < n; i++)
-		if (cs[i].chan && i != (unsigned)rc)
-			herd__waitq_remove(case_queue(&cs[i]), &wt[i].base);
+		if (q[i] && i != (unsigned)rc)
+			herd__waitq_remove(q[i], &wt[i].base);
 	unlock_sorted(c, n, skip, solo, false);
 	if (rc >= 0)
 		cs[rc].result = wt[rc].closed ? HERD_ECLOSED : 0;
