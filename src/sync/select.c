@@ -28,6 +28,19 @@
  * A channel may appear in several cases; it is locked once. Its waiters may
  * then include both a send and a receive of this task: a waker claims the
  * task before it touches a waiter, so only one of them can be performed.
+ *
+ * The small path. Most selects have two to four cases, where the general
+ * path's loops, its permutation and its sort cost more than the channel
+ * work itself. Up to SMALL_CASES cases, select_small takes the same steps
+ * with the count a constant (every loop unrolled): the lock order comes
+ * from a sorting network (NULL channels first, so that "not the channel
+ * locked last" skips both NULLs and repeats); the poll first marks the
+ * candidates, the live cases that do not surely block, and tries a lone
+ * candidate at once; two or more are polled in the order of a random
+ * permutation of all the cases, drawn from one random number, with the
+ * others skipped where they fall, which leaves each ready case equally
+ * likely. So a select that finds one case ready, or none, draws no random
+ * number. The solo flag of the channel locks (sync.h) is read once.
  */
 #include "sync/sync.h"
 
@@ -36,31 +49,44 @@
 
 /* Cases handled without allocating. */
 #define INLINE_CASES 16
+/* Up to this many cases, the small path (see above). */
+#define SMALL_CASES 4
 /* Up to this many cases, insertion sort beats heapsort. */
 #define INSERTION_SORT_MAX 16
 
 /*
- * A random number below n (multiply-shift; n <= 2^16), from the worker's
- * generator, or a thread's own outside the runtime. xorshift64*: cheap,
- * and plenty for choosing among ready cases.
+ * Random numbers for the poll order, from the worker's generator, or a
+ * thread's own outside the runtime. xorshift64*: cheap, and plenty for
+ * choosing among ready cases.
  */
 static __thread uint64_t thread_rand __attribute__((tls_model("initial-exec")));
 
-static uint32_t rand_below(uint64_t *state, uint32_t n)
+/* A plain thread's first draw: seeds its generator from the clock. */
+static __attribute__((noinline, cold)) uint64_t rand_seed(uint64_t *state)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint64_t)ts.tv_nsec ^ ((uint64_t)(uintptr_t)state << 16) ^
+		0x9e3779b97f4a7c15ull) | 1;
+}
+
+/* 32 random bits: xorshift64*'s high half. */
+static inline uint32_t rand32(uint64_t *state)
 {
 	uint64_t x = *state;
-	if (herd__unlikely(x == 0)) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		x = ((uint64_t)ts.tv_nsec ^ ((uint64_t)(uintptr_t)state << 16) ^
-		     0x9e3779b97f4a7c15ull) | 1;
-	}
+	if (herd__unlikely(x == 0))
+		x = rand_seed(state);
 	x ^= x >> 12;
 	x ^= x << 25;
 	x ^= x >> 27;
 	*state = x;
-	uint32_t r = (uint32_t)((x * 0x2545f4914f6cdd1dull) >> 32);
-	return (uint32_t)(((uint64_t)r * n) >> 32);
+	return (uint32_t)((x * 0x2545f4914f6cdd1dull) >> 32);
+}
+
+/* A random number below n (multiply-shift; n <= 2^16). */
+static inline uint32_t rand_below(uint64_t *state, uint32_t n)
+{
+	return (uint32_t)(((uint64_t)rand32(state) * n) >> 32);
 }
 
 static inline uintptr_t key(const herd_case *cs, uint16_t i)
@@ -132,21 +158,26 @@ static inline void unlock_all(const herd_case *cs, const uint16_t *order, size_t
 	}
 }
 
+/* -EINVAL if the case is not valid, else 0. */
+static __attribute__((noinline)) int check_case(const herd_case *c)
+{
+	if (c->op != HERD_SEND && c->op != HERD_RECV)
+		return -EINVAL;
+	if (c->op == HERD_SEND && c->chan && !c->elem && c->chan->elem_size)
+		return -EINVAL;
+	/* The size of the caller's variable, when the case says it. */
+	if (c->chan && c->elem && c->size && c->size != c->chan->elem_size)
+		return -EINVAL;
+	return 0;
+}
+
 static int check_cases(const herd_case *cs, size_t n)
 {
 	if (n > HERD_SELECT_MAX || (n && !cs))
 		return -EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		if (cs[i].op != HERD_SEND && cs[i].op != HERD_RECV)
+	for (size_t i = 0; i < n; i++)
+		if (check_case(&cs[i]))
 			return -EINVAL;
-		if (cs[i].op == HERD_SEND && cs[i].chan && !cs[i].elem &&
-		    cs[i].chan->elem_size)
-			return -EINVAL;
-		/* The size of the caller's variable, when the case says it. */
-		if (cs[i].chan && cs[i].elem && cs[i].size &&
-		    cs[i].size != cs[i].chan->elem_size)
-			return -EINVAL;
-	}
 	return 0;
 }
 
@@ -197,7 +228,8 @@ static int block(herd_case *cs, const uint16_t *lockorder, size_t n,
 	return rc;
 }
 
-int herd_select(herd_case *cs, size_t n, int64_t deadline)
+/* The general path: any number of cases. */
+static __attribute__((noinline)) int select_any(herd_case *cs, size_t n, int64_t deadline)
 {
 	int rc = check_cases(cs, n);
 	if (rc)
@@ -270,4 +302,216 @@ int herd_select(herd_case *cs, size_t n, int64_t deadline)
 	if (mem) /* the usual case: no call */
 		free(mem);
 	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* The small path: n (1 to SMALL_CASES) is a constant where it is inlined. */
+
+#define SMALL static inline __attribute__((always_inline))
+/* Its loops, unrolled in full. */
+#define UNROLLED _Pragma("GCC unroll 4")
+
+/* Locks the channels c[0..n), sorted by address, each once, NULLs and
+ * `skip` left out. */
+SMALL void lock_sorted(herd_chan *const *c, unsigned n, herd_chan *skip, bool solo)
+{
+	herd_chan *last = NULL;
+	UNROLLED
+	for (unsigned k = 0; k < n; k++) {
+		if (herd__likely(c[k] != last) && c[k] != skip)
+			herd__chan_lock_as(c[k], solo);
+		last = c[k];
+	}
+}
+
+/* Unlocks them in the other order; `park`: a park's release (a waiter of
+ * this task is queued on each: the fast path stays closed). */
+SMALL void unlock_sorted(herd_chan *const *c, unsigned n, herd_chan *skip, bool solo,
+			 bool park)
+{
+	UNROLLED
+	for (unsigned k = n; k-- > 0;) {
+		if (herd__unlikely(c[k] == (k ? c[k - 1] : NULL)) || c[k] == skip)
+			continue;
+		if (park)
+			herd__chan_release_as(c[k], solo);
+		else
+			herd__chan_unlock_as(c[k], solo);
+	}
+}
+
+static inline herd__waitq *case_queue(const herd_case *c)
+{
+	return c->op == HERD_SEND ? &c->chan->sendq : &c->chan->recvq;
+}
+
+/* block() for the small path: a waiter per live case (wt[i] for case i),
+ * queued with the channels c[0..n) locked; returns with none locked. */
+SMALL int block_small(herd_case *cs, unsigned n, herd_chan *const *c, bool dup,
+		      bool solo, herd__worker *w, int64_t deadline)
+{
+	herd__chan_waiter wt[SMALL_CASES];
+	herd__waitq *q[SMALL_CASES]; /* case i's, or NULL */
+	herd__task *t = w->cur;
+	UNROLLED
+	for (unsigned i = 0; i < n; i++) {
+		q[i] = cs[i].chan ? case_queue(&cs[i]) : NULL;
+		if (!q[i])
+			continue;
+		wt[i] = (herd__chan_waiter){.base.task = t, .elem = cs[i].elem, .index = i};
+		herd__waitq_push(q[i], &wt[i].base);
+	}
+	herd__waits_on(t, HERD__WHY_SELECT, NULL);
+	herd__wait_prepare(w, t, true);
+	unlock_sorted(c, n, NULL, solo, true);
+	int rc = herd__wait_park(&w, deadline, true);
+	solo = w->solo; /* w: where it resumed */
+
+	/* Unqueue the waiters still queued. The winner's waker unqueued its
+	 * waiter before it touched it and was done with it before it readied
+	 * us: its channel needs no lock unless another case uses it too. */
+	herd_chan *skip = rc >= 0 && !dup ? cs[rc].chan : NULL;
+	lock_sorted(c, n, skip, solo);
+	UNROLLED
+	for (unsigned i = 0; i < n; i++)
+		if (q[i] && i != (unsigned)rc)
+			herd__waitq_remove(q[i], &wt[i].base);
+	unlock_sorted(c, n, skip, solo, false);
+	if (rc >= 0)
+		cs[rc].result = wt[rc].closed ? HERD_ECLOSED : 0;
+	return rc;
+}
+
+/* Orders c[i] and c[j] by address. */
+SMALL void sort2(herd_chan **c, unsigned i, unsigned j)
+{
+	herd_chan *a = c[i], *b = c[j];
+	bool swap = (uintptr_t)a > (uintptr_t)b;
+	c[i] = swap ? b : a;
+	c[j] = swap ? a : b;
+}
+
+/* Performs case i if it can proceed now (its channel locked): i, with its
+ * result set; -1 if it would block. */
+SMALL int poll_case(herd_case *cs, unsigned i)
+{
+	herd_chan *ch = cs[i].chan;
+	int rc = cs[i].op == HERD_SEND ? herd__chan_send_locked(ch, cs[i].elem)
+				       : herd__chan_recv_locked(ch, cs[i].elem);
+	if (rc == HERD__WOULD_BLOCK)
+		return -1;
+	cs[i].result = rc;
+	return (int)i;
+}
+
+/*
+ * Polls the candidates (bits of `cand`, two or more) in a random order: a
+ * permutation of all n cases (inside-out Fisher-Yates), each step's choice
+ * the high part of r * (k + 1), r what is left, with the others skipped
+ * where they fall. The first that proceeds is equally likely to be any of
+ * the ready ones. Returns its index, or -1.
+ */
+SMALL int poll_small(herd_case *cs, unsigned n, unsigned cand, herd__worker *self)
+{
+	uint8_t poll[SMALL_CASES];
+	uint32_t r = rand32(self ? &self->rand : &thread_rand);
+	poll[0] = 0;
+	UNROLLED
+	for (unsigned k = 1; k < n; k++) {
+		uint64_t m = (uint64_t)r * (k + 1);
+		unsigned j = (unsigned)(m >> 32);
+		r = (uint32_t)m;
+		poll[k] = poll[j];
+		poll[j] = (uint8_t)k;
+	}
+	UNROLLED
+	for (unsigned k = 0; k < n; k++) {
+		int i;
+		if (cand >> poll[k] & 1 && (i = poll_case(cs, poll[k])) >= 0)
+			return i;
+	}
+	return -1;
+}
+
+SMALL int select_small(herd_case *cs, const unsigned n, int64_t deadline)
+{
+	/* check_cases: the usual case (a channel, a variable of its size, a
+	 * known op) in one test, any other in full. */
+	if (herd__unlikely(!cs))
+		return -EINVAL;
+	UNROLLED
+	for (unsigned i = 0; i < n; i++) {
+		const herd_case *k = &cs[i];
+		if (herd__unlikely(!k->chan || !k->elem || k->size != k->chan->elem_size ||
+				   (unsigned)k->op - HERD_SEND > HERD_RECV - HERD_SEND) &&
+		    check_case(k))
+			return -EINVAL;
+	}
+	herd__worker *self = herd__self(), *w = self && self->cur ? self : NULL;
+	if (deadline != HERD_NOWAIT && w && herd__scope_canceled(w->cur->scope))
+		return HERD_ECANCELED;
+
+	/* The lock order: the channels by address, sorted by a network of
+	 * compare-exchanges (no branch, no memory). */
+	herd_chan *c[SMALL_CASES];
+	UNROLLED
+	for (unsigned i = 0; i < n; i++)
+		c[i] = cs[i].chan;
+	if (n == 2) {
+		sort2(c, 0, 1);
+	} else if (n == 3) {
+		sort2(c, 0, 1);
+		sort2(c, 1, 2);
+		sort2(c, 0, 1);
+	} else if (n == 4) {
+		sort2(c, 0, 1);
+		sort2(c, 2, 3);
+		sort2(c, 0, 2);
+		sort2(c, 1, 3);
+		sort2(c, 1, 2);
+	}
+	bool dup = false;
+	UNROLLED
+	for (unsigned k = 1; k < n; k++)
+		dup |= c[k] && c[k] == c[k - 1];
+	if (herd__unlikely(!c[n - 1])) /* no live case: the deadline alone */
+		return select_any(cs, n, deadline);
+
+	bool solo = herd__chan_solo(self);
+	lock_sorted(c, n, NULL, solo);
+	/* The candidates: the live cases that do not surely block. */
+	unsigned cand = 0;
+	UNROLLED
+	for (unsigned i = 0; i < n; i++)
+		if (cs[i].chan && !herd__chan_surely_blocks(cs[i].chan, cs[i].op == HERD_SEND))
+			cand |= 1u << i;
+	if (cand) {
+		int i = cand & (cand - 1) ? poll_small(cs, n, cand, self)
+					  : poll_case(cs, (unsigned)__builtin_ctz(cand));
+		if (i >= 0) {
+			unlock_sorted(c, n, NULL, solo, false);
+			return i;
+		}
+	}
+	if (deadline == HERD_NOWAIT || !w) { /* Go's default case */
+		unlock_sorted(c, n, NULL, solo, false);
+		return deadline == HERD_NOWAIT ? HERD_ETIMEDOUT : -EPERM;
+	}
+	return block_small(cs, n, c, dup, solo, w, deadline);
+}
+
+int herd_select(herd_case *cs, size_t n, int64_t deadline)
+{
+	if (n == 2) /* the usual case first */
+		return select_small(cs, 2, deadline);
+	switch (n) {
+	case 1:
+		return select_small(cs, 1, deadline);
+	case 3:
+		return select_small(cs, 3, deadline);
+	case 4:
+		return select_small(cs, 4, deadline);
+	default:
+		return select_any(cs, n, deadline);
+	}
 }

@@ -90,6 +90,13 @@ enum { HERD__CHAN_SHARING = 1, HERD__CHAN_SHARED = 2 };
  * set it may not be done waiting. */
 void herd__chan_share(herd_chan *ch);
 
+/* Whether self, the caller's worker (NULL on a plain thread), takes
+ * channel locks by bias: constant while a task runs on it. */
+static inline bool herd__chan_solo(const herd__worker *self)
+{
+	return self && self->solo;
+}
+
 /*
  * Takes ch->lock. `self`: the caller's worker (herd__self()), or NULL on a
  * plain thread. The solo worker takes it by bias while no other thread has
@@ -98,9 +105,17 @@ void herd__chan_share(herd_chan *ch);
  * `self`: the solo worker holds a solo lock exactly while solo_busy is set,
  * which only it writes.
  */
+static inline void herd__chan_lock_as(herd_chan *ch, bool solo);
 static inline void herd__chan_lock(herd_chan *ch, const herd__worker *self)
 {
-	if (self && self->solo) {
+	herd__chan_lock_as(ch, herd__chan_solo(self));
+}
+
+/* The same with `solo` (herd__chan_solo of the caller's worker) worked out
+ * once, for a caller that takes several (select). */
+static inline void herd__chan_lock_as(herd_chan *ch, bool solo)
+{
+	if (solo) {
 		atomic_store_explicit(&ch->solo_busy, 1, mo_relaxed);
 		atomic_signal_fence(mo_seq_cst); /* herd__solo_fence's partner */
 		if (herd__likely(!atomic_load_explicit(&ch->shared, mo_relaxed))) {
@@ -117,9 +132,9 @@ static inline void herd__chan_lock(herd_chan *ch, const herd__worker *self)
 
 /* Releases ch->lock as it is: a park's release, which leaves the fast path
  * closed for the waiter it queued. */
-static inline void herd__chan_release(herd_chan *ch, const herd__worker *self)
+static inline void herd__chan_release_as(herd_chan *ch, bool solo)
 {
-	if (self && self->solo && atomic_load_explicit(&ch->solo_busy, mo_relaxed)) {
+	if (solo && atomic_load_explicit(&ch->solo_busy, mo_relaxed)) {
 		herd__rank_release(&ch->lock);
 		atomic_store_explicit(&ch->solo_busy, 0, mo_release);
 		return;
@@ -127,13 +142,23 @@ static inline void herd__chan_release(herd_chan *ch, const herd__worker *self)
 	herd__mutex_unlock(&ch->lock);
 }
 
+static inline void herd__chan_release(herd_chan *ch, const herd__worker *self)
+{
+	herd__chan_release_as(ch, herd__chan_solo(self));
+}
+
 /* Releases ch->lock (every release but a park's goes through this): opens
  * the ring's fast path again if nobody waits and the channel is open. */
-static inline void herd__chan_unlock(herd_chan *ch, const herd__worker *self)
+static inline void herd__chan_unlock_as(herd_chan *ch, bool solo)
 {
 	if (herd__unlikely(ch->slow) && !ch->closed && !ch->recvq.head && !ch->sendq.head)
 		herd__chan_reopen(ch);
-	herd__chan_release(ch, self);
+	herd__chan_release_as(ch, solo);
+}
+
+static inline void herd__chan_unlock(herd_chan *ch, const herd__worker *self)
+{
+	herd__chan_unlock_as(ch, herd__chan_solo(self));
 }
 
 /* An internal struct laid out in the words of a public value type. */
