@@ -567,7 +567,7 @@ bool herd__wake_canceled(herd__task *t);
 /* The two halves of a wake, for wakers that must know they won before they
  * touch the waiter (channels copy a value into or out of it): claim, then,
  * if it returned true, finish with the result. */
-bool herd__wait_claim(herd__task *t);
+static inline bool herd__wait_claim(herd__task *t);         /* below */
 void herd__wait_finish(herd__task *t, int result);
 /*
  * herd__wait in two halves, for a task queued under several locks (select):
@@ -702,6 +702,17 @@ static inline void herd__wait_prepare(herd__worker *w, herd__task *t, bool cance
 	} else {
 		atomic_store_explicit(&t->wait, state, mo_seq_cst);
 	}
+}
+
+/* The first half of a wake (declared above), inline: a few instructions,
+ * and a call's frame measured about as many again. (The second half,
+ * inline, made the channels' own frames larger: no better in all.) */
+static inline bool herd__wait_claim(herd__task *t)
+{
+	uint8_t s = atomic_load_explicit(&t->wait, mo_seq_cst);
+	return (s == HERD__WAIT_CANCELABLE || s == HERD__WAIT_FIRM) &&
+	       atomic_compare_exchange_strong_explicit(&t->wait, &s, HERD__WAIT_WOKEN,
+						       mo_acq_rel, mo_relaxed);
 }
 
 #endif /* HERD_CORE_H */

@@ -63,12 +63,6 @@ static bool claim(herd__task *t, uint8_t from)
 						       mo_acq_rel, mo_relaxed);
 }
 
-bool herd__wait_claim(herd__task *t)
-{
-	uint8_t s = atomic_load_explicit(&t->wait, mo_seq_cst);
-	return (s == HERD__WAIT_CANCELABLE || s == HERD__WAIT_FIRM) && claim(t, s);
-}
-
 /* Hands a claimed task its result and makes it runnable. After this, the
  * task may run at once on another worker: its waiter is gone. HERD_ETIMEDOUT
  * is the timer's result alone (timer.c): a task whose wake result is that
@@ -278,7 +272,24 @@ void herd__registry_each(herd__rt *rt, void (*fn)(herd__task *t, void *arg),
 	}
 }
 
-int herd__wait_park(herd__worker **wp, int64_t deadline, bool cancelable)
+/* Parks the prepared task (herd__wait_park's last half) and takes its
+ * wake's result. */
+static inline int park_now(herd__worker **wp, herd__task *t)
+{
+	herd__worker *w = herd__park(*wp);
+	*wp = w;
+	/* Only the winner of the wake readies a parked task. */
+	HERD__ASSERT(atomic_load_explicit(&t->wait, mo_relaxed) == HERD__WAIT_WOKEN);
+	int result = t->wake_result;
+	why_clear(t);
+	atomic_store_explicit(&t->wait, HERD__WAIT_NONE, mo_relaxed);
+	return result;
+}
+
+/* herd__wait_park with a deadline (or HERD_NOWAIT), out of line: without
+ * one, a park needs no timer, no clock and no frame for them. */
+__attribute__((noinline)) static int wait_park_timed(herd__worker **wp, int64_t deadline,
+						      bool cancelable)
 {
 	herd__worker *w = *wp;
 	herd__task *t = w->cur;
@@ -291,7 +302,7 @@ int herd__wait_park(herd__worker **wp, int64_t deadline, bool cancelable)
 		early = HERD_ETIMEDOUT; /* a poll: not a cancellation point */
 	else if (cancelable && wait_canceled(t))
 		early = HERD_ECANCELED;
-	else if (deadline > 0 && herd_now() >= deadline)
+	else if (herd_now() >= deadline)
 		early = HERD_ETIMEDOUT;
 	herd__timer tm = {.when = deadline, .index = SIZE_MAX, .task = t};
 	if (!early && deadline > 0 && herd__timer_add(w->rt, &tm) < 0)
@@ -300,18 +311,25 @@ int herd__wait_park(herd__worker **wp, int64_t deadline, bool cancelable)
 		why_clear(t);
 		return early;
 	}
-
-	w = herd__park(w);
-	*wp = w;
-	/* Only the winner of the wake readies a parked task. */
-	HERD__ASSERT(atomic_load_explicit(&t->wait, mo_relaxed) == HERD__WAIT_WOKEN);
-	int result = t->wake_result;
-	why_clear(t);
-	atomic_store_explicit(&t->wait, HERD__WAIT_NONE, mo_relaxed);
+	int result = park_now(wp, t);
 	/* Always under the lock: the timer code may be firing it right now. */
 	if (deadline > 0)
-		herd__timer_del(w->rt, &tm);
+		herd__timer_del((*wp)->rt, &tm);
 	return result;
+}
+
+int herd__wait_park(herd__worker **wp, int64_t deadline, bool cancelable)
+{
+	if (deadline >= 0) /* HERD_NOWAIT or a deadline */
+		return wait_park_timed(wp, deadline, cancelable);
+	herd__task *t = (*wp)->cur;
+	/* Already canceled: take the wait back unless a waker has claimed it
+	 * (then it readies us; park). */
+	if (cancelable && wait_canceled(t) && unclaim(t, HERD__WAIT_CANCELABLE)) {
+		why_clear(t);
+		return HERD_ECANCELED;
+	}
+	return park_now(wp, t);
 }
 
 int herd__wait(herd__worker **wp, herd__mutex *lock, int64_t deadline,
