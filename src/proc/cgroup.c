@@ -31,10 +31,10 @@
  * (rt->proc->cg_hot), keeps both descriptors open from one child to the
  * next while it goes round through the pool: a program that runs its
  * children one at a time uses only it. The runtime owns the two
- * descriptors (in herd's count); they are closed when that cgroup is
- * removed (another takes its place at the next start) and with the pool.
- * A full pool makes room for it, so that it is not removed for want of a
- * place.
+ * descriptors (in herd's count); when that cgroup is removed (something
+ * was left in it) an empty one takes its place at once, so the count
+ * stays the same, and they are closed with the pool. A full pool makes
+ * room for it, so that it is not removed for want of a place.
  *
  * Locks: proc.cg_lock protects the pool and cg_hot (a leaf). A
  * herd__cgroup belongs to one proc, and so do the hot descriptors while
