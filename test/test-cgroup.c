@@ -535,3 +535,60 @@ TEST(children_cgroups_under_own_none_left)
 	CHECK_EQ(herd_cgroups(base), 0);
 	finish();
 }
+
+/* The cgroup a child runs in: the last line of its /proc/self/cgroup,
+ * "0::.../herd-<pid>-<n>", cut to its name. */
+static void cgroup_name_of_child(char *name, size_t size)
+{
+	char out[512];
+	CHECK_EQ(run_sh("cat /proc/self/cgroup", NULL, out, sizeof out), 0);
+	char *line = strstr(out, "0::"), *slash;
+	CHECK(line != NULL);
+	line[strcspn(line, "\n")] = 0;
+	CHECK((slash = strrchr(line, '/')) != NULL);
+	snprintf(name, size, "%s", slash + 1);
+}
+
+static void one_at_a_time(void *arg)
+{
+	(void)arg;
+	char first[64], name[64];
+	cgroup_name_of_child(first, sizeof first);
+	herd_fd_stats st0, st;
+	CHECK_OK(herd_fd_stats_get(&st0));
+	for (int i = 0; i < 3; i++) {
+		/* A start that fails in the child (its chdir): the cgroup it
+		 * had goes back to the pool, empty. */
+		herd_proc_opts o = {.dir = "/nonexistent-herd-dir"};
+		herd_proc *p = NULL;
+		char *argv[] = {"true", NULL};
+		o.argv = argv;
+		CHECK_EQ(herd_proc_start(&p, NULL, &o, HERD_FOREVER), -ENOENT);
+		cgroup_name_of_child(name, sizeof name);
+		if (strcmp(name, first) != 0)
+			fprintf(stderr, "child %d ran in %s, the first in %s\n", i, name, first);
+		CHECK(strcmp(name, first) == 0);
+		CHECK_EQ(herd_cgroups(base), 1);
+	}
+	/* A tree that leaves a process in its cgroup (out of its group):
+	 * that cgroup is killed and removed, another is used from then on,
+	 * and herd keeps as many descriptors as before. */
+	CHECK_EQ(run_sh("(setsid sleep 600 &); exit 0", NULL, NULL, 0), 0);
+	cgroup_name_of_child(name, sizeof name);
+	CHECK(strcmp(name, first) != 0);
+	CHECK_OK(herd_fd_stats_get(&st));
+	CHECK_EQ(st.open, st0.open);
+	CHECK_EQ(herd_cgroups_populated(base), 0);
+}
+
+/* Children run one after another use one cgroup, taken from the pool each
+ * time, also after a start that failed in the child; one whose tree left
+ * a process behind gets its cgroup removed, without changing how many
+ * descriptors herd keeps. None is left after the run. */
+TEST(one_at_a_time_one_cgroup)
+{
+	setup();
+	run_marked(one_at_a_time, NULL);
+	CHECK_EQ(herd_cgroups(base), 0);
+	finish();
+}

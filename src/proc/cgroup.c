@@ -25,10 +25,23 @@
  * otherwise it is removed once empty, and the recorded pids that were ours
  * are reaped. The pool is removed with the runtime.
  *
- * Locks: proc.cg_lock protects the pool (a leaf). A herd__cgroup belongs
- * to one proc, and the base directory is set before the first child and
- * changes only at the end, to -1 under cg_lock, when no task runs (a
- * worker that has ended its loop may still clear the pool then).
+ * The hot cgroup. Opening a cgroup's directory at each start and its
+ * cgroup.procs at each exit (to tell whether it is empty) costs four
+ * system calls and two path lookups per child. One cgroup, the first made
+ * (rt->proc->cg_hot), keeps both descriptors open from one child to the
+ * next while it goes round through the pool: a program that runs its
+ * children one at a time uses only it. The runtime owns the two
+ * descriptors (in herd's count); when that cgroup is removed (something
+ * was left in it) an empty one takes its place at once, so the count
+ * stays the same, and they are closed with the pool. A full pool makes
+ * room for it, so that it is not removed for want of a place.
+ *
+ * Locks: proc.cg_lock protects the pool and cg_hot (a leaf). A
+ * herd__cgroup belongs to one proc, and so do the hot descriptors while
+ * the hot cgroup is out of the pool; the base directory is set before the
+ * first child and changes only at the end, to -1 under cg_lock, when no
+ * task runs (a worker that has ended its loop may still clear the pool
+ * then).
  */
 #define _GNU_SOURCE 1
 #include "proc/proc.h"
@@ -203,11 +216,88 @@ void herd__cgroup_init(herd__rt *rt)
 }
 
 
-/* Removes the pool's directories; cg_lock held. cg_base is read under the
- * lock: a worker whose loop has ended clears the pool (herd__proc_worker_end)
+/* Gives up the hot descriptors if cgroup seq (0: any) holds them; cg_lock
+ * held. Their numbers go to fds, for the caller to close once it has let
+ * go of the leaf lock (a close may wake a task waiting for a descriptor). */
+static void hot_drop_locked(herd__rt *rt, uint64_t seq, int fds[2])
+{
+	fds[0] = fds[1] = -1;
+	if (!rt->proc->cg_hot || (seq && rt->proc->cg_hot != seq))
+		return;
+	fds[0] = rt->proc->cg_hot_dir;
+	fds[1] = rt->proc->cg_hot_procs;
+	rt->proc->cg_hot = 0;
+}
+
+static void hot_close(herd__rt *rt, const int fds[2])
+{
+	for (int i = 0; i < 2; i++)
+		if (fds[i] >= 0)
+			herd__fd_close(rt, fds[i]);
+}
+
+/* The cgroup is gone (or given up): if it is the hot one, its descriptors
+ * are closed, and, if `move`, an empty cgroup from the pool (or a new one)
+ * becomes hot in its place and goes back to the pool, so that the number
+ * of descriptors the runtime keeps stays the same. */
+static void hot_release(herd__cgroup *cg, bool move)
+{
+	if (!cg->hot)
+		return;
+	herd__rt *rt = cg->rt;
+	int fds[2];
+	herd__mutex_lock(&rt->proc->cg_lock);
+	hot_drop_locked(rt, cg->seq, fds);
+	herd__mutex_unlock(&rt->proc->cg_lock);
+	cg->hot = false;
+	cg->dir_fd = cg->read_fd = -1;
+	herd__cgroup next;
+	if (move && fds[0] >= 0 && herd__cgroup_make(rt, &next)) {
+		herd__cgroup_started(&next);
+		next.empty = true;
+		herd__cgroup_remove(&next);
+	}
+	hot_close(rt, fds);
+}
+
+/* Makes cg, just opened, the hot cgroup if there is none: its cgroup.procs
+ * is opened for reading, and both descriptors are kept. */
+static void hot_claim(herd__cgroup *cg)
+{
+	herd__rt *rt = cg->rt;
+	herd__mutex_lock(&rt->proc->cg_lock);
+	bool none = !rt->proc->cg_hot;
+	herd__mutex_unlock(&rt->proc->cg_lock);
+	if (!none)
+		return;
+	int fd = openat(cg->dir_fd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	herd__mutex_lock(&rt->proc->cg_lock);
+	bool claimed = !rt->proc->cg_hot; /* another start may have been first */
+	if (claimed) {
+		rt->proc->cg_hot = cg->seq;
+		rt->proc->cg_hot_dir = cg->dir_fd;
+		rt->proc->cg_hot_procs = fd;
+	}
+	herd__mutex_unlock(&rt->proc->cg_lock);
+	if (!claimed) {
+		close(fd);
+		return;
+	}
+	herd__fd_track(rt, cg->dir_fd);
+	herd__fd_track(rt, fd);
+	cg->hot = true;
+	cg->read_fd = fd;
+}
+
+/* Removes the pool's directories and gives up the hot descriptors (nothing
+ * runs in a cgroup of ours now, so the hot one is in the pool, or gone);
+ * cg_lock held, fds as hot_drop_locked's. cg_base is read under the lock:
+ * a worker whose loop has ended clears the pool (herd__proc_worker_end)
  * while the supervisor may be in herd__cgroup_fini, which sets it to -1
  * under the lock before it closes it. */
-static void pool_clear_locked(herd__rt *rt)
+static void pool_clear_locked(herd__rt *rt, int fds[2])
 {
 	herd__cgroup cg = {.rt = rt};
 	for (size_t i = 0; i < rt->proc->cg_npool && rt->proc->cg_base >= 0; i++) {
@@ -215,30 +305,35 @@ static void pool_clear_locked(herd__rt *rt)
 		unlinkat(rt->proc->cg_base, cg.name, AT_REMOVEDIR);
 	}
 	rt->proc->cg_npool = 0;
+	hot_drop_locked(rt, 0, fds);
 }
 
 void herd__cgroup_pool_clear(herd__rt *rt)
 {
+	int fds[2];
 	herd__mutex_lock(&rt->proc->cg_lock);
-	pool_clear_locked(rt);
+	pool_clear_locked(rt, fds);
 	herd__mutex_unlock(&rt->proc->cg_lock);
+	hot_close(rt, fds);
 }
 
 void herd__cgroup_fini(herd__rt *rt)
 {
+	int fds[2];
 	herd__mutex_lock(&rt->proc->cg_lock);
-	pool_clear_locked(rt);
+	pool_clear_locked(rt, fds);
 	int base = rt->proc->cg_base;
 	rt->proc->cg_base = -1;
 	herd__mutex_unlock(&rt->proc->cg_lock);
+	hot_close(rt, fds); /* not under the leaf lock */
 	if (base >= 0)
-		herd__fd_close(rt, base); /* not under the leaf lock */
+		herd__fd_close(rt, base);
 }
 
 int herd__cgroup_make(herd__rt *rt, herd__cgroup *cg)
 {
 	memset(cg, 0, sizeof *cg);
-	cg->procs_fd = cg->dir_fd = -1;
+	cg->procs_fd = cg->dir_fd = cg->read_fd = -1;
 	cg->rt = rt;
 	if (rt->proc->cg_base < 0)
 		return 0;
@@ -248,7 +343,17 @@ int herd__cgroup_make(herd__rt *rt, herd__cgroup *cg)
 	herd__mutex_lock(&rt->proc->cg_lock);
 	if (rt->proc->cg_npool)
 		seq = rt->proc->cg_pool[--rt->proc->cg_npool];
+	if (seq && seq == rt->proc->cg_hot) { /* open already */
+		cg->hot = true;
+		cg->dir_fd = rt->proc->cg_hot_dir;
+		cg->read_fd = rt->proc->cg_hot_procs;
+	}
 	herd__mutex_unlock(&rt->proc->cg_lock);
+	if (cg->hot) {
+		set_name(cg, seq);
+		cg->used = true;
+		return 1;
+	}
 	if (seq) {
 		set_name(cg, seq);
 	} else {
@@ -271,6 +376,7 @@ int herd__cgroup_make(herd__rt *rt, herd__cgroup *cg)
 		return 0;
 	}
 	cg->used = true;
+	hot_claim(cg);
 	return 1;
 }
 
@@ -284,6 +390,7 @@ int herd__cgroup_procs_fd(herd__cgroup *cg)
 void herd__cgroup_abandon(herd__cgroup *cg)
 {
 	herd__cgroup_started(cg);
+	hot_release(cg, false);
 	if (cg->used)
 		unlinkat(cg->rt->proc->cg_base, cg->name, AT_REMOVEDIR);
 	cg->used = false;
@@ -293,7 +400,7 @@ void herd__cgroup_started(herd__cgroup *cg)
 {
 	if (cg->procs_fd >= 0)
 		close(cg->procs_fd);
-	if (cg->dir_fd >= 0)
+	if (cg->dir_fd >= 0 && !cg->hot) /* the hot one's stays, the runtime's */
 		close(cg->dir_fd);
 	cg->procs_fd = cg->dir_fd = -1;
 }
@@ -304,14 +411,18 @@ static void record_pids(herd__cgroup *cg)
 	/* Small on the stack: this runs on task stacks too (herd_proc_wait).
 	 * A first read tells an empty cgroup, the common case, at once. */
 	char f[sizeof cg->name + 16], first[64];
-	snprintf(f, sizeof f, "%s/cgroup.procs", cg->name);
-	int fd = openat(cg->rt->proc->cg_base, f, O_RDONLY | O_CLOEXEC);
+	int fd = cg->read_fd; /* the hot cgroup's, open */
+	if (fd < 0) {
+		snprintf(f, sizeof f, "%s/cgroup.procs", cg->name);
+		fd = openat(cg->rt->proc->cg_base, f, O_RDONLY | O_CLOEXEC);
+	}
 	if (fd < 0)
 		return;
 	char *buf = NULL;
-	if (read(fd, first, sizeof first) > 0 && lseek(fd, 0, SEEK_SET) == 0)
+	if (pread(fd, first, sizeof first, 0) > 0 && lseek(fd, 0, SEEK_SET) == 0)
 		buf = herd__os_read_fd(fd); /* again, whole */
-	close(fd);
+	if (fd != cg->read_fd)
+		close(fd);
 	if (!buf)
 		return;
 	/* Appended, then those recorded already are dropped (on a short
@@ -383,13 +494,22 @@ bool herd__cgroup_remove(herd__cgroup *cg)
 		return true;
 	herd__rt *rt = cg->rt;
 	if (cg->empty && !cg->npids) {
+		uint64_t out = 0; /* the one the hot cgroup takes the place of */
 		herd__mutex_lock(&rt->proc->cg_lock);
-		bool kept = rt->proc->cg_npool < HERD__CG_POOL;
+		bool kept = rt->proc->cg_npool < HERD__CG_POOL || cg->hot;
+		if (rt->proc->cg_npool == HERD__CG_POOL && cg->hot)
+			out = rt->proc->cg_pool[--rt->proc->cg_npool];
 		if (kept)
 			rt->proc->cg_pool[rt->proc->cg_npool++] = cg->seq;
 		herd__mutex_unlock(&rt->proc->cg_lock);
+		if (out) {
+			herd__cgroup gone = {.rt = rt};
+			set_name(&gone, out);
+			unlinkat(rt->proc->cg_base, gone.name, AT_REMOVEDIR);
+		}
 		if (kept) {
-			cg->used = false;
+			cg->used = cg->hot = false;
+			cg->read_fd = -1;
 			return true;
 		}
 	}
@@ -397,6 +517,7 @@ bool herd__cgroup_remove(herd__cgroup *cg)
 		herd__cgroup_kill(cg); /* something moved in or forked late */
 		return false;
 	}
+	hot_release(cg, true); /* gone: its descriptors are of no more use */
 	/* Empty: what was in it has exited; reap those that came back to
 	 * us (ECHILD for the others, reaped by their own parents). */
 	for (size_t i = 0; i < cg->npids; i++) {

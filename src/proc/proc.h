@@ -58,9 +58,11 @@ struct herd__proc_rt {
 	_Atomic bool no_clone3, no_into_cgroup;
 	_Atomic bool strays;      /* a sweep may find some */
 	_Atomic bool vm_shared;   /* a vfork child shared our memory */
-	herd__mutex cg_lock;      /* the pool */
+	herd__mutex cg_lock;      /* the pool and the hot cgroup */
 	uint64_t cg_pool[HERD__CG_POOL]; /* empty cgroups, by number */
 	size_t cg_npool;
+	uint64_t cg_hot;          /* the cgroup whose descriptors stay open, or 0 */
+	int cg_hot_dir, cg_hot_procs; /* its directory and cgroup.procs (cgroup.c) */
 	/* Orphans (orphan.c), the supervisor's. */
 	struct {
 		bool leader;              /* herd_run runs on the group leader */
@@ -74,8 +76,10 @@ typedef struct herd__cgroup {
 	herd__rt *rt;
 	bool used;
 	bool empty;             /* nothing lived in it when its child exited */
+	bool hot;               /* it is rt->proc->cg_hot: its descriptors stay open */
 	int dir_fd;             /* the directory, until the child started */
 	int procs_fd;           /* its cgroup.procs, if the child joins itself */
+	int read_fd;            /* the hot cgroup's cgroup.procs, for reading, or -1 */
 	char name[48];
 	uint64_t seq;           /* the n of its name, herd-<pid>-<n> */
 	pid_t *pids;            /* recorded before a kill, reaped after */

@@ -43,17 +43,27 @@ void herd__proc_group_signal_locked(herd_proc *p, int sig)
 		herd__cgroup_kill(&p->cg);
 }
 
+/* Whether p's group is gone: no member left, not even a zombie (kill
+ * reaches zombies, and a group's number stays taken while one exists). */
+static bool group_gone(const herd_proc *p)
+{
+	return kill(-p->pid, 0) < 0 && errno == ESRCH;
+}
+
 /* Reaps what is left of p's group that came back to us. True when the
- * group is gone (and its cgroup removed). */
+ * group is gone (and its cgroup removed). Usually the group went with its
+ * leader: a first look saves the waitid, which could reap nothing. */
 static bool drain(herd_proc *p)
 {
+	if (group_gone(p))
+		return herd__cgroup_remove(&p->cg);
 	siginfo_t si;
 	for (;;) {
 		si.si_pid = 0;
 		if (waitid(P_PGID, (id_t)p->pid, &si, WEXITED | WNOHANG) < 0 || !si.si_pid)
 			break;
 	}
-	if (kill(-p->pid, 0) == 0 || errno != ESRCH)
+	if (!group_gone(p))
 		return false;
 	return herd__cgroup_remove(&p->cg);
 }

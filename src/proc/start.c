@@ -285,6 +285,9 @@ int herd__proc_start(herd_proc **out, herd_scope *scope, const herd_proc_opts *o
 					break;
 				herd__proc_live_remove(p);
 			}
+			/* Nothing runs in it: the clone failed, or its child was
+			 * reaped before it could exec. Back to the pool. */
+			p->cg.empty = true;
 			herd__cgroup_remove(&p->cg);
 			stdio_release(rt, &io, true, short_of_fds(rc));
 		}
