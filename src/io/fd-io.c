@@ -8,13 +8,16 @@
  * recv and send, which skip the file layer's work that read and write do
  * (a few percent of a small message's cost over loopback). A number the
  * program closed with close(2) and reused for another kind of file fails
- * with ENOTSOCK: it loses its mark, and the call is made again.
+ * with ENOTSOCK: it loses its mark, and the call is made again. A read of
+ * a TCP socket that came back short lets the next read wait for the edge
+ * without the recv bound to fail with EAGAIN (io/poll.c says when).
  *
  * No lock of its own: the poller's and the budget's.
  */
 #include "io/io.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -38,6 +41,30 @@ int herd_pipe(int fds[2], int64_t deadline)
 	return 0;
 }
 
+/* The marks of a socket made so (fd-budget.c): TCP is a stream whose
+ * short read leaves an empty queue (a Unix stream may stop short before a
+ * message that carries descriptors or other credentials). */
+static unsigned socket_kind(int domain, int type, int protocol)
+{
+	bool tcp = (domain == AF_INET || domain == AF_INET6) && (type & 0xf) == SOCK_STREAM &&
+		   (protocol == 0 || protocol == IPPROTO_TCP);
+	return HERD__FD_SOCKET | (tcp ? HERD__FD_TCP : 0);
+}
+
+/* The marks of socket s that accept returned from listener lfd: the
+ * listener's if herd made it, else what s says it is. */
+static unsigned accepted_kind(herd__rt *rt, int lfd, int s)
+{
+	unsigned kind = herd__fd_socket_kind(rt, lfd);
+	if (kind)
+		return kind;
+	int proto = 0;
+	socklen_t len = sizeof proto;
+	if (getsockopt(s, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 && proto == IPPROTO_TCP)
+		return HERD__FD_SOCKET | HERD__FD_TCP;
+	return HERD__FD_SOCKET;
+}
+
 int herd_socket(int domain, int type, int protocol, int64_t deadline)
 {
 	herd__rt *rt;
@@ -51,7 +78,7 @@ int herd_socket(int domain, int type, int protocol, int64_t deadline)
 	}
 	herd__fd_track_running(fd);
 	if ((rt = atomic_load_explicit(&herd__runtime, mo_acquire)))
-		herd__fd_mark_socket(rt, fd, true);
+		herd__fd_mark_socket(rt, fd, socket_kind(domain, type, protocol));
 	if (herd__leak_tracking())
 		herd__leak_track_fd(fd, __builtin_return_address(0), "socket");
 	return fd;
@@ -120,14 +147,25 @@ ssize_t herd_read(int fd, void *buf, size_t n, int64_t deadline)
 	if (rc)
 		return rc;
 	/* read(2) of 0 bytes returns 0 at once; recv would take a datagram. */
-	bool sock = n && herd__fd_is_socket(rt, fd);
+	unsigned kind = n ? herd__fd_socket_kind(rt, fd) : 0;
+	/* A TCP socket's last read came back short: wait for the edge rather
+	 * than make the recv bound to fail (io/poll.c). */
+	bool tcp = kind & HERD__FD_TCP;
+	if (tcp && deadline != HERD_NOWAIT && (rc = herd__poll_read_wait(rt, fd, deadline)) < 0)
+		return rc;
 	for (;;) {
-		ssize_t r = sock ? recv(fd, buf, n, 0) : read(fd, buf, n);
-		if (r >= 0)
+		/* The registration the read is made in (after any wait). */
+		uint32_t gen = tcp ? herd__poll_kept(rt, fd) : 0;
+		ssize_t r = kind ? recv(fd, buf, n, 0) : read(fd, buf, n);
+		if (r >= 0) {
+			if (gen)
+				herd__poll_read_mark(rt, fd, r > 0 && (size_t)r < n ? gen : 0);
 			return r;
-		if (sock && errno == ENOTSOCK) {
-			herd__fd_mark_socket(rt, fd, false);
-			sock = false;
+		}
+		if (kind && errno == ENOTSOCK) {
+			tcp = false;
+			herd__fd_mark_socket(rt, fd, 0);
+			kind = 0;
 			continue;
 		}
 		if ((rc = io_again(fd, errno, HERD_READABLE, deadline)))
@@ -141,13 +179,13 @@ ssize_t herd_write(int fd, const void *buf, size_t n, int64_t deadline)
 	int rc = io_entry(deadline, &rt);
 	if (rc)
 		return rc;
-	bool sock = herd__fd_is_socket(rt, fd);
+	bool sock = herd__fd_socket_kind(rt, fd) != 0;
 	for (;;) {
 		ssize_t r = sock ? send(fd, buf, n, 0) : write(fd, buf, n);
 		if (r >= 0)
 			return r;
 		if (sock && errno == ENOTSOCK) {
-			herd__fd_mark_socket(rt, fd, false);
+			herd__fd_mark_socket(rt, fd, 0);
 			sock = false;
 			continue;
 		}
@@ -183,7 +221,7 @@ int herd_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t deadl
 		int s = accept4(fd, addr, addrlen, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (s >= 0) {
 			herd__fd_track(rt, s);
-			herd__fd_mark_socket(rt, s, true);
+			herd__fd_mark_socket(rt, s, accepted_kind(rt, fd, s));
 			if (herd__leak_tracking())
 				herd__leak_track_fd(s, __builtin_return_address(0),
 						    "accepted socket");
