@@ -383,7 +383,7 @@ static void ends_main(void *arg)
  * cancellation, new data or herd_close end the wait for the edge. */
 TEST(nowait_deadline_cancel_close)
 {
-	test_run(2, ends_main, NULL);
+	test_run(1, ends_main, NULL);
 }
 
 /* ------------------------------------------------------------------ */
