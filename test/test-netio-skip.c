@@ -3,7 +3,8 @@
  * short waits for the next edge without the recv bound to fail (io/poll.c),
  * and nowhere that could hang: the data and the end of the stream (FIN,
  * RST) or urgent data reported in one event read out in full; a read that
- * filled its buffer, a datagram socket and a Unix stream that stops short
+ * filled its buffer (unless TCP_INQ says it emptied the queue), a datagram
+ * socket and a Unix stream that stops short
  * before a message with descriptors read what is queued; HERD_NOWAIT,
  * deadlines, cancellation and herd_close end such a wait as before; two
  * readers on one socket read every byte.
@@ -197,12 +198,17 @@ static void full_main(void *arg)
 	char buf[64];
 	CHECK_EQ(herd_read(s, buf, sizeof buf, herd_deadline(LONG_WAIT)), 64);
 	CHECK(memcmp(buf, text + 64, 64) == 0);
+	/* Again, now that the full reads turned TCP_INQ on: it says what the
+	 * first read left. */
+	struct reader r2 = {.fd = s, .ask = 64, .n = 2, .want = {64, 64}, .text = text};
+	read_after(&r2, send_128, text);
 	CHECK_OK(herd_close(c));
 	CHECK_OK(herd_close(s));
 }
 
-/* A read that filled its buffer says nothing of what is left: the next
- * read returns the rest (one event reported all 128 bytes). */
+/* A read that filled its buffer says nothing of what is left, unless
+ * TCP_INQ says it: the next read returns the rest (one event reported all
+ * 128 bytes). */
 TEST(full_read_reads_on)
 {
 	test_run(1, full_main, NULL);

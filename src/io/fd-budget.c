@@ -15,7 +15,8 @@
  * number renews it. A second mark, in the same pages, tells the sockets
  * herd made (herd_socket, herd_accept): fd-io.c reads and writes them with
  * recv and send; a third, the TCP ones among them, whose short reads
- * io/poll.c trusts. Marking a number anew and closing it clear both.
+ * io/poll.c trusts; a fourth, those fd-io.c turned TCP_INQ on for.
+ * Marking a number anew and closing it clear them.
  *
  * Running out. A creation that fails with EMFILE or ENFILE calls
  * herd__fd_retry, which parks the task in `waitq` until herd releases one
@@ -52,9 +53,11 @@
 
 #define FD_PAGE_BITS 4096u
 #define FD_PAGE_WORDS (FD_PAGE_BITS / 64)
-/* A page holds the herd marks, then the socket marks, then the TCP marks. */
+/* A page holds the herd marks, then the socket marks, the TCP marks and
+ * the TCP_INQ marks. */
 #define FD_SOCKET_OFF FD_PAGE_WORDS
 #define FD_TCP_OFF (2 * FD_PAGE_WORDS)
+#define FD_INQ_OFF (3 * FD_PAGE_WORDS)
 /* With waiters and no release for this long, the supervisor wakes the
  * first: the program may have closed descriptors of its own. */
 #define FD_RECHECK_NS (100 * HERD_MSEC)
@@ -112,7 +115,7 @@ static _Atomic uint64_t *mark_word(herd__rt *rt, int fd, bool make)
 	if (!page && make) {
 		herd__mutex_lock(&rt->io->fd.lock);
 		page = atomic_load_explicit(&rt->io->fd.pages[pg], mo_relaxed);
-		if (!page && (page = calloc(3 * FD_PAGE_WORDS, sizeof *page)))
+		if (!page && (page = calloc(4 * FD_PAGE_WORDS, sizeof *page)))
 			atomic_store_explicit(&rt->io->fd.pages[pg], page, mo_release);
 		herd__mutex_unlock(&rt->io->fd.lock);
 	}
@@ -125,6 +128,8 @@ static void unmark_socket(_Atomic uint64_t *wd, uint64_t bit)
 		atomic_fetch_and_explicit(wd + FD_SOCKET_OFF, ~bit, mo_relaxed);
 	if (atomic_load_explicit(wd + FD_TCP_OFF, mo_relaxed) & bit)
 		atomic_fetch_and_explicit(wd + FD_TCP_OFF, ~bit, mo_relaxed);
+	if (atomic_load_explicit(wd + FD_INQ_OFF, mo_relaxed) & bit)
+		atomic_fetch_and_explicit(wd + FD_INQ_OFF, ~bit, mo_relaxed);
 }
 
 void herd__fd_track(herd__rt *rt, int fd)
@@ -166,6 +171,8 @@ void herd__fd_mark_socket(herd__rt *rt, int fd, unsigned kind)
 	atomic_fetch_or_explicit(wd + FD_SOCKET_OFF, bit, mo_relaxed);
 	if (kind & HERD__FD_TCP)
 		atomic_fetch_or_explicit(wd + FD_TCP_OFF, bit, mo_relaxed);
+	if (kind & HERD__FD_INQ)
+		atomic_fetch_or_explicit(wd + FD_INQ_OFF, bit, mo_relaxed);
 }
 
 unsigned herd__fd_socket_kind(herd__rt *rt, int fd)
@@ -177,7 +184,9 @@ unsigned herd__fd_socket_kind(herd__rt *rt, int fd)
 	return (unsigned)(atomic_load_explicit(wd + FD_SOCKET_OFF, mo_relaxed) >> sh & 1) *
 		       HERD__FD_SOCKET |
 	       (unsigned)(atomic_load_explicit(wd + FD_TCP_OFF, mo_relaxed) >> sh & 1) *
-		       HERD__FD_TCP;
+		       HERD__FD_TCP |
+	       (unsigned)(atomic_load_explicit(wd + FD_INQ_OFF, mo_relaxed) >> sh & 1) *
+		       HERD__FD_INQ;
 }
 
 /* Uncounts fd if it is herd's; true if it was. */

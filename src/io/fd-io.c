@@ -9,8 +9,9 @@
  * (a few percent of a small message's cost over loopback). A number the
  * program closed with close(2) and reused for another kind of file fails
  * with ENOTSOCK: it loses its mark, and the call is made again. A read of
- * a TCP socket that came back short lets the next read wait for the edge
- * without the recv bound to fail with EAGAIN (io/poll.c says when).
+ * a TCP socket that came back short, or that TCP_INQ says emptied the
+ * queue, lets the next read wait for the edge without the recv bound to
+ * fail with EAGAIN (io/poll.c says when).
  *
  * No lock of its own: the poller's and the budget's.
  */
@@ -18,6 +19,8 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -140,6 +143,54 @@ static int io_again(int fd, int e, int events, int64_t deadline)
 	return rc < 0 ? rc : 0;
 }
 
+/* TCP_INQ (Linux 4.18): a read of a TCP socket that has it on reports how
+ * many bytes it left queued, so that a read that fills its buffer and
+ * empties the queue (a client reading replies of known length) lets the
+ * next read wait for the edge at once too. Turned on by the first such
+ * read of a socket (only sockets read so pay its setsockopt); off for
+ * good where the kernel refuses it. */
+static atomic_bool no_inq;
+
+static void inq_on(herd__rt *rt, int fd, unsigned kind)
+{
+	int one = 1;
+	if (atomic_load_explicit(&no_inq, mo_relaxed))
+		return;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_INQ, &one, sizeof one) == 0)
+		herd__fd_mark_socket(rt, fd, kind | HERD__FD_INQ);
+	else if (errno == ENOPROTOOPT || errno == EINVAL)
+		atomic_store_explicit(&no_inq, true, mo_relaxed);
+}
+
+/* recv, reporting in *left what it left queued (-1: not said). */
+static ssize_t recv_inq(int fd, void *buf, size_t n, int *left)
+{
+	struct iovec iov = {.iov_base = buf, .iov_len = n};
+	union {
+		char b[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+			   .msg_controllen = sizeof ctl.b};
+	ssize_t r = recvmsg(fd, &m, 0);
+	for (struct cmsghdr *c = r > 0 ? CMSG_FIRSTHDR(&m) : NULL; c; c = CMSG_NXTHDR(&m, c))
+		if (c->cmsg_level == IPPROTO_TCP && c->cmsg_type == TCP_CM_INQ)
+			memcpy(left, CMSG_DATA(c), sizeof *left);
+	return r;
+}
+
+/* After a read of r bytes (of n) from the TCP socket fd, made in
+ * registration gen (not 0): whether it left the queue empty, for the
+ * next read (io/poll.c). End of file (0) never does: no edge follows. */
+static void read_done(herd__rt *rt, int fd, uint32_t gen, unsigned kind, ssize_t r, size_t n,
+		      int left)
+{
+	bool full = r > 0 && (size_t)r == n;
+	herd__poll_read_mark(rt, fd, r > 0 && (!full || left == 0) ? gen : 0);
+	if (full && !(kind & HERD__FD_INQ))
+		inq_on(rt, fd, kind);
+}
+
 ssize_t herd_read(int fd, void *buf, size_t n, int64_t deadline)
 {
 	herd__rt *rt;
@@ -156,10 +207,13 @@ ssize_t herd_read(int fd, void *buf, size_t n, int64_t deadline)
 	for (;;) {
 		/* The registration the read is made in (after any wait). */
 		uint32_t gen = tcp ? herd__poll_kept(rt, fd) : 0;
-		ssize_t r = kind ? recv(fd, buf, n, 0) : read(fd, buf, n);
+		int left = -1;
+		ssize_t r = !kind			? read(fd, buf, n)
+			    : (kind & HERD__FD_INQ) ? recv_inq(fd, buf, n, &left)
+						    : recv(fd, buf, n, 0);
 		if (r >= 0) {
 			if (gen)
-				herd__poll_read_mark(rt, fd, r > 0 && (size_t)r < n ? gen : 0);
+				read_done(rt, fd, gen, kind, r, n, left);
 			return r;
 		}
 		if (kind && errno == ENOTSOCK) {

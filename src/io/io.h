@@ -144,9 +144,10 @@ int herd__fd_retry(herd__fdwait *fw, int err, int64_t deadline);
 /* Marks fd, which herd made and tracks, as a socket (or not: 0):
  * fd-io.c reads and writes it with recv and send, and reads a TCP socket
  * (a stream whose short read means an empty queue) without the recv bound
- * to fail (herd__poll_read_wait). Tracking a number anew, and closing it,
- * unmark it. _socket_kind: the marks, 0 for a descriptor not marked. */
-enum { HERD__FD_SOCKET = 1, HERD__FD_TCP = 2 };
+ * to fail (herd__poll_read_wait); INQ: TCP_INQ is on (its reads report
+ * what they left queued). Tracking a number anew, and closing it, unmark
+ * it. _socket_kind: the marks, 0 for a descriptor not marked. */
+enum { HERD__FD_SOCKET = 1, HERD__FD_TCP = 2, HERD__FD_INQ = 4 };
 void herd__fd_mark_socket(herd__rt *rt, int fd, unsigned kind);
 unsigned herd__fd_socket_kind(herd__rt *rt, int fd);
 /* Whether fd is one herd made and counts (it will close it through

@@ -89,8 +89,9 @@ struct herd__pollent {
 	/* The registration's, in its events' cookies (written under lock,
 	 * read without it by herd__poll_kept). */
 	_Atomic uint32_t gen;
-	/* The registration (gen) a short read of a TCP socket was made in,
-	 * or 0: herd__poll_read_wait may wait for the edge without a read. */
+	/* The registration (gen) a read of a TCP socket that emptied its
+	 * queue was made in, or 0: herd__poll_read_wait may wait for the
+	 * edge without a read. */
 	_Atomic uint32_t rd_short;
 	int fd;                 /* constant */
 	herd__list waiters;     /* herd__pollw.link */
@@ -645,8 +646,8 @@ int herd_fd_wait(int fd, int events, int64_t deadline)
 /* ------------------------------------------------------------------ */
 
 /*
- * A read of a TCP socket that returned fewer bytes than asked left its
- * receive queue empty, and while the socket stays in the set (the same
+ * A read of a TCP socket that returned fewer bytes than asked (or that
+ * TCP_INQ said left none, fd-io.c) left its receive queue empty, and while the socket stays in the set (the same
  * KEPT registration) any byte that comes after yields an edge: the next
  * read may wait for that edge at once instead of making the recv that is
  * bound to fail with EAGAIN. An edge dispatched since then set the ready
