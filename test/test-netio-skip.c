@@ -2,11 +2,11 @@
  * test-netio-skip.c - herd_read on a TCP socket whose last read came back
  * short waits for the next edge without the recv bound to fail (io/poll.c),
  * and nowhere that could hang: the data and the end of the stream (FIN,
- * RST) or urgent data reported in one event read out in full; a read that
- * filled its buffer (unless TCP_INQ says it emptied the queue), a datagram
- * socket and a Unix stream that stops short
- * before a message with descriptors read what is queued; HERD_NOWAIT,
- * deadlines, cancellation and herd_close end such a wait as before; two
+ * RST) or urgent data reported in one event read out in full; after a
+ * read that filled its buffer (unless TCP_INQ says it emptied the queue),
+ * a datagram, or a Unix stream read that stops short before a message
+ * with descriptors, the next read returns what is queued; HERD_NOWAIT,
+ * deadlines, cancellation and herd_close end such a wait as before; three
  * readers on one socket read every byte.
  *
  * Most cases run on one worker: the peer's writes then all land before the

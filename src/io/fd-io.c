@@ -58,7 +58,7 @@ static unsigned socket_kind(int domain, int type, int protocol)
  * listener's if herd made it, else what s says it is. */
 static unsigned accepted_kind(herd__rt *rt, int lfd, int s)
 {
-	unsigned kind = herd__fd_socket_kind(rt, lfd);
+	unsigned kind = herd__fd_socket_kind(rt, lfd) & ~(unsigned)HERD__FD_INQ;
 	if (kind)
 		return kind;
 	int proto = 0;
