@@ -27,7 +27,9 @@
  * Ready flags. An edge after a call's EAGAIN either sets the flag or finds
  * the waiter linked (both under the entry's lock). A stale flag (data that
  * came and was read before the EAGAIN) costs one more try. herd_fd_wait,
- * which promises readiness and not an edge, asks poll(2) instead. An event
+ * which promises readiness and not an edge, asks poll(2) instead. A read
+ * of a TCP socket whose last read emptied the queue waits without trying
+ * (see "Reads that skip their EAGAIN" below; `hup` and `rd_short`). An event
  * wakes every waiter it satisfies (several tasks may accept on one socket
  * or read one pipe): waking one could leave the others asleep beside
  * unread data; those that find EAGAIN wait again.
@@ -51,9 +53,11 @@
  * (herd__netpoll, core.h): the scheduler is the lower layer.
  *
  * Locks: each entry's lock (HERD__RANK_POLL) protects its registration,
- * `ready`, `gen` and its waiters (herd__poll_forget and _renew also read
- * `state` without it: their callers come after the registration they look
- * for, or race with it as a program's bug); a waker takes the
+ * `ready`, `hup`, `gen` and its waiters (herd__poll_forget and _renew also
+ * read `state` without it: their callers come after the registration they
+ * look for, or race with it as a program's bug; herd_read loads `state`
+ * and `gen` and stores `rd_short` without it, relaxed atomics that
+ * herd__poll_read_wait checks under it); a waker takes the
  * scheduler's leaf locks under it. poll.lock (same rank, never held with
  * an entry's) protects growing the directory. Callbacks run with no lock
  * held. poll.waiters (linked waiters) is changed under entries' locks and
@@ -223,12 +227,12 @@ static int entry_make(herd__rt *rt, int fd, struct herd__pollent **out)
 	return rc;
 }
 
-/* What an event for e's registration carries. */
 static uint32_t gen_of(struct herd__pollent *e)
 {
 	return atomic_load_explicit(&e->gen, mo_relaxed);
 }
 
+/* What an event for e's registration carries. */
 static uint64_t cookie(struct herd__pollent *e)
 {
 	return (uint64_t)gen_of(e) << 32 | (uint32_t)e->fd;
