@@ -14,7 +14,9 @@
  * (io/poll.c): closing forgets the registration first, and marking a
  * number renews it. A second mark, in the same pages, tells the sockets
  * herd made (herd_socket, herd_accept): fd-io.c reads and writes them with
- * recv and send. Marking a number anew and closing it clear it.
+ * recv and send; a third, the TCP ones among them, whose short reads
+ * io/poll.c trusts; a fourth, those fd-io.c turned TCP_INQ on for.
+ * Marking a number anew and closing it clear them.
  *
  * Running out. A creation that fails with EMFILE or ENFILE calls
  * herd__fd_retry, which parks the task in `waitq` until herd releases one
@@ -51,8 +53,11 @@
 
 #define FD_PAGE_BITS 4096u
 #define FD_PAGE_WORDS (FD_PAGE_BITS / 64)
-/* A page holds the herd marks, then the socket marks. */
+/* A page holds the herd marks, then the socket marks, the TCP marks and
+ * the TCP_INQ marks. */
 #define FD_SOCKET_OFF FD_PAGE_WORDS
+#define FD_TCP_OFF (2 * FD_PAGE_WORDS)
+#define FD_INQ_OFF (3 * FD_PAGE_WORDS)
 /* With waiters and no release for this long, the supervisor wakes the
  * first: the program may have closed descriptors of its own. */
 #define FD_RECHECK_NS (100 * HERD_MSEC)
@@ -110,11 +115,21 @@ static _Atomic uint64_t *mark_word(herd__rt *rt, int fd, bool make)
 	if (!page && make) {
 		herd__mutex_lock(&rt->io->fd.lock);
 		page = atomic_load_explicit(&rt->io->fd.pages[pg], mo_relaxed);
-		if (!page && (page = calloc(2 * FD_PAGE_WORDS, sizeof *page)))
+		if (!page && (page = calloc(4 * FD_PAGE_WORDS, sizeof *page)))
 			atomic_store_explicit(&rt->io->fd.pages[pg], page, mo_release);
 		herd__mutex_unlock(&rt->io->fd.lock);
 	}
 	return page ? &page[(fd % FD_PAGE_BITS) / 64] : NULL;
+}
+
+static void unmark_socket(_Atomic uint64_t *wd, uint64_t bit)
+{
+	if (atomic_load_explicit(wd + FD_SOCKET_OFF, mo_relaxed) & bit)
+		atomic_fetch_and_explicit(wd + FD_SOCKET_OFF, ~bit, mo_relaxed);
+	if (atomic_load_explicit(wd + FD_TCP_OFF, mo_relaxed) & bit)
+		atomic_fetch_and_explicit(wd + FD_TCP_OFF, ~bit, mo_relaxed);
+	if (atomic_load_explicit(wd + FD_INQ_OFF, mo_relaxed) & bit)
+		atomic_fetch_and_explicit(wd + FD_INQ_OFF, ~bit, mo_relaxed);
 }
 
 void herd__fd_track(herd__rt *rt, int fd)
@@ -124,8 +139,7 @@ void herd__fd_track(herd__rt *rt, int fd)
 		return;
 	uint64_t bit = (uint64_t)1 << (fd % 64);
 	bool was = atomic_fetch_or_explicit(wd, bit, mo_relaxed) & bit;
-	if (atomic_load_explicit(wd + FD_SOCKET_OFF, mo_relaxed) & bit)
-		atomic_fetch_and_explicit(wd + FD_SOCKET_OFF, ~bit, mo_relaxed);
+	unmark_socket(wd, bit);
 	/* A new descriptor: the poller drops what it knew of the number's
 	 * last one, if the program closed that with close(2). */
 	herd__poll_renew(rt, fd);
@@ -144,22 +158,35 @@ bool herd__fd_is_herds(herd__rt *rt, int fd)
 	return wd && (atomic_load_explicit(wd, mo_relaxed) >> (fd % 64) & 1);
 }
 
-void herd__fd_mark_socket(herd__rt *rt, int fd, bool sock)
+void herd__fd_mark_socket(herd__rt *rt, int fd, unsigned kind)
 {
 	_Atomic uint64_t *wd = mark_word(rt, fd, false);
 	uint64_t bit = (uint64_t)1 << (fd % 64);
 	if (!wd)
 		return;
-	if (sock)
-		atomic_fetch_or_explicit(wd + FD_SOCKET_OFF, bit, mo_relaxed);
-	else
-		atomic_fetch_and_explicit(wd + FD_SOCKET_OFF, ~bit, mo_relaxed);
+	if (!kind) {
+		unmark_socket(wd, bit);
+		return;
+	}
+	atomic_fetch_or_explicit(wd + FD_SOCKET_OFF, bit, mo_relaxed);
+	if (kind & HERD__FD_TCP)
+		atomic_fetch_or_explicit(wd + FD_TCP_OFF, bit, mo_relaxed);
+	if (kind & HERD__FD_INQ)
+		atomic_fetch_or_explicit(wd + FD_INQ_OFF, bit, mo_relaxed);
 }
 
-bool herd__fd_is_socket(herd__rt *rt, int fd)
+unsigned herd__fd_socket_kind(herd__rt *rt, int fd)
 {
 	_Atomic uint64_t *wd = mark_word(rt, fd, false);
-	return wd && (atomic_load_explicit(wd + FD_SOCKET_OFF, mo_relaxed) >> (fd % 64) & 1);
+	if (!wd)
+		return 0;
+	unsigned sh = (unsigned)fd % 64;
+	return (unsigned)(atomic_load_explicit(wd + FD_SOCKET_OFF, mo_relaxed) >> sh & 1) *
+		       HERD__FD_SOCKET |
+	       (unsigned)(atomic_load_explicit(wd + FD_TCP_OFF, mo_relaxed) >> sh & 1) *
+		       HERD__FD_TCP |
+	       (unsigned)(atomic_load_explicit(wd + FD_INQ_OFF, mo_relaxed) >> sh & 1) *
+		       HERD__FD_INQ;
 }
 
 /* Uncounts fd if it is herd's; true if it was. */
@@ -169,8 +196,7 @@ static bool untrack(herd__rt *rt, int fd)
 	if (!wd)
 		return false;
 	uint64_t bit = (uint64_t)1 << (fd % 64);
-	if (atomic_load_explicit(wd + FD_SOCKET_OFF, mo_relaxed) & bit)
-		atomic_fetch_and_explicit(wd + FD_SOCKET_OFF, ~bit, mo_relaxed);
+	unmark_socket(wd, bit);
 	if (!(atomic_fetch_and_explicit(wd, ~bit, mo_relaxed) & bit))
 		return false;
 	long was = atomic_fetch_sub_explicit(&rt->io->fd.open, 1, mo_relaxed);

@@ -101,6 +101,18 @@ bool herd__poll_wake_by(herd__rt *rt, int64_t when);
  * code as herd_fd_wait (which calls it with one); from a task only, with
  * a deadline other than HERD_NOWAIT. */
 int herd__fd_wait_any(const int *fds, int n, int events, int64_t deadline);
+/* Reads that wait for the edge without the recv bound to fail (poll.c).
+ * _kept: fd's registration (not 0) if it is KEPT, else 0; no lock. Loaded
+ * before a read of a TCP socket, it is passed to _read_mark after it: the
+ * registration if the read emptied the queue (returned fewer bytes than
+ * asked but not 0, or TCP_INQ said it left none), else 0. _read_wait, before the next read: waits for READABLE as after
+ * EAGAIN if the mark allows it (the same registration, nothing reported
+ * ready, no hang-up, error or urgent data reported), and returns its
+ * events or a code; 0 when the read should be made at once. Takes the
+ * mark. From a task only, not with HERD_NOWAIT. */
+uint32_t herd__poll_kept(herd__rt *rt, int fd);
+void herd__poll_read_mark(herd__rt *rt, int fd, uint32_t gen);
+int herd__poll_read_wait(herd__rt *rt, int fd, int64_t deadline);
 /* Whether a busy worker should poll now (someone waits, and nobody has
  * polled for a while). */
 bool herd__poll_due(herd__rt *rt);
@@ -129,11 +141,15 @@ void herd__fd_attempt(herd__fdwait *fw);
  * -err, HERD_ETIMEDOUT, HERD_ECANCELED (the task's scope or its
  * wait_scope is canceled). */
 int herd__fd_retry(herd__fdwait *fw, int err, int64_t deadline);
-/* Marks fd, which herd made and tracks, as a socket (or not):
- * fd-io.c reads and writes it with recv and send. Tracking a number
- * anew, and closing it, unmark it. */
-void herd__fd_mark_socket(herd__rt *rt, int fd, bool sock);
-bool herd__fd_is_socket(herd__rt *rt, int fd);
+/* Marks fd, which herd made and tracks, as a socket (or not: 0):
+ * fd-io.c reads and writes it with recv and send, and reads a TCP socket
+ * (a stream whose short read means an empty queue) without the recv bound
+ * to fail (herd__poll_read_wait); INQ: TCP_INQ is on (its reads report
+ * what they left queued). Tracking a number anew, and closing it, unmark
+ * it. _socket_kind: the marks, 0 for a descriptor not marked. */
+enum { HERD__FD_SOCKET = 1, HERD__FD_TCP = 2, HERD__FD_INQ = 4 };
+void herd__fd_mark_socket(herd__rt *rt, int fd, unsigned kind);
+unsigned herd__fd_socket_kind(herd__rt *rt, int fd);
 /* Whether fd is one herd made and counts (it will close it through
  * herd__fd_close). Any thread. */
 bool herd__fd_is_herds(herd__rt *rt, int fd);

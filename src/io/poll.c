@@ -27,7 +27,9 @@
  * Ready flags. An edge after a call's EAGAIN either sets the flag or finds
  * the waiter linked (both under the entry's lock). A stale flag (data that
  * came and was read before the EAGAIN) costs one more try. herd_fd_wait,
- * which promises readiness and not an edge, asks poll(2) instead. An event
+ * which promises readiness and not an edge, asks poll(2) instead. A read
+ * of a TCP socket whose last read emptied the queue waits without trying
+ * (see "Reads that skip their EAGAIN" below; `hup` and `rd_short`). An event
  * wakes every waiter it satisfies (several tasks may accept on one socket
  * or read one pipe): waking one could leave the others asleep beside
  * unread data; those that find EAGAIN wait again.
@@ -51,9 +53,11 @@
  * (herd__netpoll, core.h): the scheduler is the lower layer.
  *
  * Locks: each entry's lock (HERD__RANK_POLL) protects its registration,
- * `ready`, `gen` and its waiters (herd__poll_forget and _renew also read
- * `state` without it: their callers come after the registration they look
- * for, or race with it as a program's bug); a waker takes the
+ * `ready`, `hup`, `gen` and its waiters (herd__poll_forget and _renew also
+ * read `state` without it: their callers come after the registration they
+ * look for, or race with it as a program's bug; herd_read loads `state`
+ * and `gen` and stores `rd_short` without it, relaxed atomics that
+ * herd__poll_read_wait checks under it); a waker takes the
  * scheduler's leaf locks under it. poll.lock (same rank, never held with
  * an entry's) protects growing the directory. Callbacks run with no lock
  * held. poll.waiters (linked waiters) is changed under entries' locks and
@@ -84,7 +88,15 @@ struct herd__pollent {
 	alignas(HERD__CACHELINE) herd__mutex lock;
 	_Atomic uint8_t state;  /* UNREG, KEPT, TRANSIENT (written under lock) */
 	uint8_t ready;          /* directions reported that no waiter took */
-	uint32_t gen;           /* the registration's, in its events' cookies */
+	bool hup;               /* the registration reported a hang-up, an
+				 * error or urgent data (sticky) */
+	/* The registration's, in its events' cookies (written under lock,
+	 * read without it by herd__poll_kept). */
+	_Atomic uint32_t gen;
+	/* The registration (gen) a read of a TCP socket that emptied its
+	 * queue was made in, or 0: herd__poll_read_wait may wait for the
+	 * edge without a read. */
+	_Atomic uint32_t rd_short;
 	int fd;                 /* constant */
 	herd__list waiters;     /* herd__pollw.link */
 };
@@ -215,18 +227,25 @@ static int entry_make(herd__rt *rt, int fd, struct herd__pollent **out)
 	return rc;
 }
 
-/* What an event for e's registration carries. */
-static uint64_t cookie(const struct herd__pollent *e)
+static uint32_t gen_of(struct herd__pollent *e)
 {
-	return (uint64_t)e->gen << 32 | (uint32_t)e->fd;
+	return atomic_load_explicit(&e->gen, mo_relaxed);
+}
+
+/* What an event for e's registration carries. */
+static uint64_t cookie(struct herd__pollent *e)
+{
+	return (uint64_t)gen_of(e) << 32 | (uint32_t)e->fd;
 }
 
 /* Adds e's descriptor to the set for a wait (e->lock held): KEPT if it is
  * herd's, else TRANSIENT. 0 or -errno. */
 static int register_locked(herd__rt *rt, struct herd__pollent *e)
 {
-	e->gen++;
+	atomic_store_explicit(&e->gen, gen_of(e) + 1, mo_relaxed);
 	e->ready = 0;
+	e->hup = false;
+	atomic_store_explicit(&e->rd_short, 0, mo_relaxed);
 	/* The state first: the set may report the descriptor to another
 	 * thread before the call returns (that thread waits for the lock). */
 	atomic_store_explicit(&e->state, herd__fd_is_herds(rt, e->fd) ? KEPT : TRANSIENT,
@@ -326,6 +345,8 @@ void herd__poll_forget(herd__rt *rt, int fd)
 		herd__os_poller_forget(&rt->io->poll.os, fd);
 		atomic_store_explicit(&e->state, UNREG, mo_relaxed);
 		e->ready = 0;
+		e->hup = false;
+		atomic_store_explicit(&e->rd_short, 0, mo_relaxed);
 		evict_locked(rt, e, &won);
 	}
 	herd__mutex_unlock(&e->lock);
@@ -367,7 +388,7 @@ static void dispatch(herd__rt *rt, uint64_t data, uint32_t rev, herd__pollw **wo
 		return;
 	/* Under the lock only: the registration may be under way. */
 	herd__mutex_lock(&e->lock);
-	if (e->gen != (uint32_t)(data >> 32) ||
+	if (gen_of(e) != (uint32_t)(data >> 32) ||
 	    atomic_load_explicit(&e->state, mo_relaxed) == UNREG) {
 		herd__mutex_unlock(&e->lock); /* an earlier registration's */
 		return;
@@ -388,7 +409,9 @@ static void dispatch(herd__rt *rt, uint64_t data, uint32_t rev, herd__pollw **wo
 		p->cb_next = *chain;
 		*chain = p;
 	}
-	e->ready = (uint8_t)(e->ready | (rev & ~taken));
+	if (rev & HERD__OS_HUP)
+		e->hup = true; /* before any short read it may follow */
+	e->ready = (uint8_t)(e->ready | (rev & ~taken & (HERD_READABLE | HERD_WRITABLE)));
 	if (taken) /* not for an event nobody waited for: a wait may be
 		    * between its registration and its link (fd_wait_any) */
 		settle_locked(rt, e);
@@ -501,6 +524,23 @@ static void unlink_all(herd__rt *rt, struct herd__pollent **es, herd__pollw *wts
 	}
 }
 
+/* Links t's waiter on e (locked, registered) and parks until an event for
+ * `events`, the deadline or a cancellation; returns with nothing locked. */
+static int park_locked(herd__worker *w, herd__task *t, struct herd__pollent *e, int events,
+		       int64_t deadline)
+{
+	herd__rt *rt = w->rt;
+	herd__pollw wt = {.task = t, .events = (uint32_t)events};
+	link_locked(rt, e, &wt);
+	herd__poll_watch(rt);
+	herd__waits_on(t, HERD__WHY_FD, (void *)(intptr_t)e->fd);
+	int rc = herd__wait(&w, &e->lock, deadline, true);
+	if (rc > 0)
+		return rc; /* the poller unlinked it */
+	unlink_all(rt, &e, &wt, 1);
+	return rc;
+}
+
 /* The wait on one descriptor. `level`: herd_fd_wait's, which reports
  * readiness (the I/O calls wait after EAGAIN: an edge is what they need). */
 static int wait_one(herd__worker *w, herd__task *t, int fd, int events, int64_t deadline,
@@ -520,15 +560,7 @@ static int wait_one(herd__worker *w, herd__task *t, int fd, int events, int64_t 
 		herd__mutex_unlock(&e->lock);
 		return rc;
 	}
-	herd__pollw wt = {.task = t, .events = (uint32_t)events};
-	link_locked(rt, e, &wt);
-	herd__poll_watch(rt);
-	herd__waits_on(t, HERD__WHY_FD, (void *)(intptr_t)fd);
-	rc = herd__wait(&w, &e->lock, deadline, true);
-	if (rc > 0)
-		return rc; /* the poller unlinked it */
-	unlink_all(rt, &e, &wt, 1);
-	return rc;
+	return park_locked(w, t, e, events, deadline);
 }
 
 /* Links a waiter on each descriptor (registered already) with the wait
@@ -611,4 +643,58 @@ int herd_fd_wait(int fd, int events, int64_t deadline)
 	if (herd__scope_canceled(t->scope))
 		return HERD_ECANCELED;
 	return wait_one(w, t, fd, events, deadline, true);
+}
+
+/* ------------------------------------------------------------------ */
+/* Reads that skip their EAGAIN (fd-io.c's herd_read)                  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A read of a TCP socket that returned fewer bytes than asked (or that
+ * TCP_INQ said left none, fd-io.c) left its receive queue empty, and while the socket stays in the set (the same
+ * KEPT registration) any byte that comes after yields an edge: the next
+ * read may wait for that edge at once instead of making the recv that is
+ * bound to fail with EAGAIN. An edge dispatched since then set the ready
+ * flag or woke the waiters linked (who read); one still in the kernel
+ * wakes this waiter. Not when the registration reported a hang-up, an
+ * error or urgent data (hup): the edge of a FIN or an error that came with
+ * the data may have been taken by the wait before the short read, and a
+ * read stops short at the urgent mark; then it reads as before. Each short
+ * read allows one such wait (it takes the mark), so that several tasks
+ * reading one socket read in turn as they did.
+ */
+
+uint32_t herd__poll_kept(herd__rt *rt, int fd)
+{
+	struct herd__pollent *e = entry_of(rt, fd);
+	if (!e || atomic_load_explicit(&e->state, mo_relaxed) != KEPT)
+		return 0;
+	return gen_of(e);
+}
+
+void herd__poll_read_mark(herd__rt *rt, int fd, uint32_t gen)
+{
+	struct herd__pollent *e = entry_of(rt, fd);
+	if (e && atomic_load_explicit(&e->rd_short, mo_relaxed) != gen)
+		atomic_store_explicit(&e->rd_short, gen, mo_relaxed);
+}
+
+int herd__poll_read_wait(herd__rt *rt, int fd, int64_t deadline)
+{
+	struct herd__pollent *e = entry_of(rt, fd);
+	if (!e || !atomic_load_explicit(&e->rd_short, mo_relaxed))
+		return 0;
+	herd__worker *w;
+	herd__task *t;
+	if (herd__current(&w, &t) || (deadline >= 0 && deadline <= herd_now()))
+		return 0; /* a deadline gone: the read answers, as before */
+	herd__mutex_lock(&e->lock);
+	uint32_t g = atomic_load_explicit(&e->rd_short, mo_relaxed);
+	atomic_store_explicit(&e->rd_short, 0, mo_relaxed);
+	if (!g || g != gen_of(e) || atomic_load_explicit(&e->state, mo_relaxed) != KEPT ||
+	    e->hup || take_ready(e, HERD_READABLE)) {
+		herd__mutex_unlock(&e->lock);
+		return 0;
+	}
+	return park_locked(w, t, e, HERD_READABLE, deadline);
 }

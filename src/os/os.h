@@ -136,8 +136,10 @@ bool herd__alarm_wait(herd__alarm *a, herd__bell *b, uint32_t seen, int64_t dead
 /* ------------------------------------------------------------------ */
 
 /* An event: the events ready (HERD_READABLE, HERD_WRITABLE; an error or
- * a hang-up reports both, so that the next call sees it) and the cookie
- * the descriptor was armed with. */
+ * a hang-up reports both, so that the next call sees it), with
+ * HERD__OS_HUP if it reports a hang-up (of either side), an error or
+ * urgent data, and the cookie the descriptor was armed with. */
+#define HERD__OS_HUP 4u
 typedef struct herd__os_event {
 	uint32_t events;
 	uint64_t cookie;

@@ -11,7 +11,10 @@
  * Descriptors are registered once, edge-triggered, for reading and
  * writing together (as Go's netpoll does): an event reports a change of
  * readiness, and io/poll.c keeps what it reported until somebody waits.
- * Nothing is re-armed between waits. The two internal descriptors are
+ * Nothing is re-armed between waits. A hang-up, an error and urgent
+ * data (EPOLLPRI, asked for: a read stops short at the urgent mark) are
+ * reported as HERD__OS_HUP besides the directions, for io/poll.c's reads
+ * that trust a short read (see there). The two internal descriptors are
  * level-triggered and carry cookies no descriptor can have (a cookie's
  * low half is a descriptor number).
  *
@@ -35,9 +38,11 @@
 static uint32_t from_epoll(uint32_t rev)
 {
 	if (rev & (EPOLLERR | EPOLLHUP))
-		return HERD_READABLE | HERD_WRITABLE;
+		return HERD_READABLE | HERD_WRITABLE | HERD__OS_HUP;
 	uint32_t r = 0;
-	if (rev & (EPOLLIN | EPOLLRDHUP | EPOLLPRI))
+	if (rev & (EPOLLRDHUP | EPOLLPRI))
+		r |= HERD_READABLE | HERD__OS_HUP;
+	if (rev & EPOLLIN)
 		r |= HERD_READABLE;
 	if (rev & EPOLLOUT)
 		r |= HERD_WRITABLE;
@@ -85,7 +90,7 @@ void herd__os_poller_close(herd__os_poller *p)
 
 int herd__os_poller_add(herd__os_poller *p, int fd, uint64_t cookie)
 {
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET,
 				 .data.u64 = cookie};
 	if (epoll_ctl(p->fd, EPOLL_CTL_ADD, fd, &ev) == 0)
 		return 0;
