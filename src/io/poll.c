@@ -3,10 +3,12 @@
  *
  * Shape. One poller per runtime: a set of descriptors a worker can sleep
  * on, with a wakeup and an alarm in it (os/poller-epoll.c keeps them; this
- * file calls nothing of epoll's). Each descriptor number has an entry, in
- * pages of PAGE_ENTS kept until the runtime ends (so found without a lock):
- * its registration, the directions reported that no waiter took (`ready`),
- * and its waiters, tasks and callbacks (a child's pidfd, proc/).
+ * file calls nothing of epoll's). Each descriptor number has an entry
+ * (poll-ent.h), in pages of HERD__POLL_PAGE_ENTS kept until the runtime
+ * ends (so found without a lock): its registration, the directions
+ * reported that no waiter took (`ready`), and its waiters, tasks and
+ * callbacks (a child's pidfd, proc/). This file keeps the entries and the
+ * set and hands out events; poll-wait.c holds the tasks' waits.
  *
  * Registration (docs/design.md, The poller). A descriptor herd made
  * (herd__fd_is_herds) is added at its first wait, edge-triggered for both
@@ -29,8 +31,8 @@
  * came and was read before the EAGAIN) costs one more try. herd_fd_wait,
  * which promises readiness and not an edge, asks poll(2) instead. A read
  * of a TCP socket whose last read emptied the queue waits without trying
- * (see "Reads that skip their EAGAIN" below; `hup` and `rd_short`). An event
- * wakes every waiter it satisfies (several tasks may accept on one socket
+ * (poll-wait.c's "Reads that skip their EAGAIN"; `hup` and `rd_short`).
+ * An event wakes every waiter it satisfies (several tasks may accept on one socket
  * or read one pipe): waking one could leave the others asleep beside
  * unread data; those that find EAGAIN wait again.
  *
@@ -66,6 +68,7 @@
  * poll.last is a relaxed hint of when somebody last polled.
  */
 #include "io/io.h"
+#include "io/poll-ent.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -77,35 +80,7 @@
  * and every worker is busy. */
 #define POLL_STALE_NS (1 * HERD_MSEC)
 #define EVENTS_MAX 64
-#define PAGE_SHIFT 8
-#define PAGE_ENTS (1u << PAGE_SHIFT)
 #define DIR_MIN 64 /* pages: 16,384 descriptors */
-
-/* An entry's registration. */
-enum { UNREG, KEPT, TRANSIENT };
-
-struct herd__pollent {
-	alignas(HERD__CACHELINE) herd__mutex lock;
-	_Atomic uint8_t state;  /* UNREG, KEPT, TRANSIENT (written under lock) */
-	uint8_t ready;          /* directions reported that no waiter took */
-	bool hup;               /* the registration reported a hang-up, an
-				 * error or urgent data (sticky) */
-	/* The registration's, in its events' cookies (written under lock,
-	 * read without it by herd__poll_kept). */
-	_Atomic uint32_t gen;
-	/* The registration (gen) a read of a TCP socket that emptied its
-	 * queue was made in, or 0: herd__poll_read_wait may wait for the
-	 * edge without a read. */
-	_Atomic uint32_t rd_short;
-	int fd;                 /* constant */
-	herd__list waiters;     /* herd__pollw.link */
-};
-
-struct herd__polldir {
-	size_t n;                       /* pages it can hold */
-	struct herd__polldir *retired;  /* the one it replaced */
-	_Atomic(struct herd__pollent *) pages[];
-};
 
 static uint32_t poll_waiters(herd__rt *rt)
 {
@@ -157,17 +132,6 @@ void herd__poll_interrupt(herd__rt *rt)
 /* Entries                                                             */
 /* ------------------------------------------------------------------ */
 
-/* fd's entry, or NULL if its page was never made. No lock. */
-static struct herd__pollent *entry_of(herd__rt *rt, int fd)
-{
-	struct herd__polldir *d = atomic_load_explicit(&rt->io->poll.dir, mo_acquire);
-	size_t pg = (size_t)fd >> PAGE_SHIFT;
-	if (!d || pg >= d->n)
-		return NULL;
-	struct herd__pollent *page = atomic_load_explicit(&d->pages[pg], mo_acquire);
-	return page ? &page[(unsigned)fd & (PAGE_ENTS - 1)] : NULL;
-}
-
 /* A directory for page pg at least, holding the current one's pages. */
 static int grow_locked(herd__rt *rt, size_t pg)
 {
@@ -188,14 +152,14 @@ static int grow_locked(herd__rt *rt, size_t pg)
 
 static int page_make_locked(struct herd__polldir *d, size_t pg)
 {
-	size_t size = PAGE_ENTS * sizeof(struct herd__pollent);
+	size_t size = HERD__POLL_PAGE_ENTS * sizeof(struct herd__pollent);
 	struct herd__pollent *page = aligned_alloc(HERD__CACHELINE, size);
 	if (!page)
 		return -ENOMEM;
 	memset(page, 0, size);
-	for (unsigned i = 0; i < PAGE_ENTS; i++) {
+	for (unsigned i = 0; i < HERD__POLL_PAGE_ENTS; i++) {
 		herd__mutex_init(&page[i].lock, HERD__RANK_POLL);
-		page[i].fd = (int)(pg << PAGE_SHIFT | i);
+		page[i].fd = (int)(pg << HERD__POLL_PAGE_SHIFT | i);
 	}
 	atomic_store_explicit(&d->pages[pg], page, mo_release);
 	return 0;
@@ -206,9 +170,9 @@ static int page_make_locked(struct herd__polldir *d, size_t pg)
  * wait on 1 << 30 must answer -EBADF, not allocate 32 MiB). */
 static int entry_make(herd__rt *rt, int fd, struct herd__pollent **out)
 {
-	if ((*out = entry_of(rt, fd)))
+	if ((*out = herd__pollent_of(rt, fd)))
 		return 0;
-	size_t pg = (size_t)fd >> PAGE_SHIFT;
+	size_t pg = (size_t)fd >> HERD__POLL_PAGE_SHIFT;
 	int rc = 0;
 	herd__mutex_lock(&rt->io->poll.lock);
 	struct herd__polldir *d = atomic_load_explicit(&rt->io->poll.dir, mo_relaxed);
@@ -223,26 +187,21 @@ static int entry_make(herd__rt *rt, int fd, struct herd__pollent **out)
 		rc = page_make_locked(d, pg);
 	herd__mutex_unlock(&rt->io->poll.lock);
 	if (!rc)
-		*out = entry_of(rt, fd);
+		*out = herd__pollent_of(rt, fd);
 	return rc;
-}
-
-static uint32_t gen_of(struct herd__pollent *e)
-{
-	return atomic_load_explicit(&e->gen, mo_relaxed);
 }
 
 /* What an event for e's registration carries. */
 static uint64_t cookie(struct herd__pollent *e)
 {
-	return (uint64_t)gen_of(e) << 32 | (uint32_t)e->fd;
+	return (uint64_t)herd__pollent_gen(e) << 32 | (uint32_t)e->fd;
 }
 
 /* Adds e's descriptor to the set for a wait (e->lock held): KEPT if it is
  * herd's, else TRANSIENT. 0 or -errno. */
 static int register_locked(herd__rt *rt, struct herd__pollent *e)
 {
-	atomic_store_explicit(&e->gen, gen_of(e) + 1, mo_relaxed);
+	atomic_store_explicit(&e->gen, herd__pollent_gen(e) + 1, mo_relaxed);
 	e->ready = 0;
 	e->hup = false;
 	atomic_store_explicit(&e->rd_short, 0, mo_relaxed);
@@ -256,9 +215,7 @@ static int register_locked(herd__rt *rt, struct herd__pollent *e)
 	return rc;
 }
 
-/* fd's entry, locked and registered in the set (if it was not): 0, or
- * entry_make's or the registration's error, with nothing locked. */
-static int entry_lock_registered(herd__rt *rt, int fd, struct herd__pollent **out)
+int herd__pollent_lock(herd__rt *rt, int fd, struct herd__pollent **out)
 {
 	struct herd__pollent *e;
 	int rc = entry_make(rt, fd, &e);
@@ -274,40 +231,6 @@ static int entry_lock_registered(herd__rt *rt, int fd, struct herd__pollent **ou
 	return 0;
 }
 
-static void link_locked(herd__rt *rt, struct herd__pollent *e, herd__pollw *wt)
-{
-	herd__list_push_back(&e->waiters, &wt->link);
-	wt->fd = e->fd;
-	wt->linked = true;
-	atomic_fetch_add_explicit(&rt->io->poll.waiters, 1, mo_seq_cst);
-}
-
-static void unlink_locked(herd__rt *rt, struct herd__pollent *e, herd__pollw *wt)
-{
-	herd__list_remove(&e->waiters, &wt->link);
-	wt->linked = false;
-	atomic_fetch_sub_explicit(&rt->io->poll.waiters, 1, mo_relaxed);
-}
-
-/* After waiters left (e->lock held): a TRANSIENT registration ends with
- * its last waiter, before any woken task can close the descriptor. */
-static void settle_locked(herd__rt *rt, struct herd__pollent *e)
-{
-	if (herd__list_empty(&e->waiters) &&
-	    atomic_load_explicit(&e->state, mo_relaxed) == TRANSIENT) {
-		herd__os_poller_forget(&rt->io->poll.os, e->fd);
-		atomic_store_explicit(&e->state, UNREG, mo_relaxed);
-	}
-}
-
-/* The directions of `events` reported ready, taken (e->lock held). */
-static uint32_t take_ready(struct herd__pollent *e, uint32_t events)
-{
-	uint32_t r = e->ready & events;
-	e->ready = (uint8_t)(e->ready & ~r);
-	return r;
-}
-
 /* Claims and unlinks e's task waiters (e->lock held), chaining them on
  * *won; unlinks its callbacks, which are dropped. */
 static void evict_locked(herd__rt *rt, struct herd__pollent *e, herd__pollw **won)
@@ -317,7 +240,7 @@ static void evict_locked(herd__rt *rt, struct herd__pollent *e, herd__pollw **wo
 		herd__pollw *p = herd__container_of(k, herd__pollw, link);
 		if (p->task && !herd__wait_claim(p->task))
 			continue; /* its deadline or a cancellation won: it unlinks */
-		unlink_locked(rt, e, p);
+		herd__pollent_unlink(rt, e, p);
 		if (p->task) {
 			p->cb_next = *won;
 			*won = p;
@@ -336,7 +259,7 @@ static void finish_all(herd__pollw *won, int result)
 
 void herd__poll_forget(herd__rt *rt, int fd)
 {
-	struct herd__pollent *e = entry_of(rt, fd);
+	struct herd__pollent *e = herd__pollent_of(rt, fd);
 	if (!e || atomic_load_explicit(&e->state, mo_relaxed) == UNREG)
 		return; /* never waited on, or a wait's TRANSIENT one ended */
 	herd__pollw *won = NULL;
@@ -355,7 +278,7 @@ void herd__poll_forget(herd__rt *rt, int fd)
 
 void herd__poll_renew(herd__rt *rt, int fd)
 {
-	struct herd__pollent *e = entry_of(rt, fd);
+	struct herd__pollent *e = herd__pollent_of(rt, fd);
 	if (!e || atomic_load_explicit(&e->state, mo_relaxed) == UNREG)
 		return;
 	herd__pollw *won = NULL;
@@ -383,12 +306,12 @@ void herd__poll_renew(herd__rt *rt, int fd)
 static void dispatch(herd__rt *rt, uint64_t data, uint32_t rev, herd__pollw **won,
 		     herd__pollw **cbs)
 {
-	struct herd__pollent *e = entry_of(rt, (int)(uint32_t)data);
+	struct herd__pollent *e = herd__pollent_of(rt, (int)(uint32_t)data);
 	if (!e)
 		return;
 	/* Under the lock only: the registration may be under way. */
 	herd__mutex_lock(&e->lock);
-	if (gen_of(e) != (uint32_t)(data >> 32) ||
+	if (herd__pollent_gen(e) != (uint32_t)(data >> 32) ||
 	    atomic_load_explicit(&e->state, mo_relaxed) == UNREG) {
 		herd__mutex_unlock(&e->lock); /* an earlier registration's */
 		return;
@@ -402,7 +325,7 @@ static void dispatch(herd__rt *rt, uint64_t data, uint32_t rev, herd__pollw **wo
 			continue;
 		if (p->task && !herd__wait_claim(p->task))
 			continue; /* its deadline or a cancellation won: it unlinks */
-		unlink_locked(rt, e, p);
+		herd__pollent_unlink(rt, e, p);
 		p->result = r;
 		taken |= r;
 		herd__pollw **chain = p->task ? won : cbs;
@@ -414,7 +337,7 @@ static void dispatch(herd__rt *rt, uint64_t data, uint32_t rev, herd__pollw **wo
 	e->ready = (uint8_t)(e->ready | (rev & ~taken & (HERD_READABLE | HERD_WRITABLE)));
 	if (taken) /* not for an event nobody waited for: a wait may be
 		    * between its registration and its link (fd_wait_any) */
-		settle_locked(rt, e);
+		herd__pollent_settle(rt, e);
 	herd__mutex_unlock(&e->lock);
 }
 
@@ -457,12 +380,12 @@ bool herd__poll_due(herd__rt *rt)
 int herd__poll_attach(herd__rt *rt, int fd, herd__pollw *wt)
 {
 	struct herd__pollent *e;
-	int rc = entry_lock_registered(rt, fd, &e);
+	int rc = herd__pollent_lock(rt, fd, &e);
 	if (rc)
 		return rc;
-	uint32_t r = take_ready(e, wt->events);
+	uint32_t r = herd__pollent_take(e, wt->events);
 	if (!r)
-		link_locked(rt, e, wt);
+		herd__pollent_link(rt, e, wt);
 	herd__mutex_unlock(&e->lock);
 	if (r)
 		wt->cb(wt, r); /* reported before: it is due now */
@@ -473,228 +396,15 @@ int herd__poll_attach(herd__rt *rt, int fd, herd__pollw *wt)
 
 bool herd__poll_detach(herd__rt *rt, herd__pollw *wt)
 {
-	struct herd__pollent *e = entry_of(rt, wt->fd);
+	struct herd__pollent *e = herd__pollent_of(rt, wt->fd);
 	if (!e)
 		return false;
 	herd__mutex_lock(&e->lock);
 	bool was = wt->linked;
 	if (was) {
-		unlink_locked(rt, e, wt);
-		settle_locked(rt, e);
+		herd__pollent_unlink(rt, e, wt);
+		herd__pollent_settle(rt, e);
 	}
 	herd__mutex_unlock(&e->lock);
 	return was;
-}
-
-/* ------------------------------------------------------------------ */
-/* Waits                                                               */
-/* ------------------------------------------------------------------ */
-
-/* poll(2) on fd, at once: the events of `events` ready (an error or a
- * hang-up reports them all), 0 if none, or -errno. */
-static int poll_now(int fd, int events)
-{
-	struct pollfd p = {.fd = fd};
-	if (events & HERD_READABLE)
-		p.events |= POLLIN;
-	if (events & HERD_WRITABLE)
-		p.events |= POLLOUT;
-	int n = poll(&p, 1, 0);
-	if (n < 0)
-		return -errno;
-	if (p.revents & POLLNVAL)
-		return -EBADF;
-	if (p.revents & (POLLERR | POLLHUP))
-		return events;
-	return ((p.revents & POLLIN) ? HERD_READABLE : 0) |
-	       ((p.revents & POLLOUT) ? HERD_WRITABLE : 0);
-}
-
-/* Unlinks the waiters the wake left linked (all but the one an event
- * took). */
-static void unlink_all(herd__rt *rt, struct herd__pollent **es, herd__pollw *wts, int n)
-{
-	for (int i = 0; i < n; i++) {
-		herd__mutex_lock(&es[i]->lock);
-		if (wts[i].linked) {
-			unlink_locked(rt, es[i], &wts[i]);
-			settle_locked(rt, es[i]);
-		}
-		herd__mutex_unlock(&es[i]->lock);
-	}
-}
-
-/* Links t's waiter on e (locked, registered) and parks until an event for
- * `events`, the deadline or a cancellation; returns with nothing locked. */
-static int park_locked(herd__worker *w, herd__task *t, struct herd__pollent *e, int events,
-		       int64_t deadline)
-{
-	herd__rt *rt = w->rt;
-	herd__pollw wt = {.task = t, .events = (uint32_t)events};
-	link_locked(rt, e, &wt);
-	herd__poll_watch(rt);
-	herd__waits_on(t, HERD__WHY_FD, (void *)(intptr_t)e->fd);
-	int rc = herd__wait(&w, &e->lock, deadline, true);
-	if (rc > 0)
-		return rc; /* the poller unlinked it */
-	unlink_all(rt, &e, &wt, 1);
-	return rc;
-}
-
-/* The wait on one descriptor. `level`: herd_fd_wait's, which reports
- * readiness (the I/O calls wait after EAGAIN: an edge is what they need). */
-static int wait_one(herd__worker *w, herd__task *t, int fd, int events, int64_t deadline,
-		    bool level)
-{
-	herd__rt *rt = w->rt;
-	struct herd__pollent *e;
-	int rc = entry_lock_registered(rt, fd, &e);
-	if (rc)
-		return rc;
-	/* herd_fd_wait asks poll(2), under the lock, so that an edge after
-	 * it finds the waiter linked; the flags, which may be stale, are left
-	 * to the waits after EAGAIN. */
-	rc = level ? poll_now(fd, events) : (int)take_ready(e, (uint32_t)events);
-	if (rc) {
-		settle_locked(rt, e);
-		herd__mutex_unlock(&e->lock);
-		return rc;
-	}
-	return park_locked(w, t, e, events, deadline);
-}
-
-/* Links a waiter on each descriptor (registered already) with the wait
- * prepared; a descriptor reported ready claims the task at once. Returns
- * how many it linked. */
-static int link_many(herd__rt *rt, herd__task *t, struct herd__pollent **es, herd__pollw *wts,
-		     int n)
-{
-	for (int i = 0; i < n; i++) {
-		herd__mutex_lock(&es[i]->lock);
-		uint32_t r = take_ready(es[i], wts[i].events);
-		if (!r) {
-			link_locked(rt, es[i], &wts[i]);
-			herd__mutex_unlock(&es[i]->lock);
-			continue;
-		}
-		if (herd__wait_claim(t)) {
-			herd__mutex_unlock(&es[i]->lock);
-			herd__wait_finish(t, (int)r); /* runs again once it parks */
-		} else {
-			es[i]->ready = (uint8_t)(es[i]->ready | r); /* not taken */
-			herd__mutex_unlock(&es[i]->lock);
-		}
-		return i;
-	}
-	return n;
-}
-
-int herd__fd_wait_any(const int *fds, int n, int events, int64_t deadline)
-{
-	HERD__ASSERT(n >= 1 && n <= HERD__FD_WAIT_MAX);
-	herd__worker *w;
-	herd__task *t;
-	if (herd__current(&w, &t))
-		return -EPERM;
-	if (herd__scope_canceled(t->scope))
-		return HERD_ECANCELED;
-	if (n == 1)
-		return wait_one(w, t, fds[0], events, deadline, false);
-	/* Registered first, each under its own lock; then the wait is made
-	 * claimable and the waiters linked, so that an event that comes as
-	 * they are claims the task (one waiter's entry lock at a time). */
-	herd__rt *rt = w->rt;
-	struct herd__pollent *es[HERD__FD_WAIT_MAX];
-	herd__pollw wts[HERD__FD_WAIT_MAX];
-	int rc = 0, k;
-	for (k = 0; k < n; k++) {
-		wts[k] = (herd__pollw){.task = t, .events = (uint32_t)events, .fd = fds[k]};
-		if ((rc = entry_lock_registered(rt, fds[k], &es[k])))
-			break;
-		herd__mutex_unlock(&es[k]->lock);
-	}
-	if (rc) {
-		unlink_all(rt, es, wts, k); /* ends TRANSIENT registrations */
-		return rc;
-	}
-	herd__waits_on(t, HERD__WHY_FD, (void *)(intptr_t)fds[0]);
-	herd__wait_prepare(w, t, true);
-	link_many(rt, t, es, wts, n);
-	herd__poll_watch(rt);
-	rc = herd__wait_park(&w, deadline, true);
-	unlink_all(rt, es, wts, n);
-	return rc;
-}
-
-int herd_fd_wait(int fd, int events, int64_t deadline)
-{
-	if (fd < 0 || !(events & (HERD_READABLE | HERD_WRITABLE)) ||
-	    (events & ~(HERD_READABLE | HERD_WRITABLE)))
-		return -EINVAL;
-	if (deadline == HERD_NOWAIT) {
-		/* A plain poll(2) answers at once, from any thread. */
-		int r = poll_now(fd, events);
-		return r ? r : HERD_ETIMEDOUT;
-	}
-	herd__worker *w;
-	herd__task *t;
-	if (herd__current(&w, &t))
-		return -EPERM;
-	if (herd__scope_canceled(t->scope))
-		return HERD_ECANCELED;
-	return wait_one(w, t, fd, events, deadline, true);
-}
-
-/* ------------------------------------------------------------------ */
-/* Reads that skip their EAGAIN (fd-io.c's herd_read)                  */
-/* ------------------------------------------------------------------ */
-
-/*
- * A read of a TCP socket that returned fewer bytes than asked (or that
- * TCP_INQ said left none, fd-io.c) left its receive queue empty, and while the socket stays in the set (the same
- * KEPT registration) any byte that comes after yields an edge: the next
- * read may wait for that edge at once instead of making the recv that is
- * bound to fail with EAGAIN. An edge dispatched since then set the ready
- * flag or woke the waiters linked (who read); one still in the kernel
- * wakes this waiter. Not when the registration reported a hang-up, an
- * error or urgent data (hup): the edge of a FIN or an error that came with
- * the data may have been taken by the wait before the short read, and a
- * read stops short at the urgent mark; then it reads as before. Each short
- * read allows one such wait (it takes the mark), so that several tasks
- * reading one socket read in turn as they did.
- */
-
-uint32_t herd__poll_kept(herd__rt *rt, int fd)
-{
-	struct herd__pollent *e = entry_of(rt, fd);
-	if (!e || atomic_load_explicit(&e->state, mo_relaxed) != KEPT)
-		return 0;
-	return gen_of(e);
-}
-
-void herd__poll_read_mark(herd__rt *rt, int fd, uint32_t gen)
-{
-	struct herd__pollent *e = entry_of(rt, fd);
-	if (e && atomic_load_explicit(&e->rd_short, mo_relaxed) != gen)
-		atomic_store_explicit(&e->rd_short, gen, mo_relaxed);
-}
-
-int herd__poll_read_wait(herd__rt *rt, int fd, int64_t deadline)
-{
-	struct herd__pollent *e = entry_of(rt, fd);
-	if (!e || !atomic_load_explicit(&e->rd_short, mo_relaxed))
-		return 0;
-	herd__worker *w;
-	herd__task *t;
-	if (herd__current(&w, &t) || (deadline >= 0 && deadline <= herd_now()))
-		return 0; /* a deadline gone: the read answers, as before */
-	herd__mutex_lock(&e->lock);
-	uint32_t g = atomic_load_explicit(&e->rd_short, mo_relaxed);
-	atomic_store_explicit(&e->rd_short, 0, mo_relaxed);
-	if (!g || g != gen_of(e) || atomic_load_explicit(&e->state, mo_relaxed) != KEPT ||
-	    e->hup || take_ready(e, HERD_READABLE)) {
-		herd__mutex_unlock(&e->lock);
-		return 0;
-	}
-	return park_locked(w, t, e, HERD_READABLE, deadline);
 }
