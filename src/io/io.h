@@ -101,12 +101,13 @@ bool herd__poll_wake_by(herd__rt *rt, int64_t when);
  * code as herd_fd_wait (which calls it with one); from a task only, with
  * a deadline other than HERD_NOWAIT. */
 int herd__fd_wait_any(const int *fds, int n, int events, int64_t deadline);
-/* Reads that wait for the edge without the recv bound to fail (poll-wait.c).
- * _kept: fd's registration (not 0) if it is KEPT, else 0; no lock. Loaded
- * before a read of a TCP socket, it is passed to _read_mark after it: the
- * registration if the read emptied the queue (returned fewer bytes than
- * asked but not 0, or TCP_INQ said it left none), else 0. _read_wait, before the next read: waits for READABLE as after
- * EAGAIN if the mark allows it (the same registration, nothing reported
+/* Reads that wait for the edge without the recv bound to fail
+ * (poll-wait.c). _kept: fd's registration (not 0) if it is KEPT, else 0;
+ * no lock. Loaded before a read of a TCP socket, it is passed to
+ * _read_mark after it: the registration if the read emptied the queue
+ * (returned fewer bytes than asked but not 0, or TCP_INQ said it left
+ * none), else 0. _read_wait, before the next read: waits for READABLE as
+ * after EAGAIN if the mark allows it (the same registration, nothing reported
  * ready, no hang-up, error or urgent data reported), and returns its
  * events or a code; 0 when the read should be made at once. Takes the
  * mark. From a task only, not with HERD_NOWAIT. */

@@ -179,8 +179,9 @@ int herd_fd_wait(int fd, int events, int64_t deadline)
 
 /*
  * A read of a TCP socket that returned fewer bytes than asked (or that
- * TCP_INQ said left none, fd-io.c) left its receive queue empty, and while the socket stays in the set (the same
- * KEPT registration) any byte that comes after yields an edge: the next
+ * TCP_INQ said left none, fd-io.c) left its receive queue empty, and
+ * while the socket stays in the set (the same KEPT registration) any
+ * byte that comes after yields an edge: the next
  * read may wait for that edge at once instead of making the recv that is
  * bound to fail with EAGAIN. An edge dispatched since then set the ready
  * flag or woke the waiters linked (who read); one still in the kernel
