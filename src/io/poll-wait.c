@@ -70,9 +70,10 @@ static int park_locked(herd__worker *w, herd__task *t, struct herd__pollent *e, 
 }
 
 /* The wait on one descriptor. `level`: herd_fd_wait's, which reports
- * readiness (the I/O calls wait after EAGAIN: an edge is what they need). */
+ * readiness (the I/O calls wait after EAGAIN: an edge is what they need);
+ * *parked (if not NULL) tells whether the answer came from a park. */
 static int wait_one(herd__worker *w, herd__task *t, int fd, int events, int64_t deadline,
-		    bool level)
+		    bool level, bool *parked)
 {
 	herd__rt *rt = w->rt;
 	struct herd__pollent *e;
@@ -88,6 +89,8 @@ static int wait_one(herd__worker *w, herd__task *t, int fd, int events, int64_t 
 		herd__mutex_unlock(&e->lock);
 		return rc;
 	}
+	if (parked)
+		*parked = true;
 	return park_locked(w, t, e, events, deadline);
 }
 
@@ -127,7 +130,7 @@ int herd__fd_wait_any(const int *fds, int n, int events, int64_t deadline)
 	if (herd__scope_canceled(t->scope))
 		return HERD_ECANCELED;
 	if (n == 1)
-		return wait_one(w, t, fds[0], events, deadline, false);
+		return wait_one(w, t, fds[0], events, deadline, false, NULL);
 	/* Registered first, each under its own lock; then the wait is made
 	 * claimable and the waiters linked, so that an event that comes as
 	 * they are claims the task (one waiter's entry lock at a time). */
@@ -164,13 +167,24 @@ int herd_fd_wait(int fd, int events, int64_t deadline)
 		int r = poll_now(fd, events);
 		return r ? r : HERD_ETIMEDOUT;
 	}
-	herd__worker *w;
-	herd__task *t;
-	if (herd__current(&w, &t))
-		return -EPERM;
-	if (herd__scope_canceled(t->scope))
-		return HERD_ECANCELED;
-	return wait_one(w, t, fd, events, deadline, true);
+	for (;;) {
+		herd__worker *w;
+		herd__task *t;
+		if (herd__current(&w, &t))
+			return -EPERM;
+		if (herd__scope_canceled(t->scope))
+			return HERD_ECANCELED;
+		bool parked = false;
+		int rc = wait_one(w, t, fd, events, deadline, true, &parked);
+		if (rc <= 0 || !parked)
+			return rc;
+		/* Woken by an edge: it may be one the poller took late, for
+		 * data read since (seen under qemu). Readiness is promised,
+		 * so poll(2) confirms it; if it is gone, wait again. */
+		int r = poll_now(fd, events);
+		if (r)
+			return r;
+	}
 }
 
 /* ------------------------------------------------------------------ */
