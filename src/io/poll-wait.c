@@ -120,15 +120,23 @@ static int link_many(herd__rt *rt, herd__task *t, struct herd__pollent **es, her
 	return n;
 }
 
+/* A wait's entry check: the calling task and its worker, or -EPERM (not
+ * a task) or HERD_ECANCELED. */
+static int wait_entry(herd__worker **w, herd__task **t)
+{
+	if (herd__current(w, t))
+		return -EPERM;
+	return herd__scope_canceled((*t)->scope) ? HERD_ECANCELED : 0;
+}
+
 int herd__fd_wait_any(const int *fds, int n, int events, int64_t deadline)
 {
 	HERD__ASSERT(n >= 1 && n <= HERD__FD_WAIT_MAX);
 	herd__worker *w;
 	herd__task *t;
-	if (herd__current(&w, &t))
-		return -EPERM;
-	if (herd__scope_canceled(t->scope))
-		return HERD_ECANCELED;
+	int rc = wait_entry(&w, &t);
+	if (rc)
+		return rc;
 	if (n == 1)
 		return wait_one(w, t, fds[0], events, deadline, false, NULL);
 	/* Registered first, each under its own lock; then the wait is made
@@ -137,7 +145,7 @@ int herd__fd_wait_any(const int *fds, int n, int events, int64_t deadline)
 	herd__rt *rt = w->rt;
 	struct herd__pollent *es[HERD__FD_WAIT_MAX];
 	herd__pollw wts[HERD__FD_WAIT_MAX];
-	int rc = 0, k;
+	int k;
 	for (k = 0; k < n; k++) {
 		wts[k] = (herd__pollw){.task = t, .events = (uint32_t)events, .fd = fds[k]};
 		if ((rc = herd__pollent_lock(rt, fds[k], &es[k])))
@@ -170,12 +178,11 @@ int herd_fd_wait(int fd, int events, int64_t deadline)
 	for (;;) {
 		herd__worker *w;
 		herd__task *t;
-		if (herd__current(&w, &t))
-			return -EPERM;
-		if (herd__scope_canceled(t->scope))
-			return HERD_ECANCELED;
+		int rc = wait_entry(&w, &t);
+		if (rc)
+			return rc;
 		bool parked = false;
-		int rc = wait_one(w, t, fd, events, deadline, true, &parked);
+		rc = wait_one(w, t, fd, events, deadline, true, &parked);
 		if (rc <= 0 || !parked)
 			return rc;
 		/* Woken by an edge: it may be one the poller took late, for
