@@ -149,7 +149,6 @@ struct herd__task {
 #define HERD__TASK_SPAWN_BYTES offsetof(struct herd__task, id)
 
 herd__task *herd__task_alloc(herd__worker *w, size_t argsize);
-void herd__task_free(herd__worker *w, herd__task *t);
 /* Gives a runnable task that has never run its stack; -ENOMEM. */
 int herd__task_start(herd__worker *w, herd__task *t);
 HERD__NORETURN void herd__task_main(herd__worker *w);
@@ -704,6 +703,14 @@ static inline void herd__wait_prepare(herd__worker *w, herd__task *t, bool cance
 	}
 }
 
+/* Claims t's wait if it is still in state `from` (wait.c's claim; the
+ * orders are in wait.c's Ordering). */
+static inline bool herd__wait_claim_from(herd__task *t, uint8_t from)
+{
+	return atomic_compare_exchange_strong_explicit(&t->wait, &from, HERD__WAIT_WOKEN,
+						       mo_acq_rel, mo_relaxed);
+}
+
 /* The first half of a wake (declared above), inline: a few instructions,
  * and a call's frame measured about as many again. (The second half,
  * inline, made the channels' own frames larger: no better in all.) */
@@ -711,8 +718,7 @@ static inline bool herd__wait_claim(herd__task *t)
 {
 	uint8_t s = atomic_load_explicit(&t->wait, mo_seq_cst);
 	return (s == HERD__WAIT_CANCELABLE || s == HERD__WAIT_FIRM) &&
-	       atomic_compare_exchange_strong_explicit(&t->wait, &s, HERD__WAIT_WOKEN,
-						       mo_acq_rel, mo_relaxed);
+	       herd__wait_claim_from(t, s);
 }
 
 #endif /* HERD_CORE_H */

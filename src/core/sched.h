@@ -23,9 +23,18 @@ static inline void herd__task_begin(herd__worker *w, herd__task *t, char *lo,
 		t->flags |= HERD__TASK_UNGUARDED;
 }
 
+/* Frees a task object (w: the caller's worker, or NULL): into w's cache,
+ * unless it has an argument of its own size. Inline, as the next: as
+ * calls, their frames cost a spawn loop a tenth. */
+static inline void herd__task_free(herd__worker *w, herd__task *t)
+{
+	if (!w || (t->flags & HERD__TASK_BIG_ARG) ||
+	    !herd__cache_put(&w->task_cache, &w->rt->task_depot, t))
+		free(t);
+}
+
 /* Gives a task that has never run the stack of `dead`, which has ended,
- * and frees `dead` (herd__exit_next). Inline, with herd__task_free's
- * common case: as calls, their frames cost a spawn loop a tenth. */
+ * and frees `dead` (herd__exit_next). */
 static inline void herd__task_inherit(herd__worker *w, herd__task *dead, herd__task *t)
 {
 	herd__task_begin(w, t, dead->stack, !(dead->flags & HERD__TASK_UNGUARDED));
@@ -39,9 +48,7 @@ static inline void herd__task_inherit(herd__worker *w, herd__task *dead, herd__t
 #if HERD_TSAN
 	t->ctx.tsan_fiber = dead->ctx.tsan_fiber; /* the same stack, the same fiber */
 #endif
-	if ((dead->flags & HERD__TASK_BIG_ARG) ||
-	    !herd__cache_put(&w->task_cache, &w->rt->task_depot, dead))
-		free(dead);
+	herd__task_free(w, dead);
 }
 
 /* A run of at most this many tasks taken from runnext before the ring gets

@@ -71,13 +71,6 @@ herd__task *herd__task_alloc(herd__worker *w, size_t argsize)
 	return t;
 }
 
-void herd__task_free(herd__worker *w, herd__task *t)
-{
-	if (!w || (t->flags & HERD__TASK_BIG_ARG) ||
-	    !herd__cache_put(&w->task_cache, &w->rt->task_depot, t))
-		free(t);
-}
-
 void herd__task_cache_drain(herd__worker *w)
 {
 	void *t;

@@ -56,13 +56,6 @@
  */
 #include "core/core.h"
 
-/* Claims the wake of a parked task: true if this caller won it. */
-static bool claim(herd__task *t, uint8_t from)
-{
-	return atomic_compare_exchange_strong_explicit(&t->wait, &from, HERD__WAIT_WOKEN,
-						       mo_acq_rel, mo_relaxed);
-}
-
 /* Hands a claimed task its result and makes it runnable. After this, the
  * task may run at once on another worker: its waiter is gone. HERD_ETIMEDOUT
  * is the timer's result alone (timer.c): a task whose wake result is that
@@ -159,7 +152,7 @@ bool herd__wait_live(const herd__task *t)
 bool herd__wake_canceled(herd__task *t)
 {
 	if (atomic_load_explicit(&t->wait, mo_seq_cst) != HERD__WAIT_CANCELABLE ||
-	    !claim(t, HERD__WAIT_CANCELABLE))
+	    !herd__wait_claim_from(t, HERD__WAIT_CANCELABLE))
 		return false;
 	herd__wait_finish(t, HERD_ECANCELED);
 	return true;
