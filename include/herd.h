@@ -1865,7 +1865,10 @@ HERD_API void herd_output_free(herd_output *res);
  *     that wants Ctrl-C to cancel its work instead uses herd_signal_notify.
  *   - exit(), from a task or from any thread while herd_run runs: an atexit
  *     handler ends the process trees in the same way and removes herd's
- *     cgroups before the process exits. _exit() and crashes skip it: the
+ *     cgroups before the process exits. A task that this end cancels (or
+ *     any other thread) may call exit() too: that call waits, and the
+ *     first caller's status is the process's, with every C library (as
+ *     glibc 2.41 and musl 1.2.5 do it). _exit() and crashes skip it: the
  *     children then get SIGKILL (their parent-death signal), and the next
  *     herd process that starts children in the same cgroup removes what a
  *     dead one left there.

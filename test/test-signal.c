@@ -765,6 +765,49 @@ TEST(exit_from_thread_ends_trees)
 	exit_case(FROM_TASK_THREAD, 4);
 }
 
+/* Tasks that call exit(9) as soon as their sleep ends: the exit(3) of
+ * the main task cancels them (herd's atexit handler), and their workers
+ * call exit() while the first is still ending the trees. */
+#define RACERS 6
+
+static void racer_task(void *arg)
+{
+	atomic_int *asleep = arg;
+	atomic_fetch_add(asleep, 1);
+	herd_sleep(herd_deadline(2 * LONG_WAIT));
+	exit(9);
+}
+
+static void exit_race_task(void *arg)
+{
+	/* Trees that ignore SIGTERM: their end takes the whole grace. */
+	herd_proc_opts o = quiet(300 * HERD_MSEC);
+	for (int i = 0; i < 3; i++)
+		kept[i] = start_sh(NULL, TREE_NO_TERM, &o);
+	CHECK(poll_procs(SLEEPERS, 0, 6, LONG_WAIT));
+	static atomic_int asleep;
+	for (int i = 0; i < RACERS; i++)
+		CHECK_OK(herd_go(NULL, racer_task, &asleep, 0));
+	while (atomic_load(&asleep) < RACERS)
+		CHECK_OK(herd_sleep(herd_deadline(HERD_MSEC)));
+	CHECK_OK(herd_sleep(herd_deadline(10 * HERD_MSEC))); /* all parked */
+	exit(3);
+}
+
+/* exit(3) from a task, whose end (by herd's atexit handler) cancels six
+ * tasks that each call exit(9) at once, on both workers: those calls
+ * wait for the end, which still takes the trees that ignore SIGTERM down
+ * with SIGKILL after their grace and removes the cgroups; the status is
+ * the first caller's, 3. (With a C library older than glibc 2.41 or musl
+ * 1.2.5, a second exit() used to end the process halfway.) */
+TEST(exit_races_exits)
+{
+	mark_me();
+	int fd = prog_start(exit_race_task, NULL, NULL);
+	check_end(EXITED(3));
+	close(fd);
+}
+
 static void fork_task(void *arg)
 {
 	herd_scope *sc;

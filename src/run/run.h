@@ -69,9 +69,9 @@ void herd__signal_dispatch(herd__rt *rt, int64_t now);
 /* Whether a fatal signal is ending the run. */
 bool herd__signal_ending(herd__rt *rt);
 HERD__NORETURN void herd__signal_die(int sig);
-/* The atexit handler, registered once; the lock herd_run holds while it
- * takes a runtime down. */
-void herd__exit_watch(void);
+/* Registers the atexit handler, enough times for a run of that many
+ * workers; the lock herd_run holds while it takes a runtime down. */
+void herd__exit_watch(unsigned workers);
 void herd__exit_lock(void);
 void herd__exit_unlock(void);
 

@@ -454,7 +454,7 @@ int herd_run(const herd_config *config, herd_fn fn, void *arg)
 	}
 	pthread_sigmask(SIG_SETMASK, NULL, &rt->sigmask);
 	herd__overflow_handler_install();
-	herd__exit_watch();
+	herd__exit_watch(rt->nworkers);
 	herd__orphans_init(rt);
 	herd__alarm_init(&rt->mon.alarm);
 	rt->run->no_deadlock_check = st.flags & HERD_RUN_NO_DEADLOCK_CHECK;

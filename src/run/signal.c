@@ -27,7 +27,9 @@
  * exit(). An atexit handler, registered with the first run, ends the
  * process trees and removes the cgroups of the runtime still running when
  * the program calls exit() (from a task, or any thread); in a process
- * forked from the program it does nothing.
+ * forked from the program it does nothing. A second thread that calls
+ * exit() meanwhile waits for that end, and the first caller's status is
+ * the process's (see at_exit).
  *
  * The handler is async-signal-safe: it sets the signal's bit in a
  * process-wide mask and rings the supervisor's bell (os-linux.c), both
@@ -289,7 +291,28 @@ void herd__signal_dispatch(herd__rt *rt, int64_t now)
  * uses. */
 static pthread_mutex_t exit_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void at_exit(void)
+/*
+ * Two threads calling exit() at once. The end that at_exit runs takes a
+ * while (a grace for each tree), and a task it cancels, or whose process
+ * it ends, may well call exit() itself. Before glibc 2.41 and musl 1.2.5
+ * such a second caller runs the handlers still registered and then
+ * _exit()s: the process would die halfway through the end, its trees and
+ * cgroups left behind. So herd's handler is registered several times, one
+ * more than the workers and then some, and each instance is the same: the
+ * first to run in this process (`claimed`) does the end; the thread that
+ * did it passes the other instances; any other thread that comes to one
+ * waits until the end is done and then stays there for ever, so that the
+ * first caller's exit() ends the process, as the newer C libraries do it.
+ * Each word holds the pid it was set in, so that a process forked from the
+ * program starts afresh.
+ */
+#define EXIT_SPARE 4 /* handlers beyond one per worker: other threads */
+static _Atomic pid_t claimed, ended;
+static __thread pid_t tls_ender;
+static unsigned registered; /* instances, under reg_lock */
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void exit_end(void)
 {
 	pthread_mutex_lock(&exit_lock);
 	herd__rt *rt = atomic_load_explicit(&herd__runtime, mo_acquire);
@@ -306,15 +329,31 @@ static void at_exit(void)
 	pthread_mutex_unlock(&exit_lock);
 }
 
-static void at_exit_register(void)
+static void at_exit(void)
 {
-	atexit(at_exit);
+	pid_t me = getpid(), seen = atomic_load(&claimed);
+	if (tls_ender == me)
+		return; /* the end is done: the next instance */
+	if (seen != me && atomic_compare_exchange_strong(&claimed, &seen, me)) {
+		tls_ender = me;
+		exit_end();
+		atomic_store(&ended, me);
+		return;
+	}
+	while (atomic_load(&ended) != me) {
+		struct timespec ts = {0, EXIT_STEP};
+		nanosleep(&ts, NULL);
+	}
+	for (;;)
+		pause();
 }
 
-void herd__exit_watch(void)
+void herd__exit_watch(unsigned workers)
 {
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
-	pthread_once(&once, at_exit_register);
+	pthread_mutex_lock(&reg_lock);
+	while (registered < workers + 1 + EXIT_SPARE && atexit(at_exit) == 0)
+		registered++;
+	pthread_mutex_unlock(&reg_lock);
 }
 
 void herd__exit_lock(void)
