@@ -448,6 +448,7 @@ void herd__worker_loop(herd__worker *w)
 		w->handoff = NULL;
 		if (!t && !(t = herd__find_runnable(w)))
 			break;
+		herd__trace_unfresh(w);
 		run(w, t);
 	}
 	solo_end(w);
