@@ -99,7 +99,17 @@ static void proc_main(void *unused)
 	int status;
 	CHECK_OK(herd_proc_kill(p, &status, HERD_FOREVER));
 	CHECK_OK(herd_proc_free(p));
-	dump_to(buf, sizeof buf);
+	/* herd_proc_kill returns once the process has exited; the end of its
+	 * tree (its cgroup emptied and put back) follows, and until then the
+	 * dump lists it as "exited, its tree ending" (seen under qemu). */
+	int64_t until = herd_deadline(20 * HERD_SEC);
+	for (;;) {
+		dump_to(buf, sizeof buf);
+		if (strstr(buf, "no child process alive") || herd_now() > until)
+			break;
+		CHECK_TEXT(buf, strstr(buf, "[exited, its tree ending, ") != NULL);
+		CHECK_OK(herd_sleep(herd_deadline(10 * HERD_MSEC)));
+	}
 	CHECK_TEXT(buf, strstr(buf, "no child process alive") != NULL);
 }
 
