@@ -50,7 +50,13 @@
  * supervisor's alone. `pending`, `bell`, `inflight` and `owner` are
  * process-wide atomics the handler uses: seq_cst, so that the runtime's
  * end, which clears `bell` and then waits for `inflight` to be 0, cannot
- * miss a handler that is about to ring.
+ * miss a handler that is about to ring. For exit(): exit_lock keeps the
+ * atexit end and herd_run's teardown apart; it comes before every lock of
+ * the runtime (the end takes scopes' and processes' locks under it, and
+ * herd_run and herd_dump take it holding none); reg_lock, a leaf, protects
+ * the count of registered instances; `claimed` (a CAS) and `ended` are
+ * seq_cst, and `ended` is stored after the end, so that a thread that
+ * reads it set finds the end done.
  */
 #include "run/run.h"
 
