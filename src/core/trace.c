@@ -270,8 +270,8 @@ void herd__trace_run_any(herd__trace_buf *b, herd__task *t, unsigned how)
 		v[n++] = site;
 		b->last_site = site;
 	}
-	uint64_t now = how & HERD__TR_RUN_ENDS ? herd__os_ticks() : herd__trace_run_ticks(b);
-	herd__trace_ev_at(b, now, HERD__TR_WORD(HERD__TR_RUN, how) | x, n, v[0], v[1], v[2]);
+	herd__trace_ev_at(b, herd__trace_run_ticks(b, how), HERD__TR_WORD(HERD__TR_RUN, how) | x,
+			  n, v[0], v[1], v[2]);
 }
 
 static void any_put(herd__trace_buf *b, unsigned kind, uint64_t a, uint64_t bb,

@@ -158,11 +158,16 @@ static inline unsigned herd__trace_addr(herd__trace_buf *b, herd__task *t, uint6
  * since) instead of reading the counter again (some 10 ns on an EPYC's
  * VM), one read fewer for each park. `fresh` says that a STOP came last
  * on this worker's way to the switch; the scheduler loop clears it before
- * it runs a task (the worker may have slept since). A RUN in a task's
- * end (HERD__TR_RUN_ENDS) reads the counter: the task ran since its last
+ * it runs a task (the worker may have slept since). So `fresh` is set
+ * only between a STOP and the RUN that follows it. A RUN in a task's end
+ * (HERD__TR_RUN_ENDS) reads the counter: the task ran since its last
  * event. */
-static inline uint64_t herd__trace_run_ticks(herd__trace_buf *b)
+static inline uint64_t herd__trace_run_ticks(herd__trace_buf *b, unsigned how)
 {
+	if (how & HERD__TR_RUN_ENDS) {
+		HERD__ASSERT(!b->fresh); /* the ending task's RUN took it */
+		return herd__os_ticks();
+	}
 	bool fresh = b->fresh;
 	b->fresh = false;
 	return fresh ? b->last : herd__os_ticks();
@@ -212,8 +217,8 @@ static inline void herd__trace_run(herd__worker *w, herd__task *t, unsigned how)
 		b->last_id = id;
 	how |= HERD__TR_RUN_SAME_SITE;
 	how |= t->flags & HERD__TASK_SITE_PC ? HERD__TR_RUN_SITE_PC : 0;
-	uint64_t now = how & HERD__TR_RUN_ENDS ? herd__os_ticks() : herd__trace_run_ticks(b);
-	herd__trace_ev_at(b, now, HERD__TR_WORD(HERD__TR_RUN, how) | x, 0, 0, 0, 0);
+	herd__trace_ev_at(b, herd__trace_run_ticks(b, how), HERD__TR_WORD(HERD__TR_RUN, how) | x,
+			  0, 0, 0, 0);
 }
 
 static inline void herd__trace_stop(herd__worker *w, herd__task *t, unsigned why)
